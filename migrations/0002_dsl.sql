@@ -1,0 +1,1 @@
+-- 0002_dsl: placeholder, filled in by its owner

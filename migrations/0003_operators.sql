@@ -1,0 +1,1 @@
+-- 0003_operators: placeholder, filled in by its owner

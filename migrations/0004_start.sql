@@ -1,0 +1,1 @@
+-- 0004_start: placeholder, filled in by its owner

@@ -1,0 +1,1 @@
+-- 0005_control: placeholder, filled in by its owner

@@ -1,0 +1,1 @@
+-- 0006_monitoring: placeholder, filled in by its owner

@@ -1,0 +1,1 @@
+-- 0007_explain: placeholder, filled in by its owner

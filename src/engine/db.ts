@@ -1,0 +1,34 @@
+/**
+ * The database port. The engine, the migrator and the API see only this, so the same code runs
+ * over `pg` (Node) and `@neondatabase/serverless` (Workers); see docs/ARCHITECTURE.md, "Two drivers, one port".
+ */
+export interface QueryResult<R> {
+  rows: R[];
+  rowCount: number | null;
+}
+
+/** One session: statements on it run in order, so BEGIN/COMMIT on it form a transaction. */
+export interface DbClient {
+  query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<QueryResult<R>>;
+}
+
+export interface Db {
+  /** Lends one session for the duration of `fn` (a pool checkout). */
+  withClient<T>(fn: (client: DbClient) => Promise<T>): Promise<T>;
+  /** Runs `fn` inside BEGIN … COMMIT on one session; ROLLBACK if it throws. */
+  withTransaction<T>(fn: (client: DbClient) => Promise<T>): Promise<T>;
+  end(): Promise<void>;
+}
+
+/** Builds withTransaction from withClient, for adapters whose pool lends plain sessions. */
+export async function inTransaction<T>(client: DbClient, fn: (client: DbClient) => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}

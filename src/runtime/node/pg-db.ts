@@ -1,0 +1,36 @@
+import pg from 'pg';
+import { inTransaction, type Db, type DbClient } from '../../engine/db.ts';
+
+// int8 and numeric come back as strings by default; bigint counts we return are small enough for numbers.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export interface PgDbOptions {
+  connectionString: string;
+  max?: number;
+  applicationName?: string;
+}
+
+/** The Node adapter of the database port, over a `pg` pool. */
+export function createPgDb(options: PgDbOptions): Db & { pool: pg.Pool } {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? 'pgflare',
+  });
+  // An idle client losing its connection must not crash the process; the next checkout reconnects.
+  pool.on('error', () => undefined);
+  const withClient = async <T>(fn: (c: DbClient) => Promise<T>): Promise<T> => {
+    const client = await pool.connect();
+    try {
+      return await fn(client as unknown as DbClient);
+    } finally {
+      client.release();
+    }
+  };
+  return {
+    pool,
+    withClient,
+    withTransaction: (fn) => withClient((c) => inTransaction(c, fn)),
+    end: () => pool.end(),
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * One database per test file, cloned from the migrated template. The clone is dropped after the file
+ * passes and kept (its name printed) when any test in it failed, so the rows can be inspected.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, inject } from 'vitest';
+import { createPgDb } from '../../src/runtime/node/pg-db.ts';
+import type { Db } from '../../src/engine/db.ts';
+
+export interface TestDb {
+  name: string;
+  port: number;
+  /** Connection string for `user` (default: the owner role that ran the migration). */
+  url(user?: string, password?: string): string;
+  /** Connected as the database owner (not a superuser), like a user who installed pgflare. */
+  owner: pg.Pool;
+  /** Connected as the cluster superuser, for setup such as CREATE ROLE. */
+  superuser: pg.Pool;
+  /** The owner's pool behind the engine's database port. */
+  db: Db;
+  /** Runs one statement as the owner and returns its rows. */
+  query<R = any>(text: string, params?: unknown[]): Promise<R[]>;
+  /** A role name unique to this file (roles are cluster-wide). */
+  role(base: string): string;
+}
+
+export function useTestDb(): TestDb {
+  const cfg = inject('pg');
+  const name = `t_${randomBytes(5).toString('hex')}`;
+  const url = (user = cfg.owner, password = user === cfg.owner ? cfg.ownerPassword : user === 'postgres' ? 'postgres' : 'pw') =>
+    `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${cfg.port}/${name}`;
+  let failed = false;
+  const t = {
+    name,
+    port: cfg.port,
+    url,
+    role: (base: string) => `${base}_${name.slice(2)}`,
+  } as TestDb;
+
+  beforeAll(async () => {
+    const admin = new pg.Client({ connectionString: `postgres://postgres:postgres@127.0.0.1:${cfg.port}/postgres` });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${cfg.template} OWNER ${cfg.owner}`);
+    await admin.end();
+    const pgdb = createPgDb({ connectionString: url(), max: 10 });
+    t.owner = pgdb.pool;
+    t.db = pgdb;
+    t.superuser = new pg.Pool({ connectionString: url('postgres', 'postgres'), max: 4 });
+    t.superuser.on('error', () => undefined);
+    t.query = async (text, params) => (await t.owner.query(text, params)).rows;
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') failed = true;
+  });
+
+  afterAll(async () => {
+    await t.owner?.end();
+    await t.superuser?.end();
+    const admin = new pg.Client({ connectionString: `postgres://postgres:postgres@127.0.0.1:${cfg.port}/postgres` });
+    await admin.connect();
+    if (failed) {
+      console.warn(`kept database ${name} of a failed test (port ${cfg.port}); see test/README.md`);
+      await admin.query(`INSERT INTO pgflare_test_kept (name) VALUES ($1)`, [name]).catch(() => undefined);
+    } else {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    }
+    await admin.end();
+  });
+
+  return t;
+}
