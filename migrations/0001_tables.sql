@@ -10,10 +10,9 @@
 -- Every function pins search_path and qualifies what it calls. Internals are `_`-prefixed and not
 -- executable by PUBLIC.
 
+-- USAGE on schema df is the gate for ordinary API functions (SPEC §6.2); it is granted per role.
+-- The migrator revokes PUBLIC EXECUTE from every `_`-prefixed function after each migration.
 REVOKE ALL ON SCHEMA df FROM PUBLIC;
--- Functions created by the migrating role are not executable by PUBLIC unless a migration grants it
--- explicitly; public API functions are granted one by one, so the grant list is reviewable.
-ALTER DEFAULT PRIVILEGES IN SCHEMA df REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 
 CREATE TABLE df.instances (
     id           varchar(8)  NOT NULL,

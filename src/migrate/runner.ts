@@ -52,6 +52,7 @@ export async function migrate(db: Db, options: MigrateOptions = {}): Promise<Mig
           next.checksum,
         ]);
         await client.query(renderMigration(next.sql, operatorSchema));
+        await client.query(REVOKE_INTERNALS);
         await client.query('COMMIT');
         applied.push(next.name);
         options.log?.(`applied ${next.name}`);
@@ -62,6 +63,18 @@ export async function migrate(db: Db, options: MigrateOptions = {}): Promise<Mig
     }
   });
 }
+
+// Internals are `_`-prefixed; PUBLIC must never execute them, whatever a migration forgot. (Per-schema
+// default privileges cannot revoke PostgreSQL's global EXECUTE-to-PUBLIC default, so this runs instead.)
+const REVOKE_INTERNALS = `DO $$
+DECLARE v_fn regprocedure;
+BEGIN
+  FOR v_fn IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+               WHERE n.nspname = 'df' AND p.proname LIKE '\\_%'
+  LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_fn);
+  END LOOP;
+END $$`;
 
 /** Replaces the `@operator_schema@` placeholder; everything else in a migration is plain SQL. */
 export function renderMigration(sql: string, operatorSchema: string): string {

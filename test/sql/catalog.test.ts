@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { useTestDb } from '../helpers/db.ts';
+
+const t = useTestDb();
+
+// Functions allowed to run as their owner. Anything else marked SECURITY DEFINER is a review finding.
+const SECURITY_DEFINER_ALLOWED: string[] = [];
+// Public functions whose EXECUTE pg_durable revokes from PUBLIC (SPEC §6.2).
+const NOT_PUBLIC = ['http', 'http_multipart', 'metrics', 'grant_usage', 'revoke_usage'];
+
+const functions = () =>
+  t.query<{ name: string; args: string; config: string[] | null; secdef: boolean; public_exec: boolean }>(`
+    SELECT p.proname AS name, pg_get_function_identity_arguments(p.oid) AS args, p.proconfig AS config,
+           p.prosecdef AS secdef,
+           (p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')) AS public_exec
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname = 'df' ORDER BY 1, 2`);
+
+describe('catalog rules for schema df', () => {
+  it('every df function pins search_path', async () => {
+    const unpinned = (await functions()).filter((f) => !(f.config ?? []).some((c) => c.startsWith('search_path=')));
+    expect(unpinned.map((f) => `${f.name}(${f.args})`)).toEqual([]);
+  });
+
+  it('SECURITY DEFINER appears only on the allow-list', async () => {
+    const definers = (await functions()).filter((f) => f.secdef).map((f) => f.name);
+    expect(definers.filter((n) => !SECURITY_DEFINER_ALLOWED.includes(n))).toEqual([]);
+  });
+
+  it('internal (_-prefixed) functions are not executable by PUBLIC', async () => {
+    const leaked = (await functions()).filter((f) => f.name.startsWith('_') && f.public_exec);
+    expect(leaked.map((f) => `${f.name}(${f.args})`)).toEqual([]);
+  });
+
+  it('sensitive functions are not executable by PUBLIC; the rest of the API is', async () => {
+    const fns = (await functions()).filter((f) => !f.name.startsWith('_'));
+    expect(fns.filter((f) => NOT_PUBLIC.includes(f.name) && f.public_exec).map((f) => f.name)).toEqual([]);
+    expect(fns.filter((f) => !NOT_PUBLIC.includes(f.name) && !f.public_exec).map((f) => `${f.name}(${f.args})`)).toEqual([]);
+  });
+
+  it('PUBLIC has no privileges on schema df or its tables (USAGE is granted per role)', async () => {
+    const rows = await t.query(`
+      SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = 'df' AND c.relkind = 'r'
+         AND EXISTS (SELECT 1 FROM aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a WHERE a.grantee = 0)`);
+    expect(rows).toEqual([]);
+    const [schema] = await t.query(`SELECT has_schema_privilege('public', 'df', 'USAGE') AS usage`);
+    expect(schema.usage).toBe(false);
+  });
+});
