@@ -114,10 +114,887 @@ policy signals_owner on df.signals for ALL using (((submitted_by)::oid = ((quote
 policy vars_owner on df.vars for ALL using (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 
 -- operators
-
+operator public.!>(text, text) -> df.if_else_op
+operator public.&(text, text) -> df."join"
+operator public.?>(text, text) -> df.if_then_op
+operator public.@>(none, text) -> df.loop_prefix_op
+operator public.|(text, text) -> df.race
+operator public.|=>(text, text) -> df.as_op
+operator public.~>(text, text) -> df.seq
 
 -- functions
--- acl default
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._cron_field(p_field text, p_label text, p_min integer, p_max integer, p_names text[] DEFAULT NULL::text[], p_question boolean DEFAULT false)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_item text;
+    v_base text;
+    v_step text;
+    v_bounds text[];
+    v_token text;
+    v_values integer[];
+    v_pos integer;
+BEGIN
+    FOREACH v_item IN ARRAY string_to_array(p_field, ',') LOOP
+        IF v_item = '' THEN
+            RETURN format('field ''%s'': empty item in list ''%s''', p_label, p_field);
+        END IF;
+        v_base := split_part(v_item, '/', 1);
+        v_step := CASE WHEN strpos(v_item, '/') > 0 THEN substr(v_item, strpos(v_item, '/') + 1) END;
+        IF v_step IS NOT NULL AND (v_step !~ '^[0-9]{1,9}$' OR v_step::integer = 0) THEN
+            RETURN format('field ''%s'': invalid step ''%s'' (must be a whole number of at least 1)', p_label, v_step);
+        END IF;
+        IF v_base = '*' THEN
+            CONTINUE;
+        ELSIF v_base = '?' THEN
+            IF NOT p_question THEN
+                RETURN format('field ''%s'': ''?'' is only allowed in day of month and day of week', p_label);
+            ELSIF v_step IS NOT NULL THEN
+                RETURN format('field ''%s'': ''?'' cannot have a step', p_label);
+            END IF;
+            CONTINUE;
+        END IF;
+        v_bounds := string_to_array(v_base, '-');
+        IF v_base = '' OR cardinality(v_bounds) > 2 THEN
+            RETURN format('field ''%s'': invalid item ''%s''', p_label, v_item);
+        END IF;
+        v_values := '{}';
+        FOREACH v_token IN ARRAY v_bounds LOOP
+            IF v_token ~ '^[0-9]+$' THEN
+                IF length(v_token) > 9 OR v_token::integer NOT BETWEEN p_min AND p_max THEN
+                    RETURN format('field ''%s'': value %s out of range %s-%s', p_label, v_token, p_min, p_max);
+                END IF;
+                v_values := v_values || v_token::integer;
+            ELSE
+                v_pos := array_position(p_names, upper(v_token));
+                IF v_pos IS NULL THEN
+                    RETURN format('field ''%s'': invalid value ''%s''', p_label, v_token);
+                END IF;
+                v_values := v_values || (p_min + v_pos - 1);
+            END IF;
+        END LOOP;
+        IF cardinality(v_values) = 2 AND v_values[1] > v_values[2] THEN
+            RETURN format('field ''%s'': range ''%s'' starts after it ends', p_label, v_base);
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._cron_validate(p_expr text)
+ RETURNS void
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_trimmed text := btrim(p_expr, E' \t\n\r');
+    v_fields text[];
+    v_problem text;
+BEGIN
+    v_fields := CASE WHEN v_trimmed = '' THEN '{}'::text[] ELSE regexp_split_to_array(v_trimmed, E'[ \t\n\r]+') END;
+    IF v_trimmed LIKE '@%' THEN
+        v_problem := format('shortcut ''%s'' is not supported; write the 5 fields (minute hour day-of-month month day-of-week)', v_fields[1]);
+    ELSIF cardinality(v_fields) NOT IN (5, 6) THEN
+        v_problem := format('expected 5 fields (minute hour day-of-month month day-of-week) and an optional year, found %s',
+                            cardinality(v_fields));
+    ELSE
+        v_problem := coalesce(
+            df._cron_field(v_fields[1], 'minute', 0, 59),
+            df._cron_field(v_fields[2], 'hour', 0, 23),
+            df._cron_field(v_fields[3], 'day of month', 1, 31, NULL, true),
+            df._cron_field(v_fields[4], 'month', 1, 12,
+                           ARRAY['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC']),
+            df._cron_field(v_fields[5], 'day of week', 1, 7,
+                           ARRAY['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'], true),
+            CASE WHEN cardinality(v_fields) = 6 THEN df._cron_field(v_fields[6], 'year', 1970, 2100) END);
+    END IF;
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION 'Invalid cron expression ''%'': %', p_expr, v_problem USING ERRCODE = '22023';
+    END IF;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._ensure(p_input text, p_strict boolean DEFAULT false)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_node df._envelope_parts := df._ensure_fields(p_input, p_strict);
+BEGIN
+    IF v_node.node_type IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN df._envelope(v_node.node_type, v_node.left_node, v_node.right_node, v_node.condition_node,
+                        v_node.extra_nodes, v_node.query, v_node.result_name);
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._ensure_fields(p_input text, p_strict boolean DEFAULT false)
+ RETURNS df._envelope_parts
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_sql df._envelope_parts;
+    v_parts df._envelope_parts;
+    v_json json;
+    v_marker text;
+    v_helper text;
+    v_type text;
+BEGIN
+    IF p_input IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_sql.node_type := 'SQL';
+    v_sql.query := p_input;
+    IF ltrim(p_input, E' \t\n\r') NOT LIKE '{%' THEN
+        v_marker := current_setting('df.non_future_helper', true);
+        IF v_marker LIKE E'%\n%' AND split_part(v_marker, E'\n', 2) = df._helper_stamp() THEN
+            v_helper := split_part(v_marker, E'\n', 1);
+            RAISE EXCEPTION '% cannot be used as a workflow step. Call % before df.start().', v_helper, v_helper
+                USING ERRCODE = '55000';
+        END IF;
+        RETURN v_sql;
+    END IF;
+    BEGIN
+        v_json := p_input::json;
+    EXCEPTION WHEN data_exception THEN
+        RETURN v_sql;  -- not JSON: an SQL statement that happens to start with '{'
+    END;
+    v_parts := df._envelope_fields(v_json);
+    IF v_parts.error IS NULL THEN
+        IF v_parts.node_type = ANY (df._node_types()) THEN
+            RETURN v_parts;
+        ELSIF NOT p_strict THEN
+            RETURN v_sql;
+        END IF;
+        RAISE EXCEPTION 'Invalid durable function: Unknown node_type ''%''. Valid types: %',
+            v_parts.node_type, array_to_string(df._node_types(), ', ') USING ERRCODE = 'PF001';
+    END IF;
+    -- Malformed: it is a (corrupt) envelope only if it carries a string node_type (last one wins).
+    IF json_typeof(v_json) = 'object' AND json_typeof(v_json -> 'node_type') = 'string' THEN
+        v_type := v_json ->> 'node_type';
+    END IF;
+    IF v_type IS NULL THEN
+        RETURN v_sql;
+    ELSIF NOT p_strict THEN
+        RAISE EXCEPTION 'Invalid Durofut JSON: failed to deserialize workflow step: %', v_parts.error
+            USING ERRCODE = 'PF001';
+    ELSIF v_type = ANY (df._node_types()) THEN
+        RAISE EXCEPTION 'Invalid durable function: Malformed Durofut JSON with node_type ''%'': %', v_type, v_parts.error
+            USING ERRCODE = 'PF001';
+    END IF;
+    RAISE EXCEPTION 'Invalid durable function: Unknown node_type ''%''. Valid types: %',
+        v_type, array_to_string(df._node_types(), ', ') USING ERRCODE = 'PF001';
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._envelope(p_node_type text, p_left_node text DEFAULT NULL::text, p_right_node text DEFAULT NULL::text, p_condition_node text DEFAULT NULL::text, p_extra_nodes text[] DEFAULT NULL::text[], p_query text DEFAULT NULL::text, p_result_name text DEFAULT NULL::text)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN '{"node_type":' || to_json(p_node_type)::text
+        || coalesce(',"left_node":' || p_left_node, '')
+        || coalesce(',"right_node":' || p_right_node, '')
+        || coalesce(',"condition_node":' || p_condition_node, '')
+        || CASE WHEN cardinality(p_extra_nodes) > 0
+                THEN ',"extra_nodes":[' || array_to_string(p_extra_nodes, ',') || ']' ELSE '' END
+        || coalesce(',"query":' || to_json(p_query)::text, '')
+        || coalesce(',"result_name":' || to_json(p_result_name)::text, '')
+        || '}';
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._envelope_fields(p_json json)
+ RETURNS df._envelope_parts
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_out df._envelope_parts;
+    v_seen text[] := '{}';
+    v_key text;
+    v_value json;
+    v_type text;
+    v_all_objects boolean;
+BEGIN
+    v_type := json_typeof(p_json);
+    IF v_type IS DISTINCT FROM 'object' THEN
+        v_out.error := format('invalid type: %s, expected struct Durofut', df._json_unexpected(p_json));
+        RETURN v_out;
+    END IF;
+    FOR v_key, v_value IN SELECT e.key, e.value FROM json_each(p_json) AS e LOOP
+        CONTINUE WHEN v_key <> ALL (ARRAY['node_type', 'left_node', 'right_node', 'condition_node',
+                                          'extra_nodes', 'query', 'result_name']);
+        IF v_key = ANY (v_seen) THEN
+            v_out.error := format('duplicate field `%s`', v_key);
+            RETURN v_out;
+        END IF;
+        v_seen := v_seen || v_key;
+        v_type := json_typeof(v_value);
+        IF v_key IN ('node_type', 'query', 'result_name') THEN
+            IF v_type = 'null' AND v_key <> 'node_type' THEN
+                CONTINUE;
+            ELSIF v_type <> 'string' THEN
+                v_out.error := format('invalid type: %s, expected a string', df._json_unexpected(v_value));
+                RETURN v_out;
+            END IF;
+            CASE v_key
+                WHEN 'node_type' THEN v_out.node_type := v_value #>> '{}';
+                WHEN 'query' THEN v_out.query := v_value #>> '{}';
+                ELSE v_out.result_name := v_value #>> '{}';
+            END CASE;
+        ELSIF v_key = 'extra_nodes' THEN
+            IF v_type <> 'array' THEN
+                v_out.error := format('invalid type: %s, expected a sequence', df._json_unexpected(v_value));
+                RETURN v_out;
+            END IF;
+            SELECT coalesce(array_agg(e.value::text ORDER BY e.ord), '{}'),
+                   coalesce(bool_and(json_typeof(e.value) = 'object'), true)
+              INTO v_out.extra_nodes, v_all_objects
+              FROM json_array_elements(v_value) WITH ORDINALITY AS e(value, ord);
+            IF NOT v_all_objects THEN
+                v_out.error := 'extra_nodes entries must be Durofut JSON objects';
+                RETURN v_out;
+            END IF;
+        ELSE
+            CONTINUE WHEN v_type = 'null';
+            IF v_type <> 'object' THEN
+                v_out.error := CASE WHEN v_key = 'condition_node'
+                                    THEN 'condition_node must be a Durofut JSON object'
+                                    ELSE 'Durofut children must be JSON objects' END;
+                RETURN v_out;
+            END IF;
+            CASE v_key
+                WHEN 'left_node' THEN v_out.left_node := v_value::text;
+                WHEN 'right_node' THEN v_out.right_node := v_value::text;
+                ELSE v_out.condition_node := v_value::text;
+            END CASE;
+        END IF;
+    END LOOP;
+    IF v_out.node_type IS NULL THEN
+        v_out.error := 'missing field `node_type`';
+    END IF;
+    RETURN v_out;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._explain_cut(p_text text, p_limit integer, p_keep integer)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_chars integer := p_keep;
+BEGIN
+    IF octet_length(p_text) <= p_limit THEN
+        RETURN p_text;
+    END IF;
+    WHILE octet_length(left(p_text, v_chars)) > p_keep LOOP
+        v_chars := v_chars - 1;
+    END LOOP;
+    RETURN left(p_text, v_chars) || '...';
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._explain_graph(p_envelope text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_nodes jsonb;
+    v_root  text;
+BEGIN
+    BEGIN
+        SELECT jsonb_object_agg(f.id, jsonb_build_object('t', f.node_type, 'q', f.query, 'n', f.result_name,
+                                                         'l', f.left_node, 'r', f.right_node)),
+               min(f.id) FILTER (WHERE f.ord = 1)
+          INTO v_nodes, v_root
+          FROM df._flatten(p_envelope) f;
+    EXCEPTION WHEN SQLSTATE 'PF001' OR SQLSTATE '54000' THEN
+        RETURN SQLERRM;
+    END;
+    RETURN df._explain_tree(v_root, v_nodes);
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._explain_json(p_text text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN p_text::jsonb;
+EXCEPTION WHEN OTHERS THEN   -- not JSON, or JSON that jsonb cannot hold (\u0000, too deep)
+    RETURN NULL;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._explain_label(p_type text, p_query text, p_name text, p_has_left boolean, p_has_right boolean)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_suffix text := CASE WHEN p_name IS NOT NULL THEN ' |=> ''' || p_name || '''' ELSE '' END;
+    v_cfg    jsonb;
+    v_text   text;
+BEGIN
+    IF p_type IN ('WAIT_SCHEDULE', 'HTTP', 'HTTP_MULTIPART', 'SIGNAL', 'LOOP', 'BREAK', 'JOIN') THEN
+        v_cfg := df._explain_json(p_query);
+    END IF;
+    CASE p_type
+    WHEN 'SQL' THEN
+        RETURN 'SQL: ' || df._explain_cut(coalesce(p_query, '?'), 50, 47) || v_suffix;
+    WHEN 'SLEEP' THEN
+        RETURN 'SLEEP ' || coalesce(p_query, '?') || 's' || v_suffix;
+    WHEN 'WAIT_SCHEDULE' THEN
+        v_text := CASE WHEN jsonb_typeof(v_cfg -> 'cron_expr') = 'string' THEN v_cfg ->> 'cron_expr' ELSE '?' END;
+        RETURN 'WAIT ''' || v_text || '''' || v_suffix;
+    WHEN 'HTTP', 'HTTP_MULTIPART' THEN
+        IF v_cfg IS NULL THEN
+            RETURN p_type || ' ? ?' || v_suffix;
+        END IF;
+        RETURN p_type || ' '
+            || CASE WHEN jsonb_typeof(v_cfg -> 'method') = 'string' THEN v_cfg ->> 'method' ELSE 'POST' END || ' '
+            || CASE WHEN jsonb_typeof(v_cfg -> 'url') = 'string' THEN df._explain_cut(v_cfg ->> 'url', 40, 37) ELSE '?' END
+            || v_suffix;
+    WHEN 'SIGNAL' THEN
+        v_text := CASE WHEN jsonb_typeof(v_cfg -> 'signal_name') = 'string' THEN v_cfg ->> 'signal_name' ELSE '?' END;
+        RETURN 'SIGNAL ''' || v_text || ''''
+            || CASE WHEN jsonb_typeof(v_cfg -> 'timeout_seconds') = 'number' AND (v_cfg ->> 'timeout_seconds') ~ '^-?[0-9]+$'
+                    THEN ' (' || (v_cfg ->> 'timeout_seconds') || 's)' ELSE '' END
+            || v_suffix;
+    WHEN 'LOOP' THEN
+        RETURN CASE WHEN jsonb_typeof(v_cfg -> 'condition_node') = 'string' THEN 'LOOP (while)' ELSE 'LOOP (infinite)' END
+            || v_suffix;
+    WHEN 'BREAK' THEN
+        IF jsonb_typeof(v_cfg -> 'break_value') = 'string' THEN
+            RETURN 'BREAK ''' || df._explain_cut(v_cfg ->> 'break_value', 20, 17) || '''' || v_suffix;
+        END IF;
+        RETURN 'BREAK' || v_suffix;
+    WHEN 'IF' THEN
+        RETURN 'IF' || v_suffix;
+    WHEN 'JOIN' THEN
+        RETURN 'JOIN ('
+            || (p_has_left::integer + p_has_right::integer
+                + CASE WHEN jsonb_typeof(v_cfg -> 'extra_nodes') = 'array' THEN jsonb_array_length(v_cfg -> 'extra_nodes') ELSE 0 END)
+            || ')' || v_suffix;
+    WHEN 'RACE' THEN
+        RETURN 'RACE';
+    WHEN 'THEN' THEN
+        RETURN 'SEQUENCE';
+    ELSE
+        RETURN p_type;
+    END CASE;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._explain_tree(p_root text, p_nodes jsonb)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    -- task stack: kind N = node line(s), C = children of a node, L = a literal line
+    t_kind  text[] := ARRAY['N'];
+    t_arg   text[] := ARRAY[p_root];
+    t_pre   text[] := ARRAY[''];
+    t_last  boolean[] := ARRAY[true];
+    v_top   integer := 1;
+    -- tasks produced by one step, pushed in reverse
+    k_kind  text[];
+    k_arg   text[];
+    k_pre   text[];
+    k_last  boolean[];
+    v_lines text[] := '{}';
+    v_kind  text;
+    v_arg   text;
+    v_pre   text;
+    v_last  boolean;
+    v_node  jsonb;
+    v_item  jsonb;
+    v_type  text;
+    v_conn  text;
+    v_cfg   jsonb;
+    v_seq   text[];
+    q_stack text[];
+    q_top   integer;
+    v_id    text;
+    v_branches text[];
+    i       integer;
+    v_text  text;
+BEGIN
+    WHILE v_top > 0 LOOP
+        v_kind := t_kind[v_top]; v_arg := t_arg[v_top]; v_pre := t_pre[v_top]; v_last := t_last[v_top];
+        v_top := v_top - 1;
+        IF v_kind = 'L' THEN
+            v_lines := v_lines || v_arg;
+            CONTINUE;
+        END IF;
+        v_node := p_nodes -> v_arg;
+        CONTINUE WHEN v_node IS NULL;
+        v_type := v_node ->> 't';
+        k_kind := '{}'; k_arg := '{}'; k_pre := '{}'; k_last := '{}';
+
+        IF v_kind = 'N' THEN
+            v_conn := CASE WHEN v_pre = '' THEN '' WHEN v_last THEN '└─' ELSE '├─' END;
+            IF v_type = 'THEN' THEN
+                -- A THEN chain becomes one list (left then right, recursively); THENs get no line.
+                v_seq := '{}'; q_stack := ARRAY[v_arg]; q_top := 1;
+                WHILE q_top > 0 LOOP
+                    v_id := q_stack[q_top]; q_top := q_top - 1;
+                    v_item := p_nodes -> v_id;
+                    CONTINUE WHEN v_item IS NULL;
+                    IF v_item ->> 't' = 'THEN' THEN
+                        IF v_item ->> 'r' IS NOT NULL THEN q_top := q_top + 1; q_stack[q_top] := v_item ->> 'r'; END IF;
+                        IF v_item ->> 'l' IS NOT NULL THEN q_top := q_top + 1; q_stack[q_top] := v_item ->> 'l'; END IF;
+                    ELSE
+                        v_seq := v_seq || v_id;
+                    END IF;
+                END LOOP;
+                FOR i IN 1 .. coalesce(array_length(v_seq, 1), 0) LOOP
+                    v_item := p_nodes -> v_seq[i];
+                    k_kind := k_kind || 'L'::text;
+                    k_arg := k_arg || (v_pre || CASE WHEN i = 1 THEN v_conn ELSE '→ ' END
+                        || df._explain_label(v_item ->> 't', v_item ->> 'q', v_item ->> 'n',
+                                             v_item ->> 'l' IS NOT NULL, v_item ->> 'r' IS NOT NULL)
+                        || coalesce(v_item ->> 'm', ''));
+                    k_pre := k_pre || ''::text; k_last := k_last || true;
+                    IF v_item ->> 't' NOT IN ('THEN', 'SQL', 'SLEEP', 'WAIT_SCHEDULE', 'HTTP', 'HTTP_MULTIPART') THEN
+                        k_kind := k_kind || 'C'::text; k_arg := k_arg || v_seq[i];
+                        k_pre := k_pre || (v_pre || '    '); k_last := k_last || true;
+                    END IF;
+                END LOOP;
+            ELSE
+                v_lines := v_lines || (v_pre || v_conn
+                    || df._explain_label(v_type, v_node ->> 'q', v_node ->> 'n', v_node ->> 'l' IS NOT NULL, v_node ->> 'r' IS NOT NULL)
+                    || coalesce(v_node ->> 'm', ''));
+                k_kind := ARRAY['C']; k_arg := ARRAY[v_arg];
+                k_pre := ARRAY[CASE WHEN v_pre = '' THEN '    ' WHEN v_last THEN v_pre || '    ' ELSE v_pre || '│   ' END];
+                k_last := ARRAY[true];
+            END IF;
+        ELSE
+            -- Children of LOOP / IF / JOIN / RACE, each under a heading line, indented two more spaces.
+            IF v_type IN ('LOOP', 'IF', 'JOIN') THEN
+                v_cfg := df._explain_json(v_node ->> 'q');
+            END IF;
+            IF v_type = 'LOOP' THEN
+                IF v_node ->> 'l' IS NOT NULL THEN
+                    k_kind := k_kind || ARRAY['L', 'N']; k_arg := k_arg || ARRAY[v_pre || '↻ body:', v_node ->> 'l'];
+                    k_pre := k_pre || ARRAY['', v_pre || '  ']; k_last := k_last || ARRAY[true, true];
+                END IF;
+                IF jsonb_typeof(v_cfg -> 'condition_node') = 'string' THEN
+                    k_kind := k_kind || ARRAY['L', 'N']; k_arg := k_arg || ARRAY[v_pre || '? while:', v_cfg ->> 'condition_node'];
+                    k_pre := k_pre || ARRAY['', v_pre || '  ']; k_last := k_last || ARRAY[true, true];
+                END IF;
+            ELSIF v_type = 'IF' THEN
+                IF jsonb_typeof(v_cfg -> 'condition_node') = 'string' THEN
+                    k_kind := k_kind || ARRAY['L', 'N']; k_arg := k_arg || ARRAY[v_pre || '? condition:', v_cfg ->> 'condition_node'];
+                    k_pre := k_pre || ARRAY['', v_pre || '  ']; k_last := k_last || ARRAY[true, true];
+                END IF;
+                IF v_node ->> 'l' IS NOT NULL THEN
+                    k_kind := k_kind || ARRAY['L', 'N']; k_arg := k_arg || ARRAY[v_pre || '✓ then:', v_node ->> 'l'];
+                    k_pre := k_pre || ARRAY['', v_pre || '  ']; k_last := k_last || ARRAY[true, true];
+                END IF;
+                IF v_node ->> 'r' IS NOT NULL THEN
+                    k_kind := k_kind || ARRAY['L', 'N']; k_arg := k_arg || ARRAY[v_pre || '✗ else:', v_node ->> 'r'];
+                    k_pre := k_pre || ARRAY['', v_pre || '  ']; k_last := k_last || ARRAY[true, true];
+                END IF;
+            ELSIF v_type IN ('JOIN', 'RACE') THEN
+                v_branches := '{}';
+                IF v_node ->> 'l' IS NOT NULL THEN v_branches := v_branches || (v_node ->> 'l'); END IF;
+                IF v_node ->> 'r' IS NOT NULL THEN v_branches := v_branches || (v_node ->> 'r'); END IF;
+                IF v_type = 'JOIN' AND jsonb_typeof(v_cfg -> 'extra_nodes') = 'array' THEN
+                    v_branches := v_branches || ARRAY(
+                        SELECT e.value #>> '{}' FROM jsonb_array_elements(v_cfg -> 'extra_nodes') WITH ORDINALITY AS e(value, n)
+                         WHERE jsonb_typeof(e.value) = 'string' ORDER BY e.n);
+                END IF;
+                FOR i IN 1 .. coalesce(array_length(v_branches, 1), 0) LOOP
+                    k_kind := k_kind || ARRAY['L', 'N']; k_arg := k_arg || ARRAY[v_pre || '║ branch ' || i || ':', v_branches[i]];
+                    k_pre := k_pre || ARRAY['', v_pre || '  '];
+                    k_last := k_last || ARRAY[true, i = array_length(v_branches, 1)];
+                END LOOP;
+            END IF;
+        END IF;
+
+        FOR i IN REVERSE coalesce(array_length(k_kind, 1), 0) .. 1 LOOP
+            v_top := v_top + 1;
+            t_kind[v_top] := k_kind[i]; t_arg[v_top] := k_arg[i]; t_pre[v_top] := k_pre[i]; t_last[v_top] := k_last[i];
+        END LOOP;
+    END LOOP;
+
+    -- Trailing whitespace of the whole text goes; labels may hold newlines, so split after joining.
+    v_text := rtrim(array_to_string(v_lines, E'\n'), E' \t\n\r\f\v');
+    IF v_text = '' THEN
+        RETURN '';
+    END IF;
+    RETURN (
+        WITH l AS (
+            SELECT regexp_replace(s.line, E'\r$', '') AS line, s.n
+              FROM unnest(string_to_array(v_text, E'\n')) WITH ORDINALITY AS s(line, n)
+        )
+        SELECT string_agg(rpad(l.line, w.width), E'\n' ORDER BY l.n)
+          FROM l, (SELECT max(char_length(l2.line)) + 4 AS width FROM l l2) w
+    );
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._flatten(p_envelope text)
+ RETURNS TABLE(ord integer, id character varying, node_type text, query text, result_name text, left_node character varying, right_node character varying, condition_node character varying, extra_nodes character varying[], parent_id character varying, depth integer, path text)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    c_types     constant text[] := ARRAY['SQL', 'THEN', 'IF', 'JOIN', 'LOOP', 'BREAK', 'RACE', 'SLEEP',
+                                         'WAIT_SCHEDULE', 'HTTP', 'HTTP_MULTIPART', 'SIGNAL'];
+    c_max_depth constant integer := 256;
+    c_max_nodes constant integer := 10000;
+    c_prefix    constant text := 'Invalid durable function graph: ';
+    -- work stack (top at v_top)
+    s_node  jsonb[] := '{}';
+    s_ord   integer[] := '{}';
+    v_top   integer := 0;
+    -- per node, indexed by discovery ordinal (root = 1)
+    n_type   text[] := '{}';
+    n_query  text[] := '{}';
+    n_name   text[] := '{}';
+    n_left   integer[] := '{}';
+    n_right  integer[] := '{}';
+    n_cond   integer[] := '{}';
+    n_extras text[] := '{}';     -- comma-separated ordinals
+    n_parent integer[] := '{}';
+    n_depth  integer[] := '{}';
+    n_path   text[] := '{}';
+    v_preorder integer[] := '{}';
+    v_npre   integer := 0;
+    v_count  integer := 1;
+    -- current node
+    v_root   jsonb;
+    v_node   jsonb;
+    v_ord    integer;
+    v_type   text;
+    v_query  text;
+    v_config jsonb;
+    v_config_err text;
+    v_has_cond boolean;
+    v_extras jsonb;
+    v_children jsonb[];
+    v_segments text[];
+    v_child_ords integer[];
+    v_extra_ords integer[];
+    v_child  jsonb;
+    v_path   text;
+    v_err    text;
+    i        integer;
+    -- ids
+    v_ids    varchar(8)[];
+    v_unique bigint;
+    v_try    integer := 0;
+BEGIN
+    -- ===== PHASE 1: parse the root =====
+    BEGIN
+        v_root := p_envelope::jsonb;
+    EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+        RAISE EXCEPTION '%root: failed to deserialize Durofut: %', c_prefix, SQLERRM USING ERRCODE = 'PF001';
+    END;
+    v_err := df._node_shape_error(v_root);
+    IF v_err IS NOT NULL THEN
+        RAISE EXCEPTION '%root: failed to deserialize Durofut: %', c_prefix, v_err USING ERRCODE = 'PF001';
+    END IF;
+
+    -- ===== PHASE 2: walk (node, left, right, condition, extras), validating each node =====
+    v_top := 1; s_node[1] := v_root; s_ord[1] := 1;
+    -- Every per-node array gets its slot at discovery, so all of them start at index 1 and stay
+    -- aligned for the multi-array unnest below (a first assignment at index k would start at k).
+    n_type[1] := NULL; n_query[1] := NULL; n_name[1] := NULL; n_left[1] := NULL; n_right[1] := NULL;
+    n_cond[1] := NULL; n_extras[1] := NULL; n_parent[1] := NULL; n_depth[1] := 0; n_path[1] := 'root';
+    v_root := NULL;
+    WHILE v_top > 0 LOOP
+        v_node := s_node[v_top];
+        v_ord := s_ord[v_top];
+        s_node[v_top] := NULL;   -- release the subtree
+        v_top := v_top - 1;
+        v_path := n_path[v_ord];
+
+        IF n_depth[v_ord] > c_max_depth THEN
+            RAISE EXCEPTION '%: Graph exceeds maximum nesting depth of %. Simplify the workflow or break it into multiple instances.',
+                c_prefix || v_path, c_max_depth USING ERRCODE = '54000';
+        END IF;
+        v_type := v_node ->> 'node_type';
+        IF NOT v_type = ANY (c_types) THEN
+            RAISE EXCEPTION '%: Unknown node_type ''%''. Valid types: %', c_prefix || v_path, v_type,
+                array_to_string(c_types, ', ') USING ERRCODE = 'PF001';
+        END IF;
+
+        v_has_cond := jsonb_typeof(v_node -> 'condition_node') = 'object';
+        v_extras := CASE WHEN jsonb_typeof(v_node -> 'extra_nodes') = 'array'
+                          AND jsonb_array_length(v_node -> 'extra_nodes') > 0 THEN v_node -> 'extra_nodes' END;
+        IF v_has_cond AND v_type NOT IN ('IF', 'LOOP') THEN
+            RAISE EXCEPTION '%: condition_node is not valid for % nodes', c_prefix || v_path, v_type USING ERRCODE = 'PF001';
+        END IF;
+        IF v_extras IS NOT NULL AND v_type <> 'JOIN' THEN
+            RAISE EXCEPTION '%: extra_nodes is not valid for % nodes', c_prefix || v_path, v_type USING ERRCODE = 'PF001';
+        END IF;
+
+        -- Config query of a composite node: the legacy embedded children are rejected; parse errors
+        -- matter only when a condition/extras must be merged in (checked after the children, as §1.5).
+        v_query := v_node ->> 'query';
+        v_config := NULL; v_config_err := NULL;
+        IF v_query IS NOT NULL AND v_type IN ('IF', 'LOOP', 'JOIN') THEN
+            BEGIN
+                v_config := v_query::jsonb;
+            EXCEPTION WHEN invalid_text_representation THEN
+                v_config_err := SQLERRM;
+            END;
+            IF jsonb_typeof(v_config) = 'object' THEN
+                IF v_type IN ('IF', 'LOOP') AND v_config ? 'condition_node' THEN
+                    RAISE EXCEPTION '%: condition_node in % must be a first-class Durofut field, not embedded in query',
+                        c_prefix || v_path, v_type USING ERRCODE = 'PF001';
+                ELSIF v_type = 'JOIN' AND v_config ? 'extra_nodes' THEN
+                    RAISE EXCEPTION '%: extra_nodes in % must be a first-class Durofut field, not embedded in query',
+                        c_prefix || v_path, v_type USING ERRCODE = 'PF001';
+                END IF;
+            END IF;
+        END IF;
+
+        -- Children in walk order; each is counted and parsed when discovered.
+        v_children := '{}'; v_segments := '{}';
+        IF jsonb_typeof(v_node -> 'left_node') = 'object' THEN
+            v_children := v_children || (v_node -> 'left_node'); v_segments := v_segments || 'left'::text;
+        END IF;
+        IF jsonb_typeof(v_node -> 'right_node') = 'object' THEN
+            v_children := v_children || (v_node -> 'right_node'); v_segments := v_segments || 'right'::text;
+        END IF;
+        IF v_has_cond THEN
+            v_children := v_children || (v_node -> 'condition_node'); v_segments := v_segments || 'condition_node'::text;
+        END IF;
+        IF v_extras IS NOT NULL THEN
+            SELECT v_children || array_agg(e.value ORDER BY e.n),
+                   v_segments || array_agg(format('extra_nodes[%s]', e.n - 1) ORDER BY e.n)
+              INTO v_children, v_segments
+              FROM jsonb_array_elements(v_extras) WITH ORDINALITY AS e(value, n);
+        END IF;
+
+        v_child_ords := '{}';
+        FOR i IN 1 .. coalesce(array_length(v_children, 1), 0) LOOP
+            v_child := v_children[i];
+            IF v_count >= c_max_nodes THEN
+                RAISE EXCEPTION '%.%: Workflow exceeds maximum node count of %. Simplify the workflow or break it into multiple instances.',
+                    c_prefix || v_path, v_segments[i], c_max_nodes USING ERRCODE = '54000';
+            END IF;
+            v_err := df._node_shape_error(v_child);
+            IF v_err IS NOT NULL THEN
+                RAISE EXCEPTION '%.%: failed to deserialize Durofut child: %', c_prefix || v_path, v_segments[i], v_err
+                    USING ERRCODE = 'PF001';
+            END IF;
+            v_count := v_count + 1;
+            v_child_ords[i] := v_count;
+            n_type[v_count] := NULL; n_query[v_count] := NULL; n_name[v_count] := NULL;
+            n_left[v_count] := NULL; n_right[v_count] := NULL; n_cond[v_count] := NULL; n_extras[v_count] := NULL;
+            n_parent[v_count] := v_ord;
+            n_depth[v_count] := n_depth[v_ord] + 1;
+            n_path[v_count] := v_path || '.' || v_segments[i];
+        END LOOP;
+
+        IF (v_has_cond OR v_extras IS NOT NULL) AND v_query IS NOT NULL THEN
+            IF v_config_err IS NOT NULL THEN
+                RAISE EXCEPTION '%: query in % must be valid JSON config: %', c_prefix || v_path, v_type, v_config_err
+                    USING ERRCODE = 'PF001';
+            ELSIF jsonb_typeof(v_config) <> 'object' THEN
+                RAISE EXCEPTION '%: query in % must be a JSON config object', c_prefix || v_path, v_type
+                    USING ERRCODE = 'PF001';
+            END IF;
+        END IF;
+
+        -- Record the node (children are referenced by ordinal until ids exist).
+        i := 0;
+        n_type[v_ord] := v_type;
+        n_query[v_ord] := v_query;
+        n_name[v_ord] := v_node ->> 'result_name';
+        IF jsonb_typeof(v_node -> 'left_node') = 'object' THEN i := i + 1; n_left[v_ord] := v_child_ords[i]; END IF;
+        IF jsonb_typeof(v_node -> 'right_node') = 'object' THEN i := i + 1; n_right[v_ord] := v_child_ords[i]; END IF;
+        IF v_has_cond THEN i := i + 1; n_cond[v_ord] := v_child_ords[i]; END IF;
+        IF v_extras IS NOT NULL THEN
+            v_extra_ords := v_child_ords[i + 1 : array_length(v_child_ords, 1)];
+            n_extras[v_ord] := array_to_string(v_extra_ords, ',');
+        END IF;
+        v_npre := v_npre + 1;
+        v_preorder[v_npre] := v_ord;
+
+        -- Push children reversed so the left subtree is walked first.
+        FOR i IN REVERSE coalesce(array_length(v_children, 1), 0) .. 1 LOOP
+            v_top := v_top + 1;
+            s_node[v_top] := v_children[i];
+            s_ord[v_top] := v_child_ords[i];
+        END LOOP;
+        v_children := NULL;
+    END LOOP;
+
+    -- ===== PHASE 3: node ids, unique within the graph =====
+    LOOP
+        v_try := v_try + 1;
+        SELECT array_agg(g.x), count(DISTINCT g.x) INTO v_ids, v_unique
+          FROM (SELECT df._new_id() AS x FROM generate_series(1, v_count)) g;
+        EXIT WHEN v_unique = v_count;
+        IF v_try >= 10 THEN
+            RAISE EXCEPTION '%root: exhausted 10 attempts to generate a graph-unique node ID', c_prefix
+                USING ERRCODE = '23505';
+        END IF;
+    END LOOP;
+
+    -- ===== PHASE 4: rows in pre-order, with condition/extras merged into the config query =====
+    -- Set-based (unnest + hash joins): subscripting large arrays inside a query is quadratic.
+    RETURN QUERY
+    WITH ids AS (
+        SELECT t.nid, t.o FROM unnest(v_ids) WITH ORDINALITY AS t(nid, o)
+    ), nodes AS (
+        SELECT t.* FROM unnest(n_type, n_query, n_name, n_left, n_right, n_cond, n_extras, n_parent, n_depth, n_path)
+                        WITH ORDINALITY AS t(typ, qry, nam, lft, rgt, cnd, ext, par, dep, pth, o)
+    ), extras AS (
+        SELECT n.o, array_agg(x.nid ORDER BY e.k)::varchar(8)[] AS eids
+          FROM nodes n
+         CROSS JOIN LATERAL unnest(string_to_array(n.ext, ',')) WITH ORDINALITY AS e(c, k)
+          JOIN ids x ON x.o = e.c::bigint
+         WHERE n.ext IS NOT NULL
+         GROUP BY n.o
+    )
+    SELECT p.pos::integer,
+           me.nid,
+           n.typ,
+           CASE WHEN n.cnd IS NULL AND n.ext IS NULL THEN n.qry
+                ELSE '{' || concat_ws(',',
+                        (SELECT string_agg(to_json(kv.key)::text || ':' || kv.value::text, ',' ORDER BY kv.k)
+                           FROM json_each(n.qry::json) WITH ORDINALITY AS kv(key, value, k)),
+                        '"condition_node":' || to_json(c.nid)::text,
+                        '"extra_nodes":' || to_json(x.eids)::text) || '}'
+           END,
+           n.nam,
+           l.nid, r.nid, c.nid, x.eids, par.nid,
+           n.dep, n.pth
+      FROM unnest(v_preorder) WITH ORDINALITY AS p(o, pos)
+      JOIN nodes n ON n.o = p.o
+      JOIN ids me ON me.o = p.o
+      LEFT JOIN ids l ON l.o = n.lft
+      LEFT JOIN ids r ON r.o = n.rgt
+      LEFT JOIN ids c ON c.o = n.cnd
+      LEFT JOIN ids par ON par.o = n.par
+      LEFT JOIN extras x ON x.o = p.o
+     ORDER BY p.pos;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._helper_stamp()
+ RETURNS text
+ LANGUAGE plpgsql
+ STABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN ((extract(epoch FROM statement_timestamp()) - 946684800) * 1000000)::bigint::text;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._http_check(p_function text, p_url text, p_method text, p_methods text[], p_timeout_seconds integer)
+ RETURNS text
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_policy text := df._http_policy();
+    v_scheme text;
+    v_method text := upper(p_method);
+BEGIN
+    IF v_policy = 'disabled' THEN
+        RAISE EXCEPTION '% is disabled. Rebuild with the ''http-allow-azure-domains'' Cargo feature to enable outbound HTTP requests.',
+            p_function USING ERRCODE = '55000';
+    END IF;
+    IF p_url IS NULL OR p_method IS NULL OR p_timeout_seconds IS NULL THEN
+        RAISE EXCEPTION '%: % cannot be NULL', p_function,
+            CASE WHEN p_url IS NULL THEN 'url' WHEN p_method IS NULL THEN 'method' ELSE 'timeout_seconds' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF v_policy <> 'all' AND strpos(p_url, '{') = 0 THEN
+        v_scheme := lower(split_part(p_url, '://', 1));
+        IF v_scheme NOT IN ('http', 'https') THEN
+            RAISE EXCEPTION 'Blocked: unsupported URL scheme ''%''. Only http and https are allowed.', v_scheme
+                USING ERRCODE = '22023';
+        END IF;
+    END IF;
+    IF NOT v_method = ANY (p_methods) THEN
+        RAISE EXCEPTION '%', CASE WHEN p_function = 'df.http()'
+                THEN format('Invalid HTTP method: %s. Must be GET, POST, PUT, DELETE, or PATCH', p_method)
+                ELSE format('Invalid HTTP method for multipart: %s. Must be POST, PUT, or PATCH', p_method) END
+            USING ERRCODE = '22023';
+    END IF;
+    IF p_timeout_seconds <= 0 THEN
+        RAISE EXCEPTION 'Timeout must be positive' USING ERRCODE = '22023';
+    END IF;
+    RETURN v_method;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._http_policy()
+ RETURNS text
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_policy text := lower(btrim(df._setting('http_policy', 'disabled')));
+BEGIN
+    IF v_policy NOT IN ('disabled', 'azure', 'azure+test', 'allowlist', 'all') THEN
+        RAISE EXCEPTION 'invalid pg_durable.http_policy ''%'': expected disabled, azure, azure+test, allowlist or all',
+            df._setting('http_policy', 'disabled') USING ERRCODE = '22023';
+    END IF;
+    RETURN v_policy;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._i64_or_null(p_text text)
+ RETURNS bigint
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT CASE WHEN p_text ~ '^[+-]?[0-9]{1,30}$' THEN
+               CASE WHEN p_text::numeric BETWEEN -9223372036854775808 AND 9223372036854775807
+                    THEN p_text::numeric::bigint END
+           END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._in_workflow()
  RETURNS boolean
  LANGUAGE sql
@@ -127,7 +1004,308 @@ AS $function$
     SELECT coalesce(current_setting('df.in_workflow', true), '') = 'true'
 $function$
 
--- acl default
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._inferred_status(p_instance_id text)
+ RETURNS TABLE(node_id text, inferred_status text, inferred_status_from_ancestor_id text)
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_root     text;
+    v_ids      text[];
+    v_types    text[];
+    v_queries  text[];
+    v_lefts    text[];
+    v_rights   text[];
+    v_statuses text[];
+    v_gens     bigint[];
+    v_sup      boolean[];
+    v_pos      jsonb;        -- node id -> position in the arrays above
+    v_n        integer;
+    v_seen     boolean[];
+    v_inf      text[];
+    v_from     text[];
+    -- the walk stack: node id, decisive ancestor, highest-generation ancestor (generation, id)
+    s_node     text[] := '{}';
+    s_nta      text[] := '{}';
+    s_ag       bigint[] := '{}';
+    s_aid      text[] := '{}';
+    v_top      integer := 0;
+    v_id       text;
+    v_nta      text;
+    v_ag       bigint;
+    v_aid      text;
+    v_i        integer;
+    v_terminal boolean;
+    v_super    boolean;
+    v_cfg      jsonb;
+    v_kids     text[];
+    v_kid      text;
+BEGIN
+    SELECT i.root_node INTO v_root FROM df.instances AS i WHERE i.id = p_instance_id;
+
+    WITH raw AS (
+        SELECT n.id::text AS id, n.node_type, n.query, n.left_node::text AS left_node,
+               n.right_node::text AS right_node, n.status,
+               CASE WHEN jsonb_typeof(n.status_details -> 'execution_id') = 'string'
+                    THEN string_to_array(n.status_details ->> 'execution_id', '::') END AS tok
+        FROM df.nodes AS n
+        WHERE n.instance_id = p_instance_id
+    ), parsed AS (
+        -- A stamp parses when it has an even number of tokens (odd-length scope + generation), a
+        -- non-empty instance id, integer generations at every even position and non-empty node ids
+        -- at the odd positions after the first.
+        SELECT r.*, cardinality(r.tok) AS ntok,
+               coalesce(cardinality(r.tok) >= 2 AND cardinality(r.tok) % 2 = 0 AND r.tok[1] <> ''
+                        AND NOT EXISTS (
+                            SELECT 1 FROM generate_series(2, cardinality(r.tok)) AS k
+                            WHERE (k % 2 = 0 AND df._i64_or_null(r.tok[k]) IS NULL)
+                               OR (k % 2 = 1 AND r.tok[k] = '')), false) AS valid
+        FROM raw AS r
+    ), levels AS (
+        -- level 0 = the node's own (scope, generation); level k = its k-th ancestor scope and the
+        -- generation of that scope which spawned the child.
+        SELECT p.id, k AS lvl,
+               array_to_string(p.tok[1:p.ntok - 1 - 2 * k], '::') AS scope,
+               df._i64_or_null(p.tok[p.ntok - 2 * k]) AS gen
+        FROM parsed AS p, generate_series(0, (p.ntok - 2) / 2) AS k
+        WHERE p.valid
+    ), scope_max AS (
+        SELECT l.scope, max(l.gen) AS max_gen FROM levels AS l WHERE l.lvl = 0 GROUP BY l.scope
+    ), superseded AS (
+        SELECT l.id, bool_or(l.gen < m.max_gen) AS sup
+        FROM levels AS l JOIN scope_max AS m ON m.scope = l.scope
+        GROUP BY l.id
+    ), nodes AS (
+        SELECT p.id, p.node_type, p.query, p.left_node, p.right_node, p.status,
+               CASE WHEN p.valid THEN df._i64_or_null(p.tok[p.ntok]) END AS gen,
+               coalesce(s.sup, false) AS sup,
+               row_number() OVER (ORDER BY p.id) AS pos
+        FROM parsed AS p LEFT JOIN superseded AS s ON s.id = p.id
+    )
+    SELECT array_agg(x.id ORDER BY x.pos), array_agg(x.node_type ORDER BY x.pos),
+           array_agg(x.query ORDER BY x.pos), array_agg(x.left_node ORDER BY x.pos),
+           array_agg(x.right_node ORDER BY x.pos), array_agg(x.status ORDER BY x.pos),
+           array_agg(x.gen ORDER BY x.pos), array_agg(x.sup ORDER BY x.pos),
+           jsonb_object_agg(x.id, x.pos), count(*)
+    INTO v_ids, v_types, v_queries, v_lefts, v_rights, v_statuses, v_gens, v_sup, v_pos, v_n
+    FROM nodes AS x;
+
+    IF v_n = 0 THEN
+        RETURN;
+    END IF;
+    v_seen := array_fill(false, ARRAY[v_n]);
+    v_inf := array_fill(NULL::text, ARRAY[v_n]);
+    v_from := array_fill(NULL::text, ARRAY[v_n]);
+
+    IF v_root IS NOT NULL THEN
+        v_top := 1;
+        s_node[1] := v_root; s_nta[1] := NULL; s_ag[1] := NULL; s_aid[1] := NULL;
+    END IF;
+
+    WHILE v_top > 0 LOOP
+        v_id := s_node[v_top]; v_nta := s_nta[v_top]; v_ag := s_ag[v_top]; v_aid := s_aid[v_top];
+        v_top := v_top - 1;
+        v_i := (v_pos ->> v_id)::integer;
+        CONTINUE WHEN v_i IS NULL OR v_seen[v_i];   -- dangling reference / already visited
+        v_seen[v_i] := true;
+
+        v_terminal := coalesce(v_statuses[v_i] IN ('completed', 'failed'), false);
+        v_super := v_sup[v_i];
+        IF v_terminal THEN
+            IF NOT v_super THEN
+                v_inf[v_i] := v_statuses[v_i];                     -- ran in the current generation
+            ELSIF v_nta IS NOT NULL THEN
+                v_inf[v_i] := 'skipped'; v_from[v_i] := v_nta;     -- an ancestor decided against it
+            ELSE
+                v_inf[v_i] := 'pending'; v_from[v_i] := v_aid;     -- older generation: will re-run
+            END IF;
+        ELSIF v_nta IS NOT NULL THEN
+            v_inf[v_i] := 'skipped'; v_from[v_i] := v_nta;         -- untaken arm / after a failure
+        ELSIF v_statuses[v_i] = 'running' THEN
+            v_inf[v_i] := 'running';
+        ELSE
+            v_inf[v_i] := 'pending';
+        END IF;
+
+        -- Only a terminal node of the current generation decides for its descendants.
+        IF v_terminal AND NOT v_super THEN
+            v_nta := v_id;
+        END IF;
+        IF v_gens[v_i] IS NOT NULL AND (v_ag IS NULL OR v_gens[v_i] >= v_ag) THEN
+            v_ag := v_gens[v_i]; v_aid := v_id;
+        END IF;
+
+        v_cfg := CASE WHEN upper(v_types[v_i]) IN ('IF', 'LOOP', 'JOIN') AND v_queries[v_i] IS NOT NULL
+                      THEN df._jsonb_or_null(v_queries[v_i]) END;
+        v_kids := CASE upper(v_types[v_i])
+            WHEN 'THEN' THEN ARRAY[v_lefts[v_i], v_rights[v_i]]
+            WHEN 'RACE' THEN ARRAY[v_lefts[v_i], v_rights[v_i]]
+            WHEN 'JOIN' THEN ARRAY[v_lefts[v_i], v_rights[v_i]] || CASE
+                WHEN jsonb_typeof(v_cfg -> 'extra_nodes') = 'array' THEN
+                    ARRAY(SELECT e #>> '{}' FROM jsonb_array_elements(v_cfg -> 'extra_nodes') WITH ORDINALITY AS x(e, o)
+                          WHERE jsonb_typeof(e) = 'string' ORDER BY o)
+                ELSE '{}'::text[] END
+            WHEN 'IF' THEN ARRAY[CASE WHEN jsonb_typeof(v_cfg -> 'condition_node') = 'string'
+                                      THEN v_cfg ->> 'condition_node' END,
+                                 v_lefts[v_i], v_rights[v_i]]
+            WHEN 'LOOP' THEN ARRAY[v_lefts[v_i],
+                                   CASE WHEN jsonb_typeof(v_cfg -> 'condition_node') = 'string'
+                                        THEN v_cfg ->> 'condition_node' END]
+            ELSE '{}'::text[] END;
+        FOREACH v_kid IN ARRAY v_kids LOOP
+            CONTINUE WHEN v_kid IS NULL;
+            v_top := v_top + 1;
+            s_node[v_top] := v_kid; s_nta[v_top] := v_nta; s_ag[v_top] := v_ag; s_aid[v_top] := v_aid;
+        END LOOP;
+    END LOOP;
+
+    RETURN QUERY
+        SELECT v_ids[k], coalesce(v_inf[k], v_statuses[k], 'pending'), v_from[k]
+        FROM generate_subscripts(v_ids, 1) AS k;
+END;
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._json_compact(p_value jsonb)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN regexp_replace(p_value::text, '("(?:[^"\\]|\\.)*")|\s+', '\1', 'g');
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._json_unexpected(p_value json)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN CASE json_typeof(p_value)
+        WHEN 'string' THEN 'string ' || p_value::text
+        WHEN 'number' THEN CASE WHEN p_value::text ~ '^-?[0-9]+$' THEN 'integer `' ELSE 'floating point `' END
+                           || p_value::text || '`'
+        WHEN 'boolean' THEN 'boolean `' || p_value::text || '`'
+        WHEN 'array' THEN 'sequence'
+        WHEN 'object' THEN 'map'
+        ELSE 'null' END;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._jsonb_or_null(p_text text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN p_text::jsonb;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END;
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._list_cursor(p_created_at timestamp with time zone, p_id text)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT encode(convert_to('v1|' || to_char(p_created_at, 'YYYY-MM-DD"T"HH24:MI:SS.USOF') || '|' || p_id,
+                             'UTF8'), 'hex')
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._list_cursor_decode(p_cursor text, OUT o_created_at timestamp with time zone, OUT o_id text)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_text    text;
+    v_rest    text;
+    v_ts      text;
+BEGIN
+    IF p_cursor = '' OR length(p_cursor) > 512 OR length(p_cursor) % 2 <> 0
+       OR p_cursor !~ '^[0-9A-Fa-f]+$' THEN
+        RAISE EXCEPTION 'df.list_instances: invalid after_cursor' USING ERRCODE = '22023';
+    END IF;
+    BEGIN
+        v_text := convert_from(decode(p_cursor, 'hex'), 'UTF8');
+    EXCEPTION WHEN others THEN
+        RAISE EXCEPTION 'df.list_instances: invalid after_cursor' USING ERRCODE = '22023';
+    END;
+    -- '<version>|<ts>|<id>': the id is everything after the second '|'.
+    IF split_part(v_text, '|', 1) <> 'v1' OR strpos(v_text, '|') = 0 THEN
+        RAISE EXCEPTION 'df.list_instances: invalid after_cursor' USING ERRCODE = '22023';
+    END IF;
+    v_rest := substr(v_text, strpos(v_text, '|') + 1);
+    IF strpos(v_rest, '|') = 0 THEN
+        RAISE EXCEPTION 'df.list_instances: invalid after_cursor' USING ERRCODE = '22023';
+    END IF;
+    v_ts := substr(v_rest, 1, strpos(v_rest, '|') - 1);
+    o_id := substr(v_rest, strpos(v_rest, '|') + 1);
+    IF v_ts = '' OR o_id = ''
+       OR v_ts !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}[+-][0-9]{2}(:[0-9]{2})?$' THEN
+        RAISE EXCEPTION 'df.list_instances: invalid after_cursor' USING ERRCODE = '22023';
+    END IF;
+    -- Well-shaped but impossible (month 13, …): also a bad cursor rather than a cast error.
+    BEGIN
+        o_created_at := v_ts::timestamptz;
+    EXCEPTION WHEN others THEN
+        RAISE EXCEPTION 'df.list_instances: invalid after_cursor' USING ERRCODE = '22023';
+    END;
+END;
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._list_limit(p_limit integer)
+ RETURNS integer
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_setting text := btrim(df._setting('list_instances_max_limit', '1000'));
+    v_max     integer := 1000;
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 THEN
+        RAISE EXCEPTION 'limit_count must be at least 1' USING ERRCODE = '22023';
+    END IF;
+    -- An unparsable or out-of-range setting falls back to the default (pg_durable's GUC range is
+    -- 1..1000000, which PostgreSQL enforced for it).
+    IF v_setting ~ '^[0-9]{1,7}$' AND v_setting::integer BETWEEN 1 AND 1000000 THEN
+        v_max := v_setting::integer;
+    END IF;
+    IF p_limit > v_max THEN
+        RAISE EXCEPTION 'df.list_instances: limit_count (%) exceeds pg_durable.list_instances_max_limit (%); request fewer rows, or use the paginated df.list_instances overload (after_cursor/next_cursor) for large result sets',
+            p_limit, v_max USING ERRCODE = '54000';
+    END IF;
+    RETURN p_limit;
+END;
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._mark_helper(p_helper text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    PERFORM set_config('df.non_future_helper', p_helper || E'\n' || df._helper_stamp(), true);
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._new_id()
  RETURNS character varying
  LANGUAGE sql
@@ -136,7 +1314,68 @@ AS $function$
     SELECT right(replace(gen_random_uuid()::text, '-', ''), 8)::varchar(8)
 $function$
 
--- acl default
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._node_shape_error(p_node jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT CASE
+        WHEN jsonb_typeof(p_node) <> 'object'
+            THEN format('invalid type: %s, expected struct Durofut', df._serde_kind(p_node))
+        WHEN NOT p_node ? 'node_type'
+            THEN 'missing field `node_type`'
+        WHEN jsonb_typeof(p_node -> 'node_type') <> 'string'
+            THEN format('invalid type: %s, expected a string', df._serde_kind(p_node -> 'node_type'))
+        WHEN jsonb_typeof(p_node -> 'left_node') NOT IN ('object', 'null')
+          OR jsonb_typeof(p_node -> 'right_node') NOT IN ('object', 'null')
+            THEN 'Durofut children must be JSON objects'
+        WHEN jsonb_typeof(p_node -> 'condition_node') NOT IN ('object', 'null')
+            THEN 'condition_node must be a Durofut JSON object'
+        WHEN jsonb_typeof(p_node -> 'extra_nodes') <> 'array'
+            THEN format('invalid type: %s, expected a sequence', df._serde_kind(p_node -> 'extra_nodes'))
+        WHEN jsonb_typeof(p_node -> 'extra_nodes') = 'array'
+         AND EXISTS (SELECT 1 FROM jsonb_array_elements(p_node -> 'extra_nodes') e WHERE jsonb_typeof(e) <> 'object')
+            THEN 'extra_nodes entries must be Durofut JSON objects'
+        WHEN jsonb_typeof(p_node -> 'query') NOT IN ('string', 'null')
+            THEN format('invalid type: %s, expected a string', df._serde_kind(p_node -> 'query'))
+        WHEN jsonb_typeof(p_node -> 'result_name') NOT IN ('string', 'null')
+            THEN format('invalid type: %s, expected a string', df._serde_kind(p_node -> 'result_name'))
+    END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._node_types()
+ RETURNS text[]
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN ARRAY['SQL', 'THEN', 'IF', 'JOIN', 'LOOP', 'BREAK', 'RACE', 'SLEEP', 'WAIT_SCHEDULE',
+                 'HTTP', 'HTTP_MULTIPART', 'SIGNAL'];
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._serde_kind(p_value jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT CASE jsonb_typeof(p_value)
+        WHEN 'null' THEN 'null'
+        WHEN 'boolean' THEN format('boolean `%s`', p_value::text)
+        WHEN 'number' THEN CASE WHEN p_value::text ~ '^-?[0-9]+$' THEN format('integer `%s`', p_value::text)
+                                ELSE format('floating point `%s`', p_value::text) END
+        WHEN 'string' THEN format('string %s', p_value::text)
+        WHEN 'array' THEN 'sequence'
+        ELSE 'map' END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._setting(p_name text, p_default text)
  RETURNS text
  LANGUAGE sql
@@ -144,5 +1383,920 @@ CREATE OR REPLACE FUNCTION df._setting(p_name text, p_default text)
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
     SELECT coalesce(nullif(current_setting('pg_durable.' || p_name, true), ''), p_default)
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df."as"(fut text, name text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_node df._envelope_parts;
+BEGIN
+    IF name = '' THEN
+        RAISE EXCEPTION 'df.as: result name cannot be empty' USING ERRCODE = '22023';
+    ELSIF name !~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN
+        RAISE EXCEPTION 'df.as: result name ''%'' is not a valid identifier — must match [a-zA-Z_][a-zA-Z0-9_]*', name
+            USING ERRCODE = '22023';
+    END IF;
+    v_node := df._ensure_fields(fut);
+    RETURN df._envelope(v_node.node_type, v_node.left_node, v_node.right_node, v_node.condition_node,
+                        v_node.extra_nodes, v_node.query, name);
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.as_op(fut text, name text)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN df."as"(fut, name);
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.await_instance(instance_id text, timeout_seconds integer DEFAULT 30)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_status   text;
+    v_attempts integer := 0;
+    v_max      integer;
+BEGIN
+    IF df._in_workflow() THEN
+        RAISE EXCEPTION 'df.await_instance() cannot be called inside a workflow - it would block a worker thread (and self-deadlock if waiting on the current instance). Use df.signal() and df.wait_for_signal() for cross-workflow coordination.'
+            USING ERRCODE = '55000';
+    END IF;
+    IF await_instance.timeout_seconds <= 0 THEN
+        RAISE EXCEPTION 'Timeout must be positive' USING ERRCODE = '22023';
+    END IF;
+    v_max := least(await_instance.timeout_seconds::bigint * 10, 2147483647)::integer;
+
+    LOOP
+        SELECT lower(i.status) INTO v_status FROM df.instances AS i WHERE i.id = await_instance.instance_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'Instance not found: %', await_instance.instance_id USING ERRCODE = 'P0002';
+        END IF;
+        IF v_status IN ('completed', 'failed', 'cancelled') THEN
+            PERFORM df._mark_helper('df.await_instance');
+            RETURN v_status;
+        END IF;
+        v_attempts := v_attempts + 1;
+        IF v_attempts >= v_max THEN
+            RAISE EXCEPTION 'Timeout after %s waiting for instance % (status: %). Check if background worker is running.',
+                await_instance.timeout_seconds, await_instance.instance_id, coalesce(v_status, 'unknown')
+                USING ERRCODE = '57014';
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END;
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.break(value text DEFAULT NULL::text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN df._envelope('BREAK', p_query => '{"break_value":' || coalesce(to_json(value)::text, 'null') || '}');
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.cancel(instance_id text, reason text DEFAULT 'Cancelled by user'::text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_status text;
+BEGIN
+    -- Lock the row so a concurrent checkpoint (which also locks it, DESIGN 7) sees either the old
+    -- or the new status, never a half-applied cancel.
+    SELECT i.status INTO v_status FROM df.instances AS i WHERE i.id = cancel.instance_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'Instance not found or access denied: %', cancel.instance_id
+            USING ERRCODE = 'P0002';
+    END IF;
+
+    -- A terminal instance stays as it is (test 22): the call still reports success.
+    IF v_status NOT IN ('completed', 'failed', 'cancelled') THEN
+        UPDATE df.instances AS i SET status = 'cancelled', updated_at = now()
+        WHERE i.id = cancel.instance_id;
+        v_status := 'cancelled';
+    END IF;
+
+    -- Withdraw queued work so no worker claims another step of a cancelled instance; steps already
+    -- running finish or are abandoned at their checkpoint (§3.12: they keep their physical status).
+    IF v_status = 'cancelled' THEN
+        UPDATE df.nodes AS n SET run_at = NULL
+        WHERE n.instance_id = cancel.instance_id AND n.run_at IS NOT NULL;
+    END IF;
+
+    RETURN format('Instance %s cancelled: %s', cancel.instance_id, cancel.reason);
+END;
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.clearvars()
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF df._in_workflow() THEN
+        RAISE EXCEPTION 'df.clearvars() cannot be called inside a workflow - manage variables before starting the workflow'
+            USING ERRCODE = '55000';
+    END IF;
+    DELETE FROM df.vars AS v WHERE v.owner = quote_ident(current_user)::regrole;
+    PERFORM df._mark_helper('df.clearvars');
+    RETURN 'OK';
+END;
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.explain(input text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_input  text := btrim(input, E' \t\n\r\f\v');
+    v_json   jsonb;
+    v_result text;
+    v_root   text;
+    v_label  text;
+    v_status text;
+    v_output text;
+    v_nodes  jsonb;
+    v_upper  text;
+BEGIN
+    -- ===== instance mode: exactly 8 hex characters =====
+    IF v_input ~ '^[0-9A-Fa-f]{8}$' THEN
+        SELECT i.root_node, i.label, i.status, i.output INTO v_root, v_label, v_status, v_output
+          FROM df.instances i WHERE i.id = v_input;
+        IF NOT FOUND THEN
+            RETURN format('Instance ''%s'' not found', v_input);
+        END IF;
+        -- Markers come from inferred_status (§5.2), so untaken arms and abandoned branches read ⊘.
+        SELECT jsonb_object_agg(n.node_id, jsonb_build_object(
+                   't', n.node_type, 'q', n.query, 'n', n.result_name, 'l', n.left_node, 'r', n.right_node,
+                   'm', CASE n.inferred_status WHEN 'completed' THEN ' ✓' WHEN 'failed' THEN ' ✗'
+                            WHEN 'running' THEN ' ⏳' WHEN 'pending' THEN ' ○' WHEN 'skipped' THEN ' ⊘' END))
+          INTO v_nodes
+          FROM df.instance_nodes(v_input) n;
+        IF v_nodes IS NULL THEN
+            RETURN format('No nodes found for instance ''%s''', v_input);
+        END IF;
+        RETURN 'Instance: ' || v_input || coalesce(' (' || v_label || ')', '') || E'\n'
+            || 'Status:   '
+            || CASE WHEN lower(v_status) IN ('completed', 'continuedasnew') THEN '✓'
+                    WHEN lower(v_status) IN ('failed', 'canceled', 'cancelled') THEN '✗'
+                    WHEN lower(v_status) = 'running' THEN '⏳' ELSE '○' END
+            || ' ' || v_status || E'\n'
+            || coalesce('Output:   ' || df._explain_cut(v_output, 60, 57) || E'\n', '')
+            || E'\n'
+            || df._explain_tree(v_root, v_nodes);
+    END IF;
+
+    -- ===== dry run 1: an envelope =====
+    v_json := df._explain_json(v_input);
+    IF v_json IS NOT NULL AND df._node_shape_error(v_json) IS NULL THEN
+        RETURN df._explain_graph(v_input);
+    END IF;
+
+    -- ===== dry run 2: a DSL expression, evaluated as the caller =====
+    IF strpos(v_input, '~>') > 0 OR strpos(v_input, '|=>') > 0 OR strpos(v_input, '?>') > 0
+       OR strpos(v_input, '!>') > 0 OR strpos(v_input, '@>') > 0 OR strpos(v_input, 'df.') > 0 THEN
+        -- The operators live in the migration's operator schema; this SET LOCAL ends with the function.
+        PERFORM set_config('search_path', 'pg_catalog, df, "public", pg_temp', true);
+        BEGIN
+            EXECUTE 'SELECT ' || v_input INTO v_result;
+        EXCEPTION WHEN OTHERS THEN
+            RETURN 'Failed to evaluate expression: ' || SQLERRM;
+        END;
+        IF v_result IS NULL THEN
+            RETURN 'Expression returned NULL';
+        END IF;
+        BEGIN
+            v_json := v_result::jsonb;
+        EXCEPTION WHEN invalid_text_representation THEN
+            RETURN 'Failed to parse Durofut JSON: ' || SQLERRM;
+        END;
+        IF df._node_shape_error(v_json) IS NOT NULL THEN
+            RETURN 'Failed to parse Durofut JSON: ' || df._node_shape_error(v_json);
+        END IF;
+        RETURN df._explain_graph(v_result);
+    END IF;
+
+    -- ===== dry run 3: plain SQL becomes one SQL node =====
+    v_upper := upper(v_input);
+    IF v_upper ~ '^(SELECT|INSERT|UPDATE|DELETE|WITH|CREATE|ALTER|DROP|CALL|DO|TRUNCATE|GRANT|REVOKE|EXPLAIN) '
+       OR v_upper ~ E'^(SELECT|INSERT|UPDATE|DELETE|WITH)\n' THEN
+        RETURN df._explain_tree('n1', jsonb_build_object('n1', jsonb_build_object('t', 'SQL', 'q', v_input)));
+    END IF;
+
+    RETURN E'Cannot explain input: not a valid Durofut JSON, instance ID, SQL statement, or DSL expression.\nHint: DSL expressions use df.*() functions and operators like ~>, |=>, &, |.';
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.getvar(name text)
+ RETURNS text
+ LANGUAGE sql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT v.value FROM df.vars AS v
+    WHERE v.name = $1 AND v.owner = quote_ident(current_user)::regrole
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.http(url text, method text DEFAULT 'POST'::text, body text DEFAULT NULL::text, headers jsonb DEFAULT NULL::jsonb, timeout_seconds integer DEFAULT 30)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_method text := df._http_check('df.http()', url, method, ARRAY['GET', 'POST', 'PUT', 'DELETE', 'PATCH'],
+                                     timeout_seconds);
+BEGIN
+    RETURN df._envelope('HTTP', p_query => '{"url":' || to_json(url)::text
+        || ',"method":' || to_json(v_method)::text
+        || ',"body":' || coalesce(to_json(body)::text, 'null')
+        || ',"headers":' || coalesce(df._json_compact(headers), 'null')
+        || ',"timeout_seconds":' || timeout_seconds || '}');
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.http_multipart(url text, method text DEFAULT 'POST'::text, parts jsonb DEFAULT NULL::jsonb, headers jsonb DEFAULT NULL::jsonb, timeout_seconds integer DEFAULT 30)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_method text := df._http_check('df.http_multipart()', url, method, ARRAY['POST', 'PUT', 'PATCH'],
+                                     timeout_seconds);
+BEGIN
+    IF parts IS NULL THEN
+        RAISE EXCEPTION 'parts is required and cannot be NULL' USING ERRCODE = '22023';
+    ELSIF jsonb_typeof(parts) <> 'array' THEN
+        RAISE EXCEPTION 'parts must be a JSON array of part objects' USING ERRCODE = '22023';
+    ELSIF jsonb_array_length(parts) = 0 THEN
+        RAISE EXCEPTION 'parts must contain at least one part' USING ERRCODE = '22023';
+    END IF;
+    RETURN df._envelope('HTTP_MULTIPART', p_query => '{"url":' || to_json(url)::text
+        || ',"method":' || to_json(v_method)::text
+        || ',"parts":' || df._json_compact(parts)
+        || ',"headers":' || coalesce(df._json_compact(headers), 'null')
+        || ',"timeout_seconds":' || timeout_seconds || '}');
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.if(condition text, then_branch text, else_branch text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_condition text := df._ensure(condition);
+    v_then text := df._ensure(then_branch);
+    v_else text := df._ensure(else_branch);
+BEGIN
+    RETURN df._envelope('IF', v_then, v_else, v_condition);
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.if_else_op(partial_if text, else_branch text)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_partial jsonb;
+BEGIN
+    -- Non-JSON text cannot be a partial if; say so instead of failing on the jsonb cast.
+    IF ltrim(partial_if, E' \t\n\r') LIKE '{%' THEN
+        v_partial := partial_if::jsonb;
+    END IF;
+    IF v_partial ->> '_partial_if' IS NULL THEN
+        RAISE EXCEPTION 'Invalid if-then-else: left side of !> must be a ?> expression' USING ERRCODE = '22023';
+    END IF;
+    RETURN df."if"(v_partial ->> 'condition', v_partial ->> 'then_branch', else_branch);
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.if_rows(result_name text, then_branch text, else_branch text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN df._envelope('IF', df._ensure(then_branch), df._ensure(else_branch),
+                        p_query => '{"condition_type":"result_has_rows","result_name":' || to_json(result_name)::text || '}');
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.if_then_op(condition text, then_branch text)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN jsonb_build_object('_partial_if', true, 'condition', condition, 'then_branch', then_branch)::text;
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.instance_executions(instance_id text, limit_count integer DEFAULT 5)
+ RETURNS TABLE(execution_id bigint, status text, event_count bigint, duration_ms bigint, output text)
+ LANGUAGE plpgsql
+ STABLE STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_limit integer;
+BEGIN
+    IF instance_executions.limit_count < 1 THEN
+        RAISE EXCEPTION 'limit_count must be at least 1' USING ERRCODE = '22023';
+    END IF;
+    v_limit := least(instance_executions.limit_count, 10000);
+
+    RETURN QUERY
+        WITH inst AS (
+            SELECT i.id, i.status, i.generation, i.output, i.created_at, i.completed_at
+            FROM df.instances AS i WHERE i.id = instance_executions.instance_id
+        ), stamps AS (
+            SELECT df._i64_or_null(split_part(n.status_details ->> 'execution_id', '::', 2)) AS root_gen
+            FROM df.nodes AS n
+            WHERE n.instance_id = instance_executions.instance_id
+              AND jsonb_typeof(n.status_details -> 'execution_id') = 'string'
+        )
+        SELECT g::bigint,
+               CASE WHEN g < inst.generation THEN 'ContinuedAsNew'
+                    ELSE CASE inst.status WHEN 'running' THEN 'Running'
+                                          WHEN 'completed' THEN 'Completed'
+                                          WHEN 'failed' THEN 'Failed'
+                                          WHEN 'cancelled' THEN 'Terminated'
+                                          ELSE 'Pending' END
+               END,
+               (SELECT count(*) FROM stamps AS s WHERE s.root_gen = g),
+               CASE WHEN g = inst.generation AND inst.generation = 1 AND inst.completed_at IS NOT NULL
+                    THEN floor(extract(epoch FROM inst.completed_at - inst.created_at) * 1000)::bigint
+               END,
+               CASE WHEN g = inst.generation THEN inst.output END
+        FROM inst, generate_series(inst.generation, 1, -1) AS g
+        ORDER BY g DESC
+        LIMIT v_limit;
+END;
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.instance_info(instance_id text)
+ RETURNS TABLE(instance_id text, label text, function_name text, function_version text, current_execution_id bigint, status text, output text)
+ LANGUAGE sql
+ STABLE STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT i.id::text, i.label, 'pg_durable::orchestration::execute-function-graph'::text,
+           '1.0.0'::text, i.generation::bigint, i.status, i.output
+    FROM df.instances AS i
+    WHERE i.id = $1
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.instance_nodes(instance_id_param text)
+ RETURNS TABLE(node_id text, node_type text, query text, result_name text, left_node text, right_node text, status text, result text, status_details text, inferred_status text, inferred_status_from_ancestor_id text, updated_at timestamp with time zone)
+ LANGUAGE sql
+ STABLE STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT n.id::text, n.node_type, n.query, n.result_name, n.left_node::text, n.right_node::text,
+           n.status, n.result::text, n.status_details::text,
+           coalesce(s.inferred_status, n.status, 'pending'), s.inferred_status_from_ancestor_id,
+           n.updated_at
+    FROM df.nodes AS n
+    LEFT JOIN df._inferred_status($1) AS s ON s.node_id = n.id
+    WHERE n.instance_id = $1
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.instance_nodes(instance_id_param text, _last_n_executions integer)
+ RETURNS TABLE(execution_id bigint, node_id text, node_type text, query text, result_name text, left_node text, right_node text, status text, result text, updated_at timestamp with time zone)
+ LANGUAGE sql
+ STABLE STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT 1::bigint, n.id::text, n.node_type, n.query, n.result_name, n.left_node::text,
+           n.right_node::text, n.status, n.result::text, n.updated_at
+    FROM df.nodes AS n
+    WHERE n.instance_id = $1
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df."join"(a text, b text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN df._envelope('JOIN', df._ensure(a), df._ensure(b));
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.join3(a text, b text, c text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN df._envelope('JOIN', df._ensure(a), df._ensure(b), p_extra_nodes => ARRAY[df._ensure(c)]);
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.list_instances(status_filter text DEFAULT NULL::text, limit_count integer DEFAULT 100)
+ RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text)
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_limit integer := df._list_limit(list_instances.limit_count);
+BEGIN
+    RETURN QUERY
+        SELECT i.id::text, i.label, 'pg_durable::orchestration::execute-function-graph'::text,
+               i.status, i.generation::bigint, i.output
+        FROM df.instances AS i
+        WHERE list_instances.status_filter IS NULL OR i.status = list_instances.status_filter
+        ORDER BY i.created_at DESC, i.id
+        LIMIT v_limit;
+END;
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.list_instances(status_filter text, limit_count integer, label_filter text, after_cursor text DEFAULT NULL::text)
+ RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text, created_at timestamp with time zone, completed_at timestamp with time zone, next_cursor text)
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_limit integer := df._list_limit(list_instances.limit_count);
+    v_ts    timestamptz;
+    v_id    text;
+BEGIN
+    IF list_instances.after_cursor IS NOT NULL THEN
+        SELECT c.o_created_at, c.o_id INTO v_ts, v_id FROM df._list_cursor_decode(list_instances.after_cursor) AS c;
+    END IF;
+
+    RETURN QUERY
+        WITH page AS (
+            SELECT i.id, i.label, i.status, i.generation, i.output, i.created_at, i.completed_at
+            FROM df.instances AS i
+            WHERE i.created_at IS NOT NULL
+              AND (list_instances.status_filter IS NULL OR i.status = list_instances.status_filter)
+              AND (list_instances.label_filter IS NULL OR i.label = list_instances.label_filter)
+              AND (v_ts IS NULL OR (i.created_at <= v_ts
+                                    AND (i.created_at < v_ts OR (i.created_at = v_ts AND i.id > v_id))))
+            ORDER BY i.created_at DESC, i.id
+            LIMIT v_limit::bigint + 1
+        ), numbered AS (
+            SELECT p.*, row_number() OVER (ORDER BY p.created_at DESC, p.id) AS rn,
+                   count(*) OVER () AS fetched
+            FROM page AS p
+        )
+        SELECT x.id::text, x.label, 'pg_durable::orchestration::execute-function-graph'::text,
+               x.status, x.generation::bigint, x.output, x.created_at, x.completed_at,
+               CASE WHEN x.fetched > v_limit
+                    THEN max(CASE WHEN x.rn = v_limit THEN df._list_cursor(x.created_at, x.id) END) OVER ()
+               END
+        FROM numbered AS x
+        WHERE x.rn <= v_limit
+        ORDER BY x.rn;
+END;
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.loop(body text, condition text DEFAULT NULL::text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF body IS NULL THEN
+        RAISE EXCEPTION 'df.loop(): body cannot be NULL' USING ERRCODE = '22004';
+    END IF;
+    RETURN df._envelope('LOOP', df._ensure(body), p_condition_node => df._ensure(condition));
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.loop_prefix_op(body text)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN df.loop(body);
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.metrics()
+ RETURNS TABLE(total_instances bigint, running_instances bigint, completed_instances bigint, failed_instances bigint, total_executions bigint, total_events bigint)
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT count(*),
+           count(*) FILTER (WHERE i.status IN ('pending', 'running')),
+           count(*) FILTER (WHERE i.status = 'completed'),
+           count(*) FILTER (WHERE i.status IN ('failed', 'cancelled')),
+           coalesce(sum(i.generation), 0)::bigint,
+           (SELECT count(*) FROM df.nodes AS n WHERE n.status_details IS NOT NULL)
+    FROM df.instances AS i
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.race(a text, b text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN df._envelope('RACE', df._ensure(a), df._ensure(b));
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.result(instance_id text)
+ RETURNS text
+ LANGUAGE sql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT n.result::text
+    FROM df.instances AS i
+    JOIN df.nodes AS n ON n.instance_id = i.id AND n.id = i.root_node
+    WHERE i.id = $1 AND n.status = 'completed'
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.run(instance_id text DEFAULT NULL::text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT CASE WHEN $1 IS NULL THEN 'Triggered run for all pending instances'
+                ELSE 'Triggered run for instance: ' || $1 END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.seq(a text, b text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN df._envelope('THEN', df._ensure(a), df._ensure(b));
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.setvar(name text, value text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF df._in_workflow() THEN
+        RAISE EXCEPTION 'df.setvar() cannot be called inside a workflow - set variables before starting the workflow'
+            USING ERRCODE = '55000';
+    END IF;
+    -- Conflict target by constraint name: a column list `(owner, name)` would clash with the
+    -- parameter `name` inside plpgsql.
+    INSERT INTO df.vars AS v (name, value) VALUES (setvar.name, setvar.value)
+    ON CONFLICT ON CONSTRAINT vars_pkey DO UPDATE SET value = EXCLUDED.value;
+    PERFORM df._mark_helper('df.setvar');
+    RETURN 'OK';
+END;
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.signal(instance_id text, signal_name text, signal_data text DEFAULT '{}'::text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_owner  regrole;
+    v_status text;
+    v_woken  integer;
+BEGIN
+    IF signal.instance_id = '' THEN
+        RAISE EXCEPTION 'Instance ID cannot be empty' USING ERRCODE = '22023';
+    END IF;
+    IF signal.signal_name = '' THEN
+        RAISE EXCEPTION 'Signal name cannot be empty' USING ERRCODE = '22023';
+    END IF;
+
+    SELECT i.submitted_by, i.status INTO v_owner, v_status
+    FROM df.instances AS i WHERE i.id = signal.instance_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'Instance not found or access denied: %', signal.instance_id
+            USING ERRCODE = 'P0002';
+    END IF;
+
+    -- Payload: JSON when the text is JSON, else the text as a JSON string ('approve' -> "approve").
+    INSERT INTO df.signals (instance_id, signal_name, payload, submitted_by)
+    VALUES (signal.instance_id, signal.signal_name,
+            coalesce(df._jsonb_or_null(signal.signal_data), to_jsonb(signal.signal_data)),
+            v_owner);
+
+    -- Only a wait that is already subscribed (a running SIGNAL node, in any scope of the instance)
+    -- receives the signal: make it claimable now and wake the workers. Earlier/later signals are the
+    -- engine's to drop (§3.10).
+    IF v_status IN ('pending', 'running') THEN
+        UPDATE df.nodes AS n SET run_at = now()
+        WHERE n.instance_id = signal.instance_id
+          AND n.node_type = 'SIGNAL'
+          AND n.status = 'running'
+          AND df._jsonb_or_null(n.query) ->> 'signal_name' = signal.signal_name;
+        GET DIAGNOSTICS v_woken = ROW_COUNT;
+        IF v_woken > 0 THEN
+            PERFORM pg_notify('pgflare_ready', signal.instance_id);
+        END IF;
+    END IF;
+
+    RETURN 'OK';
+END;
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.sleep(seconds bigint)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF seconds < 0 THEN
+        RAISE EXCEPTION 'Sleep duration must be non-negative' USING ERRCODE = '22023';
+    END IF;
+    RETURN df._envelope('SLEEP', p_query => seconds::text);
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.sql(query text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN df._envelope('SQL', p_query => query);
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.start(fut text, label text DEFAULT NULL::text, database text DEFAULT NULL::text, transaction_mode text DEFAULT 'caller'::text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_mode     text := lower(transaction_mode);
+    v_envelope text;
+    v_user     text := current_user;
+    v_role     regrole;
+    v_login    boolean;
+    v_super    boolean;
+    v_ids      varchar(8)[];
+    v_types    text[];
+    v_queries  text[];
+    v_names    text[];
+    v_lefts    varchar(8)[];
+    v_rights   varchar(8)[];
+    v_vars     jsonb;
+    v_id       varchar(8);
+    v_attempt  integer := 0;
+BEGIN
+    -- ===== GUARD: arguments =====
+    IF v_mode IS NULL OR v_mode NOT IN ('caller', 'new') THEN
+        RAISE EXCEPTION 'invalid transaction_mode "%" for df.start(): expected ''caller'' or ''new''',
+            coalesce(transaction_mode, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF v_mode = 'new' THEN
+        IF df._in_workflow() THEN
+            RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' cannot be called inside a workflow - a df.sql() node already runs as a single autocommitted statement, so a plain df.start() there is already independent of any caller transaction'
+                USING ERRCODE = '0A000';
+        END IF;
+        -- pg_durable opens a loopback session from inside the backend; without an extension we cannot.
+        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' is not supported by pgflare'
+            USING ERRCODE = '0A000',
+                  DETAIL = 'It needs a second database session, which pg_durable opens from inside the server; pgflare installs without an extension and cannot.',
+                  HINT = 'Use the default transaction_mode => ''caller'' and commit your transaction, or call df.start() from a separate connection in autocommit mode; either way the start survives a later rollback of other work.';
+    END IF;
+    IF fut IS NULL THEN
+        RAISE EXCEPTION 'df.start(): fut must not be NULL' USING ERRCODE = '22004';
+    END IF;
+
+    -- ===== PHASE 1: parse (§1.4, strict) =====
+    v_envelope := df._ensure(fut, true);
+
+    -- ===== GUARD: database, identity (§5.0, §6.1) =====
+    IF database IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_database d WHERE d.datname = database) THEN
+            RAISE EXCEPTION 'database "%" does not exist', database USING ERRCODE = '3D000';
+        END IF;
+        IF database <> current_database() THEN
+            RAISE EXCEPTION 'df.start(): database "%" is not supported: pgflare runs workflow steps in the database that holds schema df ("%")',
+                database, current_database()
+                USING ERRCODE = '0A000',
+                      HINT = format('Install pgflare in database %I and call df.start() there, or omit the database argument.', database);
+        END IF;
+    END IF;
+
+    SELECT r.rolcanlogin, r.rolsuper INTO v_login, v_super
+      FROM pg_catalog.pg_roles r WHERE r.rolname = v_user;
+    IF NOT coalesce(v_login, false) THEN
+        RAISE EXCEPTION 'current_user "%" does not have LOGIN privilege. The background worker must connect as this role to execute SQL. Grant LOGIN to this role or call df.start() as a role with LOGIN.',
+            v_user USING ERRCODE = '42501';
+    END IF;
+    IF v_super AND lower(df._setting('enable_superuser_instances', 'off')) NOT IN ('on', 'true', 'yes', '1') THEN
+        RAISE EXCEPTION 'pg_durable: superuser instances are disabled. current_user "%" is a superuser, but pg_durable.enable_superuser_instances is off. Set pg_durable.enable_superuser_instances = on to allow this.',
+            v_user USING ERRCODE = '42501';
+    END IF;
+    v_role := quote_ident(v_user)::regrole;
+
+    -- ===== PHASE 2: validate and flatten (§1.5); nothing is written before this succeeds =====
+    SELECT array_agg(f.id ORDER BY f.ord), array_agg(f.node_type ORDER BY f.ord),
+           array_agg(f.query ORDER BY f.ord), array_agg(f.result_name ORDER BY f.ord),
+           array_agg(f.left_node ORDER BY f.ord), array_agg(f.right_node ORDER BY f.ord)
+      INTO v_ids, v_types, v_queries, v_names, v_lefts, v_rights
+      FROM df._flatten(v_envelope) f;
+
+    -- Only the caller's own variables, even for roles that bypass RLS (§6.2); NULL values are skipped.
+    SELECT coalesce(jsonb_object_agg(v.name, v.value) FILTER (WHERE v.value IS NOT NULL), '{}'::jsonb)
+      INTO v_vars
+      FROM df.vars v WHERE v.owner = v_role;
+
+    -- ===== PHASE 3: reserve the instance id (re-rolled on collision, below RLS) =====
+    LOOP
+        v_attempt := v_attempt + 1;
+        INSERT INTO df.instances AS i (id, label, root_node, submitted_by, database, vars)
+        VALUES (df._new_id(), label, v_ids[1], v_role, database, v_vars)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING i.id INTO v_id;
+        EXIT WHEN v_id IS NOT NULL;
+        IF v_attempt >= 10 THEN
+            RAISE EXCEPTION 'Failed to create instance: exhausted 10 attempts to generate a collision-free ID'
+                USING ERRCODE = '23505';
+        END IF;
+    END LOOP;
+
+    -- ===== PHASE 4: nodes, root first; the root is due now so a worker can claim it =====
+    INSERT INTO df.nodes (id, instance_id, node_type, query, result_name, left_node, right_node,
+                          submitted_by, database, run_at)
+    SELECT u.id, v_id, u.node_type, u.query, u.result_name, u.left_node, u.right_node,
+           v_role, database, CASE WHEN u.n = 1 THEN now() END
+      FROM unnest(v_ids, v_types, v_queries, v_names, v_lefts, v_rights)
+               WITH ORDINALITY AS u(id, node_type, query, result_name, left_node, right_node, n)
+     ORDER BY u.n;
+
+    -- ===== PHASE 5: hand off; the notification is delivered only if the caller commits =====
+    BEGIN
+        PERFORM pg_notify('pgflare_ready', v_id);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'failed to start durable function: %', SQLERRM USING ERRCODE = SQLSTATE;
+    END;
+
+    RETURN v_id;
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.status(instance_id text)
+ RETURNS text
+ LANGUAGE sql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT i.status FROM df.instances AS i WHERE i.id = $1
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.target_database()
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT current_database()::text
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.unsetvar(name text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF df._in_workflow() THEN
+        RAISE EXCEPTION 'df.unsetvar() cannot be called inside a workflow - manage variables before starting the workflow'
+            USING ERRCODE = '55000';
+    END IF;
+    DELETE FROM df.vars AS v
+    WHERE v.name = unsetvar.name AND v.owner = quote_ident(current_user)::regrole;
+    PERFORM df._mark_helper('df.unsetvar');
+    RETURN 'OK';
+END;
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.version()
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT '0.2.6 (pgflare 0.1.0)'::text
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.wait_for_completion(instance_id text, timeout_seconds integer DEFAULT 30)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RAISE WARNING 'df.wait_for_completion() is deprecated; use df.await_instance() instead';
+    RETURN df.await_instance(wait_for_completion.instance_id, wait_for_completion.timeout_seconds);
+END;
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.wait_for_schedule(cron_expr text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    PERFORM df._cron_validate(cron_expr);
+    RETURN df._envelope('WAIT_SCHEDULE', p_query => '{"cron_expr":' || to_json(cron_expr)::text || '}');
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.wait_for_signal(name text, timeout_seconds integer DEFAULT NULL::integer)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'df.wait_for_signal(): name cannot be NULL' USING ERRCODE = '22004';
+    ELSIF name = '' THEN
+        RAISE EXCEPTION 'Signal name cannot be empty' USING ERRCODE = '22023';
+    ELSIF timeout_seconds <= 0 THEN
+        RAISE EXCEPTION 'Timeout must be positive' USING ERRCODE = '22023';
+    END IF;
+    RETURN df._envelope('SIGNAL', p_query => '{"signal_name":' || to_json(name)::text
+        || ',"timeout_seconds":' || coalesce(timeout_seconds::text, 'null') || '}');
+END
 $function$
 

@@ -1,0 +1,98 @@
+/**
+ * SPEC §5 / §5.0: df.start's signature, transaction_mode handling, and the database argument.
+ */
+import { describe, expect, it } from 'vitest';
+import { useTestDb } from '../../helpers/db.ts';
+
+const t = useTestDb();
+
+async function error(sql: string, params: unknown[] = []) {
+  try {
+    await t.query(sql, params);
+  } catch (e: any) {
+    return { code: e.code, message: e.message, hint: e.hint };
+  }
+  throw new Error(`no error from ${sql}`);
+}
+
+describe('signature', () => {
+  it('has the pg_durable parameter names and defaults, and returns text', async () => {
+    const [r] = await t.query(`
+      SELECT pg_get_function_arguments('df.start(text,text,text,text)'::regprocedure) AS args,
+             pg_get_function_result('df.start(text,text,text,text)'::regprocedure) AS result`);
+    expect(r).toEqual({
+      args: "fut text, label text DEFAULT NULL::text, database text DEFAULT NULL::text, transaction_mode text DEFAULT 'caller'::text",
+      result: 'text',
+    });
+  });
+
+  it('works with 1, 2, 3 positional arguments and in named notation', async () => {
+    const [r] = await t.query(`
+      SELECT df.start('SELECT 1') AS a, df.start('SELECT 1', 'l') AS b, df.start('SELECT 1', 'l', NULL) AS c,
+             df.start(fut => 'SELECT 1', transaction_mode => 'caller') AS d`);
+    for (const id of Object.values(r)) expect(id).toMatch(/^[0-9a-f]{8}$/);
+    expect(await t.query('SELECT count(*)::int AS n FROM df.instances')).toEqual([{ n: 4 }]);
+  });
+
+  it('transaction_mode is case-insensitive', async () => {
+    const [r] = await t.query(`SELECT df.start('SELECT 1', transaction_mode => 'CaLLeR') AS id`);
+    expect(r.id).toMatch(/^[0-9a-f]{8}$/);
+  });
+});
+
+describe('transaction_mode', () => {
+  it('an unknown mode is rejected with 22023', async () => {
+    expect(await error(`SELECT df.start('SELECT 1', NULL, NULL, 'autonomous')`)).toMatchObject({
+      code: '22023',
+      message: `invalid transaction_mode "autonomous" for df.start(): expected 'caller' or 'new'`,
+    });
+  });
+
+  it("'new' is not supported (0A000) and says what to do instead; nothing is written", async () => {
+    const [before] = await t.query('SELECT count(*)::int AS n FROM df.instances');
+    const e = await error(`SELECT df.start('SELECT 1', transaction_mode => 'NEW')`);
+    expect(e).toEqual({
+      code: '0A000',
+      message: "df.start() with transaction_mode => 'new' is not supported by pgflare",
+      hint: "Use the default transaction_mode => 'caller' and commit your transaction, or call df.start() from a separate connection in autocommit mode; either way the start survives a later rollback of other work.",
+    });
+    expect(await t.query('SELECT count(*)::int AS n FROM df.instances')).toEqual([before]);
+  });
+
+  it("'new' inside a workflow step gives pg_durable's error", async () => {
+    const c = await t.owner.connect();
+    try {
+      await c.query(`SET df.in_workflow = 'true'`);
+      await expect(c.query(`SELECT df.start('SELECT 1', transaction_mode => 'new')`)).rejects.toMatchObject({
+        code: '0A000',
+        message:
+          "df.start() with transaction_mode => 'new' cannot be called inside a workflow - a df.sql() node already runs as a single autocommitted statement, so a plain df.start() there is already independent of any caller transaction",
+      });
+    } finally {
+      await c.query('RESET df.in_workflow');
+      c.release();
+    }
+  });
+
+  it('a NULL fut is an error, not a silent NULL', async () => {
+    expect(await error(`SELECT df.start(NULL)`)).toMatchObject({ code: '22004', message: 'df.start(): fut must not be NULL' });
+  });
+});
+
+describe('database', () => {
+  it('an unknown database is rejected with 3D000', async () => {
+    expect(await error(`SELECT df.start('SELECT 1', NULL, 'no_such_db_x')`)).toMatchObject({
+      code: '3D000',
+      message: 'database "no_such_db_x" does not exist',
+    });
+  });
+
+  it('another existing database is not supported (0A000)', async () => {
+    const e = await error(`SELECT df.start('SELECT 1', NULL, 'postgres')`);
+    expect(e).toEqual({
+      code: '0A000',
+      message: `df.start(): database "postgres" is not supported: pgflare runs workflow steps in the database that holds schema df ("${t.name}")`,
+      hint: 'Install pgflare in database postgres and call df.start() there, or omit the database argument.',
+    });
+  });
+});
