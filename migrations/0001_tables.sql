@@ -61,6 +61,8 @@ CREATE TABLE df.nodes (
     run_at         timestamptz,
     locked_until   timestamptz,
     attempts       integer     NOT NULL DEFAULT 0,
+    -- engine bookkeeping of the current activation (loop iteration start, join progress, signal floor, …)
+    state          jsonb,
     CONSTRAINT nodes_pkey PRIMARY KEY (instance_id, id)
 );
 ALTER TABLE df.nodes

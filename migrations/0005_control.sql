@@ -80,8 +80,13 @@ BEGIN
     -- Withdraw queued work so no worker claims another step of a cancelled instance; steps already
     -- running finish or are abandoned at their checkpoint (§3.12: they keep their physical status).
     IF v_status = 'cancelled' THEN
+        -- SKIP LOCKED: this transaction holds the instance row, so it must never wait for a node row
+        -- (DESIGN 7); a step that holds one learns of the cancel at its checkpoint and withdraws itself.
         UPDATE df.nodes AS n SET run_at = NULL
-        WHERE n.instance_id = cancel.instance_id AND n.run_at IS NOT NULL;
+        WHERE (n.instance_id, n.id) IN (
+            SELECT q.instance_id, q.id FROM df.nodes AS q
+             WHERE q.instance_id = cancel.instance_id AND q.run_at IS NOT NULL
+               FOR UPDATE SKIP LOCKED);
     END IF;
 
     RETURN format('Instance %s cancelled: %s', cancel.instance_id, cancel.reason);

@@ -1,0 +1,151 @@
+-- 0008_engine: what the engine needs beyond pg_durable's tables.
+--
+--   df.scopes          one row per live scope (the instance root, a JOIN/RACE branch, a non-root loop):
+--                      its generation, its named results (result_name → result text, column order kept)
+--                      and, once finished, its outcome
+--   df.events          history: claims, attempts, failures, retries, lease expiries
+--   df._lock_and_load  a checkpoint's read: locks the instance row, returns the rows the graph needs
+--   df._apply          a checkpoint's write: node, scope and instance changes in one call
+--
+-- Lock order: a checkpoint already holds its node row (the claim) and then locks the instance row here.
+-- Nothing that holds an instance row waits for a node row.
+
+CREATE TABLE df.scopes (
+    instance_id  varchar(8) NOT NULL,
+    scope_id     text       NOT NULL,
+    parent_scope text,
+    root_node    varchar(8) NOT NULL,
+    generation   integer    NOT NULL DEFAULT 1,
+    named        jsonb      NOT NULL DEFAULT '{}'::jsonb,
+    status       text       NOT NULL DEFAULT 'running',
+    result       text,
+    submitted_by regrole    NOT NULL,
+    CONSTRAINT scopes_pkey PRIMARY KEY (instance_id, scope_id),
+    CONSTRAINT scopes_status_check CHECK (status IN ('running', 'completed', 'failed', 'broke', 'cancelled')),
+    CONSTRAINT scopes_instance_fkey FOREIGN KEY (instance_id, submitted_by)
+        REFERENCES df.instances (id, submitted_by) ON DELETE CASCADE
+);
+
+CREATE TABLE df.events (
+    id           bigint      GENERATED ALWAYS AS IDENTITY,
+    instance_id  varchar(8)  NOT NULL,
+    node_id      varchar(8),
+    kind         text        NOT NULL,
+    attempt      integer,
+    detail       text,
+    submitted_by regrole     NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT events_pkey PRIMARY KEY (id),
+    CONSTRAINT events_instance_fkey FOREIGN KEY (instance_id, submitted_by)
+        REFERENCES df.instances (id, submitted_by) ON DELETE CASCADE
+);
+CREATE INDEX events_instance_idx ON df.events (instance_id, id);
+
+ALTER TABLE df.scopes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE df.events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY scopes_owner ON df.scopes FOR ALL
+    USING (submitted_by = quote_ident(current_user)::regrole)
+    WITH CHECK (submitted_by = quote_ident(current_user)::regrole);
+CREATE POLICY events_owner ON df.events FOR ALL
+    USING (submitted_by = quote_ident(current_user)::regrole)
+    WITH CHECK (submitted_by = quote_ident(current_user)::regrole);
+
+-- Locks the instance row, then returns {instance, nodes, scopes} for the ids asked for, as one JSON
+-- document so a checkpoint reads everything in one round trip.
+CREATE FUNCTION df._lock_and_load(p_instance_id varchar, p_node_ids varchar[], p_scope_ids text[]) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_instance jsonb;
+BEGIN
+    SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
+      INTO v_instance
+      FROM df.instances i WHERE i.id = p_instance_id
+       FOR NO KEY UPDATE;  -- serializes checkpoints, yet lets df.signal's FK check (KEY SHARE) through
+    RETURN jsonb_build_object(
+        'instance', v_instance,
+        'nodes', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('id', n.id, 'status', n.status,
+                       'stamp', n.status_details ->> 'execution_id', 'state', n.state))
+              FROM df.nodes n WHERE n.instance_id = p_instance_id AND n.id = ANY (p_node_ids)), '[]'::jsonb),
+        'scopes', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('id', s.scope_id, 'parent', s.parent_scope, 'root', s.root_node,
+                       'generation', s.generation, 'named', s.named, 'status', s.status, 'result', s.result))
+              FROM df.scopes s WHERE s.instance_id = p_instance_id AND s.scope_id = ANY (p_scope_ids)), '[]'::jsonb));
+END
+$$;
+
+-- Applies a checkpoint's changes. p_changes = {
+--   nodes:   [{id, status?, result?, stamp?, run_at?, state?, locked_until?, signal_floor?}]  (present keys are written;
+--            result is the JSON text to store, or null for SQL NULL)
+--   scopes:  [{id, parent, root, generation, named, status, result}]   (whole rows, upserted)
+--   scope_deletes: [scope ids], cancel_scopes: [scope ids whose queued rows are withdrawn],
+--   instance: {status?, output?, generation?}, events: [{node_id, kind, attempt, detail}] }
+CREATE FUNCTION df._apply(p_instance_id varchar, p_changes jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_owner regrole;
+BEGIN
+    SELECT i.submitted_by INTO v_owner FROM df.instances i WHERE i.id = p_instance_id;
+
+    UPDATE df.nodes n SET
+        status = CASE WHEN c ? 'status' THEN c ->> 'status' ELSE n.status END,
+        result = CASE WHEN c ? 'result' THEN (c ->> 'result')::jsonb ELSE n.result END,
+        status_details = CASE WHEN c ? 'stamp' THEN jsonb_build_object('execution_id', c ->> 'stamp') ELSE n.status_details END,
+        run_at = CASE WHEN c ? 'run_at' THEN (c ->> 'run_at')::timestamptz ELSE n.run_at END,
+        locked_until = CASE WHEN c ? 'locked_until' THEN (c ->> 'locked_until')::timestamptz ELSE n.locked_until END,
+        attempts = CASE WHEN c ? 'attempts' THEN (c ->> 'attempts')::integer ELSE n.attempts END,
+        state = CASE WHEN coalesce((c ->> 'signal_floor')::boolean, false)
+                     THEN coalesce(c -> 'state', '{}'::jsonb) || jsonb_build_object('after_signal_id',
+                          (SELECT coalesce(max(s.id), 0) FROM df.signals s WHERE s.instance_id = p_instance_id))
+                     WHEN c ? 'state' THEN c -> 'state' ELSE n.state END,
+        updated_at = now()
+      FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) c
+     WHERE n.instance_id = p_instance_id AND n.id = c ->> 'id';
+
+    INSERT INTO df.scopes AS s (instance_id, scope_id, parent_scope, root_node, generation, named, status, result, submitted_by)
+    SELECT p_instance_id, c ->> 'id', c ->> 'parent', c ->> 'root', coalesce((c ->> 'generation')::integer, 1),
+           coalesce(c -> 'named', '{}'::jsonb), coalesce(c ->> 'status', 'running'), c ->> 'result', v_owner
+      FROM jsonb_array_elements(coalesce(p_changes -> 'scopes', '[]'::jsonb)) c
+    ON CONFLICT (instance_id, scope_id) DO UPDATE SET
+        generation = EXCLUDED.generation,
+        named = EXCLUDED.named,
+        status = EXCLUDED.status,
+        result = EXCLUDED.result;
+
+    DELETE FROM df.scopes s
+     WHERE s.instance_id = p_instance_id
+       AND s.scope_id IN (SELECT jsonb_array_elements_text(coalesce(p_changes -> 'scope_deletes', '[]'::jsonb)));
+
+    -- Cancelled scopes (a RACE loser): withdraw their queued rows and drop them and their nested scopes.
+    -- SKIP LOCKED: we hold the instance row and must not wait for a node row (DESIGN 7); a loser step
+    -- that is running finds its scope gone at its own checkpoint.
+    UPDATE df.nodes n SET run_at = NULL, updated_at = now()
+     WHERE (n.instance_id, n.id) IN (
+        SELECT q.instance_id, q.id
+          FROM df.nodes q, jsonb_array_elements_text(coalesce(p_changes -> 'cancel_scopes', '[]'::jsonb)) p
+         WHERE q.instance_id = p_instance_id AND q.run_at IS NOT NULL
+           AND starts_with(q.status_details ->> 'execution_id', p || '::')
+           FOR UPDATE OF q SKIP LOCKED);
+    DELETE FROM df.scopes s
+     USING jsonb_array_elements_text(coalesce(p_changes -> 'cancel_scopes', '[]'::jsonb)) p
+     WHERE s.instance_id = p_instance_id AND (s.scope_id = p OR starts_with(s.scope_id, p || '::'));
+
+    IF p_changes ? 'instance' THEN
+        UPDATE df.instances i SET
+            status = coalesce(p_changes -> 'instance' ->> 'status', i.status),
+            output = CASE WHEN p_changes -> 'instance' ? 'output' THEN p_changes -> 'instance' ->> 'output' ELSE i.output END,
+            generation = coalesce((p_changes -> 'instance' ->> 'generation')::integer, i.generation),
+            completed_at = CASE WHEN p_changes -> 'instance' ->> 'status' = 'completed' THEN now() ELSE i.completed_at END,
+            updated_at = now()
+         WHERE i.id = p_instance_id AND i.status NOT IN ('completed', 'failed', 'cancelled');
+    END IF;
+
+    INSERT INTO df.events (instance_id, node_id, kind, attempt, detail, submitted_by)
+    SELECT p_instance_id, e ->> 'node_id', e ->> 'kind', (e ->> 'attempt')::integer, e ->> 'detail', v_owner
+      FROM jsonb_array_elements(coalesce(p_changes -> 'events', '[]'::jsonb)) e;
+END
+$$;

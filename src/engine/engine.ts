@@ -1,0 +1,462 @@
+/**
+ * The engine core: claim one ready df.nodes row, run it, checkpoint, report what became ready.
+ * Runtime-agnostic: it sees the database through the Db port, time through `now`, and hands newly
+ * ready nodes to a Dispatcher after commit (a Queue on Workers, the local loop on Node).
+ *
+ * Two paths (DESIGN 5):
+ *  - transactional: claim, the user's SQL, the checkpoint and the successors' activation commit in one
+ *    transaction, so a step's effects happen exactly once;
+ *  - lease: HTTP and statements that cannot run in a transaction block first commit a lease
+ *    (attempts + 1, run_at = lease end, so an expired lease is simply claimable again), run outside any
+ *    transaction, then checkpoint if the lease is still theirs. At-least-once; HTTP carries a stable
+ *    Idempotency-Key.
+ */
+import type { Db, DbClient } from './db.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import {
+  buildGraph,
+  Checkpoint,
+  checkpointReadSet,
+  MissingData,
+  type Changes,
+  type Graph,
+  type NodeState,
+  type Outcome,
+  type ScopeState,
+} from '../graph/advance.ts';
+import { parseNodeConfig } from '../graph/schema.ts';
+import { substitute, type SubstitutionContext } from '../graph/substitute.ts';
+import { claimReady, findSignal, loadGraphRows, relockLeased, type ClaimedRow } from './queries/claim.ts';
+import { isNonTransactional, runSqlStep } from './executors/sql.ts';
+import type { StepOutcome } from './executors/outcome.ts';
+import { noPoints, type PointHandler } from './points.ts';
+import { backoffMs, DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
+
+export interface ReadyNode {
+  instanceId: string;
+  nodeId: string;
+  runAt: Date;
+}
+
+/** Receives nodes made ready by a committed checkpoint. Hints only: the rows are the truth. */
+export type Dispatcher = (ready: ReadyNode[]) => void | Promise<void>;
+
+/** Runs a lease-path HTTP step; the runtime provides it (fetch, DNS port, egress policy). */
+export type HttpRunner = (step: {
+  row: ClaimedRow;
+  ctx: SubstitutionContext;
+  idempotencyKey: string;
+}) => Promise<StepOutcome>;
+
+export interface EngineOptions {
+  db: Db;
+  log?: Logger;
+  points?: PointHandler;
+  dispatch?: Dispatcher;
+  http?: HttpRunner;
+  /** statement_timeout for a step's SQL (ms; 0 = none, pg_durable's behaviour). */
+  stepTimeoutMs?: number;
+  /** Lease length for non-transactional SQL (ms). */
+  leaseMs?: number;
+  /** Default retry policy for failed steps (default: no retry, as pg_durable). */
+  retry?: RetryPolicy;
+  /** Role steps run as when it equals the instance owner; read from the connection when omitted. */
+  workerRole?: string;
+  /** Superuser gate override (PGFLARE_ENABLE_SUPERUSER_INSTANCES); else the database setting. */
+  enableSuperuserInstances?: boolean;
+}
+
+export type RunKind = 'start' | 'step' | 'timer' | 'signal' | 'resume' | 'lease' | 'withdrawn' | 'retry';
+
+export interface RunResult {
+  kind: RunKind;
+  instanceId: string;
+  nodeId: string;
+  ready: ReadyNode[];
+}
+
+export interface Engine {
+  /** Claims and runs at most one ready node; null when nothing is due at `now`. */
+  runOnce(opts?: { now?: Date }): Promise<RunResult | null>;
+  /** Runs until nothing is due; returns how many nodes ran. */
+  drain(opts?: { concurrency?: number; now?: Date; maxSteps?: number }): Promise<number>;
+}
+
+const ACTIVE = new Set(['pending', 'running']);
+const GRAPH_CACHE_MAX = 1000;
+
+export function createEngine(options: EngineOptions): Engine {
+  const db = options.db;
+  const log = options.log ?? silentLogger;
+  const hit = options.points ?? noPoints;
+  const retryPolicy = options.retry ?? DEFAULT_RETRY;
+  const graphs = new Map<string, Graph>();
+  let workerRole = options.workerRole;
+
+  async function graphOf(client: DbClient, row: ClaimedRow): Promise<Graph> {
+    let g = graphs.get(row.instance_id);
+    if (!g) {
+      g = buildGraph(row.instance_id, row.root_node, await loadGraphRows(client, row.instance_id));
+      if (graphs.size >= GRAPH_CACHE_MAX) graphs.delete(graphs.keys().next().value!);
+      graphs.set(row.instance_id, g);
+    }
+    return g;
+  }
+
+  async function roleOf(client: DbClient): Promise<string> {
+    if (!workerRole) workerRole = (await client.query<{ r: string }>('SELECT current_user::text AS r')).rows[0].r;
+    return workerRole;
+  }
+
+  /**
+   * Locks the instance, runs `event` on the state machine, writes its changes. Returns null when the
+   * instance or the node's scope is gone (cancelled, or a RACE loser): the caller abandons the step.
+   */
+  async function checkpoint(
+    client: DbClient,
+    row: ClaimedRow,
+    now: Date,
+    event: (cp: Checkpoint) => void,
+    extra: { events?: unknown[]; leafChange?: Record<string, unknown>; requireScope?: string } = {},
+  ): Promise<Changes | null> {
+    const graph = await graphOf(client, row);
+    const read = checkpointReadSet(graph, row.id, row.stamp);
+    for (let round = 0; round < 10; round++) {
+      const { rows } = await client.query<{ s: { instance: { status: string; generation: number } | null; nodes: RawNode[]; scopes: RawScope[] } }>(
+        'SELECT df._lock_and_load($1, $2, $3) AS s',
+        [row.instance_id, read.nodes, read.scopes],
+      );
+      const s = rows[0].s;
+      if (!s.instance || !ACTIVE.has(s.instance.status)) return null;
+      if (extra.requireScope && !s.scopes.some((x) => x.id === extra.requireScope && x.status === 'running')) return null;
+      const cp = new Checkpoint({
+        graph,
+        now,
+        nodes: s.nodes.map(toNodeState),
+        scopes: s.scopes.map(toScopeState),
+        instanceGeneration: s.instance.generation,
+      });
+      try {
+        event(cp);
+      } catch (e) {
+        if (!(e instanceof MissingData)) throw e;
+        for (const n of e.nodes) if (!read.nodes.includes(n)) read.nodes.push(n);
+        for (const sc of e.scopes) if (!read.scopes.includes(sc)) read.scopes.push(sc);
+        continue;
+      }
+      const ch = cp.changes;
+      if (extra.leafChange) ch.nodes.set(row.id, { ...extra.leafChange, ...ch.nodes.get(row.id) });
+      await client.query('SELECT df._apply($1, $2)', [row.instance_id, JSON.stringify(serialize(ch, extra.events ?? []))]);
+      if (ch.instance?.status === 'completed' || ch.instance?.status === 'failed') graphs.delete(row.instance_id);
+      return ch;
+    }
+    throw new Error(`checkpoint of ${row.instance_id}/${row.id} kept needing more rows`);
+  }
+
+  function readyOf(instanceId: string, ch: Changes | null): ReadyNode[] {
+    return (ch?.ready ?? []).map((r) => ({ instanceId, nodeId: r.id, runAt: new Date(r.runAt) }));
+  }
+
+  async function afterCommit(row: ClaimedRow, kind: RunKind, ch: Changes | null): Promise<RunResult> {
+    await hit('after-commit', { instanceId: row.instance_id, nodeId: row.id });
+    const ready = readyOf(row.instance_id, ch);
+    if (ready.length && options.dispatch) {
+      try {
+        await options.dispatch(ready);
+      } catch (err) {
+        // The rows are ready whatever happens here; the sweep finds any that lost their message.
+        log.warn('dispatch failed', { instance: row.instance_id, error: err });
+      }
+    }
+    return { kind, instanceId: row.instance_id, nodeId: row.id, ready };
+  }
+
+  function substitutionContext(row: ClaimedRow): SubstitutionContext {
+    const vars: Record<string, string> = {};
+    for (const [k, v] of Object.entries(row.vars ?? {})) if (v !== null) vars[k] = v;
+    return { instanceId: row.instance_id, label: row.label, vars, results: row.named ?? {} };
+  }
+
+  /** The superuser gate and a vanished owner, checked when an instance is first loaded (SPEC §6.1). */
+  function ownerBlock(row: ClaimedRow): string | null {
+    if (!row.owner_exists) return `Instance ${row.instance_id}: submitted_by role no longer exists in pg_roles`;
+    const gateOn = options.enableSuperuserInstances ?? ['on', 'true', '1', 'yes'].includes(row.superuser_gate.toLowerCase());
+    if (row.owner_is_superuser && !gateOn) {
+      return `pg_durable blocked instance ${row.instance_id}: submitted_by role "${row.owner}" is a superuser, but pg_durable.enable_superuser_instances is off`;
+    }
+    return null;
+  }
+
+  /** Turns a finished attempt into the checkpoint event: complete, or retry per policy. */
+  function leafEvent(row: ClaimedRow, outcome: Outcome, now: Date, attempt: number, events: unknown[]) {
+    if (outcome.kind === 'fail' && attempt < retryPolicy.maxAttempts) {
+      const at = new Date(now.getTime() + backoffMs(retryPolicy, attempt));
+      events.push({ node_id: row.id, kind: 'attempt_failed', attempt, detail: outcome.error });
+      return (cp: Checkpoint) => cp.retry(row.id, at);
+    }
+    if (outcome.kind === 'fail') events.push({ node_id: row.id, kind: 'failed', attempt, detail: outcome.error });
+    return (cp: Checkpoint) => cp.complete(row.id, row.stamp!, outcome);
+  }
+
+  async function withdraw(client: DbClient, row: ClaimedRow): Promise<void> {
+    await client.query('UPDATE df.nodes SET run_at = NULL, updated_at = now() WHERE instance_id = $1 AND id = $2', [row.instance_id, row.id]);
+  }
+
+  async function runOnce(opts: { now?: Date } = {}): Promise<RunResult | null> {
+    const now = opts.now ?? new Date();
+    let leased: ClaimedRow | null = null;
+    const result = await db.withClient(async (client) => {
+      await client.query('BEGIN');
+      try {
+        const row = await claimReady(client, now);
+        if (!row) {
+          await client.query('COMMIT');
+          return null;
+        }
+        await hit('after-claim', { instanceId: row.instance_id, nodeId: row.id });
+        const r = await runClaimed(client, row, now);
+        if (r === 'lease') {
+          leased = row;
+          return null;
+        }
+        return r;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+    if (leased) return runLeased(leased, now);
+    return result;
+  }
+
+  /** Runs a claimed row inside the open claim transaction and commits (or returns 'lease'). */
+  async function runClaimed(client: DbClient, row: ClaimedRow, now: Date): Promise<RunResult | 'lease'> {
+    const commit = async (kind: RunKind, ch: Changes | null) => {
+      await hit('before-commit', { instanceId: row.instance_id, nodeId: row.id });
+      await client.query('COMMIT');
+      return afterCommit(row, kind, ch);
+    };
+    const abandon = async () => {
+      await client.query('ROLLBACK');
+      await client.query('BEGIN');
+      await withdraw(client, row);
+      await client.query('COMMIT');
+      return { kind: 'withdrawn' as const, instanceId: row.instance_id, nodeId: row.id, ready: [] };
+    };
+
+    if (!ACTIVE.has(row.instance_status)) {
+      await withdraw(client, row);
+      return commit('withdrawn', null);
+    }
+    // The instance's first claim: df.start only made its root claimable.
+    if (row.id === row.root_node && row.stamp === null) {
+      const blocked = ownerBlock(row);
+      if (blocked) {
+        await withdraw(client, row);
+        await client.query('SELECT df._apply($1, $2)', [row.instance_id, JSON.stringify({ instance: { status: 'failed', output: blocked } })]);
+        log.warn('instance blocked', { instance: row.instance_id, reason: blocked });
+        return commit('withdrawn', null);
+      }
+      const ch = await checkpoint(client, row, now, (cp) => cp.start());
+      return ch ? commit('start', ch) : abandon();
+    }
+    if (row.scope_status !== 'running' || row.stamp === null) return abandon();
+    if (row.state && row.state.resume === true) {
+      const ch = await checkpoint(client, row, now, (cp) => cp.resumeLoop(row.id, row.stamp!));
+      return ch ? commit('resume', ch) : abandon();
+    }
+
+    const attempt = row.attempts + 1;
+    const events: unknown[] = [];
+    const leaf = async (kind: RunKind, outcome: Outcome) => {
+      const ch = await checkpoint(client, row, now, leafEvent(row, outcome, now, attempt, events), {
+        events,
+        leafChange: { attempts: attempt },
+        requireScope: scopeIdOf(row.stamp!),
+      });
+      return ch ? commit(outcome.kind === 'fail' && events.some((e) => (e as { kind: string }).kind === 'attempt_failed') ? 'retry' : kind, ch) : abandon();
+    };
+
+    switch (row.node_type) {
+      case 'SQL': {
+        const sub = substitute(row.query ?? '', substitutionContext(row), 'sql');
+        if (!sub.ok) return leaf('step', { kind: 'fail', error: sub.error });
+        if (isNonTransactional(sub.text)) return takeLease(client, row, now, options.leaseMs ?? 30 * 60_000);
+        const role = await roleOf(client);
+        if (role !== row.owner) return leaf('step', { kind: 'fail', error: foreignOwnerError(row.owner, role) });
+        const out = await runSqlStep(client, sub.text, { statementTimeoutMs: options.stepTimeoutMs ?? 0, inTransaction: true });
+        return leaf('step', out.ok ? { kind: 'ok', text: out.resultText } : { kind: 'fail', error: out.error });
+      }
+      case 'SLEEP': {
+        const cfg = parseNodeConfig({ node_type: 'SLEEP', query: row.query });
+        const seconds = cfg.node_type === 'SLEEP' ? cfg.seconds : 0;
+        return leaf('timer', { kind: 'ok', text: `{"slept":true,"seconds":${seconds}}` });
+      }
+      case 'WAIT_SCHEDULE':
+        return leaf('timer', { kind: 'ok', text: '{"scheduled":true}' });
+      case 'SIGNAL':
+        return runSignal(client, row, now, leaf, commit);
+      case 'HTTP':
+      case 'HTTP_MULTIPART': {
+        const cfg = parseNodeConfig({ node_type: row.node_type, query: row.query });
+        const timeout = 'config' in cfg && cfg.config && 'timeout_seconds' in cfg.config ? Number(cfg.config.timeout_seconds ?? 30) : 30;
+        return takeLease(client, row, now, timeout * 1000 + 30_000);
+      }
+      default:
+        // A composite node with run_at set but no pending resume: nothing to do.
+        await withdraw(client, row);
+        return commit('withdrawn', null);
+    }
+  }
+
+  async function runSignal(
+    client: DbClient,
+    row: ClaimedRow,
+    now: Date,
+    leaf: (kind: RunKind, o: Outcome) => Promise<RunResult>,
+    commit: (kind: RunKind, ch: Changes | null) => Promise<RunResult>,
+  ): Promise<RunResult> {
+    const cfg = parseNodeConfig({ node_type: 'SIGNAL', query: row.query });
+    if (cfg.node_type !== 'SIGNAL') throw new Error('unreachable');
+    const name = cfg.config.signal_name;
+    const floor = Number((row.state ?? {}).after_signal_id ?? 0);
+    const payload = await findSignal(client, row.instance_id, name, floor);
+    if (payload !== undefined) {
+      return leaf('signal', { kind: 'ok', text: `{"signal_name":${JSON.stringify(name)},"timed_out":false,"data":${payload ?? 'null'}}` });
+    }
+    const deadline = (row.state ?? {}).deadline;
+    if (typeof deadline === 'string' && Date.parse(deadline) <= now.getTime()) {
+      return leaf('signal', { kind: 'ok', text: `{"signal_name":${JSON.stringify(name)},"timed_out":true,"data":null}` });
+    }
+    // Woken without a signal for it (another wait's signal): park again until the deadline or a signal.
+    await client.query('UPDATE df.nodes SET run_at = $3 WHERE instance_id = $1 AND id = $2', [
+      row.instance_id,
+      row.id,
+      typeof deadline === 'string' ? deadline : null,
+    ]);
+    return commit('signal', null);
+  }
+
+  async function takeLease(client: DbClient, row: ClaimedRow, now: Date, leaseMs: number): Promise<'lease'> {
+    const until = new Date(now.getTime() + leaseMs);
+    await client.query(
+      `UPDATE df.nodes SET attempts = attempts + 1, locked_until = $3, run_at = $3, updated_at = now()
+        WHERE instance_id = $1 AND id = $2`,
+      [row.instance_id, row.id, until],
+    );
+    await client.query(`SELECT df._apply($1, $2)`, [row.instance_id, JSON.stringify({ events: [{ node_id: row.id, kind: 'leased', attempt: row.attempts + 1, detail: until.toISOString() }] })]);
+    await client.query('COMMIT');
+    return 'lease';
+  }
+
+  /** Runs a leased step outside any transaction, then checkpoints if the lease is still ours. */
+  async function runLeased(row: ClaimedRow, now: Date): Promise<RunResult> {
+    const attempt = row.attempts + 1;
+    await hit('after-lease', { instanceId: row.instance_id, nodeId: row.id });
+    const ctx = substitutionContext(row);
+    let out: StepOutcome;
+    if (row.node_type === 'SQL') {
+      const sub = substitute(row.query ?? '', ctx, 'sql');
+      if (!sub.ok) out = { ok: false, error: sub.error };
+      else {
+        out = await db.withClient(async (c) => {
+          const role = await roleOf(c);
+          if (role !== row.owner) return { ok: false as const, error: foreignOwnerError(row.owner, role) };
+          return runSqlStep(c, sub.text, { statementTimeoutMs: options.stepTimeoutMs ?? 0, inTransaction: false });
+        });
+      }
+    } else if (!options.http) {
+      out = { ok: false, error: 'HTTP steps are not available in this runtime' };
+    } else {
+      out = await options.http({ row, ctx, idempotencyKey: `${row.instance_id}:${row.id}:${row.stamp}` }).catch((e: unknown) => ({
+        ok: false as const,
+        error: `HTTP request failed: ${(e as Error).message}`,
+      }));
+    }
+    await hit('after-effect', { instanceId: row.instance_id, nodeId: row.id });
+    const outcome: Outcome = out.ok ? { kind: 'ok', text: out.resultText } : { kind: 'fail', error: out.error };
+    return db.withClient(async (client) => {
+      await client.query('BEGIN');
+      try {
+        const cur = await relockLeased(client, row.instance_id, row.id);
+        // Someone re-claimed an expired lease, or the step moved on: this result is stale.
+        if (!cur || cur.attempts !== attempt || cur.stamp !== row.stamp || cur.status !== 'running') {
+          await client.query('ROLLBACK');
+          return { kind: 'withdrawn' as const, instanceId: row.instance_id, nodeId: row.id, ready: [] };
+        }
+        const events: unknown[] = [];
+        const ch = await checkpoint(client, row, now, leafEvent(row, outcome, now, attempt, events), {
+          events,
+          leafChange: { locked_until: null },
+          requireScope: scopeIdOf(row.stamp!),
+        });
+        if (!ch) {
+          await withdraw(client, row);
+          await client.query('COMMIT');
+          return { kind: 'withdrawn' as const, instanceId: row.instance_id, nodeId: row.id, ready: [] };
+        }
+        await hit('before-commit', { instanceId: row.instance_id, nodeId: row.id });
+        await client.query('COMMIT');
+        return afterCommit(row, 'lease', ch);
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  async function drain(opts: { concurrency?: number; now?: Date; maxSteps?: number } = {}): Promise<number> {
+    const concurrency = Math.max(1, opts.concurrency ?? 1);
+    const max = opts.maxSteps ?? Number.POSITIVE_INFINITY;
+    let count = 0;
+    const loop = async () => {
+      while (count < max) {
+        const r = await runOnce({ now: opts.now });
+        if (!r) return;
+        count++;
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, loop));
+    return count;
+  }
+
+  return { runOnce, drain };
+}
+
+function scopeIdOf(stamp: string): string {
+  return stamp.slice(0, stamp.lastIndexOf('::'));
+}
+
+function foreignOwnerError(owner: string, worker: string): string {
+  return `pgflare: this worker connects as "${worker}" and runs steps only for instances that role owns; instance owner is "${owner}" (run a worker as that role; per-role step runners come with df.grant_usage)`;
+}
+
+interface RawNode {
+  id: string;
+  status: NodeState['status'];
+  stamp: string | null;
+  state: Record<string, unknown> | null;
+}
+interface RawScope {
+  id: string;
+  parent: string | null;
+  root: string;
+  generation: number;
+  named: Record<string, string>;
+  status: ScopeState['status'];
+  result: string | null;
+}
+
+const toNodeState = (n: RawNode): NodeState => ({ id: n.id, status: n.status, stamp: n.stamp, state: n.state });
+const toScopeState = (s: RawScope): ScopeState => ({ ...s });
+
+function serialize(ch: Changes, events: unknown[]) {
+  return {
+    nodes: [...ch.nodes.entries()].map(([id, c]) => ({ id, ...c })),
+    scopes: [...ch.scopes.values()],
+    scope_deletes: [...ch.scopeDeletes],
+    cancel_scopes: ch.cancelScopes,
+    ...(ch.instance ? { instance: ch.instance } : {}),
+    events,
+  };
+}

@@ -1,0 +1,65 @@
+import type { DbClient } from '../db.ts';
+import { buildSqlResult } from '../../graph/sql-result.ts';
+import type { StepOutcome } from './outcome.ts';
+
+/** Values come back as the server's text, so sql-result.ts can apply pg_durable's type mapping. */
+const RAW_TYPES = { getTypeParser: () => (value: string) => value };
+
+/** Statements PostgreSQL refuses inside a transaction block: they take the lease path instead. */
+const NON_TRANSACTIONAL =
+  /^\s*(vacuum\b|create\s+(unique\s+)?index\s+concurrently\b|drop\s+index\s+concurrently\b|reindex\b[\s\S]*\bconcurrently\b|reindex\s+(system|database)\b|create\s+database\b|drop\s+database\b|alter\s+system\b|create\s+tablespace\b|drop\s+tablespace\b|cluster\s*;?\s*$)/i;
+
+/** A step must not end the engine's transaction under it. */
+const TRANSACTION_CONTROL = /^\s*(commit|rollback|begin|start\s+transaction|end|abort|savepoint|release|prepare\s+transaction|commit\s+prepared|rollback\s+prepared)\b/i;
+
+export function isNonTransactional(sql: string): boolean {
+  return NON_TRANSACTIONAL.test(stripLeadingComments(sql));
+}
+
+function stripLeadingComments(sql: string): string {
+  let s = sql;
+  for (;;) {
+    const t = s.replace(/^\s+/, '');
+    if (t.startsWith('--')) s = t.slice(t.indexOf('\n') === -1 ? t.length : t.indexOf('\n'));
+    else if (t.startsWith('/*')) s = t.slice(t.indexOf('*/') === -1 ? t.length : t.indexOf('*/') + 2);
+    else return t;
+  }
+}
+
+export interface SqlStepOptions {
+  statementTimeoutMs: number;
+  /** true: run inside the caller's open transaction under a savepoint (exactly once with the checkpoint). */
+  inTransaction: boolean;
+}
+
+/**
+ * Runs one step's SQL (already substituted) as one statement over the extended protocol, so
+ * multi-statement text fails as in pg_durable. In a transaction it runs under a savepoint: a failing
+ * statement is rolled back alone and the failure is still checkpointed in the same transaction.
+ */
+export async function runSqlStep(client: DbClient, sql: string, opts: SqlStepOptions): Promise<StepOutcome> {
+  if (TRANSACTION_CONTROL.test(stripLeadingComments(sql))) {
+    return { ok: false, error: 'SQL execution failed: transaction control statements (COMMIT, ROLLBACK, SAVEPOINT, …) cannot run as a workflow step: each step already runs in its own transaction' };
+  }
+  const timeout = Math.max(0, Math.floor(opts.statementTimeoutMs));
+  const local = opts.inTransaction ? 'true' : 'false';
+  await client.query(
+    `${opts.inTransaction ? 'SAVEPOINT pgflare_step; ' : ''}SELECT set_config('df.in_workflow', 'true', ${local}), set_config('statement_timeout', '${timeout}', ${local}), set_config('datestyle', 'ISO, MDY', ${local})`,
+  );
+  let outcome: StepOutcome;
+  try {
+    const res = (await client.query({ text: sql, rowMode: 'array', types: RAW_TYPES, queryMode: 'extended' } as never)) as unknown as {
+      fields?: { name: string; dataTypeID: number }[];
+      rows: (string | null)[][];
+    };
+    const built = buildSqlResult(res.fields ?? [], res.rows ?? []);
+    outcome = built.ok ? { ok: true, resultText: built.text } : { ok: false, error: built.error };
+  } catch (err) {
+    outcome = { ok: false, error: `SQL execution failed: error returned from database: ${(err as Error).message}` };
+    if (opts.inTransaction) await client.query('ROLLBACK TO SAVEPOINT pgflare_step');
+  }
+  await client.query(
+    `${opts.inTransaction ? 'RELEASE SAVEPOINT pgflare_step; ' : ''}SELECT set_config('df.in_workflow', 'false', ${local}), set_config('statement_timeout', '0', ${local})`,
+  );
+  return outcome;
+}

@@ -1,0 +1,84 @@
+import type { DbClient } from '../db.ts';
+
+/** A claimed df.nodes row with what running it needs from its instance and scope. */
+export interface ClaimedRow {
+  instance_id: string;
+  id: string;
+  node_type: string;
+  query: string | null;
+  result_name: string | null;
+  status: string;
+  stamp: string | null;
+  state: Record<string, unknown> | null;
+  attempts: number;
+  run_at: Date;
+  instance_status: string;
+  root_node: string;
+  label: string | null;
+  vars: Record<string, string | null>;
+  generation: number;
+  owner: string;
+  owner_exists: boolean;
+  owner_is_superuser: boolean;
+  superuser_gate: string;
+  named: Record<string, string> | null;
+  scope_status: string | null;
+}
+
+/**
+ * Claims the most overdue ready row: the partial index nodes_ready_idx holds only rows with run_at
+ * set, SKIP LOCKED lets concurrent workers take different rows, and the row lock is the claim. The
+ * scope's named results ride along, since a step substitutes them before it runs.
+ */
+const CLAIM = `
+WITH c AS (
+  SELECT n.instance_id, n.id FROM df.nodes n
+   WHERE n.run_at <= $1
+   ORDER BY n.run_at
+   LIMIT 1
+   FOR UPDATE SKIP LOCKED
+)
+SELECT n.instance_id, n.id, n.node_type, n.query, n.result_name, n.status,
+       n.status_details ->> 'execution_id' AS stamp, n.state, n.attempts, n.run_at,
+       i.status AS instance_status, i.root_node, i.label, i.vars, i.generation,
+       i.submitted_by::text AS owner, r.oid IS NOT NULL AS owner_exists, coalesce(r.rolsuper, false) AS owner_is_superuser,
+       df._setting('enable_superuser_instances', 'off') AS superuser_gate,
+       s.named, s.status AS scope_status
+  FROM c
+  JOIN df.nodes n ON n.instance_id = c.instance_id AND n.id = c.id
+  JOIN df.instances i ON i.id = n.instance_id
+  LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
+  LEFT JOIN df.scopes s ON s.instance_id = n.instance_id
+        AND s.scope_id = substr(n.status_details ->> 'execution_id', 1,
+                                length(n.status_details ->> 'execution_id') - position(':' IN reverse(n.status_details ->> 'execution_id')) - 1)`;
+
+export async function claimReady(client: DbClient, now: Date): Promise<ClaimedRow | null> {
+  const { rows } = await client.query<ClaimedRow>(CLAIM, [now]);
+  return rows[0] ?? null;
+}
+
+/** Re-locks a leased row for its checkpoint (lock order: node row, then instance row). */
+export async function relockLeased(client: DbClient, instanceId: string, nodeId: string): Promise<{ attempts: number; stamp: string | null; status: string } | null> {
+  const { rows } = await client.query<{ attempts: number; stamp: string | null; status: string }>(
+    `SELECT attempts, status_details ->> 'execution_id' AS stamp, status FROM df.nodes WHERE instance_id = $1 AND id = $2 FOR UPDATE`,
+    [instanceId, nodeId],
+  );
+  return rows[0] ?? null;
+}
+
+export async function loadGraphRows(client: DbClient, instanceId: string) {
+  const { rows } = await client.query<{ id: string; node_type: string; query: string | null; result_name: string | null; left_node: string | null; right_node: string | null }>(
+    'SELECT id, node_type, query, result_name, left_node, right_node FROM df.nodes WHERE instance_id = $1',
+    [instanceId],
+  );
+  return rows;
+}
+
+/** The first signal named `name` sent to the instance after the wait subscribed (ids above its floor). */
+export async function findSignal(client: DbClient, instanceId: string, name: string, afterId: number): Promise<string | null | undefined> {
+  const { rows } = await client.query<{ payload: string | null }>(
+    `SELECT payload::text AS payload FROM df.signals WHERE instance_id = $1 AND signal_name = $2 AND id > $3 ORDER BY id LIMIT 1`,
+    [instanceId, name, afterId],
+  );
+  return rows.length ? rows[0].payload : undefined;
+}

@@ -1,0 +1,613 @@
+/**
+ * Graph semantics (SPEC §3) as a pure state machine: given an instance's static graph, the dynamic state
+ * of the rows it needs and one event (start, a leaf's outcome, a loop's paced resume), it records the
+ * row changes, the newly ready leaves and the instance's new status. No I/O and no clock: `now` is an
+ * argument. The engine loads what a checkpoint needs, runs this, and writes `changes` in the same
+ * transaction (DESIGN 6).
+ *
+ * Scopes. A scope is one durable execution context: the instance root, a JOIN/RACE branch, or a loop
+ * that is not already the root of its scope. Its id is the instance id for the root, else
+ * `<parent scope>::<parent generation>::<root node id>`; a node run in it is stamped
+ * `<scope id>::<generation>` (SPEC §3.0). Loops bump their scope's generation per iteration.
+ *
+ * When the machine needs a row it was not given, it throws MissingData naming it; the engine loads it
+ * and runs the event again from scratch (the machine is deterministic, so a re-run is safe).
+ */
+import { nextFireAfter } from './cron.ts';
+import { stringifyJson, tryParseJson } from './json.ts';
+import { NodeConfigError, parseNodeConfig, type NodeStatus, type NodeType } from './schema.ts';
+import { evaluateIfRows, isConditionTrue } from './truthy.ts';
+
+export interface GraphNode {
+  id: string;
+  type: NodeType;
+  query: string | null;
+  resultName: string | null;
+  left: string | null;
+  right: string | null;
+  /** IF/LOOP condition node id (from the row's query JSON). */
+  condition: string | null;
+  /** JOIN extra branch ids (from the row's query JSON). */
+  extras: string[];
+  parent: string | null;
+}
+
+export interface Graph {
+  instanceId: string;
+  root: string;
+  nodes: Map<string, GraphNode>;
+}
+
+export interface GraphRow {
+  id: string;
+  node_type: string;
+  query: string | null;
+  result_name: string | null;
+  left_node: string | null;
+  right_node: string | null;
+}
+
+/** Builds the static graph (immutable for an instance's life, so the engine caches it). */
+export function buildGraph(instanceId: string, root: string, rows: readonly GraphRow[]): Graph {
+  const nodes = new Map<string, GraphNode>();
+  for (const r of rows) {
+    let condition: string | null = null;
+    let extras: string[] = [];
+    if (r.query && (r.node_type === 'IF' || r.node_type === 'LOOP' || r.node_type === 'JOIN')) {
+      const q = safeJson(r.query);
+      if (q && typeof q === 'object') {
+        const o = q as Record<string, unknown>;
+        if (typeof o.condition_node === 'string') condition = o.condition_node;
+        if (Array.isArray(o.extra_nodes)) extras = o.extra_nodes.filter((x): x is string => typeof x === 'string');
+      }
+    }
+    nodes.set(r.id, {
+      id: r.id,
+      type: r.node_type as NodeType,
+      query: r.query,
+      resultName: r.result_name,
+      left: r.left_node,
+      right: r.right_node,
+      condition,
+      extras,
+      parent: null,
+    });
+  }
+  for (const n of nodes.values()) {
+    for (const c of childrenOf(n)) {
+      const child = nodes.get(c);
+      if (child) child.parent = n.id;
+    }
+  }
+  if (!nodes.has(root)) throw new Error(`instance ${instanceId}: root node ${root} is missing`);
+  return { instanceId, root, nodes };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+export function childrenOf(n: GraphNode): string[] {
+  const out: (string | null)[] =
+    n.type === 'IF' ? [n.condition, n.left, n.right] : n.type === 'LOOP' ? [n.left, n.condition] : [n.left, n.right, ...n.extras];
+  return out.filter((x): x is string => x !== null);
+}
+
+export function branchesOf(n: GraphNode): string[] {
+  return [n.left, n.right, ...n.extras].filter((x): x is string => x !== null);
+}
+
+/** Ancestors of a node, nearest first. */
+export function ancestorsOf(g: Graph, id: string): string[] {
+  const out: string[] = [];
+  for (let p = g.nodes.get(id)?.parent ?? null; p !== null; p = g.nodes.get(p)?.parent ?? null) out.push(p);
+  return out;
+}
+
+/** The scope ids a stamp lives in, outermost first: `a::1::b::2` → [`a`, `a::1::b`]. */
+export function scopeChainOfStamp(stamp: string): string[] {
+  const parts = stamp.split('::');
+  const chain: string[] = [];
+  for (let i = 1; i <= parts.length - 1; i += 2) chain.push(parts.slice(0, i).join('::'));
+  return chain;
+}
+
+export function scopeOfStamp(stamp: string): string {
+  return stamp.slice(0, stamp.lastIndexOf('::'));
+}
+
+export type Outcome = { kind: 'ok'; text: string } | { kind: 'fail'; error: string } | { kind: 'break'; text: string };
+
+export type ScopeStatus = 'running' | 'completed' | 'failed' | 'broke' | 'cancelled';
+
+export interface ScopeState {
+  id: string;
+  parent: string | null;
+  root: string;
+  generation: number;
+  /** result_name → result text (in-memory form, column order kept). */
+  named: Record<string, string>;
+  status: ScopeStatus;
+  /** The outcome text once finished: the result, the error, or the break value. */
+  result: string | null;
+}
+
+export interface NodeState {
+  id: string;
+  status: NodeStatus;
+  stamp: string | null;
+  state: Record<string, unknown> | null;
+}
+
+export interface NodeChange {
+  status?: NodeStatus;
+  /** The JSON text to store in `result`, or null for SQL NULL. */
+  result?: string | null;
+  stamp?: string;
+  run_at?: string | null;
+  state?: Record<string, unknown> | null;
+  attempts?: number;
+  locked_until?: string | null;
+  /** Record the instance's newest signal id in state.after_signal_id (SIGNAL subscription). */
+  signal_floor?: boolean;
+}
+
+export interface InstanceChange {
+  status?: 'running' | 'completed' | 'failed';
+  output?: string;
+  generation?: number;
+}
+
+export interface Changes {
+  nodes: Map<string, NodeChange>;
+  scopes: Map<string, ScopeState>;
+  scopeDeletes: Set<string>;
+  /** Scopes whose queued rows are withdrawn and whose scope rows (and nested ones) are deleted. */
+  cancelScopes: string[];
+  instance: InstanceChange | null;
+  /** Leaves made ready, with when they are due (ISO). */
+  ready: { id: string; runAt: string }[];
+}
+
+export class MissingData extends Error {
+  constructor(
+    readonly nodes: string[],
+    readonly scopes: string[],
+  ) {
+    super(`checkpoint needs nodes [${nodes.join(', ')}] and scopes [${scopes.join(', ')}]`);
+  }
+}
+
+export const BREAK_OUTSIDE_LOOP =
+  'df.break() was called outside of a loop. df.break() may only be used inside df.loop().';
+export const LOOP_ITERATION_CAP = 100_000;
+export const LOOP_MIN_ITERATION_MS = 1000;
+const LOSER_LOOP = 'Loop branch cancelled after losing RACE';
+const STORES_NAME: ReadonlySet<NodeType> = new Set(['SQL', 'THEN', 'IF', 'JOIN', 'RACE', 'LOOP', 'SIGNAL', 'HTTP', 'HTTP_MULTIPART']);
+
+/** The JSON text stored in `result` for a result text: JSON as is, anything else as a JSON string. */
+export function storedResult(text: string): string {
+  return tryParseJson(text) !== undefined ? text : JSON.stringify(text);
+}
+
+export interface CheckpointInput {
+  graph: Graph;
+  now: Date;
+  nodes: readonly NodeState[];
+  scopes: readonly ScopeState[];
+  instanceGeneration: number;
+}
+
+export class Checkpoint {
+  readonly changes: Changes = {
+    nodes: new Map(),
+    scopes: new Map(),
+    scopeDeletes: new Set(),
+    cancelScopes: [],
+    instance: null,
+    ready: [],
+  };
+  private readonly g: Graph;
+  private readonly now: Date;
+  private readonly nodeStates = new Map<string, NodeState>();
+  private readonly scopeStates = new Map<string, ScopeState>();
+  private instanceGeneration: number;
+
+  constructor(input: CheckpointInput) {
+    this.g = input.graph;
+    this.now = input.now;
+    for (const n of input.nodes) this.nodeStates.set(n.id, { ...n, state: n.state ? { ...n.state } : null });
+    for (const s of input.scopes) this.scopeStates.set(s.id, { ...s, named: { ...s.named } });
+    this.instanceGeneration = input.instanceGeneration;
+  }
+
+  // ----- events -------------------------------------------------------------------------------
+
+  /** The instance's first claim: create the root scope and activate the root node. */
+  start(): void {
+    const scope: ScopeState = {
+      id: this.g.instanceId,
+      parent: null,
+      root: this.g.root,
+      generation: this.instanceGeneration,
+      named: {},
+      status: 'running',
+      result: null,
+    };
+    this.putScope(scope);
+    this.setInstance({ status: 'running' });
+    this.activate(this.g.root, scope);
+  }
+
+  /** A leaf finished in the scope named by its stamp. */
+  complete(leafId: string, stamp: string, outcome: Outcome): void {
+    this.finish(leafId, this.scope(scopeOfStamp(stamp)), outcome);
+  }
+
+  /** A leaf's attempt failed and is retried later: keep it running, due at `runAt`. */
+  retry(leafId: string, runAt: Date): void {
+    this.setNode(leafId, { run_at: runAt.toISOString(), locked_until: null });
+    this.changes.ready.push({ id: leafId, runAt: runAt.toISOString() });
+  }
+
+  /** A loop whose next iteration was held back by the 1 s pacing rule is due. */
+  resumeLoop(loopId: string, stamp: string): void {
+    const scope = this.scope(scopeOfStamp(stamp));
+    const st = this.node(loopId).state ?? {};
+    this.setNode(loopId, { run_at: null, state: { ...st, resume: false } });
+    this.activate(this.g.nodes.get(loopId)!.left!, scope);
+  }
+
+  // ----- activation ---------------------------------------------------------------------------
+
+  private activate(id: string, scope: ScopeState): void {
+    const n = this.gnode(id);
+    if (n.type === 'LOOP' && scope.root !== id) {
+      this.activateIn(id, this.openScope(scope, id));
+      return;
+    }
+    this.activateIn(id, scope);
+  }
+
+  private activateIn(id: string, scope: ScopeState): void {
+    const n = this.gnode(id);
+    const stamp = stampOf(scope);
+    const running: NodeChange = { status: 'running', result: null, stamp, run_at: null, state: null, attempts: 0, locked_until: null };
+    const nowIso = this.now.toISOString();
+    switch (n.type) {
+      case 'THEN':
+        this.setNode(id, running);
+        this.activate(n.left!, scope);
+        return;
+      case 'IF': {
+        this.setNode(id, running);
+        let cfg;
+        try {
+          cfg = parseNodeConfig({ node_type: 'IF', query: n.query });
+        } catch (e) {
+          this.finish(id, scope, { kind: 'fail', error: errorText(e) });
+          return;
+        }
+        if (cfg.node_type !== 'IF') return;
+        if (cfg.condition.kind === 'node') {
+          this.activate(cfg.condition.nodeId, scope);
+          return;
+        }
+        const r = evaluateIfRows(cfg.condition.resultName, scope.named);
+        if (!r.ok) this.finish(id, scope, { kind: 'fail', error: r.error });
+        else this.activate(r.value ? n.left! : n.right!, scope);
+        return;
+      }
+      case 'LOOP':
+        this.setNode(id, { ...running, state: { iter_started_at: nowIso } });
+        this.activate(n.left!, scope);
+        return;
+      case 'JOIN':
+      case 'RACE':
+        this.setNode(id, { ...running, state: n.type === 'JOIN' ? { done: 0 } : null });
+        for (const b of branchesOf(n)) this.activate(b, this.openScope(scope, b));
+        return;
+      case 'BREAK': {
+        this.setNode(id, running);
+        let value: string;
+        try {
+          const cfg = parseNodeConfig({ node_type: 'BREAK', query: n.query });
+          value = cfg.node_type === 'BREAK' ? breakValueText(cfg.config.break_value) : 'null';
+        } catch (e) {
+          this.finish(id, scope, { kind: 'fail', error: errorText(e) });
+          return;
+        }
+        this.finish(id, scope, { kind: 'break', text: value });
+        return;
+      }
+      case 'SQL':
+      case 'HTTP':
+      case 'HTTP_MULTIPART':
+        this.makeReady(id, { ...running, run_at: nowIso }, nowIso);
+        return;
+      case 'SLEEP':
+      case 'WAIT_SCHEDULE':
+      case 'SIGNAL': {
+        let due: Date | null;
+        let extra: NodeChange = {};
+        try {
+          const cfg = parseNodeConfig({ node_type: n.type, query: n.query });
+          if (cfg.node_type === 'SLEEP') due = new Date(this.now.getTime() + cfg.seconds * 1000);
+          else if (cfg.node_type === 'WAIT_SCHEDULE') {
+            due = nextFireAfter(cfg.config.cron_expr, this.now);
+            if (!due) throw new NodeConfigError(`Invalid cron expression '${cfg.config.cron_expr}': it never fires`);
+          } else if (cfg.node_type === 'SIGNAL') {
+            const t = cfg.config.timeout_seconds;
+            due = t == null ? null : new Date(this.now.getTime() + t * 1000);
+            extra = { signal_floor: true, state: { subscribed_at: nowIso, deadline: due?.toISOString() ?? null } };
+          } else due = this.now;
+        } catch (e) {
+          this.setNode(id, running);
+          this.finish(id, scope, { kind: 'fail', error: errorText(e) });
+          return;
+        }
+        if (due) this.makeReady(id, { ...running, ...extra, run_at: due.toISOString() }, due.toISOString());
+        else this.setNode(id, { ...running, ...extra });
+        return;
+      }
+    }
+  }
+
+  private makeReady(id: string, change: NodeChange, runAt: string): void {
+    this.setNode(id, change);
+    this.changes.ready.push({ id, runAt });
+  }
+
+  // ----- completion and propagation -----------------------------------------------------------
+
+  private finish(id: string, scope: ScopeState, outcome: Outcome): void {
+    const n = this.gnode(id);
+    const prior = this.nodeStates.get(id)?.state ?? null;
+    if (outcome.kind === 'ok') {
+      this.setNode(id, { status: 'completed', result: storedResult(outcome.text), run_at: null, locked_until: null });
+      if (n.resultName && STORES_NAME.has(n.type)) {
+        scope.named[n.resultName] = outcome.text;
+        this.putScope(scope);
+      }
+    } else if (outcome.kind === 'fail') {
+      this.setNode(id, { status: 'failed', result: JSON.stringify(outcome.error), run_at: null, locked_until: null });
+    } else {
+      this.setNode(id, { status: 'completed', result: storedResult(outcome.text), run_at: null, locked_until: null, state: { ...prior, broke: true } });
+    }
+    this.propagate(id, scope, outcome);
+  }
+
+  private propagate(id: string, scope: ScopeState, outcome: Outcome): void {
+    if (id === scope.root) {
+      this.scopeFinished(scope, outcome);
+      return;
+    }
+    const n = this.gnode(id);
+    const p = this.gnode(n.parent!);
+    switch (p.type) {
+      case 'THEN':
+        if (id === p.left && outcome.kind === 'ok') this.activate(p.right!, scope);
+        else this.finish(p.id, scope, outcome);
+        return;
+      case 'IF':
+        if (id === p.condition && outcome.kind === 'ok') this.activate(isConditionTrue(outcome.text) ? p.left! : p.right!, scope);
+        else this.finish(p.id, scope, outcome);
+        return;
+      case 'LOOP':
+        this.loopChildDone(p, id, scope, outcome);
+        return;
+      default:
+        throw new Error(`node ${id} under ${p.type} ${p.id} is not a scope root`);
+    }
+  }
+
+  private loopChildDone(loop: GraphNode, childId: string, scope: ScopeState, outcome: Outcome): void {
+    if (outcome.kind === 'fail') return this.finish(loop.id, scope, outcome);
+    if (outcome.kind === 'break') return this.finish(loop.id, scope, { kind: 'ok', text: outcome.text });
+    if (childId === loop.left && loop.condition) {
+      const st = this.node(loop.id).state ?? {};
+      this.setNode(loop.id, { state: { ...st, body_result: outcome.text } });
+      this.activate(loop.condition, scope);
+      return;
+    }
+    if (childId === loop.condition && !isConditionTrue(outcome.text)) {
+      const body = (this.node(loop.id).state ?? {}).body_result;
+      return this.finish(loop.id, scope, { kind: 'ok', text: typeof body === 'string' ? body : 'null' });
+    }
+    this.iterate(loop, scope);
+  }
+
+  private iterate(loop: GraphNode, scope: ScopeState): void {
+    const next = scope.generation + 1;
+    if (next >= LOOP_ITERATION_CAP) {
+      return this.finish(loop.id, scope, {
+        kind: 'fail',
+        error: `Loop exceeded maximum iteration count of ${LOOP_ITERATION_CAP}. Use df.break() to exit the loop or restructure the workflow.`,
+      });
+    }
+    const started = Date.parse(String((this.node(loop.id).state ?? {}).iter_started_at ?? this.now.toISOString()));
+    const due = new Date(Math.max(this.now.getTime(), started + LOOP_MIN_ITERATION_MS));
+    scope.generation = next;
+    if (scope.parent === null) {
+      // The instance-root loop starts every iteration with no named results (SPEC §3.6).
+      scope.named = {};
+      this.instanceGeneration = next;
+      this.setInstance({ generation: next });
+    }
+    this.putScope(scope);
+    const stamp = stampOf(scope);
+    if (due.getTime() > this.now.getTime()) {
+      this.makeReady(loop.id, { status: 'running', result: null, stamp, run_at: due.toISOString(), state: { iter_started_at: due.toISOString(), resume: true } }, due.toISOString());
+      return;
+    }
+    this.setNode(loop.id, { status: 'running', result: null, stamp, run_at: null, state: { iter_started_at: this.now.toISOString() } });
+    this.activate(loop.left!, scope);
+  }
+
+  private scopeFinished(scope: ScopeState, outcome: Outcome): void {
+    scope.status = outcome.kind === 'ok' ? 'completed' : outcome.kind === 'fail' ? 'failed' : 'broke';
+    scope.result = outcome.kind === 'fail' ? outcome.error : outcome.text;
+    this.putScope(scope);
+    if (scope.parent === null) {
+      if (outcome.kind === 'ok') this.setInstance({ status: 'completed', output: outcome.text });
+      else this.setInstance({ status: 'failed', output: outcome.kind === 'fail' ? outcome.error : BREAK_OUTSIDE_LOOP });
+      return;
+    }
+    const parentScope = this.scope(scope.parent);
+    const root = this.gnode(scope.root);
+    const p = root.parent ? this.gnode(root.parent) : null;
+    if (p && p.type === 'JOIN') return this.joinBranchDone(p, parentScope);
+    if (p && p.type === 'RACE') return this.raceBranchDone(p, parentScope, scope, outcome);
+    // A non-root loop's scope: its names flow back to the parent, then the parent goes on.
+    Object.assign(parentScope.named, scope.named);
+    this.putScope(parentScope);
+    this.deleteScope(scope.id);
+    this.propagate(scope.root, parentScope, outcome);
+  }
+
+  private joinBranchDone(join: GraphNode, scope: ScopeState): void {
+    const st = this.node(join.id).state ?? {};
+    const done = Number(st.done ?? 0) + 1;
+    this.setNode(join.id, { state: { ...st, done } });
+    const branches = branchesOf(join);
+    if (done < branches.length) return;
+    const scopes = this.scopes(branches.map((b) => childScopeId(scope, b)));
+    let outcome: Outcome | null = null;
+    scopes.forEach((s, i) => {
+      if (outcome) return;
+      if (s.status === 'failed') outcome = { kind: 'fail', error: `JOIN branch ${i + 1} failed: ${s.result}` };
+      else if (s.status === 'broke') outcome = { kind: 'break', text: s.result ?? 'null' };
+    });
+    for (const s of scopes) {
+      Object.assign(scope.named, s.named);
+      this.deleteScope(s.id);
+    }
+    this.putScope(scope);
+    this.finish(join.id, scope, outcome ?? { kind: 'ok', text: `[${scopes.map((s) => s.result ?? 'null').join(',')}]` });
+  }
+
+  private raceBranchDone(race: GraphNode, scope: ScopeState, branch: ScopeState, outcome: Outcome): void {
+    const r = this.node(race.id);
+    if (r.status !== 'running' || r.stamp !== stampOf(scope)) {
+      this.deleteScope(branch.id); // the race was decided already; a late finisher changes nothing
+      return;
+    }
+    const side = branch.root === race.left ? 'left' : 'right';
+    const loserRoot = side === 'left' ? race.right! : race.left!;
+    const loserScope = childScopeId(scope, loserRoot);
+    this.changes.cancelScopes.push(loserScope);
+    if (this.gnode(loserRoot).type === 'LOOP') {
+      this.setNode(loserRoot, { status: 'failed', result: JSON.stringify(LOSER_LOOP), stamp: `${loserScope}::1`, run_at: null });
+    }
+    this.deleteScope(branch.id);
+    if (outcome.kind === 'ok') {
+      Object.assign(scope.named, branch.named);
+      this.putScope(scope);
+      this.finish(race.id, scope, outcome);
+    } else if (outcome.kind === 'fail') {
+      this.finish(race.id, scope, { kind: 'fail', error: `RACE ${side} branch failed: ${outcome.error}` });
+    } else {
+      this.finish(race.id, scope, outcome);
+    }
+  }
+
+  // ----- state access -------------------------------------------------------------------------
+
+  private gnode(id: string): GraphNode {
+    const n = this.g.nodes.get(id);
+    if (!n) throw new Error(`instance ${this.g.instanceId}: node ${id} is not in the graph`);
+    return n;
+  }
+
+  private node(id: string): NodeState {
+    const n = this.nodeStates.get(id);
+    if (!n) throw new MissingData([id], []);
+    return n;
+  }
+
+  private scope(id: string): ScopeState {
+    const s = this.scopeStates.get(id);
+    if (!s || this.changes.scopeDeletes.has(id)) throw new MissingData([], [id]);
+    return s;
+  }
+
+  private scopes(ids: string[]): ScopeState[] {
+    const missing = ids.filter((id) => !this.scopeStates.has(id));
+    if (missing.length) throw new MissingData([], missing);
+    return ids.map((id) => this.scopeStates.get(id)!);
+  }
+
+  private openScope(parent: ScopeState, rootId: string): ScopeState {
+    const s: ScopeState = {
+      id: childScopeId(parent, rootId),
+      parent: parent.id,
+      root: rootId,
+      generation: 1,
+      named: { ...parent.named },
+      status: 'running',
+      result: null,
+    };
+    this.putScope(s);
+    return s;
+  }
+
+  private putScope(s: ScopeState): void {
+    this.scopeStates.set(s.id, s);
+    this.changes.scopeDeletes.delete(s.id);
+    this.changes.scopes.set(s.id, s);
+  }
+
+  private deleteScope(id: string): void {
+    this.changes.scopes.delete(id);
+    this.changes.scopeDeletes.add(id);
+  }
+
+  private setNode(id: string, change: NodeChange): void {
+    const merged = { ...this.changes.nodes.get(id), ...change };
+    this.changes.nodes.set(id, merged);
+    const cur = this.nodeStates.get(id) ?? { id, status: 'pending' as NodeStatus, stamp: null, state: null };
+    this.nodeStates.set(id, {
+      id,
+      status: change.status ?? cur.status,
+      stamp: change.stamp ?? cur.stamp,
+      state: 'state' in change ? (change.state ?? null) : cur.state,
+    });
+  }
+
+  private setInstance(change: InstanceChange): void {
+    this.changes.instance = { ...this.changes.instance, ...change };
+  }
+}
+
+export function stampOf(scope: Pick<ScopeState, 'id' | 'generation'>): string {
+  return `${scope.id}::${scope.generation}`;
+}
+
+export function childScopeId(parent: Pick<ScopeState, 'id' | 'generation'>, rootId: string): string {
+  return `${stampOf(parent)}::${rootId}`;
+}
+
+/** SPEC §3.7: the literal break value, as JSON when it parses, else a JSON string; absent → null. */
+export function breakValueText(value: string | null): string {
+  if (value === null) return 'null';
+  const parsed = tryParseJson(value);
+  return parsed !== undefined ? stringifyJson(parsed) : JSON.stringify(value);
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The node rows and scope rows a checkpoint for `leafId` (stamped `stamp`) will most likely read. */
+export function checkpointReadSet(g: Graph, leafId: string, stamp: string | null): { nodes: string[]; scopes: string[] } {
+  const nodes = [leafId];
+  for (const a of ancestorsOf(g, leafId)) {
+    const t = g.nodes.get(a)!.type;
+    if (t === 'LOOP' || t === 'JOIN' || t === 'RACE') nodes.push(a);
+  }
+  return { nodes, scopes: stamp ? scopeChainOfStamp(stamp) : [] };
+}
