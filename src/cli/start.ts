@@ -4,6 +4,8 @@ import type { Logger } from '../log.ts';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../runtime/node/embedded.ts';
 import { createPgDb } from '../runtime/node/pg-db.ts';
 import { migrate } from '../migrate/runner.ts';
+import { startConfiguredWorker } from './worker.ts';
+import type { NodeWorker } from '../runtime/node/worker.ts';
 
 const LOCAL_ROLE = 'pgflare';
 const LOCAL_PASSWORD = 'pgflare';
@@ -18,8 +20,10 @@ export async function runStart(opts: { databaseUrl?: string; log: Logger }): Pro
   const { log } = opts;
   let server: EmbeddedServer | undefined;
   let url = opts.databaseUrl;
+  let shownDir = '';
   if (!url) {
     const dataDir = resolve(process.env.PGFLARE_DATA_DIR ?? '.data');
+    shownDir = process.env.PGFLARE_DATA_DIR ?? '.data/';
     const port = Number(process.env.PGFLARE_PG_PORT ?? DEFAULT_PORT);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`PGFLARE_PG_PORT="${process.env.PGFLARE_PG_PORT}" is not a TCP port`);
     log.info('starting embedded PostgreSQL', { data: dataDir, port });
@@ -29,19 +33,22 @@ export async function runStart(opts: { databaseUrl?: string; log: Logger }): Pro
     await ensureLocalDatabase(server);
     url = server.urlFor(LOCAL_DATABASE, LOCAL_ROLE, LOCAL_PASSWORD);
   }
-  const db = createPgDb({ connectionString: url, max: 4, applicationName: 'pgflare:start' });
+  const db = createPgDb({ connectionString: url, max: 2, applicationName: 'pgflare:start' });
+  let worker: NodeWorker | undefined;
   const stop = async () => {
+    await worker?.stop().catch((err: unknown) => log.error('worker stop failed', { error: err }));
     await db.end().catch(() => undefined);
     await server?.stop().catch(() => undefined);
   };
   try {
     const result = await migrate(db, { log: (line) => log.info(line) });
     log.info('schema df ready', { version: result.version, operator_schema: result.operatorSchema });
+    worker = await startConfiguredWorker(url, log);
   } catch (err) {
     await stop();
     throw err;
   }
-  printBanner(url, Boolean(server));
+  printBanner(url, server ? shownDir : null);
   await new Promise<void>((done) => {
     const onSignal = (signal: string) => {
       log.info('stopping', { signal });
@@ -70,17 +77,18 @@ async function ensureLocalDatabase(server: EmbeddedServer): Promise<void> {
   }
 }
 
-function printBanner(url: string, embedded: boolean): void {
+function printBanner(url: string, dataDir: string | null): void {
+  const embedded = dataDir !== null;
   const shown = url.replace(/:\/\/([^:@/]+):[^@/]*@/, embedded ? '://$1:' + LOCAL_PASSWORD + '@' : '://$1:***@');
   process.stdout.write(`
-pgflare is up${embedded ? ' (embedded PostgreSQL, data in .data/)' : ''}.
+pgflare is up${embedded ? ` (embedded PostgreSQL, data in ${dataDir})` : ''}: schema df migrated, worker running.
 
   Connect:  psql ${shown}
 
   A first workflow to paste:
     SELECT df.start('SELECT 20 AS n' |=> 'n' ~> 'SELECT $n + 22 AS answer', 'first');
-    SELECT * FROM df.list_instances();
-    SELECT df.explain('SELECT 20 AS n' |=> 'n' ~> 'SELECT $n + 22 AS answer');
+    SELECT instance_id, status, output FROM df.list_instances();
+    SELECT df.explain(instance_id) FROM df.list_instances(NULL, 1);
 
   Press Ctrl-C to stop.
 `);

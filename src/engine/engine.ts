@@ -42,11 +42,17 @@ export interface ReadyNode {
 export type Dispatcher = (ready: ReadyNode[]) => void | Promise<void>;
 
 /** Runs a lease-path HTTP step; the runtime provides it (fetch, DNS port, egress policy). */
-export type HttpRunner = (step: {
+export type HttpRunner = (step: HttpStep) => Promise<StepOutcome>;
+
+export interface HttpStep {
   row: ClaimedRow;
   ctx: SubstitutionContext;
   idempotencyKey: string;
-}) => Promise<StepOutcome>;
+  /** Read from the database when the lease was taken: pg_durable.http_policy, pgflare.http_allowed_hosts. */
+  policy: { mode: string; allowedHosts: string | null };
+  /** The owner holds EXECUTE on df.http / df.http_multipart (or is a superuser): re-checked per request. */
+  canUseHttp: boolean;
+}
 
 export interface EngineOptions {
   db: Db;
@@ -91,6 +97,7 @@ export function createEngine(options: EngineOptions): Engine {
   const hit = options.points ?? noPoints;
   const retryPolicy = options.retry ?? DEFAULT_RETRY;
   const graphs = new Map<string, Graph>();
+  const httpAccess = new WeakMap<ClaimedRow, Pick<HttpStep, 'policy' | 'canUseHttp'>>();
   let workerRole = options.workerRole;
 
   async function graphOf(client: DbClient, row: ClaimedRow): Promise<Graph> {
@@ -298,8 +305,21 @@ export function createEngine(options: EngineOptions): Engine {
         return runSignal(client, row, now, leaf, commit);
       case 'HTTP':
       case 'HTTP_MULTIPART': {
-        const cfg = parseNodeConfig({ node_type: row.node_type, query: row.query });
-        const timeout = 'config' in cfg && cfg.config && 'timeout_seconds' in cfg.config ? Number(cfg.config.timeout_seconds ?? 30) : 30;
+        let timeout = 30;
+        try {
+          const cfg = parseNodeConfig({ node_type: row.node_type, query: row.query });
+          if (cfg.node_type === 'HTTP' || cfg.node_type === 'HTTP_MULTIPART') timeout = Number(cfg.config.timeout_seconds ?? 30);
+        } catch (e) {
+          return leaf('step', { kind: 'fail', error: (e as Error).message });
+        }
+        const fn = row.node_type === 'HTTP' ? 'df.http(text,text,text,jsonb,integer)' : 'df.http_multipart(text,text,jsonb,jsonb,integer)';
+        const { rows } = await client.query<{ mode: string; hosts: string | null; can: boolean }>(
+          `SELECT df._setting('http_policy', 'disabled') AS mode, current_setting('pgflare.http_allowed_hosts', true) AS hosts,
+                  coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = $1), false)
+                  OR coalesce(has_function_privilege($1, $2, 'EXECUTE'), false) AS can`,
+          [row.owner.replace(/^"(.*)"$/, '$1').replaceAll('""', '"'), fn],
+        );
+        httpAccess.set(row, { policy: { mode: rows[0].mode, allowedHosts: rows[0].hosts }, canUseHttp: rows[0].can });
         return takeLease(client, row, now, timeout * 1000 + 30_000);
       }
       default:
@@ -368,7 +388,8 @@ export function createEngine(options: EngineOptions): Engine {
     } else if (!options.http) {
       out = { ok: false, error: 'HTTP steps are not available in this runtime' };
     } else {
-      out = await options.http({ row, ctx, idempotencyKey: `${row.instance_id}:${row.id}:${row.stamp}` }).catch((e: unknown) => ({
+      const access = httpAccess.get(row) ?? { policy: { mode: 'disabled', allowedHosts: null }, canUseHttp: false };
+      out = await options.http({ row, ctx, idempotencyKey: `${row.instance_id}:${row.id}:${row.stamp}`, ...access }).catch((e: unknown) => ({
         ok: false as const,
         error: `HTTP request failed: ${(e as Error).message}`,
       }));

@@ -1,0 +1,39 @@
+import type { Logger } from '../log.ts';
+import { loadConfig } from '../config.ts';
+import { startNodeWorker, type NodeWorker } from '../runtime/node/worker.ts';
+import { createNodeHttpRunner } from '../runtime/node/http.ts';
+
+/** Starts the Node worker with the environment's configuration; resolves when it has stopped. */
+export async function startConfiguredWorker(databaseUrl: string, log: Logger, overrides: { concurrency?: number } = {}): Promise<NodeWorker> {
+  const cfg = loadConfig(process.env);
+  return startNodeWorker({
+    connectionString: databaseUrl,
+    concurrency: overrides.concurrency ?? cfg.concurrency,
+    pollIntervalMs: cfg.pollIntervalMs,
+    stepTimeoutMs: cfg.stepTimeoutMs,
+    leaseMs: cfg.leaseMs,
+    retry: cfg.retry,
+    retentionDays: cfg.retentionDays,
+    enableSuperuserInstances: cfg.enableSuperuserInstances,
+    http: createNodeHttpRunner({ databaseUrl, policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts }),
+    log,
+  });
+}
+
+export async function runWorker(opts: { databaseUrl?: string; concurrency?: number; log: Logger }): Promise<number> {
+  if (!opts.databaseUrl) {
+    process.stderr.write('pgflare worker: set DATABASE_URL (or pass --database-url postgres://…)\n');
+    return 2;
+  }
+  const worker = await startConfiguredWorker(opts.databaseUrl, opts.log, { concurrency: opts.concurrency });
+  await new Promise<void>((done) => {
+    const onSignal = (signal: string) => {
+      opts.log.info('stopping: finishing in-flight steps', { signal });
+      done();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  await worker.stop();
+  return 0;
+}

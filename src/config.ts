@@ -1,0 +1,63 @@
+/**
+ * Runtime configuration from environment variables (Node process env or Workers bindings), parsed with
+ * zod so a bad value fails at start-up with a message that names the variable. Settings that pg_durable
+ * keeps as GUCs are also read from the database (`pg_durable.<name>`); an env var wins (SPEC §9).
+ */
+import { z } from 'zod';
+import type { RetryPolicy } from './engine/retry.ts';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z
+  .string()
+  .transform((v) => v.trim().toLowerCase())
+  .pipe(z.enum(['on', 'off', 'true', 'false', '1', '0', 'yes', 'no']))
+  .transform((v) => ['on', 'true', '1', 'yes'].includes(v));
+
+const EnvSchema = z.object({
+  PGFLARE_CONCURRENCY: int(1, 256).default(4),
+  PGFLARE_POLL_INTERVAL_MS: int(10, 600_000).default(1000),
+  PGFLARE_STEP_TIMEOUT_MS: int(0, 86_400_000).default(0),
+  PGFLARE_LEASE_MS: int(1000, 86_400_000).default(1_800_000),
+  PGFLARE_RETRY_MAX_ATTEMPTS: int(1, 1000).default(1),
+  PGFLARE_RETRY_BASE_MS: int(0, 86_400_000).default(1000),
+  PGFLARE_RETRY_MAX_MS: int(0, 86_400_000).default(300_000),
+  PGFLARE_RETENTION_DAYS: int(0, 36_500).default(30),
+  PGFLARE_ENABLE_SUPERUSER_INSTANCES: bool.optional(),
+  PGFLARE_HTTP_POLICY: z.enum(['disabled', 'azure', 'azure+test', 'allowlist', 'all']).optional(),
+  PGFLARE_HTTP_ALLOWED_HOSTS: z.string().optional(),
+});
+
+export interface RuntimeConfig {
+  concurrency: number;
+  pollIntervalMs: number;
+  stepTimeoutMs: number;
+  leaseMs: number;
+  retry: RetryPolicy;
+  retentionDays: number;
+  enableSuperuserInstances?: boolean;
+  httpPolicy?: 'disabled' | 'azure' | 'azure+test' | 'allowlist' | 'all';
+  httpAllowedHosts?: string[];
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: Record<string, string | undefined>): RuntimeConfig {
+  const picked = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('PGFLARE_') && v !== undefined && v !== ''));
+  const r = EnvSchema.safeParse(picked);
+  if (!r.success) {
+    const msgs = r.error.issues.map((i) => `${i.path.join('.')}=${JSON.stringify(picked[String(i.path[0])])}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${msgs.join('; ')}`);
+  }
+  const c = r.data;
+  return {
+    concurrency: c.PGFLARE_CONCURRENCY,
+    pollIntervalMs: c.PGFLARE_POLL_INTERVAL_MS,
+    stepTimeoutMs: c.PGFLARE_STEP_TIMEOUT_MS,
+    leaseMs: c.PGFLARE_LEASE_MS,
+    retry: { maxAttempts: c.PGFLARE_RETRY_MAX_ATTEMPTS, baseMs: c.PGFLARE_RETRY_BASE_MS, maxMs: c.PGFLARE_RETRY_MAX_MS, jitter: 1 },
+    retentionDays: c.PGFLARE_RETENTION_DAYS,
+    enableSuperuserInstances: c.PGFLARE_ENABLE_SUPERUSER_INSTANCES,
+    httpPolicy: c.PGFLARE_HTTP_POLICY,
+    httpAllowedHosts: c.PGFLARE_HTTP_ALLOWED_HOSTS?.split(',').map((h) => h.trim()).filter(Boolean),
+  };
+}

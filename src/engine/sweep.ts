@@ -1,0 +1,41 @@
+import type { DbClient } from './db.ts';
+
+/**
+ * Liveness and retention, shared by the Node worker and the Workers cron sweep (SPEC §5.3).
+ */
+export async function heartbeat(client: DbClient, epochId: string): Promise<void> {
+  await client.query(
+    `INSERT INTO df._worker_epoch (epoch_id) VALUES ($1)
+     ON CONFLICT (epoch_id) DO UPDATE SET last_seen_at = now()`,
+    [epochId],
+  );
+  // Epochs nobody has touched for a minute belong to stopped workers.
+  await client.query(`DELETE FROM df._worker_epoch WHERE last_seen_at < now() - interval '1 minute'`);
+}
+
+export interface RetentionOptions {
+  /** Terminal instances older than this are deleted (SPEC default 30; 0 = immediately). */
+  retentionDays: number;
+  /** Only the newest this many terminal instances are kept (SPEC: 10 000). */
+  keep: number;
+  /** Bound the work of one pass. */
+  batch: number;
+}
+
+/** Deletes terminal instances past retention (their nodes, scopes, signals and events cascade). */
+export async function pruneHistory(client: DbClient, opts: RetentionOptions): Promise<number> {
+  const { rowCount } = await client.query(
+    `WITH ranked AS (
+       SELECT id, coalesce(completed_at, created_at) AS at,
+              row_number() OVER (ORDER BY coalesce(completed_at, created_at) DESC, id DESC) AS rank
+         FROM df.instances WHERE status IN ('completed', 'failed', 'cancelled')
+     ), doomed AS (
+       SELECT id FROM ranked
+        WHERE rank > $1 OR at < now() - make_interval(days => $2)
+        LIMIT $3
+     )
+     DELETE FROM df.instances i USING doomed d WHERE i.id = d.id`,
+    [opts.keep, opts.retentionDays, opts.batch],
+  );
+  return rowCount ?? 0;
+}

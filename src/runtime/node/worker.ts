@@ -1,0 +1,154 @@
+/**
+ * `pgflare worker`: the engine in a Node process. `concurrency` loops each run one step at a time;
+ * idle loops sleep until a NOTIFY on `pgflare_ready` (df.start, df.signal), a timer the engine set comes
+ * due, or the poll interval passes (the fallback that also catches expired leases). SIGTERM stops the
+ * loops after their current step; nothing is lost either way, because the rows hold all state.
+ */
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { createEngine, type Engine, type EngineOptions, type ReadyNode } from '../../engine/engine.ts';
+import { heartbeat, pruneHistory } from '../../engine/sweep.ts';
+import { silentLogger, type Logger } from '../../log.ts';
+import { createPgDb } from './pg-db.ts';
+
+export interface NodeWorkerOptions extends Omit<EngineOptions, 'db' | 'dispatch'> {
+  connectionString: string;
+  concurrency?: number;
+  pollIntervalMs?: number;
+  heartbeatMs?: number;
+  /** Retention pass interval (ms); 0 disables. Default: pg_durable.reconcile_interval (3600 s). */
+  pruneIntervalMs?: number;
+  retentionDays?: number;
+  log?: Logger;
+}
+
+export interface NodeWorker {
+  engine: Engine;
+  epochId: string;
+  /** Steps run since start. */
+  readonly steps: number;
+  stop(): Promise<void>;
+}
+
+export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWorker> {
+  const log = opts.log ?? silentLogger;
+  const concurrency = opts.concurrency ?? 4;
+  const pollMs = opts.pollIntervalMs ?? 1000;
+  const db = createPgDb({ connectionString: opts.connectionString, max: concurrency + 2, applicationName: 'pgflare:worker' });
+  const epochId = randomUUID();
+  let stopping = false;
+  let steps = 0;
+  const waiters = new Set<() => void>();
+  const wakeAll = () => {
+    for (const w of [...waiters]) w();
+  };
+  const timers = new Set<NodeJS.Timeout>();
+  const wakeAt = (at: Date) => {
+    const delay = at.getTime() - Date.now();
+    if (delay <= 0) return wakeAll();
+    if (delay > pollMs) return; // the poll will get there
+    const t = setTimeout(() => {
+      timers.delete(t);
+      wakeAll();
+    }, delay);
+    timers.add(t);
+  };
+  const dispatch = (ready: ReadyNode[]) => {
+    for (const r of ready) wakeAt(r.runAt);
+  };
+  const engine = createEngine({ ...opts, db, log, dispatch });
+
+  // A dedicated session for LISTEN; it reconnects if the server drops it.
+  let listener: pg.Client | null = null;
+  const listen = async () => {
+    if (stopping) return;
+    const c = new pg.Client({ connectionString: opts.connectionString, application_name: 'pgflare:worker:listen' });
+    c.on('notification', wakeAll);
+    c.on('error', (err) => {
+      if (stopping) return;
+      log.warn('listen connection lost; reconnecting', { error: err });
+      listener = null;
+      setTimeout(() => void listen().catch(() => undefined), pollMs).unref();
+    });
+    await c.connect();
+    await c.query('LISTEN pgflare_ready');
+    listener = c;
+  };
+  await listen();
+
+  const idle = () =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        waiters.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, pollMs);
+      waiters.add(done);
+    });
+
+  const loop = async (n: number) => {
+    let failures = 0;
+    while (!stopping) {
+      try {
+        const r = await engine.runOnce();
+        failures = 0;
+        if (r) {
+          steps++;
+          continue;
+        }
+      } catch (err) {
+        failures++;
+        log.error('step failed in the engine; backing off', { loop: n, error: err });
+        await new Promise((r) => setTimeout(r, Math.min(30_000, 100 * 2 ** Math.min(failures, 8))));
+        continue;
+      }
+      await idle();
+    }
+  };
+
+  const beat = async () => {
+    try {
+      await db.withClient((c) => heartbeat(c, epochId));
+    } catch (err) {
+      log.warn('heartbeat failed', { error: err });
+    }
+  };
+  await beat();
+  const beatTimer = setInterval(() => void beat(), opts.heartbeatMs ?? 5000);
+  const pruneMs = opts.pruneIntervalMs ?? 3_600_000;
+  const prune = async () => {
+    try {
+      const n = await db.withClient((c) => pruneHistory(c, { retentionDays: opts.retentionDays ?? 30, keep: 10_000, batch: 1000 }));
+      if (n) log.info('pruned history', { instances: n });
+    } catch (err) {
+      log.warn('prune failed', { error: err });
+    }
+  };
+  const pruneTimer = pruneMs > 0 ? setInterval(() => void prune(), pruneMs) : null;
+
+  const loops = Array.from({ length: concurrency }, (_, i) => loop(i));
+  log.info('worker started', { concurrency, epoch: epochId });
+
+  return {
+    engine,
+    epochId,
+    get steps() {
+      return steps;
+    },
+    async stop() {
+      stopping = true;
+      const l = listener;
+      listener = null;
+      await l?.end().catch(() => undefined);
+      wakeAll();
+      clearInterval(beatTimer);
+      if (pruneTimer) clearInterval(pruneTimer);
+      for (const t of timers) clearTimeout(t);
+      await Promise.all(loops);
+      await db.withClient((c) => c.query('DELETE FROM df._worker_epoch WHERE epoch_id = $1', [epochId])).catch(() => undefined);
+      await db.end();
+      log.info('worker stopped', { steps });
+    },
+  };
+}
