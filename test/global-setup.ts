@@ -24,7 +24,6 @@ export async function setup(project: TestProject) {
   dataDir = mkdtempSync(join(tmpdir(), 'pgflare-test-'));
   server = await startEmbeddedPostgres({
     dataDir,
-    persistent: true,
     settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
   });
   const admin = new pg.Client({ connectionString: server.superuserUrl });

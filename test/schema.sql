@@ -11,6 +11,14 @@ table df._migrations 4:applied_at timestamp with time zone not null default now(
 table df._worker_epoch 1:epoch_id uuid not null
 table df._worker_epoch 2:started_at timestamp with time zone not null default now()
 table df._worker_epoch 3:last_seen_at timestamp with time zone not null default now()
+table df.events 1:id bigint not null
+table df.events 2:instance_id character varying(8) not null
+table df.events 3:node_id character varying(8)
+table df.events 4:kind text not null
+table df.events 5:attempt integer
+table df.events 6:detail text
+table df.events 7:submitted_by regrole not null
+table df.events 8:created_at timestamp with time zone not null default now()
 table df.instances 1:id character varying(8) not null
 table df.instances 2:label text
 table df.instances 3:root_node character varying(8) not null
@@ -41,6 +49,16 @@ table df.nodes 15:status_details jsonb
 table df.nodes 16:run_at timestamp with time zone
 table df.nodes 17:locked_until timestamp with time zone
 table df.nodes 18:attempts integer not null default 0
+table df.nodes 19:state jsonb
+table df.scopes 1:instance_id character varying(8) not null
+table df.scopes 2:scope_id text not null
+table df.scopes 3:parent_scope text
+table df.scopes 4:root_node character varying(8) not null
+table df.scopes 5:generation integer not null default 1
+table df.scopes 6:named jsonb not null default '{}'::jsonb
+table df.scopes 7:status text not null default 'running'::text
+table df.scopes 8:result text
+table df.scopes 9:submitted_by regrole not null
 table df.signals 1:id bigint not null
 table df.signals 2:instance_id character varying(8) not null
 table df.signals 3:signal_name text not null
@@ -55,8 +73,10 @@ table df.vars 3:owner regrole not null default (quote_ident((CURRENT_USER)::text
 table df._config rls=f force=f acl={<owner>=arwdDxt/<owner>}
 table df._migrations rls=f force=f acl={<owner>=arwdDxt/<owner>}
 table df._worker_epoch rls=f force=f acl={<owner>=arwdDxt/<owner>}
+table df.events rls=t force=f acl=default
 table df.instances rls=t force=f acl=default
 table df.nodes rls=t force=f acl=default
+table df.scopes rls=t force=f acl=default
 table df.signals rls=t force=f acl=default
 table df.vars rls=t force=f acl=default
 
@@ -64,6 +84,8 @@ table df.vars rls=t force=f acl=default
 constraint _config_pkey on df._config: PRIMARY KEY (key)
 constraint _migrations_pkey on df._migrations: PRIMARY KEY (version)
 constraint _worker_epoch_pkey on df._worker_epoch: PRIMARY KEY (epoch_id)
+constraint events_instance_fkey on df.events: FOREIGN KEY (instance_id, submitted_by) REFERENCES df.instances(id, submitted_by) ON DELETE CASCADE
+constraint events_pkey on df.events: PRIMARY KEY (id)
 constraint instances_id_check on df.instances: CHECK (((id)::text ~ '^[0-9a-f]{8}$'::text)) NOT VALID (not validated)
 constraint instances_identity_key on df.instances: UNIQUE (id, submitted_by)
 constraint instances_pkey on df.instances: PRIMARY KEY (id)
@@ -88,6 +110,9 @@ CASE
     WHEN (node_type = 'RACE'::text) THEN ((left_node IS NOT NULL) AND (right_node IS NOT NULL) AND (query IS NULL))
     ELSE false
 END) NOT VALID (not validated)
+constraint scopes_instance_fkey on df.scopes: FOREIGN KEY (instance_id, submitted_by) REFERENCES df.instances(id, submitted_by) ON DELETE CASCADE
+constraint scopes_pkey on df.scopes: PRIMARY KEY (instance_id, scope_id)
+constraint scopes_status_check on df.scopes: CHECK ((status = ANY (ARRAY['running'::text, 'completed'::text, 'failed'::text, 'broke'::text, 'cancelled'::text])))
 constraint signals_instance_fkey on df.signals: FOREIGN KEY (instance_id, submitted_by) REFERENCES df.instances(id, submitted_by) ON DELETE CASCADE
 constraint signals_pkey on df.signals: PRIMARY KEY (id)
 constraint vars_pkey on df.vars: PRIMARY KEY (owner, name)
@@ -96,6 +121,8 @@ constraint vars_pkey on df.vars: PRIMARY KEY (owner, name)
 CREATE UNIQUE INDEX _config_pkey ON df._config USING btree (key)
 CREATE UNIQUE INDEX _migrations_pkey ON df._migrations USING btree (version)
 CREATE UNIQUE INDEX _worker_epoch_pkey ON df._worker_epoch USING btree (epoch_id)
+CREATE INDEX events_instance_idx ON df.events USING btree (instance_id, id)
+CREATE UNIQUE INDEX events_pkey ON df.events USING btree (id)
 CREATE INDEX instances_created_idx ON df.instances USING btree (created_at DESC, id)
 CREATE UNIQUE INDEX instances_identity_key ON df.instances USING btree (id, submitted_by)
 CREATE INDEX instances_label_created_idx ON df.instances USING btree (label, created_at DESC, id) WHERE (label IS NOT NULL)
@@ -103,13 +130,16 @@ CREATE UNIQUE INDEX instances_pkey ON df.instances USING btree (id)
 CREATE INDEX instances_status_created_idx ON df.instances USING btree (status, created_at DESC, id)
 CREATE UNIQUE INDEX nodes_pkey ON df.nodes USING btree (instance_id, id)
 CREATE INDEX nodes_ready_idx ON df.nodes USING btree (run_at) WHERE (run_at IS NOT NULL)
+CREATE UNIQUE INDEX scopes_pkey ON df.scopes USING btree (instance_id, scope_id)
 CREATE INDEX signals_instance_idx ON df.signals USING btree (instance_id, signal_name, id)
 CREATE UNIQUE INDEX signals_pkey ON df.signals USING btree (id)
 CREATE UNIQUE INDEX vars_pkey ON df.vars USING btree (owner, name)
 
 -- policies
+policy events_owner on df.events for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy instances_owner on df.instances for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy nodes_owner on df.nodes for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
+policy scopes_owner on df.scopes for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy signals_owner on df.signals for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy vars_owner on df.vars for ALL using (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 
@@ -123,6 +153,76 @@ operator public.|=>(text, text) -> df.as_op
 operator public.~>(text, text) -> df.seq
 
 -- functions
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes jsonb)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_owner regrole;
+BEGIN
+    SELECT i.submitted_by INTO v_owner FROM df.instances i WHERE i.id = p_instance_id;
+
+    UPDATE df.nodes n SET
+        status = CASE WHEN c ? 'status' THEN c ->> 'status' ELSE n.status END,
+        result = CASE WHEN c ? 'result' THEN (c ->> 'result')::jsonb ELSE n.result END,
+        status_details = CASE WHEN c ? 'stamp' THEN jsonb_build_object('execution_id', c ->> 'stamp') ELSE n.status_details END,
+        run_at = CASE WHEN c ? 'run_at' THEN (c ->> 'run_at')::timestamptz ELSE n.run_at END,
+        locked_until = CASE WHEN c ? 'locked_until' THEN (c ->> 'locked_until')::timestamptz ELSE n.locked_until END,
+        attempts = CASE WHEN c ? 'attempts' THEN (c ->> 'attempts')::integer ELSE n.attempts END,
+        state = CASE WHEN coalesce((c ->> 'signal_floor')::boolean, false)
+                     THEN coalesce(c -> 'state', '{}'::jsonb) || jsonb_build_object('after_signal_id',
+                          (SELECT coalesce(max(s.id), 0) FROM df.signals s WHERE s.instance_id = p_instance_id))
+                     WHEN c ? 'state' THEN c -> 'state' ELSE n.state END,
+        updated_at = now()
+      FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) c
+     WHERE n.instance_id = p_instance_id AND n.id = c ->> 'id';
+
+    INSERT INTO df.scopes AS s (instance_id, scope_id, parent_scope, root_node, generation, named, status, result, submitted_by)
+    SELECT p_instance_id, c ->> 'id', c ->> 'parent', c ->> 'root', coalesce((c ->> 'generation')::integer, 1),
+           coalesce(c -> 'named', '{}'::jsonb), coalesce(c ->> 'status', 'running'), c ->> 'result', v_owner
+      FROM jsonb_array_elements(coalesce(p_changes -> 'scopes', '[]'::jsonb)) c
+    ON CONFLICT (instance_id, scope_id) DO UPDATE SET
+        generation = EXCLUDED.generation,
+        named = EXCLUDED.named,
+        status = EXCLUDED.status,
+        result = EXCLUDED.result;
+
+    DELETE FROM df.scopes s
+     WHERE s.instance_id = p_instance_id
+       AND s.scope_id IN (SELECT jsonb_array_elements_text(coalesce(p_changes -> 'scope_deletes', '[]'::jsonb)));
+
+    -- Cancelled scopes (a RACE loser): withdraw their queued rows and drop them and their nested scopes.
+    -- SKIP LOCKED: we hold the instance row and must not wait for a node row (DESIGN 7); a loser step
+    -- that is running finds its scope gone at its own checkpoint.
+    UPDATE df.nodes n SET run_at = NULL, updated_at = now()
+     WHERE (n.instance_id, n.id) IN (
+        SELECT q.instance_id, q.id
+          FROM df.nodes q, jsonb_array_elements_text(coalesce(p_changes -> 'cancel_scopes', '[]'::jsonb)) p
+         WHERE q.instance_id = p_instance_id AND q.run_at IS NOT NULL
+           AND starts_with(q.status_details ->> 'execution_id', p || '::')
+           FOR UPDATE OF q SKIP LOCKED);
+    DELETE FROM df.scopes s
+     USING jsonb_array_elements_text(coalesce(p_changes -> 'cancel_scopes', '[]'::jsonb)) p
+     WHERE s.instance_id = p_instance_id AND (s.scope_id = p OR starts_with(s.scope_id, p || '::'));
+
+    IF p_changes ? 'instance' THEN
+        UPDATE df.instances i SET
+            status = coalesce(p_changes -> 'instance' ->> 'status', i.status),
+            output = CASE WHEN p_changes -> 'instance' ? 'output' THEN p_changes -> 'instance' ->> 'output' ELSE i.output END,
+            generation = coalesce((p_changes -> 'instance' ->> 'generation')::integer, i.generation),
+            completed_at = CASE WHEN p_changes -> 'instance' ->> 'status' = 'completed' THEN now() ELSE i.completed_at END,
+            updated_at = now()
+         WHERE i.id = p_instance_id AND i.status NOT IN ('completed', 'failed', 'cancelled');
+    END IF;
+
+    INSERT INTO df.events (instance_id, node_id, kind, attempt, detail, submitted_by)
+    SELECT p_instance_id, e ->> 'node_id', e ->> 'kind', (e ->> 'attempt')::integer, e ->> 'detail', v_owner
+      FROM jsonb_array_elements(coalesce(p_changes -> 'events', '[]'::jsonb)) e;
+END
+$function$
+
 -- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._cron_field(p_field text, p_label text, p_min integer, p_max integer, p_names text[] DEFAULT NULL::text[], p_question boolean DEFAULT false)
  RETURNS text
@@ -1295,6 +1395,32 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._lock_and_load(p_instance_id character varying, p_node_ids character varying[], p_scope_ids text[])
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_instance jsonb;
+BEGIN
+    SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
+      INTO v_instance
+      FROM df.instances i WHERE i.id = p_instance_id
+       FOR NO KEY UPDATE;  -- serializes checkpoints, yet lets df.signal's FK check (KEY SHARE) through
+    RETURN jsonb_build_object(
+        'instance', v_instance,
+        'nodes', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('id', n.id, 'status', n.status,
+                       'stamp', n.status_details ->> 'execution_id', 'state', n.state))
+              FROM df.nodes n WHERE n.instance_id = p_instance_id AND n.id = ANY (p_node_ids)), '[]'::jsonb),
+        'scopes', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('id', s.scope_id, 'parent', s.parent_scope, 'root', s.root_node,
+                       'generation', s.generation, 'named', s.named, 'status', s.status, 'result', s.result))
+              FROM df.scopes s WHERE s.instance_id = p_instance_id AND s.scope_id = ANY (p_scope_ids)), '[]'::jsonb));
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._mark_helper(p_helper text)
  RETURNS void
  LANGUAGE plpgsql
@@ -1499,8 +1625,13 @@ BEGIN
     -- Withdraw queued work so no worker claims another step of a cancelled instance; steps already
     -- running finish or are abandoned at their checkpoint (§3.12: they keep their physical status).
     IF v_status = 'cancelled' THEN
+        -- SKIP LOCKED: this transaction holds the instance row, so it must never wait for a node row
+        -- (DESIGN 7); a step that holds one learns of the cancel at its checkpoint and withdraws itself.
         UPDATE df.nodes AS n SET run_at = NULL
-        WHERE n.instance_id = cancel.instance_id AND n.run_at IS NOT NULL;
+        WHERE (n.instance_id, n.id) IN (
+            SELECT q.instance_id, q.id FROM df.nodes AS q
+             WHERE q.instance_id = cancel.instance_id AND q.run_at IS NOT NULL
+               FOR UPDATE SKIP LOCKED);
     END IF;
 
     RETURN format('Instance %s cancelled: %s', cancel.instance_id, cancel.reason);

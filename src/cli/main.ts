@@ -68,12 +68,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Exit explicitly: a lingering handle (a pool's idle timer, a child's pipe) must not keep a finished
+// command alive or change its exit status.
 main(process.argv.slice(2)).then(
-  (code) => {
-    if (code !== -1) process.exitCode = code;
-  },
+  (code) => process.exit(code),
   (err: unknown) => {
     process.stderr.write(`pgflare: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

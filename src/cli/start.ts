@@ -27,7 +27,7 @@ export async function runStart(opts: { databaseUrl?: string; log: Logger }): Pro
     const port = Number(process.env.PGFLARE_PG_PORT ?? DEFAULT_PORT);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`PGFLARE_PG_PORT="${process.env.PGFLARE_PG_PORT}" is not a TCP port`);
     log.info('starting embedded PostgreSQL', { data: dataDir, port });
-    server = await startEmbeddedPostgres({ dataDir: join(dataDir, 'pg'), port, persistent: true }).catch((err: unknown) => {
+    server = await startEmbeddedPostgres({ dataDir: join(dataDir, 'pg'), port }).catch((err: unknown) => {
       throw new Error(`could not start the embedded PostgreSQL on port ${port} (is another pgflare running? set PGFLARE_PG_PORT): ${String(err ?? 'postgres exited')}`);
     });
     await ensureLocalDatabase(server);

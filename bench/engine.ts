@@ -1,0 +1,333 @@
+/**
+ * The pgflare side. The engine and the Node worker are imported lazily, so the harness runs (and
+ * prints "engine: not available") before they exist. Written against:
+ *
+ *   src/engine/index.ts          createEngine({ db, log?, workerId? }) → { runOnce(now?), drain({ concurrency?, until? }) }
+ *   src/runtime/node/worker.ts   startNodeWorker({ connectionString, concurrency }) → { stop() }
+ *
+ *   W1  SELECT df.start(<chain of N 'SELECT 1' steps built with ~>>), Node worker at concurrency 1,
+ *       time from the start's commit until df.status = 'completed' (ms per step)
+ *   W2  N df.start('SELECT 1') instances started at once (INSERT … SELECT df.start(…) in batches of
+ *       5,000), then engine.drain({ concurrency: 8 }) (steps/s); a sustained run with top-ups (rate per
+ *       window); one instance whose JOIN fans out to N branches
+ *   W3  start committed → the step's SQL begins, Node worker idle at concurrency 1
+ */
+import { createPgDb } from '../src/runtime/node/pg-db.ts';
+import type { Db } from '../src/engine/db.ts';
+import {
+  checkpoint,
+  connect,
+  idleGapMs,
+  median,
+  nowMs,
+  round,
+  sizes,
+  sleep,
+  summariseWindows,
+  waitFor,
+  WindowSampler,
+  type BenchContext,
+  type Measurement,
+} from './common.ts';
+import { w3Latencies } from './w3.ts';
+
+interface Engine {
+  /** Not called by the bench. */
+  runOnce(now?: unknown): Promise<unknown>;
+  /** `until` (the interface the bench was written against) or `maxSteps` (what src/engine/engine.ts
+   * has) bound a call; the bench passes both, so a sustained phase can stop while work remains. Its
+   * return value is informational only: throughput is counted from df.instances. */
+  drain(opts?: { concurrency?: number; until?: () => boolean; maxSteps?: number }): Promise<number>;
+}
+interface EngineModule {
+  createEngine(opts: { db: Db; log?: unknown; workerId?: string }): Engine;
+}
+interface NodeWorker {
+  stop(): Promise<void> | void;
+}
+interface WorkerModule {
+  startNodeWorker(opts: { connectionString: string; concurrency: number }): NodeWorker | Promise<NodeWorker>;
+}
+
+export interface EngineAvailability {
+  engine?: EngineModule;
+  worker?: WorkerModule;
+  /** Why a part is missing, for the printed table. */
+  engineWhy?: string;
+  workerWhy?: string;
+}
+
+// Paths held in variables so the type checker does not resolve modules that do not exist yet. The
+// environment can point them elsewhere (absolute paths), e.g. to bench an experimental engine.
+const ENGINE_PATH = process.env.PGFLARE_BENCH_ENGINE_MODULE ?? '../src/engine/index.ts';
+const WORKER_PATH = process.env.PGFLARE_BENCH_WORKER_MODULE ?? '../src/runtime/node/worker.ts';
+const ENGINE_FALLBACK_PATH = '../src/engine/engine.ts';
+
+async function tryImport<T>(path: string, exportName: string): Promise<{ mod?: T; why?: string }> {
+  try {
+    const mod = (await import(path)) as Record<string, unknown>;
+    if (typeof mod[exportName] !== 'function') return { why: `${path} has no ${exportName}()` };
+    return { mod: mod as T };
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes(path.replace(/^\.\.\//, ''))) {
+      return { why: 'not available (module does not exist yet)' };
+    }
+    return { why: `failed to load ${path}: ${e.message ?? String(err)}` };
+  }
+}
+
+export async function loadEngine(): Promise<EngineAvailability & { enginePath?: string }> {
+  let [e, w] = await Promise.all([
+    tryImport<EngineModule>(ENGINE_PATH, 'createEngine'),
+    tryImport<WorkerModule>(WORKER_PATH, 'startNodeWorker'),
+  ]);
+  let enginePath = ENGINE_PATH;
+  if (!e.mod && !process.env.PGFLARE_BENCH_ENGINE_MODULE) {
+    // Until src/engine/index.ts exists, the engine core module itself.
+    const direct = await tryImport<EngineModule>(ENGINE_FALLBACK_PATH, 'createEngine');
+    if (direct.mod) [e, enginePath] = [direct, ENGINE_FALLBACK_PATH];
+  }
+  return { engine: e.mod, worker: w.mod, engineWhy: e.why, workerWhy: w.why, enginePath };
+}
+
+export function unavailable(metric: string, unit: string, better: 'lower' | 'higher', why: string): Measurement {
+  return { contender: 'pgflare', metric, value: null, unit, better, note: `engine: ${why}` };
+}
+
+/** Sequential steps as a balanced tree of `~>` (sequence is associative; a left-deep chain of 1,000
+ * would exceed df.start's nesting limit of 256). Built by the SQL DSL, once, outside the timing. */
+function chainExpression(n: number): string {
+  const build = (k: number): string => (k === 1 ? `'SELECT 1'` : `(${build(k >> 1)} ~> ${build(k - (k >> 1))})`);
+  return build(n);
+}
+
+async function clearInstances(ctx: BenchContext): Promise<void> {
+  const c = await connect(ctx.ownerUrl);
+  try {
+    // The owner sees its own rows through RLS; the bench owner started every instance.
+    await c.query('DELETE FROM df.instances');
+    await c.query('VACUUM ANALYZE df.instances, df.nodes').catch(() => undefined);
+  } finally {
+    await c.end();
+  }
+  await checkpoint(ctx);
+}
+
+async function startWorker(avail: EngineAvailability, ctx: BenchContext, concurrency: number): Promise<NodeWorker> {
+  const w = await avail.worker!.startNodeWorker({ connectionString: ctx.ownerUrl, concurrency });
+  await sleep(300); // let it connect and LISTEN
+  return w;
+}
+
+/** W1: one instance of N sequential SELECT 1 steps on an otherwise idle Node worker. */
+export async function engineChain(ctx: BenchContext, avail: EngineAvailability): Promise<Measurement> {
+  const { chain, chainRepeats } = sizes(ctx.quick);
+  const metric = `one instance of ${chain} sequential steps: ms per step`;
+  if (!avail.worker) return unavailable(metric, 'ms/step', 'lower', `worker ${avail.workerWhy}`);
+  const c = await connect(ctx.ownerUrl);
+  const perStep: number[] = [];
+  try {
+    const graph = (await c.query<{ g: string }>(`SELECT ${chainExpression(chain)} AS g`)).rows[0].g;
+    for (let r = 0; r < chainRepeats; r++) {
+      await clearInstances(ctx);
+      const worker = await startWorker(avail, ctx, 1);
+      try {
+        const id = (await c.query<{ id: string }>('SELECT df.start($1) AS id', [graph])).rows[0].id;
+        const t0 = nowMs();
+        await waitFor(
+          async () => {
+            const s = (await c.query<{ s: string }>('SELECT df.status($1) AS s', [id])).rows[0].s;
+            if (s === 'failed' || s === 'cancelled') throw new Error(`W1 instance ${id} ${s}`);
+            return s === 'completed';
+          },
+          600_000,
+          10,
+          'W1 instance completion',
+        );
+        perStep.push((nowMs() - t0) / chain);
+      } finally {
+        await worker.stop();
+      }
+    }
+  } finally {
+    await c.end();
+  }
+  const value = round(median(perStep));
+  ctx.log(`pgflare W1: chain of ${chain}: ${value} ms/step (repeats ${perStep.map((x) => round(x)).join(', ')})`);
+  return { contender: 'pgflare', metric, value, unit: 'ms/step', better: 'lower', detail: { repeats: perStep.map((x) => round(x)), concurrency: 1 } };
+}
+
+/** Starts `n` one-step instances in transactions of up to 5,000 df.start calls each. */
+async function startMany(url: string, n: number, query = 'SELECT 1'): Promise<void> {
+  const c = await connect(url);
+  try {
+    for (let done = 0; done < n; done += 5000) {
+      const k = Math.min(5000, n - done);
+      await c.query('INSERT INTO bench_w2_ids (id) SELECT df.start($1) FROM generate_series(1, $2)', [query, k]);
+    }
+  } finally {
+    await c.end();
+  }
+}
+
+async function countCompleted(c: Awaited<ReturnType<typeof connect>>): Promise<number> {
+  return (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM df.instances WHERE status = 'completed'`)).rows[0].n;
+}
+async function countOpen(c: Awaited<ReturnType<typeof connect>>): Promise<number> {
+  return (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM df.instances WHERE status IN ('pending', 'running')`)).rows[0].n;
+}
+
+/** W2: N instances started at once, drained by engine.drain({ concurrency: 8 }). */
+export async function engineDrain(ctx: BenchContext, avail: EngineAvailability): Promise<Measurement> {
+  const { drainItems } = sizes(ctx.quick);
+  const metric = `${drainItems} one-step instances started at once, concurrency 8: steps/s`;
+  if (!avail.engine) return unavailable(metric, 'steps/s', 'higher', avail.engineWhy!);
+  await clearInstances(ctx);
+  await startMany(ctx.ownerUrl, drainItems);
+  await checkpoint(ctx);
+  const db = createPgDb({ connectionString: ctx.ownerUrl, max: 10, applicationName: 'pgflare-bench-engine' });
+  const watcher = await connect(ctx.ownerUrl);
+  const sampler = new WindowSampler(() => countCompleted(watcher), ctx.windowSeconds);
+  try {
+    const engine = avail.engine.createEngine({ db, workerId: 'bench' });
+    await sampler.start();
+    const t0 = nowMs();
+    let steps = 0;
+    while ((await countOpen(watcher)) > 0) {
+      steps += await engine.drain({ concurrency: 8 });
+      if (nowMs() - t0 > 600_000) throw new Error('W2 drain took over 10 minutes');
+    }
+    const seconds = (nowMs() - t0) / 1000;
+    const windows = await sampler.stop();
+    const value = round(drainItems / seconds, 1);
+    ctx.log(`pgflare W2: ${drainItems} instances (${steps} steps reported by drain) in ${round(seconds, 2)} s: ${value} steps/s`);
+    return { contender: 'pgflare', metric, value, unit: 'steps/s', better: 'higher', detail: { seconds: round(seconds, 2), steps, windows } };
+  } finally {
+    await sampler.stop().catch(() => undefined);
+    await watcher.end();
+    await db.end();
+  }
+}
+
+/** W2 over time: N instances queued, topped up to keep ≥ N/2 open, drained at concurrency 8. */
+export async function engineSustained(ctx: BenchContext, avail: EngineAvailability): Promise<Measurement> {
+  const { drainItems } = sizes(ctx.quick);
+  const metric = `concurrency 8, ${ctx.durationW2} s, backlog ≥ ${drainItems / 2} (topped up): median window steps/s`;
+  if (!avail.engine) return unavailable(metric, 'steps/s', 'higher', avail.engineWhy!);
+  await clearInstances(ctx);
+  await startMany(ctx.ownerUrl, drainItems);
+  await checkpoint(ctx);
+  const db = createPgDb({ connectionString: ctx.ownerUrl, max: 10, applicationName: 'pgflare-bench-engine' });
+  const watcher = await connect(ctx.ownerUrl);
+  const sampler = new WindowSampler(() => countCompleted(watcher), ctx.windowSeconds, (w) =>
+    ctx.log(`  pgflare sustained t=${w.t}s ${Math.round(w.rate)} steps/s`),
+  );
+  let timeUp = false;
+  try {
+    const engine = avail.engine.createEngine({ db, workerId: 'bench' });
+    await sampler.start();
+    const t0 = nowMs();
+    const topUp = (async () => {
+      const c = await connect(ctx.ownerUrl);
+      try {
+        while (!timeUp) {
+          if ((await countOpen(c)) < drainItems / 2) await startMany(ctx.ownerUrl, 2000);
+          await sleep(250);
+        }
+      } finally {
+        await c.end();
+      }
+    })();
+    const timer = setTimeout(() => (timeUp = true), ctx.durationW2 * 1000);
+    try {
+      while (!timeUp) {
+        const n = await engine.drain({ concurrency: 8, until: () => timeUp, maxSteps: 1000 });
+        if (n === 0) await sleep(5);
+      }
+    } finally {
+      clearTimeout(timer);
+      timeUp = true;
+      await topUp;
+    }
+    const windows = await sampler.stop();
+    const summary = summariseWindows(windows);
+    ctx.log(`pgflare sustained: ${round((nowMs() - t0) / 1000, 1)} s; windows ${summary.firstRate} → ${summary.lastRate} steps/s (last/first ${summary.lastOverFirst})`);
+    return { contender: 'pgflare', metric, value: summary.medianRate, unit: 'steps/s', better: 'higher', detail: { ...summary, windows } };
+  } finally {
+    timeUp = true;
+    await sampler.stop().catch(() => undefined);
+    await watcher.end();
+    await db.end();
+    await clearInstances(ctx);
+  }
+}
+
+/** W2 fan-out: one instance whose JOIN has N SQL branches, drained at concurrency 8. */
+export async function engineFanOut(ctx: BenchContext, avail: EngineAvailability): Promise<Measurement> {
+  const { fanOut } = sizes(ctx.quick);
+  const metric = `one instance, JOIN of ${fanOut} branches, concurrency 8: steps/s`;
+  if (!avail.engine) return unavailable(metric, 'steps/s', 'higher', avail.engineWhy!);
+  await clearInstances(ctx);
+  const leaf = { node_type: 'SQL', query: 'SELECT 1' };
+  const graph = JSON.stringify({
+    node_type: 'JOIN',
+    left_node: leaf,
+    right_node: leaf,
+    extra_nodes: Array.from({ length: fanOut - 2 }, () => leaf),
+  });
+  const db = createPgDb({ connectionString: ctx.ownerUrl, max: 10, applicationName: 'pgflare-bench-engine' });
+  const c = await connect(ctx.ownerUrl);
+  try {
+    const engine = avail.engine.createEngine({ db, workerId: 'bench' });
+    const id = (await c.query<{ id: string }>('SELECT df.start($1) AS id', [graph])).rows[0].id;
+    const t0 = nowMs();
+    let status = 'pending';
+    while (status !== 'completed') {
+      const n = await engine.drain({ concurrency: 8 });
+      status = (await c.query<{ s: string }>('SELECT df.status($1) AS s', [id])).rows[0].s;
+      if (status === 'failed' || status === 'cancelled') throw new Error(`fan-out instance ${id} ${status}`);
+      if (n === 0 && status !== 'completed') await sleep(5);
+      if (nowMs() - t0 > 600_000) throw new Error('fan-out took over 10 minutes');
+    }
+    const seconds = (nowMs() - t0) / 1000;
+    const value = round(fanOut / seconds, 1);
+    ctx.log(`pgflare W2 fan-out: JOIN of ${fanOut} in ${round(seconds, 2)} s: ${value} steps/s`);
+    return { contender: 'pgflare', metric, value, unit: 'steps/s', better: 'higher', detail: { seconds: round(seconds, 3) } };
+  } finally {
+    await c.end();
+    await db.end();
+  }
+}
+
+/** W3: df.start committed → the step's SQL begins, on an idle Node worker. */
+export async function engineWakeup(ctx: BenchContext, avail: EngineAvailability): Promise<Measurement> {
+  const { w3Samples } = sizes(ctx.quick);
+  const metric = 'df.start committed → step begins: p50 ms';
+  if (!avail.worker) return unavailable(metric, 'ms', 'lower', `worker ${avail.workerWhy}`);
+  await clearInstances(ctx);
+  const worker = await startWorker(avail, ctx, 1);
+  const starter = await connect(ctx.ownerUrl);
+  try {
+    await sleep(200);
+    for (let i = 1; i <= w3Samples; i++) {
+      await sleep(idleGapMs());
+      await starter.query('BEGIN');
+      await starter.query(`INSERT INTO bench_w3_start (contender, sample) VALUES ('pgflare', $1)`, [i]);
+      await starter.query('SELECT df.start($1)', [
+        `INSERT INTO public.bench_w3_seen (contender, sample, began) VALUES ('pgflare', ${i}, clock_timestamp())`,
+      ]);
+      await starter.query('COMMIT');
+      await waitFor(
+        async () => (await starter.query(`SELECT 1 FROM bench_w3_seen WHERE contender = 'pgflare' AND sample = $1`, [i])).rows.length > 0,
+        10_000,
+        2,
+        `pgflare W3 sample ${i}`,
+      );
+    }
+  } finally {
+    await starter.end();
+    await worker.stop();
+  }
+  return w3Latencies(ctx, 'pgflare', metric);
+}

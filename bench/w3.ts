@@ -1,0 +1,40 @@
+/**
+ * W3 bookkeeping shared by the contenders. A sample's starting transaction inserts its row into
+ * bench_w3_start; the step, when it begins, inserts (contender, sample, clock_timestamp()) into
+ * bench_w3_seen. Latency = began − the commit timestamp of the starting transaction, both read from the
+ * server's clock (the bench server runs with track_commit_timestamp = on), so neither client round
+ * trips nor polling of the harness enter the number.
+ */
+import { connect, percentile, median, round, type BenchContext, type Measurement } from './common.ts';
+
+export const W3_TABLES = `
+  CREATE TABLE IF NOT EXISTS bench_w3_start (contender text NOT NULL, sample int NOT NULL, PRIMARY KEY (contender, sample));
+  CREATE TABLE IF NOT EXISTS bench_w3_seen (contender text NOT NULL, sample int NOT NULL, began timestamptz NOT NULL);`;
+
+export async function w3Latencies(ctx: BenchContext, contender: Measurement['contender'], metric: string): Promise<Measurement> {
+  const c = await connect(ctx.superUrl);
+  let ms: number[];
+  try {
+    const { rows } = await c.query<{ ms: number }>(
+      `SELECT extract(epoch FROM (min(v.began) - pg_xact_commit_timestamp(s.xmin))) * 1000 AS ms
+         FROM bench_w3_start s JOIN bench_w3_seen v USING (contender, sample)
+        WHERE s.contender = $1
+        GROUP BY s.sample, s.xmin`,
+      [contender],
+    );
+    ms = rows.map((r) => Number(r.ms));
+  } finally {
+    await c.end();
+  }
+  const p50 = round(percentile(ms, 50));
+  const p99 = round(percentile(ms, 99));
+  ctx.log(`${contender} W3: ${ms.length} samples, p50 ${p50} ms, p99 ${p99} ms, max ${round(Math.max(...ms))} ms`);
+  return {
+    contender,
+    metric,
+    value: p50,
+    unit: 'ms',
+    better: 'lower',
+    detail: { samples: ms.length, p50, p99, median: round(median(ms)), min: round(Math.min(...ms)), max: round(Math.max(...ms)) },
+  };
+}

@@ -1,0 +1,296 @@
+import { describe, expect, it } from 'vitest';
+import {
+  checkEgress,
+  checkUrlStatic,
+  extractHost,
+  isIpLiteral,
+  isRestrictedAddress,
+  parseAllowedHosts,
+  parseEgressMode,
+  parseIPv6,
+  type EgressMode,
+  type EgressPolicy,
+  type Resolver,
+} from './egress.ts';
+
+const SCHEME = (s: string) => `Blocked: unsupported URL scheme '${s}'. Only http and https are allowed.`;
+const NO_HOST = 'Blocked: unable to extract hostname from URL.';
+const BARE_IP = 'Blocked: requests to bare IP addresses are not permitted. Use an approved Azure service hostname instead.';
+const BARE_IP_LIST =
+  'Blocked: requests to bare IP addresses are not permitted. Use a hostname listed in pgflare.http_allowed_hosts instead.';
+const NOT_ALLOWED = (h: string) =>
+  `Blocked: '${h}' is not in the allowed endpoint list. Only requests to approved Azure service domains are permitted.`;
+const NOT_LISTED = (h: string) =>
+  `Blocked: '${h}' is not in the allowed endpoint list. Only requests to hosts listed in pgflare.http_allowed_hosts are permitted.`;
+const RESTRICTED = (h: string) =>
+  `Blocked: the resolved IP address for '${h}' is in a restricted range. df.http() cannot access private or internal network addresses.`;
+const DISABLED =
+  "Blocked: outbound HTTP requests are disabled. Rebuild with the 'http-allow-azure-domains' Cargo feature to enable them.";
+
+/** Fake DNS: unknown names resolve to a public address. */
+const DNS: Record<string, string[]> = {
+  'metadata.google.internal.azurewebsites.net': ['169.254.169.254'],
+  'internal.blob.core.windows.net': ['10.1.2.3'],
+  'mixed.blob.core.windows.net': ['20.60.1.1', '192.168.0.10'],
+  'v6local.blob.core.windows.net': ['fd12:3456::1'],
+  'mapped.blob.core.windows.net': ['::ffff:127.0.0.1'],
+  'linklocal6.blob.core.windows.net': ['fe80::1'],
+  'cgnat.blob.core.windows.net': ['100.64.0.1'],
+  'empty.blob.core.windows.net': [],
+  'localhost.corp.example': ['127.0.0.1', '::1'],
+  'ok.corp.example': ['203.0.113.7', '2001:db8::7'],
+};
+const resolve: Resolver = async (host) => {
+  if (host === 'nxdomain.blob.core.windows.net') throw new Error('getaddrinfo ENOTFOUND nxdomain.blob.core.windows.net');
+  return DNS[host] ?? ['20.60.0.1'];
+};
+
+const pol = (mode: EgressMode, allowedHosts: string[] = []): EgressPolicy => ({ mode, allowedHosts });
+const azure = pol('azure');
+
+type Row = [url: string, expected: string | null, policy?: EgressPolicy];
+
+const TABLE: Row[] = [
+  // --- rule 1: scheme ---
+  ['https://acct.blob.core.windows.net/c/b', null],
+  ['HTTPS://acct.blob.core.windows.net/c/b', null],
+  ['http://acct.blob.core.windows.net', null],
+  ['ftp://acct.blob.core.windows.net/x', SCHEME('ftp')],
+  ['file:///etc/passwd', SCHEME('file')],
+  ['gopher://evil.example', SCHEME('gopher')],
+  ['FILE:///etc/passwd', SCHEME('file')],
+  ['no-scheme', SCHEME('no-scheme')],
+  ['', SCHEME('')],
+  ['javascript:alert(1)', SCHEME('javascript:alert(1)')],
+  ['data:text/plain,hi', SCHEME('data:text/plain,hi')],
+  // --- rule 2: host extraction ---
+  ['https:///path', NO_HOST],
+  ['https://user:pass@/x', NO_HOST],
+  ['https://:443/x', NO_HOST],
+  ['https://[::1/x', NO_HOST],
+  // --- rule 3: bare IPs in every spelling ---
+  ['http://127.0.0.1/', BARE_IP],
+  ['http://127.0.0.1:8080/path', BARE_IP],
+  ['http://8.8.8.8/', BARE_IP],
+  ['http://169.254.169.254/latest/meta-data/', BARE_IP],
+  ['http://127.1/', BARE_IP],
+  ['http://0x7f000001/', BARE_IP],
+  ['http://2130706433/', BARE_IP],
+  ['http://0177.0.0.1/', BARE_IP],
+  ['http://0x7f.0.0.1/', BARE_IP],
+  ['http://1.2.3.4./', BARE_IP],
+  ['http://[::1]/', BARE_IP],
+  ['http://[::1]:8080/x', BARE_IP],
+  ['http://[::ffff:127.0.0.1]/', BARE_IP],
+  ['http://[fe80::1]/', BARE_IP],
+  ['http://[2001:4860:4860::8888]/', BARE_IP],
+  ['http://user:pw@10.0.0.1:80/', BARE_IP],
+  ['http://127%2E0.0.1/', BARE_IP],
+  ['http://acct.blob.core.windows.net@127.0.0.1/', BARE_IP],
+  // --- rule 4: allow-list ---
+  ['https://user:pw@acct.blob.core.windows.net:443/x?y#z', null],
+  ['https://ACCT.Blob.Core.Windows.NET/', null],
+  ['https://my-app.azurewebsites.net/api', null],
+  ['https://x.openai.azure.com/openai/deployments', null],
+  ['https://api.github.com/repos', null],
+  ['https://blob.core.windows.net/', NOT_ALLOWED('blob.core.windows.net')],
+  ['https://management.azure.com/subscriptions', NOT_ALLOWED('management.azure.com')],
+  ['https://acct.blob.core.windows.net./x', NOT_ALLOWED('acct.blob.core.windows.net.')],
+  ['https://acct.blob.core.windows.net.evil.com/', NOT_ALLOWED('acct.blob.core.windows.net.evil.com')],
+  ['https://evilblob.core.windows.net/', NOT_ALLOWED('evilblob.core.windows.net')],
+  ['https://acct-blob.core.windows.net/', NOT_ALLOWED('acct-blob.core.windows.net')],
+  ['https://acct.blob.core.windows.net-evil.com/', NOT_ALLOWED('acct.blob.core.windows.net-evil.com')],
+  ['https://example.com/?u=https://acct.blob.core.windows.net/', NOT_ALLOWED('example.com')],
+  ['https://example.com#@acct.blob.core.windows.net', NOT_ALLOWED('example.com')],
+  ['https://acct.blob.core.windows.net@example.com/', NOT_ALLOWED('example.com')],
+  // parser differential: WHATWG reads '\' as '/', so fetch would connect to example.com
+  ['https://example.com\\@acct.blob.core.windows.net/', NOT_ALLOWED('example.com')],
+  ['https://httpbingo.org/get', NOT_ALLOWED('httpbingo.org')],
+  ['https://httpbingo.org/get', null, pol('azure+test')],
+  ['https://www.httpbingo.org/get', NOT_ALLOWED('www.httpbingo.org'), pol('azure+test')],
+  ['https://api.github.com.evil.com/', NOT_ALLOWED('api.github.com.evil.com')],
+  ['https://metadata.google.internal/computeMetadata/v1/', NOT_ALLOWED('metadata.google.internal')],
+  // --- rule 5: resolved addresses ---
+  ['https://metadata.google.internal.azurewebsites.net/', RESTRICTED('metadata.google.internal.azurewebsites.net')],
+  ['https://internal.blob.core.windows.net/', RESTRICTED('internal.blob.core.windows.net')],
+  ['https://mixed.blob.core.windows.net/', RESTRICTED('mixed.blob.core.windows.net')],
+  ['https://v6local.blob.core.windows.net/', RESTRICTED('v6local.blob.core.windows.net')],
+  ['https://mapped.blob.core.windows.net/', RESTRICTED('mapped.blob.core.windows.net')],
+  ['https://linklocal6.blob.core.windows.net/', RESTRICTED('linklocal6.blob.core.windows.net')],
+  ['https://cgnat.blob.core.windows.net/', RESTRICTED('cgnat.blob.core.windows.net')],
+  ['https://empty.blob.core.windows.net/', RESTRICTED('empty.blob.core.windows.net')],
+  ['https://Internal.BLOB.core.windows.net/', RESTRICTED('internal.blob.core.windows.net')],
+  // --- allowlist mode ---
+  ['https://api.corp.example/v1', null, pol('allowlist', ['corp.example'])],
+  ['https://corp.example/v1', null, pol('allowlist', ['corp.example'])],
+  ['https://corp.example/v1', NOT_LISTED('corp.example'), pol('allowlist', ['.corp.example'])],
+  ['https://a.b.corp.example/v1', null, pol('allowlist', ['.corp.example'])],
+  ['https://evilcorp.example/', NOT_LISTED('evilcorp.example'), pol('allowlist', ['corp.example'])],
+  ['https://ok.corp.example/', null, pol('allowlist', ['other.example', 'corp.example'])],
+  ['https://localhost.corp.example/', RESTRICTED('localhost.corp.example'), pol('allowlist', ['corp.example'])],
+  ['https://acct.blob.core.windows.net/', NOT_LISTED('acct.blob.core.windows.net'), pol('allowlist', ['corp.example'])],
+  ['http://10.0.0.5/', BARE_IP_LIST, pol('allowlist', ['10.0.0.5'])],
+  ['https://anything.example/', NOT_LISTED('anything.example'), pol('allowlist', [])],
+  // --- disabled and all ---
+  ['https://acct.blob.core.windows.net/', DISABLED, pol('disabled')],
+  ['ftp://acct.blob.core.windows.net/', SCHEME('ftp'), pol('disabled')],
+  ['http://127.0.0.1:9/', null, pol('all')],
+  ['http://[::1]/', null, pol('all')],
+  ['https://internal.blob.core.windows.net/', null, pol('all')],
+  ['file:///etc/passwd', SCHEME('file'), pol('all')],
+];
+
+describe('checkEgress (SPEC §6.3, §6.4)', () => {
+  it('has a table of at least 40 URLs', () => {
+    expect(TABLE.length).toBeGreaterThanOrEqual(40);
+  });
+
+  it.each(TABLE)('%s', async (url, expected, policy = azure) => {
+    const d = await checkEgress(url, policy, resolve);
+    if (expected === null) expect(d).toEqual({ ok: true });
+    else expect(d).toMatchObject({ ok: false, error: expected, kind: 'blocked' });
+  });
+
+  it('reports resolver failures as dns errors (the executor turns them into connection failures)', async () => {
+    expect(await checkEgress('https://nxdomain.blob.core.windows.net/', azure, resolve)).toEqual({
+      ok: false,
+      kind: 'dns',
+      error: 'getaddrinfo ENOTFOUND nxdomain.blob.core.windows.net',
+    });
+  });
+
+  it('skips the resolved-address check without a resolver (Workers)', async () => {
+    expect(await checkEgress('https://internal.blob.core.windows.net/', azure)).toEqual({ ok: true });
+    expect(checkUrlStatic('https://internal.blob.core.windows.net/', azure)).toEqual({
+      ok: true,
+      resolveHost: 'internal.blob.core.windows.net',
+    });
+  });
+
+  it('never resolves in mode all or when a static rule already failed', async () => {
+    const seen: string[] = [];
+    const spy: Resolver = async (h) => {
+      seen.push(h);
+      return ['127.0.0.1'];
+    };
+    await checkEgress('http://example.com/', pol('all'), spy);
+    await checkEgress('http://example.com/', azure, spy);
+    expect(seen).toEqual([]);
+  });
+});
+
+describe('extractHost (pg_durable rule 2)', () => {
+  it.each([
+    ['https://a.b/c', 'a.b'],
+    ['https://u:p@a.b:8443/c', 'a.b'],
+    ['https://u@x@a.b/c', 'a.b'],
+    ['https://a.b?x=@c.d', 'a.b'],
+    ['https://a.b#@c.d', 'a.b'],
+    ['https://[::1]:80/', '::1'],
+    ['https://A.B', 'A.B'],
+    ['https://', null],
+    ['a.b/c', null],
+  ])('%s → %s', (url, host) => {
+    expect(extractHost(url)).toBe(host);
+  });
+});
+
+describe('isIpLiteral', () => {
+  it.each([
+    ['127.0.0.1', true],
+    ['127.1', true],
+    ['0x7f000001', true],
+    ['2130706433', true],
+    ['0177.0.0.1', true],
+    ['1.2.3.4.', true],
+    ['1.2.3.999', true],
+    ['::1', true],
+    ['[::1]', true],
+    ['::ffff:127.0.0.1', true],
+    ['example.com', false],
+    ['1.2.3.example', false],
+    ['x0x7f', false],
+    ['a1.example', false],
+  ])('%s → %s', (host, expected) => {
+    expect(isIpLiteral(host)).toBe(expected);
+  });
+});
+
+describe('isRestrictedAddress', () => {
+  it.each([
+    ['0.0.0.0', true],
+    ['0.255.255.255', true],
+    ['10.0.0.1', true],
+    ['100.64.0.1', true],
+    ['100.127.255.255', true],
+    ['100.128.0.0', false],
+    ['100.63.255.255', false],
+    ['127.0.0.1', true],
+    ['127.255.255.255', true],
+    ['169.254.169.254', true],
+    ['172.15.255.255', false],
+    ['172.16.0.0', true],
+    ['172.31.255.255', true],
+    ['172.32.0.0', false],
+    ['192.168.1.1', true],
+    ['192.169.0.1', false],
+    ['8.8.8.8', false],
+    ['20.60.0.1', false],
+    ['::', true],
+    ['::1', true],
+    ['0:0:0:0:0:0:0:1', true],
+    ['fe80::1', true],
+    ['fe80::1%eth0', true],
+    ['febf::1', true],
+    ['fec0::1', false],
+    ['fc00::1', true],
+    ['fd12:3456::1', true],
+    ['fe00::1', false],
+    ['::ffff:127.0.0.1', true],
+    ['::ffff:7f00:1', true],
+    ['::ffff:169.254.169.254', true],
+    ['::ffff:10.0.0.1', true],
+    ['::ffff:93.184.216.34', false],
+    ['::127.0.0.1', true],
+    ['64:ff9b::a9fe:a9fe', true],
+    ['64:ff9b::808:808', false],
+    ['2001:4860:4860::8888', false],
+    ['not-an-address', true],
+    ['', true],
+  ])('%s → %s', (addr, expected) => {
+    expect(isRestrictedAddress(addr)).toBe(expected);
+  });
+});
+
+describe('parseIPv6', () => {
+  it('parses compressed, full and dotted forms and rejects junk', () => {
+    expect([...parseIPv6('::1')!]).toEqual([...new Array(15).fill(0), 1]);
+    expect(parseIPv6('1:2:3:4:5:6:7:8')).not.toBeNull();
+    expect(parseIPv6('1:2:3:4:5:6:1.2.3.4')).not.toBeNull();
+    expect(parseIPv6('1::2::3')).toBeNull();
+    expect(parseIPv6('1:2:3:4:5:6:7:8:9')).toBeNull();
+    expect(parseIPv6('1:2:3:4:5:6:7')).toBeNull();
+    expect(parseIPv6('1.2.3.4::')).toBeNull();
+    expect(parseIPv6('12345::')).toBeNull();
+    expect(parseIPv6('g::1')).toBeNull();
+  });
+});
+
+describe('config parsing (SPEC §9)', () => {
+  it('parses pg_durable.http_policy', () => {
+    expect(parseEgressMode('azure+test')).toBe('azure+test');
+    expect(parseEgressMode(' ALL ')).toBe('all');
+    expect(parseEgressMode('')).toBeUndefined();
+    expect(parseEgressMode(null)).toBeUndefined();
+    expect(parseEgressMode('open')).toBeUndefined();
+  });
+
+  it('parses pgflare.http_allowed_hosts', () => {
+    expect(parseAllowedHosts(' API.Example.com, ,*.corp.example,.svc.example,')).toEqual([
+      'api.example.com',
+      '.corp.example',
+      '.svc.example',
+    ]);
+    expect(parseAllowedHosts(null)).toEqual([]);
+  });
+});

@@ -1,0 +1,190 @@
+/** SPEC §3.4 JOIN and §3.5 RACE. */
+import { describe, expect, it } from 'vitest';
+import { useTestDb } from '../../helpers/db.ts';
+import { engineFor, later, outcome, start } from '../../helpers/engine.ts';
+import { instanceRow, lit, node, nodes, queued, ranFor } from './util.ts';
+
+const t = useTestDb();
+
+const run = async (dsl: string, concurrency = 1) => {
+  const id = await start(t, dsl);
+  await engineFor(t).drain({ concurrency });
+  return id;
+};
+
+describe('§3.4 JOIN', () => {
+  it('JOIN waits for every branch even after one fails', async () => {
+    await t.query('CREATE TABLE j_wait (v text)');
+    const id = await start(t, `'SELECT 1/0' & (df.sleep(10) ~> 'INSERT INTO j_wait VALUES (''late'')')`);
+    const e = engineFor(t);
+    await e.drain();
+    // branch 1 failed already; the JOIN is still running because branch 2 sleeps
+    expect((await outcome(t, id)).status).toBe('running');
+    expect((await node(t, id, 'JOIN')).status).toBe('running');
+    await e.drain({ now: later(11) });
+    expect(await t.query('SELECT v FROM j_wait')).toEqual([{ v: 'late' }]);
+    expect(await outcome(t, id)).toMatchObject({
+      status: 'failed',
+      output: 'JOIN branch 1 failed: SQL execution failed: error returned from database: division by zero',
+    });
+  });
+
+  it('JOIN branch <i> failed is 1-based and reports the first failed branch in order', async () => {
+    const id = await run(`df.join3('SELECT 1', 'SELECT 1/0', ${lit(`SELECT 'x'::int`)})`);
+    const o = await outcome(t, id);
+    expect(o.output).toBe('JOIN branch 2 failed: SQL execution failed: error returned from database: division by zero');
+    const join = await node(t, id, 'JOIN');
+    expect(join.status).toBe('failed');
+    expect(join.result).toBe(o.output);
+  });
+
+  it('JOIN failure text nests for nested joins', async () => {
+    const id = await run(`('SELECT 1' & 'SELECT 1/0') & 'SELECT 2'`);
+    expect((await outcome(t, id)).output).toBe(
+      'JOIN branch 1 failed: JOIN branch 2 failed: SQL execution failed: error returned from database: division by zero',
+    );
+  });
+
+  it('JOIN re-raises a break from a branch (first in branch order wins over a later failure)', async () => {
+    await t.query('CREATE TABLE j_brk (n int)');
+    const id = await start(t, `@> ('INSERT INTO j_brk VALUES (1)' ~> (df.break('done') & 'SELECT 1/0'))`);
+    await engineFor(t).drain();
+    expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: 'done' });
+    expect(await t.query('SELECT count(*)::int AS n FROM j_brk')).toEqual([{ n: 1 }]);
+  });
+
+  it('JOIN: an earlier failure hides a later break', async () => {
+    const id = await start(t, `@> ('SELECT 1/0' & df.break('done'))`);
+    await engineFor(t).drain();
+    expect(await outcome(t, id)).toMatchObject({
+      status: 'failed',
+      output: 'JOIN branch 1 failed: SQL execution failed: error returned from database: division by zero',
+    });
+  });
+
+  it('JOIN merges branch named results into the parent in branch order (later wins)', async () => {
+    const id = await run(
+      `('SELECT 1 AS v' |=> 'a' ~> 'SELECT 10 AS v' |=> 'shared') & ('SELECT 2 AS v' |=> 'b' ~> 'SELECT 20 AS v' |=> 'shared') ~> 'SELECT $a AS a, $b AS b, $shared AS s'`,
+      2,
+    );
+    expect((await outcome(t, id)).result).toEqual({ rows: [{ a: 1, b: 2, s: 20 }], row_count: 1 });
+  });
+
+  it('JOIN branches see the parent named results', async () => {
+    const id = await run(`'SELECT 7 AS v' |=> 'p' ~> ('SELECT $p + 1 AS x' & 'SELECT $p + 2 AS y')`);
+    expect((await outcome(t, id)).result).toEqual([
+      { rows: [{ x: 8 }], row_count: 1 },
+      { rows: [{ y: 9 }], row_count: 1 },
+    ]);
+  });
+
+  it('JOIN of 3 via df.join3: result array in branch order', async () => {
+    // branch 1 finishes last (after a sleep): order is branch order, not finishing order
+    const id = await start(t, `df.join3(df.sleep(5) ~> 'SELECT 1 AS a', 'SELECT 2 AS b', 'SELECT 3 AS c')`);
+    const e = engineFor(t);
+    await e.drain();
+    await e.drain({ now: later(6) });
+    expect((await outcome(t, id)).result).toEqual([
+      { rows: [{ a: 1 }], row_count: 1 },
+      { rows: [{ b: 2 }], row_count: 1 },
+      { rows: [{ c: 3 }], row_count: 1 },
+    ]);
+  });
+
+  it('JOIN with raw JSON extra_nodes: any number of branches, in order left, right, extras', async () => {
+    const sql = (q: string) => ({ node_type: 'SQL', query: q });
+    const env = JSON.stringify({
+      node_type: 'JOIN',
+      left_node: sql('SELECT 1 AS n'),
+      right_node: sql('SELECT 2 AS n'),
+      extra_nodes: [sql('SELECT 3 AS n'), sql('SELECT 4 AS n'), sql('SELECT 5 AS n')],
+    });
+    const id = await run(lit(env), 2);
+    const r = (await outcome(t, id)).result as { rows: { n: number }[] }[];
+    expect(r.map((x) => x.rows[0].n)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('nested joins nest arrays', async () => {
+    const id = await run(`('SELECT 1 AS a' & 'SELECT 2 AS b') & 'SELECT 3 AS c'`);
+    expect((await outcome(t, id)).result).toEqual([
+      [
+        { rows: [{ a: 1 }], row_count: 1 },
+        { rows: [{ b: 2 }], row_count: 1 },
+      ],
+      { rows: [{ c: 3 }], row_count: 1 },
+    ]);
+  });
+
+  it('a named JOIN stores the array', async () => {
+    const id = await run(`('SELECT 1 AS a' & 'SELECT 2 AS b') |=> 'pair' ~> 'SELECT $pair::jsonb -> 1 -> ''rows'' -> 0 ->> ''b'' AS b'`);
+    expect((await outcome(t, id)).result).toEqual({ rows: [{ b: '2' }], row_count: 1 });
+  });
+});
+
+describe('§3.5 RACE', () => {
+  it('RACE: first finisher wins; result raw, its names merged', async () => {
+    const id = await run(`(df.sleep(30) ~> 'SELECT ''slow'' AS w') | ('SELECT ''fast'' AS w' |=> 'won') ~> 'SELECT $won AS got'`);
+    expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: { rows: [{ got: 'fast' }], row_count: 1 } });
+    const race = await node(t, id, 'RACE');
+    expect(race.result).toEqual({ rows: [{ w: 'fast' }], row_count: 1 });
+  });
+
+  it('RACE: loser nodes keep physical status and read skipped; nothing of the loser stays queued', async () => {
+    const id = await run(`(df.sleep(30) ~> 'SELECT ''slow'' AS w') | 'SELECT ''fast'' AS w'`);
+    expect((await outcome(t, id)).status).toBe('completed');
+    const sleep = await node(t, id, 'SLEEP');
+    expect(sleep.status).toBe('running');
+    expect(sleep.inferred_status).toBe('skipped');
+    const slow = await node(t, id, 'SQL', 'slow');
+    expect(slow.status).toBe('pending');
+    expect(slow.inferred_status).toBe('skipped');
+    expect(await queued(t, id)).toBe(0);
+    // time passing changes nothing
+    expect(await ranFor(engineFor(t), id, later(60))).toEqual([]);
+  });
+
+  it('RACE: failure of the first finisher fails the RACE (RACE left branch failed: …)', async () => {
+    const id = await run(`'SELECT 1/0' | (df.sleep(5) ~> 'SELECT 1')`);
+    expect(await outcome(t, id)).toMatchObject({
+      status: 'failed',
+      output: 'RACE left branch failed: SQL execution failed: error returned from database: division by zero',
+    });
+  });
+
+  it('RACE: right branch failure text', async () => {
+    const id = await run(`df.sleep(5) | 'SELECT 1/0'`);
+    expect((await outcome(t, id)).output).toBe('RACE right branch failed: SQL execution failed: error returned from database: division by zero');
+  });
+
+  it('RACE: a break in the winning branch is re-raised to the loop', async () => {
+    await t.query('CREATE TABLE r_brk (n int)');
+    const id = await start(t, `df.loop('INSERT INTO r_brk VALUES (1)' ~> df.race(df.break('race-done'), 'SELECT pg_sleep(0)'))`);
+    await engineFor(t).drain();
+    expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: 'race-done' });
+    expect(await t.query('SELECT count(*)::int AS n FROM r_brk')).toEqual([{ n: 1 }]);
+    // the loser never ran (decided while starting) and nothing is queued
+    expect((await node(t, id, 'SQL', 'pg_sleep')).status).not.toBe('completed');
+    expect(await queued(t, id)).toBe(0);
+  });
+
+  it('RACE: a losing LOOP is stamped failed "Loop branch cancelled after losing RACE" with stamp <id>::1::<loop>::1', async () => {
+    const id = await start(t, `df.loop(df.sleep(1) ~> 'SELECT 1') | (df.sleep(3) ~> 'SELECT ''done'' AS w')`);
+    const e = engineFor(t);
+    let now = new Date();
+    for (let i = 0; i < 8; i++) {
+      await e.drain({ now });
+      now = later(1, now);
+    }
+    expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: { rows: [{ w: 'done' }] } });
+    const loop = await node(t, id, 'LOOP');
+    expect(loop.status).toBe('failed');
+    expect(loop.result).toBe('Loop branch cancelled after losing RACE');
+    expect(loop.stamp).toBe(`${id}::1::${loop.node_id}::1`);
+    expect(loop.stamp).toMatch(new RegExp(`^${id}::1::[0-9a-f]{8}::1$`));
+    expect(await queued(t, id)).toBe(0);
+    // 3 distinct scopes: root, loop branch, sql branch (test 57/63)
+    const scopes = new Set((await nodes(t, id)).filter((n) => n.stamp).map((n) => n.stamp!.replace(/::\d+$/, '')));
+    expect(scopes.size).toBe(3);
+    expect((await instanceRow(t, id)).status).toBe('completed');
+  });
+});
