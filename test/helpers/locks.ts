@@ -1,0 +1,34 @@
+import type pg from 'pg';
+
+/**
+ * Waits until a session tagged `applicationName` is blocked on a lock, as seen in pg_stat_activity
+ * (absurd's lock-order tests do the same). The wait is on the server, bounded, and fails loudly.
+ */
+export async function waitUntilBlocked(observer: pg.Pool, applicationName: string, maxChecks = 500): Promise<void> {
+  for (let i = 0; i < maxChecks; i++) {
+    const { rows } = await observer.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+      [applicationName],
+    );
+    if (rows[0].n > 0) return;
+    await observer.query('SELECT pg_sleep(0.01)');
+  }
+  throw new Error(`session ${applicationName} never blocked on a lock`);
+}
+
+/** A crash-point handler that parks the engine at `point` until released. */
+export function gate(point: string) {
+  let release!: () => void;
+  let reached!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const arrived = new Promise<void>((r) => (reached = r));
+  let armed = true;
+  const handler = async (p: string) => {
+    if (p === point && armed) {
+      armed = false;
+      reached();
+      await released;
+    }
+  };
+  return { handler, arrived, release };
+}
