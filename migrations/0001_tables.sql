@@ -63,6 +63,8 @@ CREATE TABLE df.nodes (
     attempts       integer     NOT NULL DEFAULT 0,
     -- engine bookkeeping of the current activation (loop iteration start, join progress, signal floor, …)
     state          jsonb,
+    -- pgflare per-node options from the envelope's "pgflare" key: retry policy, timeout
+    options        jsonb,
     CONSTRAINT nodes_pkey PRIMARY KEY (instance_id, id)
 );
 ALTER TABLE df.nodes

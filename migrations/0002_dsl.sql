@@ -37,6 +37,7 @@ CREATE TYPE df._envelope_parts AS (
     extra_nodes    text[],
     query          text,
     result_name    text,
+    options        text,   -- pgflare's per-node options object ("pgflare" key), compact JSON text
     error          text    -- NULL when the level parsed; else the deserialisation problem
 );
 
@@ -49,7 +50,8 @@ CREATE FUNCTION df._envelope(
     p_condition_node text DEFAULT NULL,
     p_extra_nodes text[] DEFAULT NULL,
     p_query text DEFAULT NULL,
-    p_result_name text DEFAULT NULL
+    p_result_name text DEFAULT NULL,
+    p_options text DEFAULT NULL
 ) RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -63,6 +65,8 @@ BEGIN
                 THEN ',"extra_nodes":[' || array_to_string(p_extra_nodes, ',') || ']' ELSE '' END
         || coalesce(',"query":' || to_json(p_query)::text, '')
         || coalesce(',"result_name":' || to_json(p_result_name)::text, '')
+        -- pgflare's own per-node options live under one extra key that pg_durable readers ignore.
+        || coalesce(',"pgflare":' || p_options, '')
         || '}';
 END
 $$;
@@ -99,7 +103,7 @@ BEGIN
     END IF;
     FOR v_key, v_value IN SELECT e.key, e.value FROM json_each(p_json) AS e LOOP
         CONTINUE WHEN v_key <> ALL (ARRAY['node_type', 'left_node', 'right_node', 'condition_node',
-                                          'extra_nodes', 'query', 'result_name']);
+                                          'extra_nodes', 'query', 'result_name', 'pgflare']);
         IF v_key = ANY (v_seen) THEN
             v_out.error := format('duplicate field `%s`', v_key);
             RETURN v_out;
@@ -118,6 +122,13 @@ BEGIN
                 WHEN 'query' THEN v_out.query := v_value #>> '{}';
                 ELSE v_out.result_name := v_value #>> '{}';
             END CASE;
+        ELSIF v_key = 'pgflare' THEN
+            CONTINUE WHEN v_type = 'null';
+            IF v_type <> 'object' THEN
+                v_out.error := format('invalid type: %s, expected a pgflare options object', df._json_unexpected(v_value));
+                RETURN v_out;
+            END IF;
+            v_out.options := df._json_compact(v_value::jsonb);
         ELSIF v_key = 'extra_nodes' THEN
             IF v_type <> 'array' THEN
                 v_out.error := format('invalid type: %s, expected a sequence', df._json_unexpected(v_value));
@@ -271,7 +282,7 @@ BEGIN
         RETURN NULL;
     END IF;
     RETURN df._envelope(v_node.node_type, v_node.left_node, v_node.right_node, v_node.condition_node,
-                        v_node.extra_nodes, v_node.query, v_node.result_name);
+                        v_node.extra_nodes, v_node.query, v_node.result_name, v_node.options);
 END
 $$;
 
@@ -485,7 +496,7 @@ BEGIN
     END IF;
     v_node := df._ensure_fields(fut);
     RETURN df._envelope(v_node.node_type, v_node.left_node, v_node.right_node, v_node.condition_node,
-                        v_node.extra_nodes, v_node.query, name);
+                        v_node.extra_nodes, v_node.query, name, v_node.options);
 END
 $$;
 
@@ -731,3 +742,52 @@ GRANT EXECUTE ON FUNCTION df.as_op(text, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION df.if_then_op(text, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION df.if_else_op(text, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION df.loop_prefix_op(text) TO PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------------
+-- pgflare per-node options (beyond pg_durable). They ride in the envelope under the key "pgflare",
+-- which pg_durable readers ignore, so the graph JSON keeps pg_durable's shape:
+--   df.retry(step, max_attempts, backoff_seconds, max_backoff_seconds)  retry a failed step with
+--     exponential backoff (full jitter), up to max_attempts attempts in all;
+--   df.timeout(step, seconds)  statement_timeout for a SQL step (HTTP steps keep timeout_seconds).
+CREATE FUNCTION df._with_options(p_step text, p_patch jsonb) RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_node df._envelope_parts := df._ensure_fields(p_step);
+BEGIN
+    RETURN df._envelope(v_node.node_type, v_node.left_node, v_node.right_node, v_node.condition_node,
+                        v_node.extra_nodes, v_node.query, v_node.result_name,
+                        df._json_compact(coalesce(v_node.options::jsonb, '{}'::jsonb) || p_patch));
+END
+$$;
+
+CREATE FUNCTION df.retry(step text, max_attempts integer, backoff_seconds numeric DEFAULT 1,
+                         max_backoff_seconds numeric DEFAULT 300) RETURNS text
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF max_attempts < 1 OR max_attempts > 1000 THEN
+        RAISE EXCEPTION 'df.retry: max_attempts must be between 1 and 1000, got %', max_attempts USING ERRCODE = '22023';
+    ELSIF backoff_seconds < 0 OR max_backoff_seconds < 0 THEN
+        RAISE EXCEPTION 'df.retry: backoff must not be negative' USING ERRCODE = '22023';
+    END IF;
+    RETURN df._with_options(step, jsonb_build_object('retry', jsonb_build_object(
+        'max_attempts', max_attempts, 'backoff_seconds', backoff_seconds, 'max_backoff_seconds', max_backoff_seconds)));
+END
+$$;
+
+CREATE FUNCTION df.timeout(step text, seconds numeric) RETURNS text
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF seconds <= 0 THEN
+        RAISE EXCEPTION 'df.timeout: seconds must be positive, got %', seconds USING ERRCODE = '22023';
+    END IF;
+    RETURN df._with_options(step, jsonb_build_object('timeout_seconds', seconds));
+END
+$$;
+GRANT EXECUTE ON FUNCTION df.retry(text, integer, numeric, numeric) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION df.timeout(text, numeric) TO PUBLIC;

@@ -73,7 +73,8 @@ RETURNS TABLE (
     extra_nodes    varchar(8)[],
     parent_id      varchar(8),
     depth          integer,
-    path           text
+    path           text,
+    options        jsonb
 )
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -99,6 +100,7 @@ DECLARE
     n_parent integer[] := '{}';
     n_depth  integer[] := '{}';
     n_path   text[] := '{}';
+    n_opts   jsonb[] := '{}';    -- pgflare per-node options (retry, timeout)
     v_preorder integer[] := '{}';
     v_npre   integer := 0;
     v_count  integer := 1;
@@ -245,6 +247,7 @@ BEGIN
         n_type[v_ord] := v_type;
         n_query[v_ord] := v_query;
         n_name[v_ord] := v_node ->> 'result_name';
+        n_opts[v_ord] := CASE WHEN jsonb_typeof(v_node -> 'pgflare') = 'object' THEN v_node -> 'pgflare' END;
         IF jsonb_typeof(v_node -> 'left_node') = 'object' THEN i := i + 1; n_left[v_ord] := v_child_ords[i]; END IF;
         IF jsonb_typeof(v_node -> 'right_node') = 'object' THEN i := i + 1; n_right[v_ord] := v_child_ords[i]; END IF;
         IF v_has_cond THEN i := i + 1; n_cond[v_ord] := v_child_ords[i]; END IF;
@@ -282,8 +285,8 @@ BEGIN
     WITH ids AS (
         SELECT t.nid, t.o FROM unnest(v_ids) WITH ORDINALITY AS t(nid, o)
     ), nodes AS (
-        SELECT t.* FROM unnest(n_type, n_query, n_name, n_left, n_right, n_cond, n_extras, n_parent, n_depth, n_path)
-                        WITH ORDINALITY AS t(typ, qry, nam, lft, rgt, cnd, ext, par, dep, pth, o)
+        SELECT t.* FROM unnest(n_type, n_query, n_name, n_left, n_right, n_cond, n_extras, n_parent, n_depth, n_path, n_opts)
+                        WITH ORDINALITY AS t(typ, qry, nam, lft, rgt, cnd, ext, par, dep, pth, opt, o)
     ), extras AS (
         SELECT n.o, array_agg(x.nid ORDER BY e.k)::varchar(8)[] AS eids
           FROM nodes n
@@ -304,7 +307,7 @@ BEGIN
            END,
            n.nam,
            l.nid, r.nid, c.nid, x.eids, par.nid,
-           n.dep, n.pth
+           n.dep, n.pth, n.opt
       FROM unnest(v_preorder) WITH ORDINALITY AS p(o, pos)
       JOIN nodes n ON n.o = p.o
       JOIN ids me ON me.o = p.o
@@ -338,6 +341,7 @@ DECLARE
     v_names    text[];
     v_lefts    varchar(8)[];
     v_rights   varchar(8)[];
+    v_options  jsonb[];
     v_vars     jsonb;
     v_id       varchar(8);
     v_attempt  integer := 0;
@@ -393,8 +397,9 @@ BEGIN
     -- ===== PHASE 2: validate and flatten (§1.5); nothing is written before this succeeds =====
     SELECT array_agg(f.id ORDER BY f.ord), array_agg(f.node_type ORDER BY f.ord),
            array_agg(f.query ORDER BY f.ord), array_agg(f.result_name ORDER BY f.ord),
-           array_agg(f.left_node ORDER BY f.ord), array_agg(f.right_node ORDER BY f.ord)
-      INTO v_ids, v_types, v_queries, v_names, v_lefts, v_rights
+           array_agg(f.left_node ORDER BY f.ord), array_agg(f.right_node ORDER BY f.ord),
+           array_agg(f.options ORDER BY f.ord)
+      INTO v_ids, v_types, v_queries, v_names, v_lefts, v_rights, v_options
       FROM df._flatten(v_envelope) f;
 
     -- Only the caller's own variables, even for roles that bypass RLS (§6.2); NULL values are skipped.
@@ -418,11 +423,11 @@ BEGIN
 
     -- ===== PHASE 4: nodes, root first; the root is due now so a worker can claim it =====
     INSERT INTO df.nodes (id, instance_id, node_type, query, result_name, left_node, right_node,
-                          submitted_by, database, run_at)
+                          submitted_by, database, run_at, options)
     SELECT u.id, v_id, u.node_type, u.query, u.result_name, u.left_node, u.right_node,
-           v_role, database, CASE WHEN u.n = 1 THEN now() END
-      FROM unnest(v_ids, v_types, v_queries, v_names, v_lefts, v_rights)
-               WITH ORDINALITY AS u(id, node_type, query, result_name, left_node, right_node, n)
+           v_role, database, CASE WHEN u.n = 1 THEN now() END, u.options
+      FROM unnest(v_ids, v_types, v_queries, v_names, v_lefts, v_rights, v_options)
+               WITH ORDINALITY AS u(id, node_type, query, result_name, left_node, right_node, options, n)
      ORDER BY u.n;
 
     -- ===== PHASE 5: hand off; the notification is delivered only if the caller commits =====

@@ -149,3 +149,16 @@ BEGIN
       FROM jsonb_array_elements(coalesce(p_changes -> 'events', '[]'::jsonb)) e;
 END
 $$;
+
+-- History of an instance (claims of leases, failed attempts, retries, final failures), oldest first.
+-- RLS applies: a role sees only its own instances' events.
+CREATE FUNCTION df.instance_events(instance_id text)
+RETURNS TABLE (event_id bigint, node_id text, kind text, attempt integer, detail text, created_at timestamptz)
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT e.id, e.node_id::text, e.kind, e.attempt, e.detail, e.created_at
+      FROM df.events e WHERE e.instance_id = instance_events.instance_id
+     ORDER BY e.id
+$$;
+GRANT EXECUTE ON FUNCTION df.instance_events(text) TO PUBLIC;

@@ -50,6 +50,7 @@ table df.nodes 16:run_at timestamp with time zone
 table df.nodes 17:locked_until timestamp with time zone
 table df.nodes 18:attempts integer not null default 0
 table df.nodes 19:state jsonb
+table df.nodes 20:options jsonb
 table df.scopes 1:instance_id character varying(8) not null
 table df.scopes 2:scope_id text not null
 table df.scopes 3:parent_scope text
@@ -333,7 +334,7 @@ BEGIN
         RETURN NULL;
     END IF;
     RETURN df._envelope(v_node.node_type, v_node.left_node, v_node.right_node, v_node.condition_node,
-                        v_node.extra_nodes, v_node.query, v_node.result_name);
+                        v_node.extra_nodes, v_node.query, v_node.result_name, v_node.options);
 END
 $function$
 
@@ -399,7 +400,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
-CREATE OR REPLACE FUNCTION df._envelope(p_node_type text, p_left_node text DEFAULT NULL::text, p_right_node text DEFAULT NULL::text, p_condition_node text DEFAULT NULL::text, p_extra_nodes text[] DEFAULT NULL::text[], p_query text DEFAULT NULL::text, p_result_name text DEFAULT NULL::text)
+CREATE OR REPLACE FUNCTION df._envelope(p_node_type text, p_left_node text DEFAULT NULL::text, p_right_node text DEFAULT NULL::text, p_condition_node text DEFAULT NULL::text, p_extra_nodes text[] DEFAULT NULL::text[], p_query text DEFAULT NULL::text, p_result_name text DEFAULT NULL::text, p_options text DEFAULT NULL::text)
  RETURNS text
  LANGUAGE plpgsql
  IMMUTABLE PARALLEL SAFE
@@ -414,6 +415,8 @@ BEGIN
                 THEN ',"extra_nodes":[' || array_to_string(p_extra_nodes, ',') || ']' ELSE '' END
         || coalesce(',"query":' || to_json(p_query)::text, '')
         || coalesce(',"result_name":' || to_json(p_result_name)::text, '')
+        -- pgflare's own per-node options live under one extra key that pg_durable readers ignore.
+        || coalesce(',"pgflare":' || p_options, '')
         || '}';
 END
 $function$
@@ -440,7 +443,7 @@ BEGIN
     END IF;
     FOR v_key, v_value IN SELECT e.key, e.value FROM json_each(p_json) AS e LOOP
         CONTINUE WHEN v_key <> ALL (ARRAY['node_type', 'left_node', 'right_node', 'condition_node',
-                                          'extra_nodes', 'query', 'result_name']);
+                                          'extra_nodes', 'query', 'result_name', 'pgflare']);
         IF v_key = ANY (v_seen) THEN
             v_out.error := format('duplicate field `%s`', v_key);
             RETURN v_out;
@@ -459,6 +462,13 @@ BEGIN
                 WHEN 'query' THEN v_out.query := v_value #>> '{}';
                 ELSE v_out.result_name := v_value #>> '{}';
             END CASE;
+        ELSIF v_key = 'pgflare' THEN
+            CONTINUE WHEN v_type = 'null';
+            IF v_type <> 'object' THEN
+                v_out.error := format('invalid type: %s, expected a pgflare options object', df._json_unexpected(v_value));
+                RETURN v_out;
+            END IF;
+            v_out.options := df._json_compact(v_value::jsonb);
         ELSIF v_key = 'extra_nodes' THEN
             IF v_type <> 'array' THEN
                 v_out.error := format('invalid type: %s, expected a sequence', df._json_unexpected(v_value));
@@ -767,7 +777,7 @@ $function$
 
 -- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._flatten(p_envelope text)
- RETURNS TABLE(ord integer, id character varying, node_type text, query text, result_name text, left_node character varying, right_node character varying, condition_node character varying, extra_nodes character varying[], parent_id character varying, depth integer, path text)
+ RETURNS TABLE(ord integer, id character varying, node_type text, query text, result_name text, left_node character varying, right_node character varying, condition_node character varying, extra_nodes character varying[], parent_id character varying, depth integer, path text, options jsonb)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
@@ -792,6 +802,7 @@ DECLARE
     n_parent integer[] := '{}';
     n_depth  integer[] := '{}';
     n_path   text[] := '{}';
+    n_opts   jsonb[] := '{}';    -- pgflare per-node options (retry, timeout)
     v_preorder integer[] := '{}';
     v_npre   integer := 0;
     v_count  integer := 1;
@@ -938,6 +949,7 @@ BEGIN
         n_type[v_ord] := v_type;
         n_query[v_ord] := v_query;
         n_name[v_ord] := v_node ->> 'result_name';
+        n_opts[v_ord] := CASE WHEN jsonb_typeof(v_node -> 'pgflare') = 'object' THEN v_node -> 'pgflare' END;
         IF jsonb_typeof(v_node -> 'left_node') = 'object' THEN i := i + 1; n_left[v_ord] := v_child_ords[i]; END IF;
         IF jsonb_typeof(v_node -> 'right_node') = 'object' THEN i := i + 1; n_right[v_ord] := v_child_ords[i]; END IF;
         IF v_has_cond THEN i := i + 1; n_cond[v_ord] := v_child_ords[i]; END IF;
@@ -975,8 +987,8 @@ BEGIN
     WITH ids AS (
         SELECT t.nid, t.o FROM unnest(v_ids) WITH ORDINALITY AS t(nid, o)
     ), nodes AS (
-        SELECT t.* FROM unnest(n_type, n_query, n_name, n_left, n_right, n_cond, n_extras, n_parent, n_depth, n_path)
-                        WITH ORDINALITY AS t(typ, qry, nam, lft, rgt, cnd, ext, par, dep, pth, o)
+        SELECT t.* FROM unnest(n_type, n_query, n_name, n_left, n_right, n_cond, n_extras, n_parent, n_depth, n_path, n_opts)
+                        WITH ORDINALITY AS t(typ, qry, nam, lft, rgt, cnd, ext, par, dep, pth, opt, o)
     ), extras AS (
         SELECT n.o, array_agg(x.nid ORDER BY e.k)::varchar(8)[] AS eids
           FROM nodes n
@@ -997,7 +1009,7 @@ BEGIN
            END,
            n.nam,
            l.nid, r.nid, c.nid, x.eids, par.nid,
-           n.dep, n.pth
+           n.dep, n.pth, n.opt
       FROM unnest(v_preorder) WITH ORDINALITY AS p(o, pos)
       JOIN nodes n ON n.o = p.o
       JOIN ids me ON me.o = p.o
@@ -1511,6 +1523,36 @@ AS $function$
     SELECT coalesce(nullif(current_setting('pg_durable.' || p_name, true), ''), p_default)
 $function$
 
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._usage_functions(p_include_http boolean, p_with_grant boolean)
+ RETURNS SETOF regprocedure
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT p.oid::regprocedure
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname = 'df'
+       AND p.proname NOT IN ('_apply', '_lock_and_load', '_usage_functions')
+       AND (p_include_http OR p.proname NOT IN ('http', 'http_multipart'))
+       AND (p_with_grant OR p.proname NOT IN ('metrics', 'grant_usage', 'revoke_usage'))
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._with_options(p_step text, p_patch jsonb)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_node df._envelope_parts := df._ensure_fields(p_step);
+BEGIN
+    RETURN df._envelope(v_node.node_type, v_node.left_node, v_node.right_node, v_node.condition_node,
+                        v_node.extra_nodes, v_node.query, v_node.result_name,
+                        df._json_compact(coalesce(v_node.options::jsonb, '{}'::jsonb) || p_patch));
+END
+$function$
+
 -- acl {=X/<owner>,<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df."as"(fut text, name text)
  RETURNS text
@@ -1529,7 +1571,7 @@ BEGIN
     END IF;
     v_node := df._ensure_fields(fut);
     RETURN df._envelope(v_node.node_type, v_node.left_node, v_node.right_node, v_node.condition_node,
-                        v_node.extra_nodes, v_node.query, name);
+                        v_node.extra_nodes, v_node.query, name, v_node.options);
 END
 $function$
 
@@ -1754,6 +1796,31 @@ AS $function$
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.grant_usage(p_role text, include_http boolean DEFAULT false, with_grant boolean DEFAULT false)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_opt text := CASE WHEN with_grant THEN ' WITH GRANT OPTION' ELSE '' END;
+    v_fn regprocedure;
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA df TO %I%s', p_role, v_opt);
+    FOR v_fn IN SELECT * FROM df._usage_functions(include_http, with_grant) LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I%s', v_fn, p_role, v_opt);
+    END LOOP;
+    EXECUTE format('GRANT SELECT, UPDATE (status, updated_at), INSERT (id, label, root_node, submitted_by, database, vars) ON df.instances TO %I%s', p_role, v_opt);
+    -- UPDATE (run_at): df.cancel withdraws queued work, df.signal wakes a waiting node. The engine runs
+    -- only leaves it activated itself (status running, a live scope), so a hand-set run_at does nothing.
+    EXECUTE format('GRANT SELECT, INSERT (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database, run_at, options), UPDATE (run_at) ON df.nodes TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT (instance_id, signal_name, payload, submitted_by) ON df.signals TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT ON df.scopes, df.events TO %I%s', p_role, v_opt);
+    RAISE NOTICE 'pg_durable: granted df usage privileges to "%"', p_role;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df.http(url text, method text DEFAULT 'POST'::text, body text DEFAULT NULL::text, headers jsonb DEFAULT NULL::jsonb, timeout_seconds integer DEFAULT 30)
  RETURNS text
  LANGUAGE plpgsql
@@ -1856,6 +1923,18 @@ AS $function$
 BEGIN
     RETURN jsonb_build_object('_partial_if', true, 'condition', condition, 'then_branch', then_branch)::text;
 END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.instance_events(instance_id text)
+ RETURNS TABLE(event_id bigint, node_id text, kind text, attempt integer, detail text, created_at timestamp with time zone)
+ LANGUAGE sql
+ STABLE STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT e.id, e.node_id::text, e.kind, e.attempt, e.detail, e.created_at
+      FROM df.events e WHERE e.instance_id = instance_events.instance_id
+     ORDER BY e.id
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
@@ -2099,6 +2178,46 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.retry(step text, max_attempts integer, backoff_seconds numeric DEFAULT 1, max_backoff_seconds numeric DEFAULT 300)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF max_attempts < 1 OR max_attempts > 1000 THEN
+        RAISE EXCEPTION 'df.retry: max_attempts must be between 1 and 1000, got %', max_attempts USING ERRCODE = '22023';
+    ELSIF backoff_seconds < 0 OR max_backoff_seconds < 0 THEN
+        RAISE EXCEPTION 'df.retry: backoff must not be negative' USING ERRCODE = '22023';
+    END IF;
+    RETURN df._with_options(step, jsonb_build_object('retry', jsonb_build_object(
+        'max_attempts', max_attempts, 'backoff_seconds', backoff_seconds, 'max_backoff_seconds', max_backoff_seconds)));
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.revoke_usage(p_role text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_fn regprocedure;
+BEGIN
+    FOR v_fn IN SELECT * FROM df._usage_functions(true, true) LOOP
+        BEGIN
+            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I CASCADE', v_fn, p_role);
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL; -- the sensitive functions may never have been granted by this role
+        END;
+    END LOOP;
+    EXECUTE format('REVOKE ALL ON df.instances, df.nodes, df.vars, df.signals, df.scopes, df.events FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
+    RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df.run(instance_id text DEFAULT NULL::text)
  RETURNS text
  LANGUAGE sql
@@ -2239,6 +2358,7 @@ DECLARE
     v_names    text[];
     v_lefts    varchar(8)[];
     v_rights   varchar(8)[];
+    v_options  jsonb[];
     v_vars     jsonb;
     v_id       varchar(8);
     v_attempt  integer := 0;
@@ -2294,8 +2414,9 @@ BEGIN
     -- ===== PHASE 2: validate and flatten (§1.5); nothing is written before this succeeds =====
     SELECT array_agg(f.id ORDER BY f.ord), array_agg(f.node_type ORDER BY f.ord),
            array_agg(f.query ORDER BY f.ord), array_agg(f.result_name ORDER BY f.ord),
-           array_agg(f.left_node ORDER BY f.ord), array_agg(f.right_node ORDER BY f.ord)
-      INTO v_ids, v_types, v_queries, v_names, v_lefts, v_rights
+           array_agg(f.left_node ORDER BY f.ord), array_agg(f.right_node ORDER BY f.ord),
+           array_agg(f.options ORDER BY f.ord)
+      INTO v_ids, v_types, v_queries, v_names, v_lefts, v_rights, v_options
       FROM df._flatten(v_envelope) f;
 
     -- Only the caller's own variables, even for roles that bypass RLS (§6.2); NULL values are skipped.
@@ -2319,11 +2440,11 @@ BEGIN
 
     -- ===== PHASE 4: nodes, root first; the root is due now so a worker can claim it =====
     INSERT INTO df.nodes (id, instance_id, node_type, query, result_name, left_node, right_node,
-                          submitted_by, database, run_at)
+                          submitted_by, database, run_at, options)
     SELECT u.id, v_id, u.node_type, u.query, u.result_name, u.left_node, u.right_node,
-           v_role, database, CASE WHEN u.n = 1 THEN now() END
-      FROM unnest(v_ids, v_types, v_queries, v_names, v_lefts, v_rights)
-               WITH ORDINALITY AS u(id, node_type, query, result_name, left_node, right_node, n)
+           v_role, database, CASE WHEN u.n = 1 THEN now() END, u.options
+      FROM unnest(v_ids, v_types, v_queries, v_names, v_lefts, v_rights, v_options)
+               WITH ORDINALITY AS u(id, node_type, query, result_name, left_node, right_node, options, n)
      ORDER BY u.n;
 
     -- ===== PHASE 5: hand off; the notification is delivered only if the caller commits =====
@@ -2355,6 +2476,21 @@ CREATE OR REPLACE FUNCTION df.target_database()
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
     SELECT current_database()::text
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.timeout(step text, seconds numeric)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF seconds <= 0 THEN
+        RAISE EXCEPTION 'df.timeout: seconds must be positive, got %', seconds USING ERRCODE = '22023';
+    END IF;
+    RETURN df._with_options(step, jsonb_build_object('timeout_seconds', seconds));
+END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}

@@ -194,10 +194,24 @@ export function createEngine(options: EngineOptions): Engine {
     return null;
   }
 
+  /** The node's own df.retry policy, else the engine default. */
+  function policyFor(row: ClaimedRow): RetryPolicy {
+    const r = row.options?.retry;
+    if (!r) return retryPolicy;
+    return { maxAttempts: r.max_attempts, baseMs: r.backoff_seconds * 1000, maxMs: r.max_backoff_seconds * 1000, jitter: 1 };
+  }
+
+  /** statement_timeout for a SQL step: the node's df.timeout, else the engine default. */
+  function timeoutFor(row: ClaimedRow): number {
+    const t = row.options?.timeout_seconds;
+    return typeof t === 'number' && t > 0 ? Math.round(t * 1000) : (options.stepTimeoutMs ?? 0);
+  }
+
   /** Turns a finished attempt into the checkpoint event: complete, or retry per policy. */
   function leafEvent(row: ClaimedRow, outcome: Outcome, now: Date, attempt: number, events: unknown[]) {
-    if (outcome.kind === 'fail' && attempt < retryPolicy.maxAttempts) {
-      const at = new Date(now.getTime() + backoffMs(retryPolicy, attempt));
+    const policy = policyFor(row);
+    if (outcome.kind === 'fail' && attempt < policy.maxAttempts) {
+      const at = new Date(now.getTime() + backoffMs(policy, attempt));
       events.push({ node_id: row.id, kind: 'attempt_failed', attempt, detail: outcome.error });
       return (cp: Checkpoint) => cp.retry(row.id, at);
     }
@@ -267,7 +281,9 @@ export function createEngine(options: EngineOptions): Engine {
       const ch = await checkpoint(client, row, now, (cp) => cp.start());
       return ch ? commit('start', ch) : abandon();
     }
-    if (row.scope_status !== 'running' || row.stamp === null) return abandon();
+    // Only a leaf the engine activated itself runs: status running, in a live scope. Anything else
+    // (a run_at set by hand, a stale row) is withdrawn.
+    if (row.scope_status !== 'running' || row.stamp === null || row.status !== 'running') return abandon();
     if (row.state && row.state.resume === true) {
       const ch = await checkpoint(client, row, now, (cp) => cp.resumeLoop(row.id, row.stamp!));
       return ch ? commit('resume', ch) : abandon();
@@ -291,7 +307,7 @@ export function createEngine(options: EngineOptions): Engine {
         if (isNonTransactional(sub.text)) return takeLease(client, row, now, options.leaseMs ?? 30 * 60_000);
         const role = await roleOf(client);
         if (role !== row.owner) return leaf('step', { kind: 'fail', error: foreignOwnerError(row.owner, role) });
-        const out = await runSqlStep(client, sub.text, { statementTimeoutMs: options.stepTimeoutMs ?? 0, inTransaction: true });
+        const out = await runSqlStep(client, sub.text, { statementTimeoutMs: timeoutFor(row), inTransaction: true });
         return leaf('step', out.ok ? { kind: 'ok', text: out.resultText } : { kind: 'fail', error: out.error });
       }
       case 'SLEEP': {
@@ -382,7 +398,7 @@ export function createEngine(options: EngineOptions): Engine {
         out = await db.withClient(async (c) => {
           const role = await roleOf(c);
           if (role !== row.owner) return { ok: false as const, error: foreignOwnerError(row.owner, role) };
-          return runSqlStep(c, sub.text, { statementTimeoutMs: options.stepTimeoutMs ?? 0, inTransaction: false });
+          return runSqlStep(c, sub.text, { statementTimeoutMs: timeoutFor(row), inTransaction: false });
         });
       }
     } else if (!options.http) {

@@ -309,7 +309,12 @@ export class Checkpoint {
       case 'JOIN':
       case 'RACE':
         this.setNode(id, { ...running, state: n.type === 'JOIN' ? { done: 0 } : null });
-        for (const b of branchesOf(n)) this.activate(b, this.openScope(scope, b));
+        for (const b of branchesOf(n)) {
+          // A branch that ends while starting (a BREAK, an if_rows error) decides a RACE at once: the
+          // loser is not started (a loser LOOP keeps the `failed` stamp raceBranchDone gave it, §3.5).
+          if (n.type === 'RACE' && this.node(id).status !== 'running') break;
+          this.activate(b, this.openScope(scope, b));
+        }
         return;
       case 'BREAK': {
         this.setNode(id, running);
@@ -476,16 +481,22 @@ export class Checkpoint {
     const branches = branchesOf(join);
     if (done < branches.length) return;
     const scopes = this.scopes(branches.map((b) => childScopeId(scope, b)));
+    // Walk the branches in order (pg_durable's execute_join_node): a failed branch fails the JOIN
+    // before its names are merged; a branch's names are merged, then its break (if any) is re-raised.
+    // Branches after the deciding one contribute nothing.
     let outcome: Outcome | null = null;
-    scopes.forEach((s, i) => {
-      if (outcome) return;
-      if (s.status === 'failed') outcome = { kind: 'fail', error: `JOIN branch ${i + 1} failed: ${s.result}` };
-      else if (s.status === 'broke') outcome = { kind: 'break', text: s.result ?? 'null' };
-    });
-    for (const s of scopes) {
+    for (const [i, s] of scopes.entries()) {
+      if (s.status === 'failed') {
+        outcome = { kind: 'fail', error: `JOIN branch ${i + 1} failed: ${s.result}` };
+        break;
+      }
       Object.assign(scope.named, s.named);
-      this.deleteScope(s.id);
+      if (s.status === 'broke') {
+        outcome = { kind: 'break', text: s.result ?? 'null' };
+        break;
+      }
     }
+    for (const s of scopes) this.deleteScope(s.id);
     this.putScope(scope);
     this.finish(join.id, scope, outcome ?? { kind: 'ok', text: `[${scopes.map((s) => s.result ?? 'null').join(',')}]` });
   }
@@ -504,15 +515,15 @@ export class Checkpoint {
       this.setNode(loserRoot, { status: 'failed', result: JSON.stringify(LOSER_LOOP), stamp: `${loserScope}::1`, run_at: null });
     }
     this.deleteScope(branch.id);
-    if (outcome.kind === 'ok') {
-      Object.assign(scope.named, branch.named);
-      this.putScope(scope);
-      this.finish(race.id, scope, outcome);
-    } else if (outcome.kind === 'fail') {
+    if (outcome.kind === 'fail') {
       this.finish(race.id, scope, { kind: 'fail', error: `RACE ${side} branch failed: ${outcome.error}` });
-    } else {
-      this.finish(race.id, scope, outcome);
+      return;
     }
+    // The winner's names are merged whether it completed or broke (pg_durable merges the branch
+    // envelope's results before re-raising its break).
+    Object.assign(scope.named, branch.named);
+    this.putScope(scope);
+    this.finish(race.id, scope, outcome);
   }
 
   // ----- state access -------------------------------------------------------------------------

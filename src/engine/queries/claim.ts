@@ -12,6 +12,8 @@ export interface ClaimedRow {
   state: Record<string, unknown> | null;
   attempts: number;
   run_at: Date;
+  /** pgflare per-node options (df.retry, df.timeout). */
+  options: { retry?: { max_attempts: number; backoff_seconds: number; max_backoff_seconds: number }; timeout_seconds?: number } | null;
   instance_status: string;
   root_node: string;
   label: string | null;
@@ -39,7 +41,7 @@ WITH c AS (
    FOR UPDATE SKIP LOCKED
 )
 SELECT n.instance_id, n.id, n.node_type, n.query, n.result_name, n.status,
-       n.status_details ->> 'execution_id' AS stamp, n.state, n.attempts, n.run_at,
+       n.status_details ->> 'execution_id' AS stamp, n.state, n.attempts, n.run_at, n.options,
        i.status AS instance_status, i.root_node, i.label, i.vars, i.generation,
        i.submitted_by::text AS owner, r.oid IS NOT NULL AS owner_exists, coalesce(r.rolsuper, false) AS owner_is_superuser,
        df._setting('enable_superuser_instances', 'off') AS superuser_gate,

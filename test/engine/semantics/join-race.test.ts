@@ -78,6 +78,17 @@ describe('§3.4 JOIN', () => {
     ]);
   });
 
+  it('JOIN branches see the captured vars and {sys_label} (test 19)', async () => {
+    await t.query(`SELECT df.setvar('greeting', 'hi')`);
+    const id = await start(t, `'SELECT ''{greeting}'' AS g' & 'SELECT ''{sys_label}:{sys_instance_id}'' AS l'`, 'lbl');
+    await t.query(`SELECT df.clearvars()`);
+    await engineFor(t).drain();
+    expect((await outcome(t, id)).result).toEqual([
+      { rows: [{ g: 'hi' }], row_count: 1 },
+      { rows: [{ l: `lbl:${id}` }], row_count: 1 },
+    ]);
+  });
+
   it('JOIN of 3 via df.join3: result array in branch order', async () => {
     // branch 1 finishes last (after a sleep): order is branch order, not finishing order
     const id = await start(t, `df.join3(df.sleep(5) ~> 'SELECT 1 AS a', 'SELECT 2 AS b', 'SELECT 3 AS c')`);
@@ -118,6 +129,30 @@ describe('§3.4 JOIN', () => {
   it('a named JOIN stores the array', async () => {
     const id = await run(`('SELECT 1 AS a' & 'SELECT 2 AS b') |=> 'pair' ~> 'SELECT $pair::jsonb -> 1 -> ''rows'' -> 0 ->> ''b'' AS b'`);
     expect((await outcome(t, id)).result).toEqual({ rows: [{ b: '2' }], row_count: 1 });
+  });
+});
+
+describe('concurrency (drain with 2 workers)', () => {
+  it('JOIN counting under concurrent branch checkpoints: every branch counted once', async () => {
+    const sql = (i: number) => ({ node_type: 'SQL', query: `SELECT pg_sleep(0.03), ${i} AS n` });
+    const env = JSON.stringify({ node_type: 'JOIN', left_node: sql(1), right_node: sql(2), extra_nodes: [3, 4, 5, 6].map(sql) });
+    const id = await run(lit(env), 2);
+    const r = (await outcome(t, id)).result as { rows: { n: number }[] }[];
+    expect(r.map((x) => x.rows[0].n)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect((await node(t, id, 'JOIN')).status).toBe('completed');
+  });
+
+  it('RACE with both branches finishing at once: one winner, the other abandoned (its effects rolled back)', async () => {
+    await t.query('CREATE TABLE both_ran (side text)');
+    const id = await run(
+      `${lit(`INSERT INTO both_ran SELECT 'l' FROM pg_sleep(0.1) RETURNING side`)} | ${lit(`INSERT INTO both_ran SELECT 'r' FROM pg_sleep(0.1) RETURNING side`)}`,
+      2,
+    );
+    const o = await outcome(t, id);
+    expect(o.status).toBe('completed');
+    const winner = (o.result as { rows: { side: string }[] }).rows[0].side;
+    expect(await t.query('SELECT side FROM both_ran')).toEqual([{ side: winner }]);
+    expect(await queued(t, id)).toBe(0);
   });
 });
 
@@ -162,9 +197,34 @@ describe('§3.5 RACE', () => {
     await engineFor(t).drain();
     expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: 'race-done' });
     expect(await t.query('SELECT count(*)::int AS n FROM r_brk')).toEqual([{ n: 1 }]);
-    // the loser never ran (decided while starting) and nothing is queued
-    expect((await node(t, id, 'SQL', 'pg_sleep')).status).not.toBe('completed');
+    // the race was decided while starting: the loser never started and nothing is queued
+    const loser = await node(t, id, 'SQL', 'pg_sleep');
+    expect(loser.status).toBe('pending');
+    expect(loser.inferred_status).toBe('skipped');
     expect(await queued(t, id)).toBe(0);
+  });
+
+  it('RACE decided while starting: a losing LOOP is stamped failed and never runs', async () => {
+    await t.query('CREATE TABLE never (n int)');
+    const id = await start(t, `'SELECT 0' ~> df.loop(df.race(df.break('x'), df.loop('INSERT INTO never VALUES (1)'))) ~> 'SELECT 1 AS after'`);
+    await engineFor(t).drain();
+    expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: { rows: [{ after: 1 }] } });
+    const loops = (await nodes(t, id)).filter((n) => n.node_type === 'LOOP');
+    const loser = loops.find((n) => n.result === 'Loop branch cancelled after losing RACE')!;
+    expect(loser).toBeDefined();
+    expect(loser.status).toBe('failed');
+    expect(loser.stamp).toMatch(new RegExp(`^${id}::1::[0-9a-f]{8}::1::${loser.node_id}::1$`));
+    expect(await t.query('SELECT * FROM never')).toEqual([]);
+    expect(await queued(t, id)).toBe(0);
+  });
+
+  it('RACE: a winner that breaks out of a non-root loop hands its named results to the suffix', async () => {
+    const id = await start(
+      t,
+      `'SELECT 0' ~> df.loop(('SELECT 5 AS v' |=> 'y' ~> df.break('b')) | df.sleep(30)) ~> 'SELECT $y AS y'`,
+    );
+    await engineFor(t).drain();
+    expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: { rows: [{ y: 5 }], row_count: 1 } });
   });
 
   it('RACE: a losing LOOP is stamped failed "Loop branch cancelled after losing RACE" with stamp <id>::1::<loop>::1', async () => {

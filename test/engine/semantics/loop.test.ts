@@ -219,6 +219,10 @@ describe('§3.7 BREAK', () => {
     expect(r.status).toBe('failed');
     expect(r.output).toBe('df.break() was called outside of a loop. df.break() may only be used inside df.loop().');
     expect(r.completed_at).toBeNull();
+    // §3.0 + §5 read literally: a break passing through a node stamps it completed, so the root
+    // row (THEN) reads completed with the break value and df.result shows it for this failed instance.
+    const [x] = await t.query(`SELECT df.result($1) AS r`, [id]);
+    expect(x.r).toBe('"x"');
   });
 
   it('top-level break inside a JOIN branch also fails the instance', async () => {

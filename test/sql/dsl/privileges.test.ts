@@ -1,27 +1,10 @@
 // The DSL functions are SECURITY INVOKER, so a role other than the owner needs EXECUTE on the internal
-// helpers they call. This pins down that list (the one documented at the end of 0002_dsl.sql), for
-// df.grant_usage to grant.
+// helpers they call: USAGE alone is not enough, df.grant_usage grants what is needed.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDb } from '../../helpers/db.ts';
 
 const t = useTestDb();
-const HELPERS = [
-  'df._node_types()',
-  'df._envelope(text,text,text,text,text[],text,text)',
-  'df._envelope_fields(json)',
-  'df._json_unexpected(json)',
-  'df._helper_stamp()',
-  'df._ensure_fields(text,boolean)',
-  'df._ensure(text,boolean)',
-  'df._json_compact(jsonb)',
-  'df._cron_field(text,text,integer,integer,text[],boolean)',
-  'df._cron_validate(text)',
-  'df._setting(text,text)',
-  'df._http_policy()',
-  'df._http_check(text,text,text,text[],integer)',
-  'df._mark_helper(text)',
-];
 const EVERYTHING = `
   'SELECT 1' |=> 'a' ~> df.join3(df.sleep(1), df.wait_for_signal('s', 3), @> (df.break('v') ~> 'x'))
   ~> ('c' ?> df.if_rows('a', 'x', 'y') !> df.loop('b', 'c'))
@@ -40,6 +23,7 @@ describe('a non-owner role', () => {
   });
   afterAll(async () => {
     await pool.end();
+    await t.query(`SELECT df.revoke_usage('${user}')`);
     await t.query(`REVOKE ALL ON SCHEMA df FROM ${user}`);
     await t.query(`REVOKE ALL ON ALL FUNCTIONS IN SCHEMA df FROM ${user}`);
     await t.superuser.query(`DROP ROLE ${user}`);
@@ -49,8 +33,8 @@ describe('a non-owner role', () => {
     await expect(pool.query(`SELECT 'a' ~> 'b'`)).rejects.toMatchObject({ code: '42501' });
   });
 
-  it('can build every construct once granted EXECUTE on the internal helpers', async () => {
-    await t.query(`GRANT EXECUTE ON FUNCTION ${HELPERS.join(', ')} TO ${user}`);
+  it('can build every construct once df.grant_usage(include_http) ran', async () => {
+    await t.query(`SELECT df.grant_usage('${user}', include_http => true)`);
     const c = await pool.connect();
     try {
       await c.query(`SET pg_durable.http_policy = 'azure'`);

@@ -12,18 +12,14 @@ const ALICE = t.role('alice');
 const BOB = t.role('bob');
 const QUOTED = t.role('Odd "Role"');
 
-/** What a role needs to call df.start: pg_durable's grant_usage set plus pgflare's vars/run_at columns. */
+/** What a role needs to call df.start: df.grant_usage. */
 const grantStart = (role: string) => `
-  GRANT USAGE ON SCHEMA df TO "${role}";
-  GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA df TO "${role}";
-  GRANT SELECT, UPDATE (status, updated_at), INSERT (id, label, root_node, submitted_by, database, vars) ON df.instances TO "${role}";
-  GRANT SELECT, INSERT (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database, run_at) ON df.nodes TO "${role}";
-  GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO "${role}";`;
+  SELECT df.grant_usage('${role.replaceAll("'", "''")}');`;
 
 beforeAll(async () => {
   await t.superuser.query(`CREATE ROLE ${NOLOGIN} NOLOGIN; GRANT ${NOLOGIN} TO pgflare_owner`);
   for (const r of [ALICE, BOB, QUOTED]) await t.superuser.query(`CREATE ROLE "${r.replaceAll('"', '""')}" LOGIN PASSWORD 'pw'`);
-  await t.query(grantStart(NOLOGIN) + grantStart(ALICE) + grantStart(BOB) + grantStart(QUOTED.replaceAll('"', '""')));
+  await t.query(grantStart(NOLOGIN) + grantStart(ALICE) + grantStart(BOB) + grantStart(QUOTED));
 });
 
 afterAll(async () => {
