@@ -26,6 +26,16 @@ function stripLeadingComments(sql: string): string {
   }
 }
 
+/**
+ * pg_durable runs every node in a session of its own, so nothing a step sets survives it. We reuse
+ * pooled sessions, so we undo what a step can leave behind before anything else runs on the session
+ * (the checkpoint included): a changed role or session authorization (RESET ROLE alone would not undo
+ * SET SESSION AUTHORIZATION on a superuser session; RESET ALL undoes neither), settings, temp tables,
+ * prepared statements, cursors and session advisory locks.
+ */
+export const RESTORE_SESSION =
+  'RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DISCARD TEMP; DEALLOCATE ALL; CLOSE ALL; SELECT pg_advisory_unlock_all()';
+
 export interface SqlStepOptions {
   statementTimeoutMs: number;
   /** true: run inside the caller's open transaction under a savepoint (exactly once with the checkpoint). */
@@ -58,8 +68,6 @@ export async function runSqlStep(client: DbClient, sql: string, opts: SqlStepOpt
     outcome = { ok: false, error: `SQL execution failed: error returned from database: ${(err as Error).message}` };
     if (opts.inTransaction) await client.query('ROLLBACK TO SAVEPOINT pgflare_step');
   }
-  await client.query(
-    `${opts.inTransaction ? 'RELEASE SAVEPOINT pgflare_step; ' : ''}SELECT set_config('df.in_workflow', 'false', ${local}), set_config('statement_timeout', '0', ${local})`,
-  );
+  await client.query(`${opts.inTransaction ? 'RELEASE SAVEPOINT pgflare_step; ' : ''}${RESTORE_SESSION}`);
   return outcome;
 }
