@@ -82,8 +82,11 @@ export interface RunResult {
 }
 
 export interface Engine {
-  /** Claims and runs at most one ready node; null when nothing is due at `now`. */
-  runOnce(opts?: { now?: Date }): Promise<RunResult | null>;
+  /**
+   * Claims and runs at most one ready node; null when nothing is due at `now`. With `target`, only that
+   * node (a queue message): a duplicate or late message finds it taken or done and returns null.
+   */
+  runOnce(opts?: { now?: Date; target?: { instanceId: string; nodeId: string } }): Promise<RunResult | null>;
   /** Runs until nothing is due; returns how many nodes ran. */
   drain(opts?: { concurrency?: number; now?: Date; maxSteps?: number }): Promise<number>;
 }
@@ -223,13 +226,13 @@ export function createEngine(options: EngineOptions): Engine {
     await client.query('UPDATE df.nodes SET run_at = NULL, updated_at = now() WHERE instance_id = $1 AND id = $2', [row.instance_id, row.id]);
   }
 
-  async function runOnce(opts: { now?: Date } = {}): Promise<RunResult | null> {
+  async function runOnce(opts: { now?: Date; target?: { instanceId: string; nodeId: string } } = {}): Promise<RunResult | null> {
     const now = opts.now ?? new Date();
     let leased: ClaimedRow | null = null;
     const result = await db.withClient(async (client) => {
       await client.query('BEGIN');
       try {
-        const row = await claimReady(client, now);
+        const row = await claimReady(client, now, opts.target);
         if (!row) {
           await client.query('COMMIT');
           return null;

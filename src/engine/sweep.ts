@@ -1,4 +1,5 @@
 import type { DbClient } from './db.ts';
+import { dueRows } from './queries/claim.ts';
 
 /**
  * Liveness and retention, shared by the Node worker and the Workers cron sweep (SPEC §5.3).
@@ -38,4 +39,19 @@ export async function pruneHistory(client: DbClient, opts: RetentionOptions): Pr
     [opts.keep, opts.retentionDays, opts.batch],
   );
   return rowCount ?? 0;
+}
+
+/**
+ * The sweep's dispatch pass: hands every ready row due before `now + horizonMs` to `dispatch` again.
+ * Messages are hints (a duplicate finds its row taken), so re-sending is harmless; this is what finds
+ * instances started from plain SQL, lost messages and expired leases.
+ */
+export async function sweepDue(
+  client: DbClient,
+  dispatch: (ready: { instanceId: string; nodeId: string; runAt: Date }[]) => void | Promise<void>,
+  opts: { now: Date; horizonMs: number; limit: number },
+): Promise<number> {
+  const rows = await dueRows(client, new Date(opts.now.getTime() + opts.horizonMs), opts.limit);
+  if (rows.length) await dispatch(rows.map((r) => ({ instanceId: r.instance_id, nodeId: r.id, runAt: r.run_at })));
+  return rows.length;
 }

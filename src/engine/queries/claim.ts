@@ -32,14 +32,7 @@ export interface ClaimedRow {
  * set, SKIP LOCKED lets concurrent workers take different rows, and the row lock is the claim. The
  * scope's named results ride along, since a step substitutes them before it runs.
  */
-const CLAIM = `
-WITH c AS (
-  SELECT n.instance_id, n.id FROM df.nodes n
-   WHERE n.run_at <= $1
-   ORDER BY n.run_at
-   LIMIT 1
-   FOR UPDATE SKIP LOCKED
-)
+const SELECT_CLAIMED = `
 SELECT n.instance_id, n.id, n.node_type, n.query, n.result_name, n.status,
        n.status_details ->> 'execution_id' AS stamp, n.state, n.attempts, n.run_at, n.options,
        i.status AS instance_status, i.root_node, i.label, i.vars, i.generation,
@@ -54,9 +47,40 @@ SELECT n.instance_id, n.id, n.node_type, n.query, n.result_name, n.status,
         AND s.scope_id = substr(n.status_details ->> 'execution_id', 1,
                                 length(n.status_details ->> 'execution_id') - position(':' IN reverse(n.status_details ->> 'execution_id')) - 1)`;
 
-export async function claimReady(client: DbClient, now: Date): Promise<ClaimedRow | null> {
-  const { rows } = await client.query<ClaimedRow>(CLAIM, [now]);
+const CLAIM = `
+WITH c AS (
+  SELECT n.instance_id, n.id FROM df.nodes n
+   WHERE n.run_at <= $1
+   ORDER BY n.run_at
+   LIMIT 1
+   FOR UPDATE SKIP LOCKED
+)${SELECT_CLAIMED}`;
+
+/** A queue message names one node: claim exactly that row, if it is still due and nobody holds it. */
+const CLAIM_TARGET = `
+WITH c AS (
+  SELECT n.instance_id, n.id FROM df.nodes n
+   WHERE n.instance_id = $2 AND n.id = $3 AND n.run_at <= $1
+   FOR UPDATE SKIP LOCKED
+)${SELECT_CLAIMED}`;
+
+export async function claimReady(client: DbClient, now: Date, target?: { instanceId: string; nodeId: string }): Promise<ClaimedRow | null> {
+  const { rows } = target
+    ? await client.query<ClaimedRow>(CLAIM_TARGET, [now, target.instanceId, target.nodeId])
+    : await client.query<ClaimedRow>(CLAIM, [now]);
   return rows[0] ?? null;
+}
+
+/**
+ * Rows that are ready (due before `horizon`) for the sweep to dispatch again: instances started from
+ * plain SQL, lost messages, expired leases, timers coming due. Oldest first, bounded.
+ */
+export async function dueRows(client: DbClient, horizon: Date, limit: number): Promise<{ instance_id: string; id: string; run_at: Date }[]> {
+  const { rows } = await client.query<{ instance_id: string; id: string; run_at: Date }>(
+    'SELECT instance_id, id, run_at FROM df.nodes WHERE run_at <= $1 ORDER BY run_at LIMIT $2',
+    [horizon, limit],
+  );
+  return rows;
 }
 
 /** Re-locks a leased row for its checkpoint (lock order: node row, then instance row). */
