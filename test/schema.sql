@@ -2,6 +2,12 @@
 schema df acl {<owner>=UC/<owner>}
 
 -- tables and columns
+table df._api_tokens 1:id bigint not null
+table df._api_tokens 2:name text not null
+table df._api_tokens 3:token_hash text not null
+table df._api_tokens 4:role regrole not null default (quote_ident((CURRENT_USER)::text))::regrole
+table df._api_tokens 5:created_at timestamp with time zone not null default now()
+table df._api_tokens 6:revoked_at timestamp with time zone
 table df._config 1:key text not null
 table df._config 2:value text not null
 table df._migrations 1:version integer not null
@@ -71,6 +77,7 @@ table df.vars 2:value text
 table df.vars 3:owner regrole not null default (quote_ident((CURRENT_USER)::text))::regrole
 
 -- table options and grants
+table df._api_tokens rls=t force=f acl={<owner>=arwdDxt/<owner>}
 table df._config rls=f force=f acl={<owner>=arwdDxt/<owner>}
 table df._migrations rls=f force=f acl={<owner>=arwdDxt/<owner>}
 table df._worker_epoch rls=f force=f acl={<owner>=arwdDxt/<owner>}
@@ -82,6 +89,10 @@ table df.signals rls=t force=f acl=default
 table df.vars rls=t force=f acl=default
 
 -- constraints
+constraint _api_tokens_name_check on df._api_tokens: CHECK (((btrim(name) <> ''::text) AND (length(name) <= 200)))
+constraint _api_tokens_pkey on df._api_tokens: PRIMARY KEY (id)
+constraint _api_tokens_token_hash_check on df._api_tokens: CHECK ((token_hash ~ '^[0-9a-f]{64}$'::text))
+constraint _api_tokens_token_hash_key on df._api_tokens: UNIQUE (token_hash)
 constraint _config_pkey on df._config: PRIMARY KEY (key)
 constraint _migrations_pkey on df._migrations: PRIMARY KEY (version)
 constraint _worker_epoch_pkey on df._worker_epoch: PRIMARY KEY (epoch_id)
@@ -119,6 +130,9 @@ constraint signals_pkey on df.signals: PRIMARY KEY (id)
 constraint vars_pkey on df.vars: PRIMARY KEY (owner, name)
 
 -- indexes
+CREATE UNIQUE INDEX _api_tokens_pkey ON df._api_tokens USING btree (id)
+CREATE UNIQUE INDEX _api_tokens_role_name_key ON df._api_tokens USING btree (role, name) WHERE (revoked_at IS NULL)
+CREATE UNIQUE INDEX _api_tokens_token_hash_key ON df._api_tokens USING btree (token_hash)
 CREATE UNIQUE INDEX _config_pkey ON df._config USING btree (key)
 CREATE UNIQUE INDEX _migrations_pkey ON df._migrations USING btree (version)
 CREATE UNIQUE INDEX _worker_epoch_pkey ON df._worker_epoch USING btree (epoch_id)
@@ -137,6 +151,7 @@ CREATE UNIQUE INDEX signals_pkey ON df.signals USING btree (id)
 CREATE UNIQUE INDEX vars_pkey ON df.vars USING btree (owner, name)
 
 -- policies
+policy _api_tokens_owner on df._api_tokens for ALL using (((role)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((role)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy events_owner on df.events for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy instances_owner on df.instances for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy nodes_owner on df.nodes for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
@@ -155,6 +170,58 @@ operator public.~>(text, text) -> df.seq
 
 -- functions
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._api_token_admin()
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), false)
+        OR pg_catalog.pg_has_role(current_user,
+                                  (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = 'df._api_tokens'::regclass),
+                                  'USAGE')
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._api_token_role(p_token_hash text)
+ RETURNS text
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT r.rolname::text
+      FROM df._api_tokens AS t
+      JOIN pg_catalog.pg_roles AS r ON r.oid = t.role
+     WHERE t.token_hash = p_token_hash AND t.revoked_at IS NULL
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._api_token_target(p_role text)
+ RETURNS regrole
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_role regrole;
+BEGIN
+    IF p_role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    v_role := to_regrole(quote_ident(p_role));
+    IF v_role IS NULL THEN
+        RAISE EXCEPTION 'role "%" does not exist', p_role USING ERRCODE = '42704';
+    END IF;
+    IF v_role <> quote_ident(current_user)::regrole AND NOT df._api_token_admin() THEN
+        RAISE EXCEPTION 'permission denied to manage API tokens of role "%"', p_role
+            USING ERRCODE = '42501',
+                  HINT = 'A role manages its own tokens; only the owner of schema df or a superuser manages tokens of other roles.';
+    END IF;
+    RETURN v_role;
+END;
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes jsonb)
  RETURNS void
  LANGUAGE plpgsql
@@ -162,24 +229,30 @@ CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes 
 AS $function$
 DECLARE
     v_owner regrole;
+    v_change jsonb;
 BEGIN
     SELECT i.submitted_by INTO v_owner FROM df.instances i WHERE i.id = p_instance_id;
 
-    UPDATE df.nodes n SET
-        status = CASE WHEN c ? 'status' THEN c ->> 'status' ELSE n.status END,
-        result = CASE WHEN c ? 'result' THEN (c ->> 'result')::jsonb ELSE n.result END,
-        status_details = CASE WHEN c ? 'stamp' THEN jsonb_build_object('execution_id', c ->> 'stamp') ELSE n.status_details END,
-        run_at = CASE WHEN c ? 'run_at' THEN (c ->> 'run_at')::timestamptz ELSE n.run_at END,
-        locked_until = CASE WHEN c ? 'locked_until' THEN (c ->> 'locked_until')::timestamptz ELSE n.locked_until END,
-        attempts = CASE WHEN c ? 'attempts' THEN (c ->> 'attempts')::integer ELSE n.attempts END,
-        state = CASE WHEN coalesce((c ->> 'signal_floor')::boolean, false)
-                     THEN coalesce(c -> 'state', '{}'::jsonb) || jsonb_build_object('after_signal_id',
-                          (SELECT coalesce(max(s.id), 0) FROM df.signals s WHERE s.instance_id = p_instance_id))
-                     WHEN c ? 'state' THEN c -> 'state' ELSE n.state END,
-        updated_at = now()
-      FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) c
-     WHERE n.instance_id = p_instance_id AND n.id = c ->> 'id';
+    -- One indexed UPDATE per changed node: checkpoints change two or three rows, and a set-based join
+    -- against a big instance could pick a plan that reads every row of it.
+    FOR v_change IN SELECT x FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) x LOOP
+        UPDATE df.nodes n SET
+            status = CASE WHEN v_change ? 'status' THEN v_change ->> 'status' ELSE n.status END,
+            result = CASE WHEN v_change ? 'result' THEN (v_change ->> 'result')::jsonb ELSE n.result END,
+            status_details = CASE WHEN v_change ? 'stamp' THEN jsonb_build_object('execution_id', v_change ->> 'stamp') ELSE n.status_details END,
+            run_at = CASE WHEN v_change ? 'run_at' THEN (v_change ->> 'run_at')::timestamptz ELSE n.run_at END,
+            locked_until = CASE WHEN v_change ? 'locked_until' THEN (v_change ->> 'locked_until')::timestamptz ELSE n.locked_until END,
+            attempts = CASE WHEN v_change ? 'attempts' THEN (v_change ->> 'attempts')::integer ELSE n.attempts END,
+            state = CASE WHEN coalesce((v_change ->> 'signal_floor')::boolean, false)
+                         THEN coalesce(v_change -> 'state', '{}'::jsonb) || jsonb_build_object('after_signal_id',
+                              (SELECT coalesce(max(s.id), 0) FROM df.signals s WHERE s.instance_id = p_instance_id))
+                         WHEN v_change ? 'state' THEN v_change -> 'state' ELSE n.state END,
+            updated_at = now()
+         WHERE n.instance_id = p_instance_id AND n.id = (v_change ->> 'id')::varchar;
+    END LOOP;
 
+    -- Most checkpoints touch two or three nodes and nothing else: skip the statements with no work.
+    IF jsonb_array_length(coalesce(p_changes -> 'scopes', '[]'::jsonb)) > 0 THEN
     INSERT INTO df.scopes AS s (instance_id, scope_id, parent_scope, root_node, generation, named, status, result, submitted_by)
     SELECT p_instance_id, c ->> 'id', c ->> 'parent', c ->> 'root', coalesce((c ->> 'generation')::integer, 1),
            coalesce(c -> 'named', '{}'::jsonb), coalesce(c ->> 'status', 'running'), c ->> 'result', v_owner
@@ -189,12 +262,16 @@ BEGIN
         named = EXCLUDED.named,
         status = EXCLUDED.status,
         result = EXCLUDED.result;
+    END IF;
 
+    IF jsonb_array_length(coalesce(p_changes -> 'scope_deletes', '[]'::jsonb)) > 0 THEN
     DELETE FROM df.scopes s
      WHERE s.instance_id = p_instance_id
-       AND s.scope_id IN (SELECT jsonb_array_elements_text(coalesce(p_changes -> 'scope_deletes', '[]'::jsonb)));
+       AND s.scope_id IN (SELECT jsonb_array_elements_text(p_changes -> 'scope_deletes'));
+    END IF;
 
     -- Cancelled scopes (a RACE loser): withdraw their queued rows and drop them and their nested scopes.
+    IF jsonb_array_length(coalesce(p_changes -> 'cancel_scopes', '[]'::jsonb)) > 0 THEN
     -- SKIP LOCKED: we hold the instance row and must not wait for a node row (DESIGN 7); a loser step
     -- that is running finds its scope gone at its own checkpoint.
     UPDATE df.nodes n SET run_at = NULL, updated_at = now()
@@ -207,6 +284,7 @@ BEGIN
     DELETE FROM df.scopes s
      USING jsonb_array_elements_text(coalesce(p_changes -> 'cancel_scopes', '[]'::jsonb)) p
      WHERE s.instance_id = p_instance_id AND (s.scope_id = p OR starts_with(s.scope_id, p || '::'));
+    END IF;
 
     IF p_changes ? 'instance' THEN
         UPDATE df.instances i SET
@@ -218,9 +296,46 @@ BEGIN
          WHERE i.id = p_instance_id AND i.status NOT IN ('completed', 'failed', 'cancelled');
     END IF;
 
+    IF jsonb_array_length(coalesce(p_changes -> 'events', '[]'::jsonb)) > 0 THEN
     INSERT INTO df.events (instance_id, node_id, kind, attempt, detail, submitted_by)
     SELECT p_instance_id, e ->> 'node_id', e ->> 'kind', (e ->> 'attempt')::integer, e ->> 'detail', v_owner
-      FROM jsonb_array_elements(coalesce(p_changes -> 'events', '[]'::jsonb)) e;
+      FROM jsonb_array_elements(p_changes -> 'events') e;
+    END IF;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._claim(p_now timestamp with time zone, p_instance_id character varying DEFAULT NULL::character varying, p_node_id character varying DEFAULT NULL::character varying)
+ RETURNS TABLE(instance_id character varying, id character varying, node_type text, query text, result_name text, status text, stamp text, state jsonb, attempts integer, run_at timestamp with time zone, options jsonb, instance_status text, root_node character varying, label text, vars jsonb, generation integer, owner text, owner_exists boolean, owner_is_superuser boolean, superuser_gate text, named jsonb, scope_status text)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+#variable_conflict use_column
+DECLARE
+    v df.nodes%ROWTYPE;
+    v_scope text;
+BEGIN
+    IF p_instance_id IS NULL THEN
+        SELECT * INTO v FROM df.nodes n WHERE n.run_at <= p_now ORDER BY n.run_at LIMIT 1 FOR UPDATE SKIP LOCKED;
+    ELSE
+        SELECT * INTO v FROM df.nodes n
+         WHERE n.instance_id = p_instance_id AND n.id = p_node_id AND n.run_at <= p_now
+           FOR UPDATE SKIP LOCKED;
+    END IF;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    -- The scope a stamp belongs to: everything before its last '::'.
+    v_scope := substring(v.status_details ->> 'execution_id' FROM '^(.*)::[0-9]+$');
+    RETURN QUERY
+    SELECT v.instance_id, v.id, v.node_type, v.query, v.result_name, v.status, v.status_details ->> 'execution_id',
+           v.state, v.attempts, v.run_at, v.options, i.status, i.root_node, i.label, i.vars, i.generation,
+           i.submitted_by::text, r.oid IS NOT NULL, coalesce(r.rolsuper, false),
+           df._setting('enable_superuser_instances', 'off'), s.named, s.status
+      FROM df.instances i
+      LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
+      LEFT JOIN df.scopes s ON s.instance_id = v.instance_id AND s.scope_id = v_scope
+     WHERE i.id = v.instance_id;
 END
 $function$
 
@@ -502,6 +617,128 @@ BEGIN
     END IF;
     RETURN v_out;
 END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._eval_dsl(p_expr text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+ SET standard_conforming_strings TO 'on'
+AS $function$
+DECLARE
+    c_functions constant text[] := ARRAY['df.sql', 'df.seq', 'df.as', 'df.join', 'df.join3', 'df.race', 'df.if',
+        'df.if_rows', 'df.loop', 'df.break', 'df.sleep', 'df.wait_for_schedule', 'df.wait_for_signal', 'df.http',
+        'df.http_multipart', 'df.retry', 'df.timeout'];
+    c_operators constant text[] := ARRAY['~>', '|=>', '&', '|', '?>', '!>', '@>'];
+    c_types     constant text[] := ARRAY['jsonb', 'json', 'text', 'integer', 'int', 'bigint', 'numeric'];
+    c_max_len   constant integer := 1048576;
+    c_max_depth constant integer := 200;
+    -- One token per match; the final '.' takes any character no other branch accepts, so nothing is
+    -- skipped. The RE is an alternation, so PostgreSQL takes the longest match at each position.
+    c_token_re  constant text := '([ \t\n\r\f\v]+|''(?:[^'']|'''')*''|\|=>|~>|\?>|!>|@>|=>|::|[&|(),]'
+                                 || '|-?[0-9]+(?:\.[0-9]+)?|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?|.)';
+    v_raw    text[];
+    v_toks   text[] := '{}';
+    v_pos    integer[] := '{}';
+    v_at     integer := 1;
+    v_n      integer := 0;
+    v_out    text[] := '{}';
+    v_depth  integer := 0;
+    v_tok    text;
+    v_low    text;
+    v_next   text;
+    v_why    text;
+    v_result text;
+    i        integer;
+BEGIN
+    IF p_expr IS NULL THEN
+        RAISE EXCEPTION 'workflow expression must not be NULL' USING ERRCODE = 'PF002';
+    END IF;
+    IF length(p_expr) > c_max_len THEN
+        RAISE EXCEPTION 'workflow expression is longer than % characters', c_max_len USING ERRCODE = 'PF002';
+    END IF;
+
+    SELECT coalesce(array_agg(m.tok[1] ORDER BY m.k), '{}') INTO v_raw
+      FROM regexp_matches(p_expr, c_token_re, 'g') WITH ORDINALITY AS m(tok, k);
+    FOREACH v_tok IN ARRAY v_raw LOOP
+        IF v_tok !~ '^[ \t\n\r\f\v]+$' THEN
+            v_n := v_n + 1;
+            v_toks[v_n] := v_tok;
+            v_pos[v_n] := v_at;
+        END IF;
+        v_at := v_at + length(v_tok);
+    END LOOP;
+    IF v_n = 0 THEN
+        RAISE EXCEPTION 'workflow expression is empty' USING ERRCODE = 'PF002';
+    END IF;
+
+    i := 1;
+    WHILE i <= v_n LOOP
+        v_tok := v_toks[i];
+        v_low := lower(v_tok);
+        v_next := CASE WHEN i < v_n THEN v_toks[i + 1] END;
+        v_why := NULL;
+        IF left(v_tok, 1) = '''' AND length(v_tok) >= 2 AND right(v_tok, 1) = '''' THEN
+            v_out := v_out || v_tok;                                   -- string literal
+        ELSIF v_tok ~ '^-?[0-9]+(\.[0-9]+)?$' THEN
+            v_out := v_out || v_tok;                                   -- number
+        ELSIF v_tok = ANY (c_operators) THEN
+            v_out := v_out || v_tok;
+        ELSIF v_tok = '(' THEN
+            v_depth := v_depth + 1;
+            IF v_depth > c_max_depth THEN
+                v_why := format('parentheses nested deeper than %s', c_max_depth);
+            END IF;
+            v_out := v_out || v_tok;
+        ELSIF v_tok = ')' THEN
+            v_depth := v_depth - 1;
+            IF v_depth < 0 THEN
+                v_why := 'unbalanced '')''';
+            END IF;
+            v_out := v_out || v_tok;
+        ELSIF v_tok = ',' THEN
+            IF v_depth = 0 THEN
+                v_why := 'a comma outside a function call';
+            END IF;
+            v_out := v_out || v_tok;
+        ELSIF v_tok = '::' THEN
+            IF lower(v_next) = ANY (c_types) THEN
+                v_out := v_out || ('::' || lower(v_next));
+                i := i + 1;
+            ELSE
+                v_why := format('a cast to "%s" (allowed: %s)', coalesce(v_next, ''), array_to_string(c_types, ', '));
+            END IF;
+        ELSIF v_tok ~ '^[A-Za-z_]' THEN
+            IF v_low IN ('null', 'true', 'false') THEN
+                v_out := v_out || upper(v_low);
+            ELSIF v_low = ANY (c_functions) AND v_next = '(' THEN
+                v_out := v_out || v_low;
+            ELSIF v_low ~ '^[a-z_][a-z0-9_]*$' AND v_next = '=>' AND v_depth > 0 THEN
+                v_out := v_out || (v_low || ' =>');                   -- named argument
+                i := i + 1;
+            ELSIF strpos(v_low, '.') > 0 AND v_next = '(' THEN
+                v_why := format('function "%s" (allowed: %s)', v_tok, array_to_string(c_functions, ', '));
+            ELSE
+                v_why := format('"%s" (SQL text goes inside a string literal, e.g. ''SELECT 1'')', v_tok);
+            END IF;
+        ELSE
+            v_why := format('"%s"', v_tok);
+        END IF;
+        IF v_why IS NOT NULL THEN
+            RAISE EXCEPTION 'invalid workflow expression at character %: unexpected %', v_pos[i], v_why
+                USING ERRCODE = 'PF002',
+                      HINT = 'A workflow is built from string literals, numbers, the DSL operators ~> |=> & | ?> !> @>, parentheses and df.* DSL functions.';
+        END IF;
+        i := i + 1;
+    END LOOP;
+    IF v_depth <> 0 THEN
+        RAISE EXCEPTION 'invalid workflow expression: unbalanced ''(''' USING ERRCODE = 'PF002';
+    END IF;
+
+    EXECUTE 'SELECT (' || array_to_string(v_out, ' ') || ')::text' INTO v_result;
+    RETURN v_result;
+END;
 $function$
 
 -- acl {<owner>=X/<owner>}
@@ -1698,6 +1935,34 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.create_api_token(name text, role text DEFAULT CURRENT_USER)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_role  regrole;
+    v_token text;
+BEGIN
+    IF create_api_token.name IS NULL OR btrim(create_api_token.name) = '' OR length(create_api_token.name) > 200 THEN
+        RAISE EXCEPTION 'token name must be 1 to 200 characters' USING ERRCODE = '22023';
+    END IF;
+    v_role := df._api_token_target(create_api_token.role);
+    v_token := 'pgf_' || rtrim(translate(encode(sha256(decode(
+                   replace(gen_random_uuid()::text || gen_random_uuid()::text || gen_random_uuid()::text, '-', ''),
+                   'hex')), 'base64'), '+/', '-_'), '=');
+    BEGIN
+        INSERT INTO df._api_tokens AS t (name, token_hash, role)
+        VALUES (create_api_token.name, encode(sha256(convert_to(v_token, 'UTF8')), 'hex'), v_role);
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'an active API token named "%" already exists for role %', create_api_token.name, v_role
+            USING ERRCODE = '23505';
+    END;
+    RETURN v_token;
+END;
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df.explain(input text)
  RETURNS text
  LANGUAGE plpgsql
@@ -2193,6 +2458,27 @@ BEGIN
     RETURN df._with_options(step, jsonb_build_object('retry', jsonb_build_object(
         'max_attempts', max_attempts, 'backoff_seconds', backoff_seconds, 'max_backoff_seconds', max_backoff_seconds)));
 END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.revoke_api_token(name text, role text DEFAULT CURRENT_USER)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_role  regrole := df._api_token_target(revoke_api_token.role);
+    v_count integer;
+BEGIN
+    UPDATE df._api_tokens AS t SET revoked_at = now()
+     WHERE t.name = revoke_api_token.name AND t.role = v_role AND t.revoked_at IS NULL;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count = 0 THEN
+        RAISE EXCEPTION 'no active API token named "%" for role %', revoke_api_token.name, v_role
+            USING ERRCODE = 'P0002';
+    END IF;
+    RETURN 'OK';
+END;
 $function$
 
 -- acl {<owner>=X/<owner>}

@@ -26,8 +26,9 @@ import {
 } from '../graph/advance.ts';
 import { parseNodeConfig } from '../graph/schema.ts';
 import { substitute, type SubstitutionContext } from '../graph/substitute.ts';
-import { claimReady, findSignal, loadGraphRows, relockLeased, type ClaimedRow } from './queries/claim.ts';
-import { isNonTransactional, runSqlStep } from './executors/sql.ts';
+import { beginAndClaim, findSignal, loadGraphRows, relockLeased, type ClaimedRow } from './queries/claim.ts';
+import { isNonTransactional, RESTORE_SESSION, runSqlStep } from './executors/sql.ts';
+import { lastRows, literal, textArray } from './sql-text.ts';
 import type { StepOutcome } from './executors/outcome.ts';
 import { noPoints, type PointHandler } from './points.ts';
 import { backoffMs, DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
@@ -124,6 +125,7 @@ export function createEngine(options: EngineOptions): Engine {
    */
   async function checkpoint(
     client: DbClient,
+    tx: Tx,
     row: ClaimedRow,
     now: Date,
     event: (cp: Checkpoint) => void,
@@ -132,11 +134,13 @@ export function createEngine(options: EngineOptions): Engine {
     const graph = await graphOf(client, row);
     const read = checkpointReadSet(graph, row.id, row.stamp);
     for (let round = 0; round < 10; round++) {
-      const { rows } = await client.query<{ s: { instance: { status: string; generation: number } | null; nodes: RawNode[]; scopes: RawScope[] } }>(
-        'SELECT df._lock_and_load($1, $2, $3) AS s',
-        [row.instance_id, read.nodes, read.scopes],
+      // One round trip: whatever the transaction still owes (savepoint release, session restore), then
+      // lock the instance and read the rows the state machine needs.
+      const res = await client.query(
+        `${tx.prefix}SELECT df._lock_and_load(${literal(row.instance_id)}, ${textArray(read.nodes)}::varchar[], ${textArray(read.scopes)}) AS s`,
       );
-      const s = rows[0].s;
+      tx.prefix = '';
+      const s = lastRows<{ s: { instance: { status: string; generation: number } | null; nodes: RawNode[]; scopes: RawScope[] } }>(res)[0].s;
       if (!s.instance || !ACTIVE.has(s.instance.status)) return null;
       if (extra.requireScope && !s.scopes.some((x) => x.id === extra.requireScope && x.status === 'running')) return null;
       const cp = new Checkpoint({
@@ -156,11 +160,19 @@ export function createEngine(options: EngineOptions): Engine {
       }
       const ch = cp.changes;
       if (extra.leafChange) ch.nodes.set(row.id, { ...extra.leafChange, ...ch.nodes.get(row.id) });
-      await client.query('SELECT df._apply($1, $2)', [row.instance_id, JSON.stringify(serialize(ch, extra.events ?? []))]);
+      // Written together with COMMIT (see commitTx): one round trip for the checkpoint's write.
+      tx.apply = `SELECT df._apply(${literal(row.instance_id)}, ${literal(JSON.stringify(serialize(ch, extra.events ?? [])))}::jsonb)`;
       if (ch.instance?.status === 'completed' || ch.instance?.status === 'failed') graphs.delete(row.instance_id);
       return ch;
     }
     throw new Error(`checkpoint of ${row.instance_id}/${row.id} kept needing more rows`);
+  }
+
+  /** The crash point before commit, then the checkpoint's write and COMMIT in one round trip. */
+  async function commitTx(client: DbClient, tx: Tx, row: ClaimedRow): Promise<void> {
+    await hit('before-commit', { instanceId: row.instance_id, nodeId: row.id });
+    await client.query(`${tx.apply ? `${tx.apply}; ` : ''}COMMIT`);
+    tx.apply = null;
   }
 
   function readyOf(instanceId: string, ch: Changes | null): ReadyNode[] {
@@ -230,15 +242,15 @@ export function createEngine(options: EngineOptions): Engine {
     const now = opts.now ?? new Date();
     let leased: ClaimedRow | null = null;
     const result = await db.withClient(async (client) => {
-      await client.query('BEGIN');
       try {
-        const row = await claimReady(client, now, opts.target);
+        // BEGIN, the claim, and a SQL step's savepoint and settings, in one round trip.
+        const row = await beginAndClaim(client, now, opts.target, STEP_PREAMBLE(options.stepTimeoutMs ?? 0));
         if (!row) {
           await client.query('COMMIT');
           return null;
         }
         await hit('after-claim', { instanceId: row.instance_id, nodeId: row.id });
-        const r = await runClaimed(client, row, now);
+        const r = await runClaimed(client, { prefix: 'RELEASE SAVEPOINT pgflare_step; ', apply: null }, row, now);
         if (r === 'lease') {
           leased = row;
           return null;
@@ -254,10 +266,9 @@ export function createEngine(options: EngineOptions): Engine {
   }
 
   /** Runs a claimed row inside the open claim transaction and commits (or returns 'lease'). */
-  async function runClaimed(client: DbClient, row: ClaimedRow, now: Date): Promise<RunResult | 'lease'> {
+  async function runClaimed(client: DbClient, tx: Tx, row: ClaimedRow, now: Date): Promise<RunResult | 'lease'> {
     const commit = async (kind: RunKind, ch: Changes | null) => {
-      await hit('before-commit', { instanceId: row.instance_id, nodeId: row.id });
-      await client.query('COMMIT');
+      await commitTx(client, tx, row);
       return afterCommit(row, kind, ch);
     };
     const abandon = async () => {
@@ -281,21 +292,21 @@ export function createEngine(options: EngineOptions): Engine {
         log.warn('instance blocked', { instance: row.instance_id, reason: blocked });
         return commit('withdrawn', null);
       }
-      const ch = await checkpoint(client, row, now, (cp) => cp.start());
+      const ch = await checkpoint(client, tx, row, now, (cp) => cp.start());
       return ch ? commit('start', ch) : abandon();
     }
     // Only a leaf the engine activated itself runs: status running, in a live scope. Anything else
     // (a run_at set by hand, a stale row) is withdrawn.
     if (row.scope_status !== 'running' || row.stamp === null || row.status !== 'running') return abandon();
     if (row.state && row.state.resume === true) {
-      const ch = await checkpoint(client, row, now, (cp) => cp.resumeLoop(row.id, row.stamp!));
+      const ch = await checkpoint(client, tx, row, now, (cp) => cp.resumeLoop(row.id, row.stamp!));
       return ch ? commit('resume', ch) : abandon();
     }
 
     const attempt = row.attempts + 1;
     const events: unknown[] = [];
     const leaf = async (kind: RunKind, outcome: Outcome) => {
-      const ch = await checkpoint(client, row, now, leafEvent(row, outcome, now, attempt, events), {
+      const ch = await checkpoint(client, tx, row, now, leafEvent(row, outcome, now, attempt, events), {
         events,
         leafChange: { attempts: attempt },
         requireScope: scopeIdOf(row.stamp!),
@@ -310,7 +321,13 @@ export function createEngine(options: EngineOptions): Engine {
         if (isNonTransactional(sub.text)) return takeLease(client, row, now, options.leaseMs ?? 30 * 60_000);
         const role = await roleOf(client);
         if (role !== row.owner) return leaf('step', { kind: 'fail', error: foreignOwnerError(row.owner, role) });
-        const out = await runSqlStep(client, sub.text, { statementTimeoutMs: timeoutFor(row), inTransaction: true });
+        const timeout = timeoutFor(row);
+        const out = await runSqlStep(client, sub.text, {
+          inTransaction: true,
+          statementTimeoutMs: timeout === (options.stepTimeoutMs ?? 0) ? null : timeout,
+        });
+        // The step may have changed the session: restore it before the checkpoint runs on it.
+        tx.prefix = `RELEASE SAVEPOINT pgflare_step; ${RESTORE_SESSION}; `;
         return leaf('step', out.ok ? { kind: 'ok', text: out.resultText } : { kind: 'fail', error: out.error });
       }
       case 'SLEEP': {
@@ -425,7 +442,8 @@ export function createEngine(options: EngineOptions): Engine {
           return { kind: 'withdrawn' as const, instanceId: row.instance_id, nodeId: row.id, ready: [] };
         }
         const events: unknown[] = [];
-        const ch = await checkpoint(client, row, now, leafEvent(row, outcome, now, attempt, events), {
+        const tx: Tx = { prefix: '', apply: null };
+        const ch = await checkpoint(client, tx, row, now, leafEvent(row, outcome, now, attempt, events), {
           events,
           leafChange: { locked_until: null },
           requireScope: scopeIdOf(row.stamp!),
@@ -435,8 +453,7 @@ export function createEngine(options: EngineOptions): Engine {
           await client.query('COMMIT');
           return { kind: 'withdrawn' as const, instanceId: row.instance_id, nodeId: row.id, ready: [] };
         }
-        await hit('before-commit', { instanceId: row.instance_id, nodeId: row.id });
-        await client.query('COMMIT');
+        await commitTx(client, tx, row);
         return afterCommit(row, 'lease', ch);
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
@@ -462,6 +479,16 @@ export function createEngine(options: EngineOptions): Engine {
 
   return { runOnce, drain };
 }
+
+/** What a claim transaction still has to send: a prefix for its next query and the checkpoint write. */
+interface Tx {
+  prefix: string;
+  apply: string | null;
+}
+
+/** Prepared with the claim, used only if the claimed row is a SQL step (a spare savepoint costs nothing). */
+const STEP_PREAMBLE = (timeoutMs: number) =>
+  `SAVEPOINT pgflare_step; SELECT set_config('df.in_workflow', 'true', true), set_config('statement_timeout', '${Math.max(0, Math.floor(timeoutMs))}', true), set_config('datestyle', 'ISO, MDY', true)`;
 
 function scopeIdOf(stamp: string): string {
   return stamp.slice(0, stamp.lastIndexOf('::'));

@@ -37,25 +37,34 @@ export const RESTORE_SESSION =
   'RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DISCARD TEMP; DEALLOCATE ALL; CLOSE ALL; SELECT pg_advisory_unlock_all()';
 
 export interface SqlStepOptions {
-  statementTimeoutMs: number;
-  /** true: run inside the caller's open transaction under a savepoint (exactly once with the checkpoint). */
+  /**
+   * true: inside the engine's claim transaction, whose preamble already opened savepoint
+   * `pgflare_step` and set the step's settings; a failing statement is rolled back to the savepoint
+   * alone, and the engine releases it and restores the session before its checkpoint.
+   * false: on its own session in autocommit (the lease path); settings and restore happen here.
+   */
   inTransaction: boolean;
+  /** statement_timeout to set for this statement (ms, 0 = none); null = keep what the preamble set. */
+  statementTimeoutMs: number | null;
 }
 
 /**
  * Runs one step's SQL (already substituted) as one statement over the extended protocol, so
- * multi-statement text fails as in pg_durable. In a transaction it runs under a savepoint: a failing
- * statement is rolled back alone and the failure is still checkpointed in the same transaction.
+ * multi-statement text fails as in pg_durable.
  */
 export async function runSqlStep(client: DbClient, sql: string, opts: SqlStepOptions): Promise<StepOutcome> {
   if (TRANSACTION_CONTROL.test(stripLeadingComments(sql))) {
     return { ok: false, error: 'SQL execution failed: transaction control statements (COMMIT, ROLLBACK, SAVEPOINT, …) cannot run as a workflow step: each step already runs in its own transaction' };
   }
-  const timeout = Math.max(0, Math.floor(opts.statementTimeoutMs));
   const local = opts.inTransaction ? 'true' : 'false';
-  await client.query(
-    `${opts.inTransaction ? 'SAVEPOINT pgflare_step; ' : ''}SELECT set_config('df.in_workflow', 'true', ${local}), set_config('statement_timeout', '${timeout}', ${local}), set_config('datestyle', 'ISO, MDY', ${local})`,
-  );
+  const timeout = opts.statementTimeoutMs === null ? null : Math.max(0, Math.floor(opts.statementTimeoutMs));
+  if (!opts.inTransaction) {
+    await client.query(
+      `SELECT set_config('df.in_workflow', 'true', false), set_config('statement_timeout', '${timeout ?? 0}', false), set_config('datestyle', 'ISO, MDY', false)`,
+    );
+  } else if (timeout !== null) {
+    await client.query(`SELECT set_config('statement_timeout', '${timeout}', ${local})`);
+  }
   let outcome: StepOutcome;
   try {
     const res = (await client.query({ text: sql, rowMode: 'array', types: RAW_TYPES, queryMode: 'extended' } as never)) as unknown as {
@@ -68,6 +77,6 @@ export async function runSqlStep(client: DbClient, sql: string, opts: SqlStepOpt
     outcome = { ok: false, error: `SQL execution failed: error returned from database: ${(err as Error).message}` };
     if (opts.inTransaction) await client.query('ROLLBACK TO SAVEPOINT pgflare_step');
   }
-  await client.query(`${opts.inTransaction ? 'RELEASE SAVEPOINT pgflare_step; ' : ''}${RESTORE_SESSION}`);
+  if (!opts.inTransaction) await client.query(RESTORE_SESSION);
   return outcome;
 }

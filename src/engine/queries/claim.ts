@@ -1,4 +1,5 @@
 import type { DbClient } from '../db.ts';
+import { literal } from '../sql-text.ts';
 
 /** A claimed df.nodes row with what running it needs from its instance and scope. */
 export interface ClaimedRow {
@@ -28,47 +29,19 @@ export interface ClaimedRow {
 }
 
 /**
- * Claims the most overdue ready row: the partial index nodes_ready_idx holds only rows with run_at
- * set, SKIP LOCKED lets concurrent workers take different rows, and the row lock is the claim. The
- * scope's named results ride along, since a step substitutes them before it runs.
+ * Opens the claim transaction and claims in one round trip: `BEGIN; <claim>; <after>`. `after` runs in
+ * the same transaction (the engine prepares a SQL step's savepoint and settings there).
  */
-const SELECT_CLAIMED = `
-SELECT n.instance_id, n.id, n.node_type, n.query, n.result_name, n.status,
-       n.status_details ->> 'execution_id' AS stamp, n.state, n.attempts, n.run_at, n.options,
-       i.status AS instance_status, i.root_node, i.label, i.vars, i.generation,
-       i.submitted_by::text AS owner, r.oid IS NOT NULL AS owner_exists, coalesce(r.rolsuper, false) AS owner_is_superuser,
-       df._setting('enable_superuser_instances', 'off') AS superuser_gate,
-       s.named, s.status AS scope_status
-  FROM c
-  JOIN df.nodes n ON n.instance_id = c.instance_id AND n.id = c.id
-  JOIN df.instances i ON i.id = n.instance_id
-  LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
-  LEFT JOIN df.scopes s ON s.instance_id = n.instance_id
-        AND s.scope_id = substr(n.status_details ->> 'execution_id', 1,
-                                length(n.status_details ->> 'execution_id') - position(':' IN reverse(n.status_details ->> 'execution_id')) - 1)`;
-
-const CLAIM = `
-WITH c AS (
-  SELECT n.instance_id, n.id FROM df.nodes n
-   WHERE n.run_at <= $1
-   ORDER BY n.run_at
-   LIMIT 1
-   FOR UPDATE SKIP LOCKED
-)${SELECT_CLAIMED}`;
-
-/** A queue message names one node: claim exactly that row, if it is still due and nobody holds it. */
-const CLAIM_TARGET = `
-WITH c AS (
-  SELECT n.instance_id, n.id FROM df.nodes n
-   WHERE n.instance_id = $2 AND n.id = $3 AND n.run_at <= $1
-   FOR UPDATE SKIP LOCKED
-)${SELECT_CLAIMED}`;
-
-export async function claimReady(client: DbClient, now: Date, target?: { instanceId: string; nodeId: string }): Promise<ClaimedRow | null> {
-  const { rows } = target
-    ? await client.query<ClaimedRow>(CLAIM_TARGET, [now, target.instanceId, target.nodeId])
-    : await client.query<ClaimedRow>(CLAIM, [now]);
-  return rows[0] ?? null;
+export async function beginAndClaim(
+  client: DbClient,
+  now: Date,
+  target: { instanceId: string; nodeId: string } | undefined,
+  after: string,
+): Promise<ClaimedRow | null> {
+  const args = [literal(now.toISOString()) + '::timestamptz', ...(target ? [literal(target.instanceId), literal(target.nodeId)] : [])];
+  const sql = `SELECT * FROM df._claim(${args.join(', ')})`;
+  const results = (await client.query(`BEGIN; ${sql}; ${after}`)) as unknown as { rows: ClaimedRow[] }[];
+  return results[1]?.rows[0] ?? null;
 }
 
 /**
