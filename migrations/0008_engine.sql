@@ -216,3 +216,15 @@ AS $$
      ORDER BY e.id
 $$;
 GRANT EXECUTE ON FUNCTION df.instance_events(text) TO PUBLIC;
+
+-- df.nodes is a work queue: every step updates two or three rows, and each update leaves a dead entry in
+-- nodes_ready_idx. Vacuum it after a fixed number of changes rather than a fraction of the table, and
+-- without cost-based sleeps, so claims don't wade through dead entries (bench/ W2 over time).
+ALTER TABLE df.nodes SET (
+    autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 2000,
+    autovacuum_vacuum_insert_scale_factor = 0.05,
+    autovacuum_analyze_scale_factor = 0.02,
+    autovacuum_vacuum_cost_delay = 0
+);
+ALTER TABLE df.scopes SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000, autovacuum_vacuum_cost_delay = 0);

@@ -77,16 +77,16 @@ table df.vars 2:value text
 table df.vars 3:owner regrole not null default (quote_ident((CURRENT_USER)::text))::regrole
 
 -- table options and grants
-table df._api_tokens rls=t force=f acl={<owner>=arwdDxt/<owner>}
-table df._config rls=f force=f acl={<owner>=arwdDxt/<owner>}
-table df._migrations rls=f force=f acl={<owner>=arwdDxt/<owner>}
-table df._worker_epoch rls=f force=f acl={<owner>=arwdDxt/<owner>}
-table df.events rls=t force=f acl=default
-table df.instances rls=t force=f acl=default
-table df.nodes rls=t force=f acl=default
-table df.scopes rls=t force=f acl=default
-table df.signals rls=t force=f acl=default
-table df.vars rls=t force=f acl=default
+table df._api_tokens rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
+table df._config rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
+table df._migrations rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
+table df._worker_epoch rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
+table df.events rls=t force=f acl=default options={}
+table df.instances rls=t force=f acl=default options={}
+table df.nodes rls=t force=f acl=default options={autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=2000,autovacuum_vacuum_insert_scale_factor=0.05,autovacuum_analyze_scale_factor=0.02,autovacuum_vacuum_cost_delay=0}
+table df.scopes rls=t force=f acl=default options={autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=2000,autovacuum_vacuum_cost_delay=0}
+table df.signals rls=t force=f acl=default options={}
+table df.vars rls=t force=f acl=default options={}
 
 -- constraints
 constraint _api_tokens_name_check on df._api_tokens: CHECK (((btrim(name) <> ''::text) AND (length(name) <= 200)))

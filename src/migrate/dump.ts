@@ -30,8 +30,8 @@ export async function dumpSchema(client: DbClient, operatorSchema = 'public'): P
   );
   await add(
     'table options and grants',
-    `SELECT format('table df.%s rls=%s force=%s acl=%s', c.relname, c.relrowsecurity, c.relforcerowsecurity,
-              replace(${acl('c.relacl')}, '/' || ${owner}, '/<owner>')) AS line
+    `SELECT format('table df.%s rls=%s force=%s acl=%s options=%s', c.relname, c.relrowsecurity, c.relforcerowsecurity,
+              replace(${acl('c.relacl')}, '/' || ${owner}, '/<owner>'), coalesce(c.reloptions::text, '{}')) AS line
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = 'df' AND c.relkind IN ('r', 'v', 'p') ORDER BY c.relname`,
   );
