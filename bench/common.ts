@@ -145,6 +145,7 @@ export function summariseWindows(windows: Window[]) {
   const rates = windows.map((w) => w.rate);
   const first = rates[0] ?? NaN;
   const last = rates[rates.length - 1] ?? NaN;
+  const early = median(rates.slice(0, Math.max(1, Math.ceil(rates.length / 3))));
   return {
     windows: windows.length,
     medianRate: round(median(rates), 1),
@@ -153,12 +154,9 @@ export function summariseWindows(windows: Window[]) {
     minRate: rates.length ? Math.min(...rates) : NaN,
     maxRate: rates.length ? Math.max(...rates) : NaN,
     /** last window / first window: 1.0 = flat, 0.5 = halved. */
-    lastOverFirst: round(last / first, 2),
-    /** Median of the last third of the windows / median of the first third. */
-    lateOverEarly: round(
-      median(rates.slice(Math.floor((rates.length * 2) / 3))) / median(rates.slice(0, Math.max(1, Math.ceil(rates.length / 3)))),
-      2,
-    ),
+    lastOverFirst: first > 0 ? round(last / first, 2) : null,
+    /** Median of the last third of the windows / median of the first third (null if the first third did nothing). */
+    lateOverEarly: early > 0 ? round(median(rates.slice(Math.floor((rates.length * 2) / 3))) / early, 2) : null,
   };
 }
 

@@ -74,10 +74,13 @@ async function floorTx(
   c: pg.Client,
   step: (payload: unknown) => Promise<unknown> = () => c.query('SELECT 1'),
   successor = true,
+  timing?: { claimMs: number },
 ): Promise<boolean> {
   await c.query('BEGIN');
   try {
+    const t = timing ? nowMs() : 0;
     const claimed = await c.query<{ id: string; payload: unknown }>(CLAIM);
+    if (timing) timing.claimMs += nowMs() - t;
     if (claimed.rows.length === 0) {
       await c.query('COMMIT');
       return false;
@@ -130,13 +133,18 @@ export async function floorChain(ctx: BenchContext): Promise<Measurement> {
 }
 
 /** Runs the floor transaction on `clients` connections until `stop()`; `done` counts committed steps. */
-async function runClients(ctx: BenchContext, clients: number, stop: () => boolean, counter: { done: number }): Promise<void> {
+async function runClients(
+  ctx: BenchContext,
+  clients: number,
+  stop: () => boolean,
+  counter: { done: number; claimMs?: number },
+): Promise<void> {
   const conns = await Promise.all(Array.from({ length: clients }, () => connect(ctx.ownerUrl)));
   try {
     await parallel(clients, async (i) => {
       const c = conns[i];
       while (!stop()) {
-        if (await floorTx(c)) counter.done++;
+        if (await floorTx(c, undefined, true, counter.claimMs === undefined ? undefined : (counter as { claimMs: number }))) counter.done++;
         else await sleep(1);
       }
     });
@@ -176,19 +184,34 @@ export async function floorThroughput(ctx: BenchContext, clients = 8): Promise<M
 export async function floorSustained(ctx: BenchContext, clients = 8): Promise<Measurement> {
   const { drainItems } = sizes(ctx.quick);
   await resetQueue(ctx, drainItems);
-  const counter = { done: 0 };
-  const sampler = new WindowSampler(() => counter.done, ctx.windowSeconds, (w) =>
-    ctx.log(`  floor sustained t=${w.t}s ${Math.round(w.rate)} tx/s`),
-  );
+  const before = await connect(ctx.ownerUrl).then(async (c) => {
+    try {
+      return await explainClaim(c);
+    } finally {
+      await c.end();
+    }
+  });
+  const counter = { done: 0, claimMs: 0 };
+  // Diagnostic: mean time of the claim statement per window. Dead entries that done rows leave in the
+  // partial index until vacuum are walked by every claim; that shows up here first.
+  const claimTime = new WindowSampler(() => counter.claimMs, ctx.windowSeconds);
+  const sampler = new WindowSampler(() => counter.done, ctx.windowSeconds, (w) => {
+    const ct = claimTime.windows[sampler.windows.length - 1];
+    ctx.log(`  floor sustained t=${w.t}s ${Math.round(w.rate)} tx/s${ct ? `, claim ${round(ct.count / Math.max(1, w.count), 3)} ms` : ''}`);
+  });
+  await claimTime.start();
   await sampler.start();
   const t0 = nowMs();
   await runClients(ctx, clients, () => nowMs() - t0 >= ctx.durationW2 * 1000, counter);
+  const claimWindows = await claimTime.stop();
   const windows = await sampler.stop();
+  const claimMsPerWindow = windows.map((w, i) => round((claimWindows[i]?.count ?? NaN) / Math.max(1, w.count), 3));
   const summary = summariseWindows(windows);
   const tableState = await queueState(ctx);
   ctx.log(
     `floor sustained: ${counter.done} tx in ${ctx.durationW2} s; windows ${summary.firstRate} → ${summary.lastRate} tx/s ` +
-      `(last/first ${summary.lastOverFirst}); ${JSON.stringify(tableState)}`,
+      `(last/first ${summary.lastOverFirst}); mean claim ms per window ${claimMsPerWindow.join(' ')}; ` +
+      `one claim before: ${JSON.stringify(before)}, after: ${JSON.stringify(tableState)}`,
   );
   return {
     contender: 'floor',
@@ -196,7 +219,7 @@ export async function floorSustained(ctx: BenchContext, clients = 8): Promise<Me
     value: summary.medianRate,
     unit: 'steps/s',
     better: 'higher',
-    detail: { ...summary, total: counter.done, windows, tableState },
+    detail: { ...summary, total: counter.done, windows, claimMsPerWindow, claimBefore: before, tableState },
   };
 }
 
@@ -211,9 +234,23 @@ async function queueState(ctx: BenchContext) {
              s.n_live_tup, s.n_dead_tup, s.autovacuum_count, s.autoanalyze_count,
              s.last_autovacuum IS NOT NULL AS autovacuumed
         FROM pg_stat_user_tables s WHERE s.relname = 'floor_queue'`);
-    return rows[0];
+    return { ...rows[0], claim: await explainClaim(c) };
   } finally {
     await c.end();
+  }
+}
+
+/** Buffers one claim touches and its execution time, from EXPLAIN ANALYZE (rolled back). */
+async function explainClaim(c: pg.Client): Promise<{ buffers: number; ms: number }> {
+  await c.query('BEGIN');
+  try {
+    const { rows } = await c.query<{ 'QUERY PLAN': Array<{ Plan: Record<string, number>; 'Execution Time': number }> }>(
+      `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${CLAIM.text}`,
+    );
+    const top = rows[0]['QUERY PLAN'][0];
+    return { buffers: (top.Plan['Shared Hit Blocks'] ?? 0) + (top.Plan['Shared Read Blocks'] ?? 0), ms: round(top['Execution Time']) };
+  } finally {
+    await c.query('ROLLBACK');
   }
 }
 

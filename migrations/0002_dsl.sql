@@ -768,7 +768,10 @@ LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF max_attempts < 1 OR max_attempts > 1000 THEN
+    IF (df._ensure_fields(step)).node_type NOT IN ('SQL', 'HTTP', 'HTTP_MULTIPART') THEN
+        RAISE EXCEPTION 'df.retry: only SQL and HTTP steps can be retried, not %', (df._ensure_fields(step)).node_type
+            USING ERRCODE = '22023';
+    ELSIF max_attempts < 1 OR max_attempts > 1000 THEN
         RAISE EXCEPTION 'df.retry: max_attempts must be between 1 and 1000, got %', max_attempts USING ERRCODE = '22023';
     ELSIF backoff_seconds < 0 OR max_backoff_seconds < 0 THEN
         RAISE EXCEPTION 'df.retry: backoff must not be negative' USING ERRCODE = '22023';
@@ -783,7 +786,10 @@ LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF seconds <= 0 THEN
+    IF (df._ensure_fields(step)).node_type <> 'SQL' THEN
+        RAISE EXCEPTION 'df.timeout: only SQL steps take a statement timeout, not % (HTTP steps have timeout_seconds)',
+            (df._ensure_fields(step)).node_type USING ERRCODE = '22023';
+    ELSIF seconds <= 0 THEN
         RAISE EXCEPTION 'df.timeout: seconds must be positive, got %', seconds USING ERRCODE = '22023';
     END IF;
     RETURN df._with_options(step, jsonb_build_object('timeout_seconds', seconds));

@@ -3,7 +3,7 @@
 --   df.scopes          one row per live scope (the instance root, a JOIN/RACE branch, a non-root loop):
 --                      its generation, its named results (result_name → result text, column order kept)
 --                      and, once finished, its outcome
---   df.events          history: claims, attempts, failures, retries, lease expiries
+--   df.events          history: leases taken, failed attempts that will be retried, final failures
 --   df._lock_and_load  a checkpoint's read: locks the instance row, returns the rows the graph needs
 --   df._apply          a checkpoint's write: node, scope and instance changes in one call
 --
@@ -136,6 +136,12 @@ BEGIN
     -- One indexed UPDATE per changed node: checkpoints change two or three rows, and a set-based join
     -- against a big instance could pick a plan that reads every row of it.
     FOR v_change IN SELECT x FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) x LOOP
+        -- We hold the instance row; waiting here for a node row that another worker holds (a RACE loser
+        -- still running when a loop re-activates it) would deadlock with that worker's checkpoint. NOWAIT
+        -- fails instead (55P03); the engine rolls back and tries again once that worker has moved on.
+        PERFORM 1 FROM df.nodes n
+         WHERE n.instance_id = p_instance_id AND n.id = (v_change ->> 'id')::varchar
+           FOR UPDATE NOWAIT;
         UPDATE df.nodes n SET
             status = CASE WHEN v_change ? 'status' THEN v_change ->> 'status' ELSE n.status END,
             result = CASE WHEN v_change ? 'result' THEN (v_change ->> 'result')::jsonb ELSE n.result END,

@@ -2,7 +2,7 @@
 --
 -- The API functions run as the caller (SECURITY INVOKER, so RLS applies), so a role needs USAGE on df,
 -- EXECUTE on the public functions and the internal helpers they call, and column-level table grants.
--- Engine internals (df._apply, df._lock_and_load) are never granted: only the worker runs them.
+-- Engine internals (df._claim, df._apply, df._lock_and_load) are never granted: only the worker runs them.
 
 CREATE FUNCTION df._usage_functions(p_include_http boolean, p_with_grant boolean) RETURNS SETOF regprocedure
 LANGUAGE sql STABLE
@@ -11,7 +11,8 @@ AS $$
     SELECT p.oid::regprocedure
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
      WHERE n.nspname = 'df'
-       AND p.proname NOT IN ('_apply', '_lock_and_load', '_usage_functions')
+       -- engine internals: only the worker (the schema owner) runs them
+       AND p.proname NOT IN ('_apply', '_lock_and_load', '_claim', '_usage_functions')
        AND (p_include_http OR p.proname NOT IN ('http', 'http_multipart'))
        AND (p_with_grant OR p.proname NOT IN ('metrics', 'grant_usage', 'revoke_usage'))
 $$;

@@ -10,8 +10,9 @@
 -- Who may create tokens for whom: a role may create and revoke tokens for itself; only the owner of
 -- df._api_tokens (the role that installed pgflare, or a member of it) and superusers may create or
 -- revoke tokens for another role. Row-level security enforces the same rule on the table itself.
--- A token lets the API do SET LOCAL ROLE to its role, so the API's connecting role must also be a
--- member of that role (the API answers 403 otherwise).
+-- The API connects as the owner of schema df (or a member of it: only the owner reads token hashes)
+-- and does SET LOCAL ROLE to a token's role, so the connecting role must also be a member of that role
+-- (the API answers 403 otherwise). Static tokens (PGFLARE_API_TOKENS) need no table access.
 --
 -- SQLSTATEs raised here (stable; clients may match on them):
 --   PF002 invalid_workflow     DSL text that is not made only of DSL (df._eval_dsl)
@@ -130,11 +131,11 @@ BEGIN
 END;
 $$;
 
--- The API's lookup, run as the connecting role before it switches to the token's role. SECURITY
--- DEFINER so a connecting role that does not own the table still finds every role's tokens; it answers
--- only for a hash, which only a holder of the plaintext token can compute.
+-- The API's lookup, run as the connecting role before it switches to the token's role. Not SECURITY
+-- DEFINER: the API connects as the owner of schema df (or a member of it), which reads every role's
+-- tokens past row-level security; any other role cannot read token_hash and gets 42501.
 CREATE FUNCTION df._api_token_role(p_token_hash text) RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT r.rolname::text

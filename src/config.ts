@@ -21,7 +21,7 @@ const EnvSchema = z.object({
   PGFLARE_RETRY_MAX_ATTEMPTS: int(1, 1000).default(1),
   PGFLARE_RETRY_BASE_MS: int(0, 86_400_000).default(1000),
   PGFLARE_RETRY_MAX_MS: int(0, 86_400_000).default(300_000),
-  PGFLARE_RETENTION_DAYS: int(0, 36_500).default(30),
+  PGFLARE_RETENTION_DAYS: int(0, 36_500).optional(),
   PGFLARE_ENABLE_SUPERUSER_INSTANCES: bool.optional(),
   PGFLARE_HTTP_POLICY: z.enum(['disabled', 'azure', 'azure+test', 'allowlist', 'all']).optional(),
   PGFLARE_HTTP_ALLOWED_HOSTS: z.string().optional(),
@@ -33,7 +33,8 @@ export interface RuntimeConfig {
   stepTimeoutMs: number;
   leaseMs: number;
   retry: RetryPolicy;
-  retentionDays: number;
+  /** undefined: the database's pg_durable.retention_days (default 30). */
+  retentionDays?: number;
   enableSuperuserInstances?: boolean;
   httpPolicy?: 'disabled' | 'azure' | 'azure+test' | 'allowlist' | 'all';
   httpAllowedHosts?: string[];

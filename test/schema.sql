@@ -186,7 +186,7 @@ $function$
 CREATE OR REPLACE FUNCTION df._api_token_role(p_token_hash text)
  RETURNS text
  LANGUAGE sql
- STABLE SECURITY DEFINER
+ STABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
     SELECT r.rolname::text
@@ -236,6 +236,12 @@ BEGIN
     -- One indexed UPDATE per changed node: checkpoints change two or three rows, and a set-based join
     -- against a big instance could pick a plan that reads every row of it.
     FOR v_change IN SELECT x FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) x LOOP
+        -- We hold the instance row; waiting here for a node row that another worker holds (a RACE loser
+        -- still running when a loop re-activates it) would deadlock with that worker's checkpoint. NOWAIT
+        -- fails instead (55P03); the engine rolls back and tries again once that worker has moved on.
+        PERFORM 1 FROM df.nodes n
+         WHERE n.instance_id = p_instance_id AND n.id = (v_change ->> 'id')::varchar
+           FOR UPDATE NOWAIT;
         UPDATE df.nodes n SET
             status = CASE WHEN v_change ? 'status' THEN v_change ->> 'status' ELSE n.status END,
             result = CASE WHEN v_change ? 'result' THEN (v_change ->> 'result')::jsonb ELSE n.result END,
@@ -1770,7 +1776,8 @@ AS $function$
     SELECT p.oid::regprocedure
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
      WHERE n.nspname = 'df'
-       AND p.proname NOT IN ('_apply', '_lock_and_load', '_usage_functions')
+       -- engine internals: only the worker (the schema owner) runs them
+       AND p.proname NOT IN ('_apply', '_lock_and_load', '_claim', '_usage_functions')
        AND (p_include_http OR p.proname NOT IN ('http', 'http_multipart'))
        AND (p_with_grant OR p.proname NOT IN ('metrics', 'grant_usage', 'revoke_usage'))
 $function$
@@ -2450,7 +2457,10 @@ CREATE OR REPLACE FUNCTION df.retry(step text, max_attempts integer, backoff_sec
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 BEGIN
-    IF max_attempts < 1 OR max_attempts > 1000 THEN
+    IF (df._ensure_fields(step)).node_type NOT IN ('SQL', 'HTTP', 'HTTP_MULTIPART') THEN
+        RAISE EXCEPTION 'df.retry: only SQL and HTTP steps can be retried, not %', (df._ensure_fields(step)).node_type
+            USING ERRCODE = '22023';
+    ELSIF max_attempts < 1 OR max_attempts > 1000 THEN
         RAISE EXCEPTION 'df.retry: max_attempts must be between 1 and 1000, got %', max_attempts USING ERRCODE = '22023';
     ELSIF backoff_seconds < 0 OR max_backoff_seconds < 0 THEN
         RAISE EXCEPTION 'df.retry: backoff must not be negative' USING ERRCODE = '22023';
@@ -2772,7 +2782,10 @@ CREATE OR REPLACE FUNCTION df.timeout(step text, seconds numeric)
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 BEGIN
-    IF seconds <= 0 THEN
+    IF (df._ensure_fields(step)).node_type <> 'SQL' THEN
+        RAISE EXCEPTION 'df.timeout: only SQL steps take a statement timeout, not % (HTTP steps have timeout_seconds)',
+            (df._ensure_fields(step)).node_type USING ERRCODE = '22023';
+    ELSIF seconds <= 0 THEN
         RAISE EXCEPTION 'df.timeout: seconds must be positive, got %', seconds USING ERRCODE = '22023';
     END IF;
     RETURN df._with_options(step, jsonb_build_object('timeout_seconds', seconds));

@@ -6,6 +6,7 @@ import { createPgDb } from '../runtime/node/pg-db.ts';
 import { migrate } from '../migrate/runner.ts';
 import { startConfiguredWorker } from './worker.ts';
 import type { NodeWorker } from '../runtime/node/worker.ts';
+import { startApiServer, type ApiServer } from '../runtime/node/serve.ts';
 
 const LOCAL_ROLE = 'pgflare';
 const LOCAL_PASSWORD = 'pgflare';
@@ -35,7 +36,9 @@ export async function runStart(opts: { databaseUrl?: string; log: Logger }): Pro
   }
   const db = createPgDb({ connectionString: url, max: 2, applicationName: 'pgflare:start' });
   let worker: NodeWorker | undefined;
+  let api: ApiServer | undefined;
   const stop = async () => {
+    await api?.close().catch(() => undefined);
     await worker?.stop().catch((err: unknown) => log.error('worker stop failed', { error: err }));
     await db.end().catch(() => undefined);
     await server?.stop().catch(() => undefined);
@@ -44,6 +47,7 @@ export async function runStart(opts: { databaseUrl?: string; log: Logger }): Pro
     const result = await migrate(db, { log: (line) => log.info(line) });
     log.info('schema df ready', { version: result.version, operator_schema: result.operatorSchema });
     worker = await startConfiguredWorker(url, log);
+    api = await startApiServer({ databaseUrl: url, log, defaultPort: 8787, defaultHost: '127.0.0.1' });
   } catch (err) {
     await stop();
     throw err;

@@ -2,6 +2,7 @@ import type { Logger } from '../log.ts';
 import { loadConfig } from '../config.ts';
 import { startNodeWorker, type NodeWorker } from '../runtime/node/worker.ts';
 import { createNodeHttpRunner } from '../runtime/node/http.ts';
+import { startApiServer } from '../runtime/node/serve.ts';
 
 /** Starts the Node worker with the environment's configuration; resolves when it has stopped. */
 export async function startConfiguredWorker(databaseUrl: string, log: Logger, overrides: { concurrency?: number } = {}): Promise<NodeWorker> {
@@ -26,6 +27,11 @@ export async function runWorker(opts: { databaseUrl?: string; concurrency?: numb
     return 2;
   }
   const worker = await startConfiguredWorker(opts.databaseUrl, opts.log, { concurrency: opts.concurrency });
+  // The REST API only when PGFLARE_API_PORT is set.
+  const api = await startApiServer({ databaseUrl: opts.databaseUrl, log: opts.log, defaultHost: '0.0.0.0' }).catch(async (err: unknown) => {
+    await worker.stop();
+    throw err;
+  });
   await new Promise<void>((done) => {
     const onSignal = (signal: string) => {
       opts.log.info('stopping: finishing in-flight steps', { signal });
@@ -34,6 +40,7 @@ export async function runWorker(opts: { databaseUrl?: string; concurrency?: numb
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
   });
+  await api?.close();
   await worker.stop();
   return 0;
 }

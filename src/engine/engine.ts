@@ -73,7 +73,7 @@ export interface EngineOptions {
   enableSuperuserInstances?: boolean;
 }
 
-export type RunKind = 'start' | 'step' | 'timer' | 'signal' | 'resume' | 'lease' | 'withdrawn' | 'retry';
+export type RunKind = 'start' | 'step' | 'timer' | 'signal' | 'resume' | 'lease' | 'withdrawn' | 'retry' | 'contended';
 
 export interface RunResult {
   kind: RunKind;
@@ -149,6 +149,7 @@ export function createEngine(options: EngineOptions): Engine {
         nodes: s.nodes.map(toNodeState),
         scopes: s.scopes.map(toScopeState),
         instanceGeneration: s.instance.generation,
+        readyAt: new Date(row.run_at),
       });
       try {
         event(cp);
@@ -234,13 +235,19 @@ export function createEngine(options: EngineOptions): Engine {
     return (cp: Checkpoint) => cp.complete(row.id, row.stamp!, outcome);
   }
 
+  /** Takes a claimed row out of the queue, unless it was re-activated (new stamp) in the meantime. */
   async function withdraw(client: DbClient, row: ClaimedRow): Promise<void> {
-    await client.query('UPDATE df.nodes SET run_at = NULL, updated_at = now() WHERE instance_id = $1 AND id = $2', [row.instance_id, row.id]);
+    await client.query(
+      `UPDATE df.nodes SET run_at = NULL, updated_at = now()
+        WHERE instance_id = $1 AND id = $2 AND status_details ->> 'execution_id' IS NOT DISTINCT FROM $3 AND attempts = $4`,
+      [row.instance_id, row.id, row.stamp, row.attempts],
+    );
   }
 
   async function runOnce(opts: { now?: Date; target?: { instanceId: string; nodeId: string } } = {}): Promise<RunResult | null> {
     const now = opts.now ?? new Date();
     let leased: ClaimedRow | null = null;
+    let claimed: ClaimedRow | null = null;
     const result = await db.withClient(async (client) => {
       try {
         // BEGIN, the claim, and a SQL step's savepoint and settings, in one round trip.
@@ -249,6 +256,7 @@ export function createEngine(options: EngineOptions): Engine {
           await client.query('COMMIT');
           return null;
         }
+        claimed = row;
         await hit('after-claim', { instanceId: row.instance_id, nodeId: row.id });
         const r = await runClaimed(client, { prefix: 'RELEASE SAVEPOINT pgflare_step; ', apply: null }, row, now);
         if (r === 'lease') {
@@ -258,6 +266,18 @@ export function createEngine(options: EngineOptions): Engine {
         return r;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
+        // A checkpoint met a node row another worker holds (NOWAIT in df._apply): nothing happened,
+        // the claimed row is ready again, and the next try comes after that worker has moved on.
+        if (isLockNotAvailable(err) && claimed) {
+          const row: ClaimedRow = claimed;
+          // Step aside briefly so the same row is not re-run in a tight loop while the holder finishes.
+          await client.query(
+            `UPDATE df.nodes SET run_at = run_at + interval '250 milliseconds'
+              WHERE instance_id = $1 AND id = $2 AND status_details ->> 'execution_id' IS NOT DISTINCT FROM $3 AND run_at IS NOT NULL`,
+            [row.instance_id, row.id, row.stamp],
+          );
+          return { kind: 'contended' as const, instanceId: row.instance_id, nodeId: row.id, ready: [] };
+        }
         throw err;
       }
     });
@@ -432,6 +452,19 @@ export function createEngine(options: EngineOptions): Engine {
     }
     await hit('after-effect', { instanceId: row.instance_id, nodeId: row.id });
     const outcome: Outcome = out.ok ? { kind: 'ok', text: out.resultText } : { kind: 'fail', error: out.error };
+    // The effect has happened: keep trying to record it rather than let the lease expire and repeat it.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await checkpointLeased(row, now, outcome);
+      } catch (err) {
+        if (!isLockNotAvailable(err) || attempt >= 50) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(200, 5 * attempt)));
+      }
+    }
+  }
+
+  async function checkpointLeased(row: ClaimedRow, now: Date, outcome: Outcome): Promise<RunResult> {
+    const attempt = row.attempts + 1;
     return db.withClient(async (client) => {
       await client.query('BEGIN');
       try {
@@ -495,7 +528,11 @@ function scopeIdOf(stamp: string): string {
 }
 
 function foreignOwnerError(owner: string, worker: string): string {
-  return `pgflare: this worker connects as "${worker}" and runs steps only for instances that role owns; instance owner is "${owner}" (run a worker as that role; per-role step runners come with df.grant_usage)`;
+  return `pgflare: instance owner "${owner}" is not the worker's role "${worker}": the worker runs steps only as its own role (no role switching, so a step has no other role to escape to). Start workflows as "${worker}"; per-role step runners are not available yet.`;
+}
+
+function isLockNotAvailable(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: string }).code === '55P03';
 }
 
 interface RawNode {

@@ -15,8 +15,8 @@ export async function heartbeat(client: DbClient, epochId: string): Promise<void
 }
 
 export interface RetentionOptions {
-  /** Terminal instances older than this are deleted (SPEC default 30; 0 = immediately). */
-  retentionDays: number;
+  /** Terminal instances older than this are deleted (0 = immediately); null = pg_durable.retention_days (30). */
+  retentionDays: number | null;
   /** Only the newest this many terminal instances are kept (SPEC: 10 000). */
   keep: number;
   /** Bound the work of one pass. */
@@ -32,7 +32,7 @@ export async function pruneHistory(client: DbClient, opts: RetentionOptions): Pr
          FROM df.instances WHERE status IN ('completed', 'failed', 'cancelled')
      ), doomed AS (
        SELECT id FROM ranked
-        WHERE rank > $1 OR at < now() - make_interval(days => $2)
+        WHERE rank > $1 OR at < now() - make_interval(days => coalesce($2::int, df._setting('retention_days', '30')::int))
         LIMIT $3
      )
      DELETE FROM df.instances i USING doomed d WHERE i.id = d.id`,
@@ -54,4 +54,15 @@ export async function sweepDue(
   const rows = await dueRows(client, new Date(opts.now.getTime() + opts.horizonMs), opts.limit);
   if (rows.length) await dispatch(rows.map((r) => ({ instanceId: r.instance_id, nodeId: r.id, runAt: r.run_at })));
   return rows.length;
+}
+
+/** The schema version this code needs vs what the database has; a worker refuses to run on a mismatch. */
+export async function checkSchemaVersion(client: DbClient, expected: number): Promise<void> {
+  const { rows } = await client.query<{ v: number | null }>(
+    "SELECT CASE WHEN to_regclass('df._migrations') IS NULL THEN NULL ELSE (SELECT max(version) FROM df._migrations) END AS v",
+  );
+  const v = rows[0]?.v ?? null;
+  if (v === null) throw new Error('schema df is not installed in this database: run `pgflare migrate` first');
+  if (v < expected) throw new Error(`schema df is at migration ${v}, this pgflare needs ${expected}: run \`pgflare migrate\``);
+  if (v > expected) throw new Error(`schema df is at migration ${v}, newer than this pgflare (${expected}): upgrade the worker`);
 }

@@ -200,6 +200,13 @@ export interface CheckpointInput {
   nodes: readonly NodeState[];
   scopes: readonly ScopeState[];
   instanceGeneration: number;
+  /**
+   * When successors made ready at once are due: the claimed row's own run_at. They inherit their
+   * predecessor's place in the queue, so an instance runs depth-first instead of queueing each step
+   * behind all work that arrived meanwhile (bench/ W2: one-step instances otherwise cost two claims
+   * each, all starts first). Defaults to `now`.
+   */
+  readyAt?: Date;
 }
 
 export class Checkpoint {
@@ -213,6 +220,7 @@ export class Checkpoint {
   };
   private readonly g: Graph;
   private readonly now: Date;
+  private readonly readyAt: string;
   private readonly nodeStates = new Map<string, NodeState>();
   private readonly scopeStates = new Map<string, ScopeState>();
   private instanceGeneration: number;
@@ -220,6 +228,7 @@ export class Checkpoint {
   constructor(input: CheckpointInput) {
     this.g = input.graph;
     this.now = input.now;
+    this.readyAt = (input.readyAt && input.readyAt < input.now ? input.readyAt : input.now).toISOString();
     for (const n of input.nodes) this.nodeStates.set(n.id, { ...n, state: n.state ? { ...n.state } : null });
     for (const s of input.scopes) this.scopeStates.set(s.id, { ...s, named: { ...s.named } });
     this.instanceGeneration = input.instanceGeneration;
@@ -332,7 +341,7 @@ export class Checkpoint {
       case 'SQL':
       case 'HTTP':
       case 'HTTP_MULTIPART':
-        this.makeReady(id, { ...running, run_at: nowIso }, nowIso);
+        this.makeReady(id, { ...running, run_at: this.readyAt }, this.readyAt);
         return;
       case 'SLEEP':
       case 'WAIT_SCHEDULE':

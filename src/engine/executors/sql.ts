@@ -31,10 +31,10 @@ function stripLeadingComments(sql: string): string {
  * pooled sessions, so we undo what a step can leave behind before anything else runs on the session
  * (the checkpoint included): a changed role or session authorization (RESET ROLE alone would not undo
  * SET SESSION AUTHORIZATION on a superuser session; RESET ALL undoes neither), settings, temp tables,
- * prepared statements, cursors and session advisory locks.
+ * prepared statements, cursors, LISTENs and session advisory locks.
  */
 export const RESTORE_SESSION =
-  'RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DISCARD TEMP; DEALLOCATE ALL; CLOSE ALL; SELECT pg_advisory_unlock_all()';
+  'RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DISCARD TEMP; DEALLOCATE ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()';
 
 export interface SqlStepOptions {
   /**

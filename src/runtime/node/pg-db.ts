@@ -16,6 +16,8 @@ export function createPgDb(options: PgDbOptions): Db & { pool: pg.Pool } {
     connectionString: options.connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'pgflare',
+    // Sessions pick up ALTER DATABASE/ROLE … SET (e.g. pg_durable.http_policy) only when they connect.
+    maxLifetimeSeconds: 300,
   });
   // An idle client losing its connection must not crash the process; the next checkout reconnects.
   pool.on('error', () => undefined);

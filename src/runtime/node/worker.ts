@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createEngine, type Engine, type EngineOptions, type ReadyNode } from '../../engine/engine.ts';
-import { heartbeat, pruneHistory } from '../../engine/sweep.ts';
+import { checkSchemaVersion, heartbeat, pruneHistory } from '../../engine/sweep.ts';
+import { migrations } from '../../migrate/generated/migrations.ts';
 import { silentLogger, type Logger } from '../../log.ts';
 import { createPgDb } from './pg-db.ts';
 
@@ -57,6 +58,12 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
     for (const r of ready) wakeAt(r.runAt);
   };
   const engine = createEngine({ ...opts, db, log, dispatch });
+  try {
+    await db.withClient((c) => checkSchemaVersion(c, migrations.length));
+  } catch (err) {
+    await db.end();
+    throw err;
+  }
 
   // A dedicated session for LISTEN; it reconnects if the server drops it.
   let listener: pg.Client | null = null;
@@ -76,14 +83,14 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   };
   await listen();
 
-  const idle = () =>
+  const idle = (ms = pollMs) =>
     new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(t);
         waiters.delete(done);
         resolve();
       };
-      const t = setTimeout(done, pollMs);
+      const t = setTimeout(done, ms);
       waiters.add(done);
     });
 
@@ -100,7 +107,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
       } catch (err) {
         failures++;
         log.error('step failed in the engine; backing off', { loop: n, error: err });
-        await new Promise((r) => setTimeout(r, Math.min(30_000, 100 * 2 ** Math.min(failures, 8))));
+        await idle(Math.min(30_000, 100 * 2 ** Math.min(failures, 8))); // stop() wakes it
         continue;
       }
       await idle();
@@ -119,13 +126,14 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   const pruneMs = opts.pruneIntervalMs ?? 3_600_000;
   const prune = async () => {
     try {
-      const n = await db.withClient((c) => pruneHistory(c, { retentionDays: opts.retentionDays ?? 30, keep: 10_000, batch: 1000 }));
+      const n = await db.withClient((c) => pruneHistory(c, { retentionDays: opts.retentionDays ?? null, keep: 10_000, batch: 1000 }));
       if (n) log.info('pruned history', { instances: n });
     } catch (err) {
       log.warn('prune failed', { error: err });
     }
   };
   const pruneTimer = pruneMs > 0 ? setInterval(() => void prune(), pruneMs) : null;
+  if (pruneMs > 0) void prune(); // a first pass at start, not an hour later
 
   const loops = Array.from({ length: concurrency }, (_, i) => loop(i));
   log.info('worker started', { concurrency, epoch: epochId });

@@ -1,0 +1,110 @@
+/** Request and response shapes of the REST API (zod); the OpenAPI document is generated from these. */
+import { z } from 'zod';
+
+export const STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const;
+export const MAX_LABEL = 256;
+/** DSL text is tokenized in SQL before it runs (df._eval_dsl); 256 KiB keeps that well under a second. */
+export const MAX_WORKFLOW = 262_144;
+
+const label = z.string().min(1).max(MAX_LABEL);
+
+export const StartBody = z
+  .strictObject({
+    workflow: z
+      .string()
+      .min(1)
+      .max(MAX_WORKFLOW)
+      .optional()
+      .describe("A DSL expression, e.g. \"'SELECT 1' ~> 'SELECT 2'\". Only DSL is accepted: string literals, numbers, NULL, the operators ~> |=> & | ?> !> @>, parentheses and df.* DSL functions."),
+    graph: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe('A workflow graph as envelope JSON (the output of the DSL functions).'),
+    label: label.optional(),
+  })
+  .refine((b) => (b.workflow === undefined) !== (b.graph === undefined), {
+    message: 'exactly one of "workflow" or "graph" is required',
+  });
+export type StartBody = z.infer<typeof StartBody>;
+
+export const ListQuery = z.strictObject({
+  status: z.enum(STATUSES).optional(),
+  label: label.optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z
+    .string()
+    .regex(/^[0-9a-f]{2,512}$/, 'not a cursor returned by this API')
+    .optional(),
+});
+
+export const CancelBody = z.strictObject({
+  reason: z.string().min(1).max(1000).optional(),
+});
+
+export const InstanceId = z.string().regex(/^[0-9a-f]{8}$/);
+export const SignalName = z.string().min(1).max(200);
+
+// ---- responses (documentation and tests) ----
+
+export const ErrorResponse = z.object({
+  error: z.object({ code: z.string(), message: z.string() }),
+});
+
+export const Started = z.object({ id: z.string(), status: z.enum(STATUSES) });
+
+export const InstanceSummary = z.object({
+  id: z.string(),
+  label: z.string().nullable(),
+  status: z.enum(STATUSES),
+  execution_count: z.number().int(),
+  output: z.string().nullable(),
+  created_at: z.string(),
+  completed_at: z.string().nullable(),
+});
+
+export const InstanceList = z.object({
+  instances: z.array(InstanceSummary),
+  next_cursor: z.string().nullable(),
+});
+
+export const Node = z.object({
+  node_id: z.string(),
+  node_type: z.string(),
+  query: z.string().nullable(),
+  result_name: z.string().nullable(),
+  left_node: z.string().nullable(),
+  right_node: z.string().nullable(),
+  status: z.string(),
+  result: z.unknown().describe('The node result (JSON), null until it finished'),
+  status_details: z.unknown(),
+  inferred_status: z.string(),
+  inferred_status_from_ancestor_id: z.string().nullable(),
+  updated_at: z.string(),
+});
+
+export const Instance = z.object({
+  id: z.string(),
+  label: z.string().nullable(),
+  status: z.enum(STATUSES),
+  result: z.unknown().describe('The root node result (JSON) once the instance completed, else null'),
+  output: z.string().nullable(),
+  created_at: z.string(),
+  completed_at: z.string().nullable(),
+  nodes: z.array(Node),
+});
+
+export const Explain = z.object({ text: z.string() });
+
+export const Event = z.object({
+  event_id: z.number().int(),
+  node_id: z.string().nullable(),
+  kind: z.string(),
+  attempt: z.number().int().nullable(),
+  detail: z.string().nullable(),
+  created_at: z.string(),
+});
+export const Events = z.object({ events: z.array(Event) });
+
+export const Message = z.object({ message: z.string() });
+export const Ok = z.object({ ok: z.literal(true) });
+export const Health = z.object({ ok: z.literal(true) });
