@@ -1,0 +1,334 @@
+/**
+ * The Cloudflare Workers runtime (DESIGN 8, 9): the same engine core as Node, driven by three triggers.
+ *
+ *  - queue(batch): each message names one ready node ({instanceId, nodeId}). The invocation claims
+ *    exactly that row (SKIP LOCKED; a duplicate or late message finds it taken or done), runs the one
+ *    step, checkpoints, and the engine's dispatch sends every newly ready successor as its own message
+ *    (sendBatch, delaySeconds for near timers). Every message is acked individually, whatever happened:
+ *    the rows, not the queue's retry counter, decide what runs again (see `runMessage`).
+ *  - scheduled() (cron, every minute): the sweeper. Checks the schema version, records a heartbeat,
+ *    re-sends a message for every row due within the next minute (instances started from plain SQL,
+ *    lost messages, expired leases, due timers; at most PGFLARE_SWEEP_LIMIT), prunes history. It only
+ *    sends hints and takes an advisory lock for pruning, so overlapping sweeps do no harm.
+ *  - fetch(): the REST API, the Hono app shared with the Node runtime (src/api/app.ts).
+ *
+ * Each invocation opens its own Neon pool (Workers share no I/O objects between invocations) and ends
+ * it through ctx.waitUntil.
+ *
+ * Workers limits that apply (Cloudflare docs, checked 2026; see docs/ARCHITECTURE.md):
+ *  - Simultaneous outgoing connections: 6 per invocation. Each pooled session is one WebSocket and each
+ *    HTTP step's fetch is one, so a queue batch runs at most QUEUE_CONCURRENCY (3) messages at once on
+ *    a pool of at most 3 sessions: 3 sessions + 3 fetches = 6.
+ *  - Subrequests: 50 per invocation (Free), 10 000 (Paid). Opening a session, an HTTP step's fetch and
+ *    a sendBatch call each count; a batch of 10 messages needs ≲ 25, a sweep of 1000 rows ≈ 12.
+ *  - Wall clock: a queue consumer or cron invocation may run 15 minutes; fetch has no wall-clock limit
+ *    while the client stays connected. Steps get a statement_timeout of at most 14 minutes here
+ *    (STEP_TIMEOUT_CAP_MS), so an overlong step fails (and retries per its policy) instead of being
+ *    killed with its transaction. CPU time (30 s default, up to 5 min Paid; 10 ms Free) counts only
+ *    JavaScript work, not time waiting on PostgreSQL.
+ *  - Queues: message ≤ 128 KB (ours are ~60 bytes), consumer batch ≤ 100 (wrangler.toml: 1),
+ *    sendBatch ≤ 100 messages / 256 KB (chunked), delaySeconds ≤ 24 h (further timers get no message
+ *    until the sweep sees them within a minute of due).
+ *  - Worker size: 3 MB compressed (Free), 10 MB (Paid); test/workerd/bundle.test.ts keeps us under 3 MB.
+ */
+import type {
+  ExecutionContext,
+  Message,
+  MessageBatch,
+  Queue,
+  ScheduledController,
+} from '@cloudflare/workers-types/index.ts';
+import { z } from 'zod';
+import { createApp } from '../../api/app.ts';
+import { parseStaticTokens } from '../../api/auth.ts';
+import { loadConfig, type RuntimeConfig } from '../../config.ts';
+import type { Db, DbClient } from '../../engine/db.ts';
+import { createEngine, type Engine } from '../../engine/engine.ts';
+import { createHttpRunner } from '../../engine/executors/http-runner.ts';
+import { heartbeat, pruneHistory, sweepDue } from '../../engine/sweep.ts';
+import { createLogger, type Logger, type LogLevel } from '../../log.ts';
+import { migrations as bundledMigrations } from '../../migrate/generated/migrations.ts';
+import { migrate } from '../../migrate/runner.ts';
+import { createQueueDispatcher, StepMessage } from './dispatch.ts';
+import { createNeonDb } from './neon-db.ts';
+
+export interface Env {
+  /** Secret: `wrangler secret put DATABASE_URL` (use the direct, unpooled connection string). */
+  DATABASE_URL: string;
+  /** Producer binding of the step queue (wrangler.toml). */
+  QUEUE: Queue<StepMessage>;
+  /** Local development and tests only: `host:port` of scripts/ws-proxy.ts. */
+  WS_PROXY?: string;
+  PGFLARE_LOG_LEVEL?: string;
+  /** Secret: static API tokens, `token=role,token2=role2`. */
+  PGFLARE_API_TOKENS?: string;
+  [key: `PGFLARE_${string}`]: string | undefined;
+}
+
+/** Per-invocation cap on a step's statement_timeout: below the 15-minute consumer/cron wall clock. */
+export const STEP_TIMEOUT_CAP_MS = 14 * 60_000;
+/** Messages of one batch run at once (see the connection budget above). */
+const QUEUE_CONCURRENCY = 3;
+/** Timers due within this window get a delayed message from the sweep. Cron fires every minute. */
+const SWEEP_HORIZON_MS = 60_000;
+/** Lock key that serialises pruning between overlapping sweeps ("pgflare" + 1). */
+const PRUNE_LOCK_KEY = '31638886994244198';
+
+const WorkerEnv = z.object({
+  PGFLARE_SWEEP_LIMIT: z.coerce.number().int().min(1).max(10_000).default(1000),
+  PGFLARE_PRUNE_BATCH: z.coerce.number().int().min(0).max(10_000).default(500),
+  PGFLARE_AUTO_MIGRATE: z
+    .string()
+    .transform((v) => ['on', 'true', '1', 'yes'].includes(v.trim().toLowerCase()))
+    .optional(),
+});
+
+// One id per isolate, made on first use (randomness at global scope is not allowed in Workers).
+let epochId: string | undefined;
+
+interface Invocation {
+  db: Db & { pool: { end(): Promise<void> } };
+  log: Logger;
+  cfg: RuntimeConfig;
+  id: string;
+}
+
+function open(env: Env, ctx: ExecutionContext, kind: 'queue' | 'cron' | 'api'): Invocation {
+  if (!env.DATABASE_URL) throw new Error('DATABASE_URL is not set: `wrangler secret put DATABASE_URL` (or --var DATABASE_URL:… in dev)');
+  const log = createLogger((env.PGFLARE_LOG_LEVEL as LogLevel) || 'info', (line) => console.log(line));
+  const cfg = loadConfig(env as unknown as Record<string, string | undefined>);
+  const id = `${kind}:${crypto.randomUUID().slice(0, 8)}`;
+  const db = createNeonDb({
+    connectionString: env.DATABASE_URL,
+    wsProxy: env.WS_PROXY,
+    max: kind === 'cron' ? 1 : QUEUE_CONCURRENCY,
+    applicationName: `pgflare:${id}`,
+  });
+  return { db, log, cfg, id };
+}
+
+function close(ctx: ExecutionContext, inv: Invocation): void {
+  ctx.waitUntil(inv.db.end().catch((err: unknown) => inv.log.warn('closing the pool failed', { error: err })));
+}
+
+function engineFor(inv: Invocation, env: Env): Engine {
+  const { cfg } = inv;
+  const dispatch = createQueueDispatcher(env.QUEUE);
+  return createEngine({
+    db: inv.db,
+    log: inv.log,
+    dispatch: async (ready) => {
+      await dispatch(ready);
+    },
+    // Workers have no DNS port: the egress policy checks host names only (src/engine/egress.ts).
+    http: createHttpRunner({ policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts }),
+    stepTimeoutMs: cfg.stepTimeoutMs > 0 ? Math.min(cfg.stepTimeoutMs, STEP_TIMEOUT_CAP_MS) : STEP_TIMEOUT_CAP_MS,
+    leaseMs: cfg.leaseMs,
+    retry: cfg.retry,
+    enableSuperuserInstances: cfg.enableSuperuserInstances,
+  });
+}
+
+/**
+ * Runs the step a message names and acks it. Acked even when the engine throws: the claim transaction
+ * rolled back, so the row is still ready (or its lease will expire), and the sweep re-sends it within a
+ * minute. Retrying through the queue instead would add a second, counter-limited retry mechanism that
+ * dead-letters or drops hints after max_retries, while the row stays the only truth either way.
+ */
+async function runMessage(msg: Message<unknown>, engine: Engine, inv: Invocation, requeue: (m: StepMessage, runAt: Date) => Promise<void>): Promise<void> {
+  const parsed = StepMessage.safeParse(msg.body);
+  if (!parsed.success) {
+    inv.log.warn('queue: malformed message dropped', { message: msg.id, body: JSON.stringify(msg.body)?.slice(0, 200) });
+    msg.ack();
+    return;
+  }
+  const target = parsed.data;
+  try {
+    const r = await engine.runOnce({ target });
+    if (r) {
+      inv.log.debug('queue: ran', { invocation: inv.id, instance: r.instanceId, node: r.nodeId, kind: r.kind, ready: r.ready.length });
+    } else {
+      // Taken, done, or not yet due. Only the last needs a new message: a delay that came up a little
+      // short (clocks, rounding) or a lease that has not expired yet.
+      const runAt = await notYetDue(inv.db, target);
+      if (runAt) await requeue(target, runAt);
+    }
+  } catch (err) {
+    inv.log.error('queue: engine error; the row stays ready and the sweep re-sends it', {
+      invocation: inv.id,
+      instance: target.instanceId,
+      node: target.nodeId,
+      error: err,
+    });
+  }
+  msg.ack();
+}
+
+async function notYetDue(db: Db, t: StepMessage): Promise<Date | null> {
+  const { rows } = await db.withClient((c) =>
+    c.query<{ run_at: Date | null }>(
+      'SELECT run_at FROM df.nodes WHERE instance_id = $1 AND id = $2 AND run_at > now()',
+      [t.instanceId, t.nodeId],
+    ),
+  );
+  return rows[0]?.run_at ?? null;
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
+
+export async function handleQueue(batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext): Promise<void> {
+  const inv = open(env, ctx, 'queue');
+  try {
+    const engine = engineFor(inv, env);
+    const dispatch = createQueueDispatcher(env.QUEUE);
+    const requeue = async (m: StepMessage, runAt: Date) => {
+      await dispatch([{ ...m, runAt }]).catch((err: unknown) => inv.log.warn('queue: re-send failed; the sweep will find the row', { error: err }));
+    };
+    await eachLimited(batch.messages, QUEUE_CONCURRENCY, (msg) => runMessage(msg, engine, inv, requeue));
+  } finally {
+    close(ctx, inv);
+  }
+}
+
+export interface SweepReport {
+  schema: 'ok' | 'behind' | 'ahead' | 'missing';
+  dispatched: number;
+  pruned: number;
+  migrated: string[];
+}
+
+export async function handleScheduled(controller: Pick<ScheduledController, 'scheduledTime' | 'cron'>, env: Env, ctx: ExecutionContext): Promise<SweepReport> {
+  const inv = open(env, ctx, 'cron');
+  const report: SweepReport = { schema: 'ok', dispatched: 0, pruned: 0, migrated: [] };
+  const { log } = inv;
+  try {
+    const wenv = WorkerEnv.parse(pick(env));
+    epochId ??= crypto.randomUUID();
+    if (wenv.PGFLARE_AUTO_MIGRATE) {
+      // Opt-in: users who prefer not to run `pgflare migrate` themselves. Advisory-locked, idempotent.
+      report.migrated = (await migrate(inv.db)).applied;
+      if (report.migrated.length) log.info('sweep: migrated schema df', { applied: report.migrated.join(',') });
+    }
+    await inv.db.withClient(async (client) => {
+      report.schema = await checkSchema(client, log);
+      if (report.schema === 'missing') return;
+      await step(log, 'heartbeat', () => heartbeat(client, epochId!));
+      const dispatch = createQueueDispatcher(env.QUEUE);
+      await step(log, 'dispatch', async () => {
+        report.dispatched = await sweepDue(client, async (ready) => void (await dispatch(ready)), {
+          now: new Date(),
+          horizonMs: SWEEP_HORIZON_MS,
+          limit: wenv.PGFLARE_SWEEP_LIMIT,
+        });
+      });
+      if (wenv.PGFLARE_PRUNE_BATCH > 0) {
+        await step(log, 'prune', async () => {
+          report.pruned = await pruneLocked(client, inv.cfg.retentionDays ?? null, wenv.PGFLARE_PRUNE_BATCH);
+        });
+      }
+    });
+    log.info('sweep', { invocation: inv.id, cron: controller.cron, dispatched: report.dispatched, pruned: report.pruned, schema: report.schema });
+    return report;
+  } finally {
+    close(ctx, inv);
+  }
+}
+
+function pick(env: Env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (k.startsWith('PGFLARE_') && typeof v === 'string' && v !== '') out[k] = v;
+  return out;
+}
+
+async function step(log: Logger, name: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    log.error(`sweep: ${name} failed`, { error: err });
+  }
+}
+
+/** Compares df._migrations with the migrations bundled into this worker; loud when they differ. */
+async function checkSchema(client: DbClient, log: Logger): Promise<SweepReport['schema']> {
+  const { rows } = await client.query<{ v: number | null }>(
+    `SELECT CASE WHEN to_regclass('df._migrations') IS NULL THEN NULL
+                 ELSE (SELECT coalesce(max(version), 0) FROM df._migrations) END AS v`,
+  );
+  const db = rows[0]?.v ?? null;
+  const bundled = bundledMigrations.length;
+  if (db === null || db === 0) {
+    log.error('SCHEMA df IS NOT INSTALLED in this database: run `pgflare migrate` against DATABASE_URL (or set PGFLARE_AUTO_MIGRATE=on); nothing was swept');
+    return 'missing';
+  }
+  if (db < bundled) {
+    log.error(`SCHEMA df IS BEHIND THIS WORKER: database at migration ${db}, worker bundles ${bundled}; run \`pgflare migrate\` (steps may fail until then)`);
+    return 'behind';
+  }
+  if (db > bundled) {
+    log.error(`SCHEMA df IS NEWER THAN THIS WORKER: database at migration ${db}, worker bundles ${bundled}; deploy the current pgflare worker`);
+    return 'ahead';
+  }
+  return 'ok';
+}
+
+/** pruneHistory under a transaction-scoped try-lock: an overlapping sweep skips instead of contending. */
+async function pruneLocked(client: DbClient, retentionDays: number | null, batch: number): Promise<number> {
+  await client.query('BEGIN');
+  try {
+    const { rows } = await client.query<{ got: boolean }>(`SELECT pg_try_advisory_xact_lock(${PRUNE_LOCK_KEY}) AS got`);
+    const n = rows[0]?.got ? await pruneHistory(client, { retentionDays, keep: 10_000, batch }) : 0;
+    await client.query('COMMIT');
+    return n;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/** POST routes after which an instance has a row ready now: a start, or a signal to a waiting node. */
+const KICK_ROUTE = /^\/v1\/instances(?:\/([^/]+)\/signals\/[^/]+)?\/?$/;
+
+export async function handleFetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+  let inv: Invocation;
+  try {
+    inv = open(env, ctx, 'api');
+  } catch (err) {
+    console.error(`pgflare: ${(err as Error).message}`);
+    return Response.json({ error: { code: 'misconfigured', message: 'the worker is misconfigured; see its logs' } }, { status: 500 });
+  }
+  let after: Promise<unknown> = Promise.resolve();
+  try {
+    const app = createApp({ db: inv.db, log: inv.log, staticTokens: parseStaticTokens(env.PGFLARE_API_TOKENS) });
+    const res = await app.fetch(request);
+    // The API commits df.start / df.signal; without a message the new ready row would wait for the
+    // next cron tick (≤ 1 min). Send its message after the response, like the engine's dispatch.
+    const m = request.method === 'POST' && res.ok ? KICK_ROUTE.exec(new URL(request.url).pathname) : null;
+    if (m) {
+      after = (async () => {
+        const id = m[1] ? decodeURIComponent(m[1]) : ((await res.clone().json().catch(() => null)) as { id?: unknown } | null)?.id;
+        if (typeof id === 'string') await kick(inv, env, id);
+      })().catch((err: unknown) => inv.log.warn('api: dispatch after commit failed; the sweep will find the row', { error: err }));
+    }
+    return res;
+  } finally {
+    ctx.waitUntil(after.finally(() => inv.db.end().catch(() => undefined)));
+  }
+}
+
+/** Sends a message for each row of `instanceId` that is due within the sweep horizon. */
+async function kick(inv: Invocation, env: Env, instanceId: string): Promise<void> {
+  const { rows } = await inv.db.withClient((c) =>
+    c.query<{ id: string; run_at: Date }>(
+      `SELECT id, run_at FROM df.nodes WHERE instance_id = $1 AND run_at <= now() + make_interval(secs => $2) ORDER BY run_at LIMIT 100`,
+      [instanceId, SWEEP_HORIZON_MS / 1000],
+    ),
+  );
+  if (rows.length) await createQueueDispatcher(env.QUEUE)(rows.map((r) => ({ instanceId, nodeId: r.id, runAt: r.run_at })));
+}

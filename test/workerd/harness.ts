@@ -1,0 +1,90 @@
+/**
+ * Real workerd (through Miniflare) running the pgflare worker against the test PostgreSQL, reached
+ * through scripts/ws-proxy.ts exactly as in `npm run dev`.
+ */
+import { randomUUID } from 'node:crypto';
+import { dirname } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { Miniflare } from 'miniflare';
+import { startWsProxy, type WsProxy } from '../../scripts/ws-proxy.ts';
+import type { TestDb } from '../helpers/db.ts';
+import { bundleWorker, COMPATIBILITY_DATE, COMPATIBILITY_FLAGS } from './build.ts';
+
+export const QUEUE_NAME = 'pgflare-steps';
+
+export interface StepBody {
+  instanceId: string;
+  nodeId: string;
+}
+export interface Sent {
+  body: StepBody;
+  delaySeconds?: number;
+}
+
+export interface Workerd {
+  mf: Miniflare;
+  proxy: WsProxy;
+  /** Messages the worker sent since the last call (recorded by test/workerd/entry.ts). */
+  sent(): Promise<Sent[]>;
+  /** Delivers one queue batch to the worker's queue() handler; resolves with the handler's result. */
+  deliver(bodies: unknown[]): Promise<{ outcome: string; ackAll: boolean; explicitAcks: string[]; retryBatch: { retry: boolean } }>;
+  /** Fires the scheduled() handler once (the cron sweep). */
+  cron(): Promise<{ outcome: string }>;
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+}
+
+export interface WorkerdOptions {
+  /** Let the local queue deliver messages to the worker by itself (default: tests deliver by hand). */
+  consumer?: { maxBatchSize: number; maxBatchTimeout: number };
+  bindings?: Record<string, string>;
+}
+
+export function useWorkerd(t: TestDb, opts: WorkerdOptions = {}): Workerd {
+  const h = {} as Workerd;
+  beforeAll(async () => {
+    const [proxy, bundle] = await Promise.all([startWsProxy(), bundleWorker('test/workerd/entry.ts')]);
+    h.proxy = proxy;
+    h.mf = new Miniflare({
+      modules: true,
+      scriptPath: bundle.path,
+      modulesRoot: dirname(bundle.path),
+      compatibilityDate: COMPATIBILITY_DATE,
+      compatibilityFlags: COMPATIBILITY_FLAGS,
+      bindings: { DATABASE_URL: t.url(), WS_PROXY: proxy.address, PGFLARE_LOG_LEVEL: 'error', ...opts.bindings },
+      queueProducers: { QUEUE: { queueName: QUEUE_NAME } },
+      ...(opts.consumer ? { queueConsumers: { [QUEUE_NAME]: opts.consumer } } : {}),
+    });
+    await h.mf.ready;
+  });
+  afterAll(async () => {
+    await h.mf?.dispose();
+    await h.proxy?.close();
+  });
+
+  h.sent = async () => (await (await h.mf.dispatchFetch('http://worker/__test/sent')).json()) as Sent[];
+  h.deliver = async (bodies) => {
+    const worker = await h.mf.getWorker();
+    const messages = bodies.map((body) => ({ id: randomUUID(), timestamp: new Date(), body, attempts: 1 }));
+    return (await worker.queue(QUEUE_NAME, messages as never)) as never;
+  };
+  h.cron = async () => {
+    const worker = await h.mf.getWorker();
+    return (await worker.scheduled({ scheduledTime: new Date(), cron: '* * * * *' })) as never;
+  };
+  h.fetch = (path, init) => h.mf.dispatchFetch(`http://worker${path}`, init as never) as unknown as Promise<Response>;
+  return h;
+}
+
+/** Delivers every recorded message, one message per queue() invocation, until the worker sends none. */
+export async function pump(w: Workerd, max = 50): Promise<number> {
+  let invocations = 0;
+  for (let round = 0; round < max; round++) {
+    const sent = await w.sent();
+    if (!sent.length) return invocations;
+    for (const m of sent) {
+      await w.deliver([m.body]);
+      invocations++;
+    }
+  }
+  throw new Error(`pump: still sending after ${max} rounds`);
+}
