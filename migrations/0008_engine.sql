@@ -99,17 +99,27 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_instance jsonb;
+    v_nodes jsonb := '[]'::jsonb;
+    v_node jsonb;
+    v_id varchar;
 BEGIN
     SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
       INTO v_instance
       FROM df.instances i WHERE i.id = p_instance_id
        FOR NO KEY UPDATE;  -- serializes checkpoints, yet lets df.signal's FK check (KEY SHARE) through
+    -- One primary-key lookup per id. A set-based form (id = ANY(...), or a join) let the cached generic
+    -- plan scan every node of the instance: a new instance's size is never in the statistics.
+    FOREACH v_id IN ARRAY p_node_ids LOOP
+        SELECT jsonb_build_object('id', n.id, 'status', n.status, 'stamp', n.status_details ->> 'execution_id', 'state', n.state)
+          INTO v_node
+          FROM df.nodes n WHERE n.instance_id = p_instance_id AND n.id = v_id;
+        IF FOUND THEN
+            v_nodes := v_nodes || jsonb_build_array(v_node);
+        END IF;
+    END LOOP;
     RETURN jsonb_build_object(
         'instance', v_instance,
-        'nodes', coalesce((
-            SELECT jsonb_agg(jsonb_build_object('id', n.id, 'status', n.status,
-                       'stamp', n.status_details ->> 'execution_id', 'state', n.state))
-              FROM df.nodes n WHERE n.instance_id = p_instance_id AND n.id = ANY (p_node_ids)), '[]'::jsonb),
+        'nodes', v_nodes,
         'scopes', coalesce((
             SELECT jsonb_agg(jsonb_build_object('id', s.scope_id, 'parent', s.parent_scope, 'root', s.root_node,
                        'generation', s.generation, 'named', s.named, 'status', s.status, 'result', s.result))
@@ -133,15 +143,18 @@ DECLARE
 BEGIN
     SELECT i.submitted_by INTO v_owner FROM df.instances i WHERE i.id = p_instance_id;
 
-    -- One indexed UPDATE per changed node: checkpoints change two or three rows, and a set-based join
-    -- against a big instance could pick a plan that reads every row of it.
+    -- One indexed UPDATE per changed node: set-based forms (a join, id = ANY) let the cached generic plan
+    -- read every row of the instance, since statistics never know a new instance's size.
     FOR v_change IN SELECT x FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) x LOOP
-        -- We hold the instance row; waiting here for a node row that another worker holds (a RACE loser
-        -- still running when a loop re-activates it) would deadlock with that worker's checkpoint. NOWAIT
-        -- fails instead (55P03); the engine rolls back and tries again once that worker has moved on.
-        PERFORM 1 FROM df.nodes n
-         WHERE n.instance_id = p_instance_id AND n.id = (v_change ->> 'id')::varchar
-           FOR UPDATE NOWAIT;
+        -- We hold the instance row; waiting here for a node row another worker holds (a RACE loser still
+        -- running when a loop re-activates it) would deadlock with that worker's checkpoint. NOWAIT fails
+        -- instead (55P03); the engine rolls back and retries later. Only leaves and loops are ever
+        -- claimed, so the engine marks the other rows "nowait": false.
+        IF coalesce((v_change ->> 'nowait')::boolean, true) THEN
+            PERFORM 1 FROM df.nodes n
+             WHERE n.instance_id = p_instance_id AND n.id = (v_change ->> 'id')::varchar
+               FOR UPDATE NOWAIT;
+        END IF;
         UPDATE df.nodes n SET
             status = CASE WHEN v_change ? 'status' THEN v_change ->> 'status' ELSE n.status END,
             result = CASE WHEN v_change ? 'result' THEN (v_change ->> 'result')::jsonb ELSE n.result END,
@@ -227,6 +240,8 @@ GRANT EXECUTE ON FUNCTION df.instance_events(text) TO PUBLIC;
 -- nodes_ready_idx. Vacuum it after a fixed number of changes rather than a fraction of the table, and
 -- without cost-based sleeps, so claims don't wade through dead entries (bench/ W2 over time).
 ALTER TABLE df.nodes SET (
+    -- Room on each page, so the many updates that leave run_at alone are HOT (no index entries).
+    fillfactor = 70,
     autovacuum_vacuum_scale_factor = 0,
     autovacuum_vacuum_threshold = 2000,
     autovacuum_vacuum_insert_scale_factor = 0.05,

@@ -83,7 +83,7 @@ table df._migrations rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._worker_epoch rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df.events rls=t force=f acl=default options={}
 table df.instances rls=t force=f acl=default options={}
-table df.nodes rls=t force=f acl=default options={autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=2000,autovacuum_vacuum_insert_scale_factor=0.05,autovacuum_analyze_scale_factor=0.02,autovacuum_vacuum_cost_delay=0}
+table df.nodes rls=t force=f acl=default options={fillfactor=70,autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=2000,autovacuum_vacuum_insert_scale_factor=0.05,autovacuum_analyze_scale_factor=0.02,autovacuum_vacuum_cost_delay=0}
 table df.scopes rls=t force=f acl=default options={autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=2000,autovacuum_vacuum_cost_delay=0}
 table df.signals rls=t force=f acl=default options={}
 table df.vars rls=t force=f acl=default options={}
@@ -233,15 +233,18 @@ DECLARE
 BEGIN
     SELECT i.submitted_by INTO v_owner FROM df.instances i WHERE i.id = p_instance_id;
 
-    -- One indexed UPDATE per changed node: checkpoints change two or three rows, and a set-based join
-    -- against a big instance could pick a plan that reads every row of it.
+    -- One indexed UPDATE per changed node: set-based forms (a join, id = ANY) let the cached generic plan
+    -- read every row of the instance, since statistics never know a new instance's size.
     FOR v_change IN SELECT x FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) x LOOP
-        -- We hold the instance row; waiting here for a node row that another worker holds (a RACE loser
-        -- still running when a loop re-activates it) would deadlock with that worker's checkpoint. NOWAIT
-        -- fails instead (55P03); the engine rolls back and tries again once that worker has moved on.
-        PERFORM 1 FROM df.nodes n
-         WHERE n.instance_id = p_instance_id AND n.id = (v_change ->> 'id')::varchar
-           FOR UPDATE NOWAIT;
+        -- We hold the instance row; waiting here for a node row another worker holds (a RACE loser still
+        -- running when a loop re-activates it) would deadlock with that worker's checkpoint. NOWAIT fails
+        -- instead (55P03); the engine rolls back and retries later. Only leaves and loops are ever
+        -- claimed, so the engine marks the other rows "nowait": false.
+        IF coalesce((v_change ->> 'nowait')::boolean, true) THEN
+            PERFORM 1 FROM df.nodes n
+             WHERE n.instance_id = p_instance_id AND n.id = (v_change ->> 'id')::varchar
+               FOR UPDATE NOWAIT;
+        END IF;
         UPDATE df.nodes n SET
             status = CASE WHEN v_change ? 'status' THEN v_change ->> 'status' ELSE n.status END,
             result = CASE WHEN v_change ? 'result' THEN (v_change ->> 'result')::jsonb ELSE n.result END,
@@ -1657,17 +1660,27 @@ CREATE OR REPLACE FUNCTION df._lock_and_load(p_instance_id character varying, p_
 AS $function$
 DECLARE
     v_instance jsonb;
+    v_nodes jsonb := '[]'::jsonb;
+    v_node jsonb;
+    v_id varchar;
 BEGIN
     SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
       INTO v_instance
       FROM df.instances i WHERE i.id = p_instance_id
        FOR NO KEY UPDATE;  -- serializes checkpoints, yet lets df.signal's FK check (KEY SHARE) through
+    -- One primary-key lookup per id. A set-based form (id = ANY(...), or a join) let the cached generic
+    -- plan scan every node of the instance: a new instance's size is never in the statistics.
+    FOREACH v_id IN ARRAY p_node_ids LOOP
+        SELECT jsonb_build_object('id', n.id, 'status', n.status, 'stamp', n.status_details ->> 'execution_id', 'state', n.state)
+          INTO v_node
+          FROM df.nodes n WHERE n.instance_id = p_instance_id AND n.id = v_id;
+        IF FOUND THEN
+            v_nodes := v_nodes || jsonb_build_array(v_node);
+        END IF;
+    END LOOP;
     RETURN jsonb_build_object(
         'instance', v_instance,
-        'nodes', coalesce((
-            SELECT jsonb_agg(jsonb_build_object('id', n.id, 'status', n.status,
-                       'stamp', n.status_details ->> 'execution_id', 'state', n.state))
-              FROM df.nodes n WHERE n.instance_id = p_instance_id AND n.id = ANY (p_node_ids)), '[]'::jsonb),
+        'nodes', v_nodes,
         'scopes', coalesce((
             SELECT jsonb_agg(jsonb_build_object('id', s.scope_id, 'parent', s.parent_scope, 'root', s.root_node,
                        'generation', s.generation, 'named', s.named, 'status', s.status, 'result', s.result))

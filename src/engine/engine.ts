@@ -162,7 +162,7 @@ export function createEngine(options: EngineOptions): Engine {
       const ch = cp.changes;
       if (extra.leafChange) ch.nodes.set(row.id, { ...extra.leafChange, ...ch.nodes.get(row.id) });
       // Written together with COMMIT (see commitTx): one round trip for the checkpoint's write.
-      tx.apply = `SELECT df._apply(${literal(row.instance_id)}, ${literal(JSON.stringify(serialize(ch, extra.events ?? [])))}::jsonb)`;
+      tx.apply = `SELECT df._apply(${literal(row.instance_id)}, ${literal(JSON.stringify(serialize(ch, extra.events ?? [], graph)))}::jsonb)`;
       if (ch.instance?.status === 'completed' || ch.instance?.status === 'failed') graphs.delete(row.instance_id);
       return ch;
     }
@@ -554,9 +554,16 @@ interface RawScope {
 const toNodeState = (n: RawNode): NodeState => ({ id: n.id, status: n.status, stamp: n.stamp, state: n.state });
 const toScopeState = (s: RawScope): ScopeState => ({ ...s });
 
-function serialize(ch: Changes, events: unknown[]) {
+/** Node types a worker can hold (claimed): their rows need the NOWAIT probe in df._apply. */
+const CLAIMABLE = new Set(['SQL', 'HTTP', 'HTTP_MULTIPART', 'SLEEP', 'WAIT_SCHEDULE', 'SIGNAL', 'LOOP', 'BREAK']);
+
+function serialize(ch: Changes, events: unknown[], graph?: Graph) {
   return {
-    nodes: [...ch.nodes.entries()].map(([id, c]) => ({ id, ...c })),
+    nodes: [...ch.nodes.entries()].map(([id, c]) => ({
+      id,
+      ...c,
+      ...(graph && !CLAIMABLE.has(graph.nodes.get(id)?.type ?? 'SQL') && graph.root !== id ? { nowait: false } : {}),
+    })),
     scopes: [...ch.scopes.values()],
     scope_deletes: [...ch.scopeDeletes],
     cancel_scopes: ch.cancelScopes,
