@@ -249,7 +249,7 @@ function extractColumn(name: string, json: Parsed, col: string, nullSafe: boolea
 }
 
 // Rust sorts &str by UTF-8 bytes, which is code point order (UTF-16 order differs for astral characters).
-function compareUtf8(a: string, b: string): number {
+export function compareUtf8(a: string, b: string): number {
   const ca = [...a];
   const cb = [...b];
   for (let k = 0; k < Math.min(ca.length, cb.length); k++) {

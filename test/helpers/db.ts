@@ -95,3 +95,18 @@ export function useEmptyDatabases(): { create(): Promise<string> } {
     },
   };
 }
+
+/** Runs `sql` as the owner (after `settings`) and returns the error it raised; fails if it raised none. */
+export async function sqlError(t: TestDb, sql: string, settings: string[] = []): Promise<{ code: string; message: string }> {
+  const c = await t.owner.connect();
+  try {
+    for (const s of settings) await c.query(s);
+    await c.query(sql);
+  } catch (e: any) {
+    return { code: e.code, message: e.message };
+  } finally {
+    await c.query('RESET ALL');
+    c.release();
+  }
+  throw new Error(`no error from ${sql}`);
+}

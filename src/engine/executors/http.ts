@@ -23,7 +23,7 @@
  *   names and filenames) rather than by reqwest's form builder.
  * - responses are capped (`maxResponseBytes`, default 10 MiB); pg_durable has no cap.
  */
-import { substitute, isWholeValueReference, type SubstitutionContext } from '../../graph/substitute.ts';
+import { compareUtf8, substitute, isWholeValueReference, type SubstitutionContext } from '../../graph/substitute.ts';
 import type { HttpConfig, HttpMultipartConfig } from '../../graph/schema.ts';
 import { checkEgress, type EgressPolicy, type Resolver } from '../egress.ts';
 
@@ -96,16 +96,6 @@ class StepFailure {
   constructor(readonly error: string) {}
 }
 
-// Rust sorts String keys by UTF-8 bytes = code point order.
-function compareCodePoints(a: string, b: string): number {
-  const ca = [...a];
-  const cb = [...b];
-  for (let k = 0; k < Math.min(ca.length, cb.length); k++) {
-    const d = ca[k].codePointAt(0)! - cb[k].codePointAt(0)!;
-    if (d !== 0) return d;
-  }
-  return ca.length - cb.length;
-}
 
 /**
  * SPEC §3.11 step 1. HTTP: body, url, then each string-valued header in sorted key order.
@@ -133,7 +123,7 @@ export function substituteRequest(input: HttpStepInput): { ok: true; request: Pr
     const url = sub(cfg.url);
     const headers: Array<[string, string]> = [];
     const rawHeaders = cfg.headers && typeof cfg.headers === 'object' && !Array.isArray(cfg.headers) ? cfg.headers : {};
-    for (const key of Object.keys(rawHeaders).sort(compareCodePoints)) {
+    for (const key of Object.keys(rawHeaders).sort(compareUtf8)) {
       const v = (rawHeaders as Record<string, unknown>)[key];
       if (typeof v === 'string') headers.push([key, sub(v)]);
     }

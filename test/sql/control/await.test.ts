@@ -4,7 +4,7 @@
  */
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { useTestDb } from '../../helpers/db.ts';
+import { sqlError, useTestDb } from '../../helpers/db.ts';
 
 const t = useTestDb();
 
@@ -27,19 +27,7 @@ async function arrange(id: string, status: string) {
   }
 }
 
-async function error(sql: string, settings: string[] = []) {
-  const c = await t.owner.connect();
-  try {
-    for (const s of settings) await c.query(s);
-    await c.query(sql);
-  } catch (e: any) {
-    return { code: e.code, message: e.message };
-  } finally {
-    await c.query('RESET ALL');
-    c.release();
-  }
-  throw new Error(`no error from ${sql}`);
-}
+const error = (sql: string, settings: string[] = []) => sqlError(t, sql, settings);
 
 /** Resolves once a backend is running `df.await_instance` for `id` (no sleeping: polls pg_stat_activity). */
 async function untilAwaiting(id: string) {

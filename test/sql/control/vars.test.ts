@@ -3,7 +3,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { useTestDb } from '../../helpers/db.ts';
+import { sqlError, useTestDb } from '../../helpers/db.ts';
 
 const t = useTestDb();
 let alice: pg.Pool;
@@ -20,19 +20,7 @@ afterAll(async () => {
   await alice?.end();
 });
 
-async function error(sql: string, settings: string[] = []) {
-  const c = await t.owner.connect();
-  try {
-    for (const s of settings) await c.query(s);
-    await c.query(sql);
-  } catch (e: any) {
-    return { code: e.code, message: e.message };
-  } finally {
-    await c.query('RESET ALL');
-    c.release();
-  }
-  throw new Error(`no error from ${sql}`);
-}
+const error = (sql: string, settings: string[] = []) => sqlError(t, sql, settings);
 
 describe('variables', () => {
   it('setvar upserts and returns OK; getvar reads the value back', async () => {

@@ -2,7 +2,7 @@
  * SPEC §5: df.list_instances, basic overload (0–2 arguments) and the limit rules shared by both.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useTestDb } from '../../helpers/db.ts';
+import { sqlError, useTestDb } from '../../helpers/db.ts';
 
 const t = useTestDb();
 const FN = 'pg_durable::orchestration::execute-function-graph';
@@ -37,19 +37,7 @@ async function arrange(list: Inst[]) {
   }
 }
 
-async function error(sql: string, settings: string[] = []) {
-  const c = await t.owner.connect();
-  try {
-    for (const s of settings) await c.query(s);
-    await c.query(sql);
-  } catch (e: any) {
-    return { code: e.code, message: e.message };
-  } finally {
-    await c.query('RESET ALL');
-    c.release();
-  }
-  throw new Error(`no error from ${sql}`);
-}
+const error = (sql: string, settings: string[] = []) => sqlError(t, sql, settings);
 
 beforeAll(async () => {
   await arrange([
