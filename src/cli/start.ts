@@ -52,7 +52,7 @@ export async function runStart(opts: { databaseUrl?: string; log: Logger }): Pro
     await stop();
     throw err;
   }
-  printBanner(url, server ? shownDir : null);
+  printBanner(url, server ? shownDir : null, api?.url);
   await new Promise<void>((done) => {
     const onSignal = (signal: string) => {
       log.info('stopping', { signal });
@@ -81,7 +81,7 @@ async function ensureLocalDatabase(server: EmbeddedServer): Promise<void> {
   }
 }
 
-function printBanner(url: string, dataDir: string | null): void {
+function printBanner(url: string, dataDir: string | null, apiUrl?: string): void {
   const embedded = dataDir !== null;
   const shown = url.replace(/:\/\/([^:@/]+):[^@/]*@/, embedded ? '://$1:' + LOCAL_PASSWORD + '@' : '://$1:***@');
   process.stdout.write(`
@@ -93,7 +93,9 @@ pgflare is up${embedded ? ` (embedded PostgreSQL, data in ${dataDir})` : ''}: sc
     SELECT df.start('SELECT 20 AS n' |=> 'n' ~> 'SELECT $n + 22 AS answer', 'first');
     SELECT instance_id, status, output FROM df.list_instances();
     SELECT df.explain(instance_id) FROM df.list_instances(NULL, 1);
-
+${apiUrl ? `
+  REST API: ${apiUrl}  (a token: SELECT df.create_api_token('me'); docs: ${apiUrl}/v1/openapi.json)
+` : ''}
   Press Ctrl-C to stop.
 `);
 }
