@@ -305,7 +305,9 @@ export function createEngine(options: EngineOptions): Engine {
     }
     // The instance's first claim: df.start only made its root claimable.
     if (row.id === row.root_node && row.stamp === null) {
-      const blocked = ownerBlock(row);
+      // Every step type runs as the worker's own session, so another role's instance runs nothing at all.
+      const worker = await roleOf(client);
+      const blocked = ownerBlock(row) ?? (worker !== row.owner ? foreignOwnerError(row.owner, worker) : null);
       if (blocked) {
         await withdraw(client, row);
         await client.query('SELECT df._apply($1, $2)', [row.instance_id, JSON.stringify({ instance: { status: 'failed', output: blocked } })]);
