@@ -172,6 +172,35 @@ BEGIN
             RAISE EXCEPTION '%: extra_nodes is not valid for % nodes', c_prefix || v_path, v_type USING ERRCODE = 'PF001';
         END IF;
 
+        -- The shape df.nodes' CHECK constraints require, reported as a graph error (PF001) with its path
+        -- instead of surfacing later as a constraint violation (found by fuzzing).
+        v_err := CASE
+            WHEN v_node ->> 'result_name' !~ '^[A-Za-z_][A-Za-z0-9_]*$'
+                THEN format('result_name ''%s'' is not a valid identifier — must match [a-zA-Z_][a-zA-Z0-9_]*', v_node ->> 'result_name')
+            WHEN v_type IN ('SQL', 'SLEEP', 'WAIT_SCHEDULE', 'BREAK', 'HTTP', 'HTTP_MULTIPART', 'SIGNAL')
+             AND (coalesce(jsonb_typeof(v_node -> 'left_node'), '') = 'object'
+                  OR coalesce(jsonb_typeof(v_node -> 'right_node'), '') = 'object')
+                THEN format('%s nodes take no left_node or right_node', v_type)
+            WHEN v_type IN ('SQL', 'SLEEP', 'WAIT_SCHEDULE', 'BREAK', 'HTTP', 'HTTP_MULTIPART', 'SIGNAL')
+             AND v_node ->> 'query' IS NULL
+                THEN format('%s nodes need a query', v_type)
+            WHEN v_type IN ('THEN', 'JOIN', 'RACE', 'IF')
+             AND NOT (coalesce(jsonb_typeof(v_node -> 'left_node'), '') = 'object'
+                      AND coalesce(jsonb_typeof(v_node -> 'right_node'), '') = 'object')
+                THEN format('%s nodes need both left_node and right_node', v_type)
+            WHEN v_type IN ('THEN', 'RACE') AND v_node ->> 'query' IS NOT NULL
+                THEN format('%s nodes take no query', v_type)
+            WHEN v_type = 'IF' AND v_node ->> 'query' IS NULL AND NOT coalesce(v_has_cond, false)
+                THEN 'IF nodes need a condition_node (or the if_rows query)'
+            WHEN v_type = 'LOOP' AND coalesce(jsonb_typeof(v_node -> 'left_node'), '') <> 'object'
+                THEN 'LOOP nodes need a left_node (the body)'
+            WHEN v_type = 'LOOP' AND coalesce(jsonb_typeof(v_node -> 'right_node'), '') = 'object'
+                THEN 'LOOP nodes take no right_node'
+        END;
+        IF v_err IS NOT NULL THEN
+            RAISE EXCEPTION '%: %', c_prefix || v_path, v_err USING ERRCODE = 'PF001';
+        END IF;
+
         -- Config query of a composite node: the legacy embedded children are rejected; parse errors
         -- matter only when a condition/extras must be merged in (checked after the children, as §1.5).
         v_query := v_node ->> 'query';

@@ -1,0 +1,357 @@
+// WORK IN PROGRESS, not part of `npm test` (vitest collects only *.test.ts). Run: npx vitest run --dir test/security --include "**/fuzz.wip.ts".
+// Status: ~175 s and fails (some DSL/graph batches are slow; the CHECK-constraint graphs it found now raise PF001).
+/**
+ * Bounded, deterministic fuzz (issue 7 item 6): ≥ 10,000 random and mutated DSL strings, graph JSON
+ * documents and REST requests. Each either works or fails with a stable SQLSTATE / a 4xx JSON error,
+ * a failed df.start leaves no rows, and the engine then drains everything that was kept without
+ * throwing. Reproduce a failure with FUZZ_SEED=<seed printed on failure>; scale with FUZZ_SCALE.
+ *
+ * SQL inputs run in batches inside one PL/pgSQL call per batch (one round trip for hundreds of inputs);
+ * each input is isolated in its own BEGIN … EXCEPTION block, i.e. a savepoint. Most successful starts are
+ * rolled back on purpose (after checking them) so the drain stays small; a seeded sample is kept.
+ */
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { inject } from 'vitest';
+import { createApp } from '../../src/api/app.ts';
+import { silentLogger } from '../../src/log.ts';
+import { createEngine } from '../../src/engine/engine.ts';
+import { useTestDb } from '../helpers/db.ts';
+import { genDsl, genGraph, genRest, mulberry32 } from './fuzz-gen.ts';
+
+const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) >>> 0 : 0x5eed_f1a2;
+const SCALE = Number(process.env.FUZZ_SCALE ?? 1);
+const N_DSL = Math.round(4500 * SCALE);
+const N_GRAPH = Math.round(4000 * SCALE);
+const N_REST = Math.round(1600 * SCALE);
+const BATCH = 200;
+
+/** SQLSTATEs a DSL expression may raise when evaluated as `SELECT <expr>` (garbage text is arbitrary SQL). */
+const EVAL_STATES = new Set([
+  'PF001', 'PF002', '22023', '22004', '54000', '54001', '55000', '0A000',
+  '42601', // syntax error
+  '42883', // undefined function / operator
+  '42725', // ambiguous function
+  '42703', // undefined column
+  '42704', // undefined object (a mangled ::type) (a bare word)
+  '42P01', // missing FROM-clause entry ("df." without a function)
+  '42P02', // there is no parameter $1
+  '42P18', // indeterminate datatype
+  '42804', // datatype mismatch
+  '42846', // cannot cast
+  '42P10', '42803', '42809', '42P20', '42939', '42702', // misc. semantic errors of mangled SQL
+  '22P02', // invalid text representation (e.g. '…'::jsonb)
+  '22P05', '22021', '22025', '2200B', '22019', '22003', '22012', '22026', '22000', '2201X',
+  '0A000',
+]);
+/** SQLSTATEs df._eval_dsl (the REST API's DSL path) may raise: its own rejection, or the evaluated DSL's. */
+const API_EVAL_STATES = EVAL_STATES;
+/** SQLSTATEs df.start may raise for a document: the brief's stable set. */
+const START_STATES = new Set(['PF001', '54000', '22023', '22004', '55000', '0A000',
+  '22P05', // "\u0000 cannot be converted to text" from the JSON parser: a data exception, a 422 over REST
+]);
+/**
+ * KNOWN PRODUCT BUG (reported, not fixed here): a structurally incomplete graph (e.g. {"node_type":"JOIN"}
+ * without children, or a result_name such as "$$") passes df.start's validation and is rejected only by the
+ * CHECK constraints of df.nodes: SQLSTATE 23514 instead of PF001, and a 500 over POST /v1/instances.
+ * Rows are still not left behind (the insert aborts). The strict tests below set these aside; the it.fails
+ * test at the end asserts there are none, and starts passing (so it.fails fails) once the bug is fixed.
+ */
+const KNOWN_BUG_STATE = '23514';
+const knownBug: string[] = [];
+const engineThrows: string[] = [];
+
+const t = useTestDb();
+const OWNER = inject('pg').owner;
+const TOKEN = 'fuzz-static-token-0123456789abcdef';
+
+const seen = { eval: new Map<string, number>(), apiEval: new Map<string, number>(), start: new Map<string, number>(), rest: new Map<string, number>() };
+const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
+const counts = { dsl: 0, dslEvaluated: 0, dslStarted: 0, graph: 0, graphStarted: 0, rest: 0, rest2xx: 0, kept: 0, drained: 0 };
+const kept: string[] = [];
+const t0 = Date.now();
+
+let c: pg.PoolClient;
+
+interface Row {
+  idx: number;
+  eval_state: string | null;
+  eval_msg: string | null;
+  api_state: string | null;
+  api_msg: string | null;
+  built: boolean;
+  start_state: string | null;
+  start_msg: string | null;
+  id: string | null;
+  problem: string | null;
+  ms: number;
+}
+
+const FUZZ_FN = String.raw`
+CREATE FUNCTION pg_temp.fuzz_batch(mode text, inputs text[], keep boolean[])
+RETURNS TABLE (idx int, eval_state text, eval_msg text, api_state text, api_msg text, built boolean,
+               start_state text, start_msg text, id text, problem text, ms float8)
+LANGUAGE plpgsql AS $f$
+DECLARE
+  t0 timestamptz; v text; st text; mt text; sid text;
+BEGIN
+  FOR k IN 1 .. coalesce(array_length(inputs, 1), 0) LOOP
+    idx := k; eval_state := NULL; eval_msg := NULL; api_state := NULL; api_msg := NULL; built := false;
+    start_state := NULL; start_msg := NULL; id := NULL; problem := NULL; v := NULL; t0 := clock_timestamp();
+    IF mode = 'dsl' THEN
+      BEGIN
+        PERFORM df._eval_dsl(inputs[k]);
+      EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, mt = MESSAGE_TEXT;
+        api_state := st; api_msg := mt;
+      END;
+      BEGIN
+        EXECUTE 'SELECT ' || inputs[k] INTO v;
+      EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, mt = MESSAGE_TEXT;
+        eval_state := st; eval_msg := mt; v := NULL;
+      END;
+    ELSE
+      v := inputs[k];
+    END IF;
+    IF eval_state IS NULL AND v IS NOT NULL AND (mode <> 'dsl' OR ltrim(v, E' \t\n\r') LIKE '{%') THEN
+      built := true;
+      BEGIN
+        sid := df.start(v);
+        id := sid;
+        IF sid IS NULL THEN problem := 'df.start returned NULL';
+        ELSIF NOT EXISTS (SELECT 1 FROM df.instances AS x WHERE x.id = sid) THEN problem := 'no instance row for the returned id';
+        ELSIF NOT EXISTS (SELECT 1 FROM df.nodes AS x WHERE x.instance_id = sid) THEN problem := 'an instance without nodes';
+        END IF;
+        IF NOT keep[k] THEN RAISE EXCEPTION 'fuzz: roll this start back' USING ERRCODE = 'PFZZZ'; END IF;
+      EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, mt = MESSAGE_TEXT;
+        id := NULL;  -- rolled back, whether it failed or was not sampled
+        IF st <> 'PFZZZ' THEN start_state := st; start_msg := mt; END IF;
+      END;
+    END IF;
+    ms := 1000 * extract(epoch FROM clock_timestamp() - t0);
+    RETURN NEXT;
+  END LOOP;
+END
+$f$`;
+
+const show = (s: string) => JSON.stringify(s.length > 300 ? `${s.slice(0, 300)}…(${s.length} chars)` : s);
+
+const COUNTS = `SELECT (SELECT count(*) FROM df.instances)::int AS i, (SELECT count(*) FROM df.nodes)::int AS n,
+                        (SELECT count(*) FROM df.events)::int AS e, (SELECT count(*) FROM df.scopes)::int AS s`;
+
+/**
+ * Runs one batch; then checks that the only rows added are the sampled instances and their nodes (every
+ * failed or rolled-back start left nothing behind). VACUUM keeps the dead rows of rolled-back starts
+ * from slowing the next batch down.
+ */
+async function runBatch(mode: 'dsl' | 'graph', inputs: string[], keep: boolean[], bad: string[]): Promise<Row[]> {
+  const before = (await c.query(COUNTS)).rows[0];
+  const { rows } = await c.query<Row>({ text: 'SELECT * FROM pg_temp.fuzz_batch($1, $2, $3) ORDER BY idx', values: [mode, inputs, keep], queryMode: 'extended' } as any);
+  const after = (await c.query(COUNTS)).rows[0];
+  const ids = rows.flatMap((x) => (x.id ? [x.id] : []));
+  const [{ n }] = (await c.query('SELECT count(*)::int AS n FROM df.nodes WHERE instance_id = ANY($1::text[])', [ids])).rows;
+  const want = { i: before.i + ids.length, n: before.n + n, e: before.e, s: before.s };
+  if (JSON.stringify(after) !== JSON.stringify(want)) bad.push(`rows left behind by a ${mode} batch: before ${JSON.stringify(before)} after ${JSON.stringify(after)} expected ${JSON.stringify(want)}`);
+  await c.query('VACUUM df.instances, df.nodes');
+  return rows;
+}
+
+beforeAll(async () => {
+  c = await t.owner.connect();
+  // a guard only: no input should get near it (a 57014 would fail the test)
+  await c.query(`SET statement_timeout = '60s'`);
+  await c.query(FUZZ_FN);
+});
+
+afterAll(async () => {
+  await c?.query('DISCARD TEMP').catch(() => undefined);
+  c?.release();
+  const fmt = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}:${v}`).join(' ');
+  console.log(
+    `fuzz seed=${SEED} (0x${SEED.toString(16)}) ${Date.now() - t0} ms; counts ${JSON.stringify(counts)}\n` +
+      `  eval SQLSTATEs:      ${fmt(seen.eval)}\n  _eval_dsl SQLSTATEs: ${fmt(seen.apiEval)}\n` +
+      `  start SQLSTATEs:     ${fmt(seen.start)}\n  REST statuses/codes: ${fmt(seen.rest)}`,
+  );
+});
+
+/** True when the body's graph, given to df.start directly, fails with the known 23514 (see KNOWN_BUG_STATE). */
+async function graphHitsKnownBug(body: string | undefined): Promise<boolean> {
+  let graph: unknown;
+  try {
+    graph = JSON.parse(body ?? '').graph;
+  } catch {
+    return false;
+  }
+  if (graph === undefined) return false;
+  const gc = await t.owner.connect();
+  try {
+    await gc.query('BEGIN');
+    await gc.query('SELECT df.start($1)', [JSON.stringify(graph)]);
+    return false;
+  } catch (e: any) {
+    return e.code === KNOWN_BUG_STATE;
+  } finally {
+    await gc.query('ROLLBACK').catch(() => undefined);
+    gc.release();
+  }
+}
+
+function seedOnFailure() {
+  onTestFailed(() => console.error(`fuzz failed with FUZZ_SEED=${SEED} (reproduce: FUZZ_SEED=${SEED} npx vitest run test/security/fuzz.test.ts)`));
+}
+
+describe(`fuzz (seed ${SEED})`, () => {
+  it(`DSL strings: SELECT <expr> and df._eval_dsl return text or raise a stable SQLSTATE; df.start leaves nothing on failure`, async () => {
+    seedOnFailure();
+    const r = mulberry32(SEED ^ 0x1111);
+    const bad: string[] = [];
+    for (let done = 0; done < N_DSL; done += BATCH) {
+      const inputs = Array.from({ length: Math.min(BATCH, N_DSL - done) }, () => genDsl(r));
+      const keep = inputs.map(() => r.chance(0.03));
+      for (const row of await runBatch('dsl', inputs, keep, bad)) {
+        const input = inputs[row.idx - 1]!;
+        counts.dsl++;
+        bump(seen.eval, row.eval_state ?? 'ok');
+        bump(seen.apiEval, row.api_state ?? 'ok');
+        if (row.eval_state === null) counts.dslEvaluated++;
+        if (row.eval_state && !EVAL_STATES.has(row.eval_state)) bad.push(`SELECT ${show(input)} raised ${row.eval_state}: ${row.eval_msg}`);
+        if (row.api_state && !API_EVAL_STATES.has(row.api_state)) bad.push(`df._eval_dsl(${show(input)}) raised ${row.api_state}: ${row.api_msg}`);
+        if (row.built) {
+          bump(seen.start, row.start_state ?? 'ok');
+          if (row.start_state === KNOWN_BUG_STATE) knownBug.push(`df.start(SELECT ${show(input)}) raised ${row.start_msg}`);
+          else if (row.start_state && !START_STATES.has(row.start_state)) bad.push(`df.start(SELECT ${show(input)}) raised ${row.start_state}: ${row.start_msg}`);
+          if (!row.start_state) counts.dslStarted++;
+        }
+        if (row.problem) bad.push(`df.start(SELECT ${show(input)}): ${row.problem}`);
+        if (row.id) kept.push(row.id);
+        if (process.env.FUZZ_SLOW && row.ms > Number(process.env.FUZZ_SLOW)) console.log(`slow ${row.ms.toFixed(0)} ms: ${show(input)} ${row.eval_state} ${row.api_state}`);
+      }
+    }
+    expect(bad.slice(0, 20), `${bad.length} bad DSL inputs`).toEqual([]);
+    expect(counts.dsl).toBe(N_DSL);
+  }, 60_000);
+
+  it('graph JSON documents: df.start returns an id or raises PF001/54000/22023/22004 and leaves nothing behind', async () => {
+    seedOnFailure();
+    const r = mulberry32(SEED ^ 0x2222);
+    const bad: string[] = [];
+    for (let done = 0; done < N_GRAPH; done += BATCH) {
+      const inputs = Array.from({ length: Math.min(BATCH, N_GRAPH - done) }, () => genGraph(r));
+      const keep = inputs.map(() => r.chance(0.05));
+      for (const row of await runBatch('graph', inputs, keep, bad)) {
+        const input = inputs[row.idx - 1]!;
+        counts.graph++;
+        bump(seen.start, row.start_state ?? 'ok');
+        if (row.start_state === KNOWN_BUG_STATE) knownBug.push(`df.start(${show(input)}) raised ${row.start_msg}`);
+        else if (row.start_state && !START_STATES.has(row.start_state)) bad.push(`df.start(${show(input)}) raised ${row.start_state}: ${row.start_msg}`);
+        if (!row.start_state) counts.graphStarted++;
+        if (row.problem) bad.push(`df.start(${show(input)}): ${row.problem}`);
+        if (row.id) kept.push(row.id);
+        if (process.env.FUZZ_SLOW && row.ms > Number(process.env.FUZZ_SLOW)) console.log(`slow ${row.ms.toFixed(0)} ms: ${show(input)} ${row.start_state}`);
+      }
+    }
+    expect(bad.slice(0, 20), `${bad.length} bad graph documents`).toEqual([]);
+    expect(counts.graph).toBe(N_GRAPH);
+  }, 60_000);
+
+  it('REST bodies and query strings: every response is 2xx or a 4xx {error:{code,message}}, never 5xx', async () => {
+    seedOnFailure();
+    const app = createApp({ db: t.db, log: silentLogger, staticTokens: [{ token: TOKEN, role: OWNER }] });
+    const r = mulberry32(SEED ^ 0x3333);
+    const bad: string[] = [];
+    const cancel: string[] = [];
+    const queue = Array.from({ length: N_REST }, () => genRest(r));
+    const keepIt = queue.map(() => r.chance(0.1));
+    // two requests in flight, like two API clients
+    let next = 0;
+    const worker = async () => {
+      while (next < queue.length) {
+        const i = next++;
+        const rc = queue[i]!;
+        const res = await app.request(rc.path, { method: rc.method, headers: { ...rc.headers, Authorization: `Bearer ${TOKEN}` }, body: rc.body });
+        const text = await res.text();
+        counts.rest++;
+        let body: any;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = undefined;
+        }
+        const what = `${rc.method} ${show(rc.path)} ${JSON.stringify(rc.headers)} body=${show(rc.body ?? '')}`;
+        if (res.status >= 200 && res.status < 300) {
+          counts.rest2xx++;
+          bump(seen.rest, String(res.status));
+          if (body === undefined) bad.push(`${what} → ${res.status} with a non-JSON body`);
+          if (rc.method === 'POST' && res.status === 201) {
+            if (typeof body?.id !== 'string') bad.push(`${what} → 201 without an id`);
+            else (keepIt[i] ? kept : cancel).push(body.id);
+          }
+        } else {
+          bump(seen.rest, `${res.status}:${body?.error?.code}`);
+          if (res.status === 500 && (await graphHitsKnownBug(rc.body))) knownBug.push(`${what} → 500 ${show(text)}`);
+          else if (res.status < 400 || res.status >= 500) bad.push(`${what} → ${res.status} ${show(text)}`);
+          else if (typeof body?.error?.code !== 'string' || typeof body?.error?.message !== 'string') bad.push(`${what} → ${res.status} without {error:{code,message}}: ${show(text)}`);
+        }
+      }
+    };
+    await Promise.all([worker(), worker()]);
+    // Instances not sampled for the drain are cancelled over the API (a terminal state), keeping the drain small.
+    for (const id of cancel) {
+      const res = await app.request(`/v1/instances/${id}/cancel`, { method: 'POST', headers: { Authorization: `Bearer ${TOKEN}` } });
+      if (res.status !== 200) bad.push(`cancel ${id} → ${res.status} ${await res.text()}`);
+    }
+    expect(bad.slice(0, 20), `${bad.length} bad REST responses`).toEqual([]);
+    expect(counts.rest).toBe(N_REST);
+  }, 60_000);
+
+  it('the engine drains everything that was started without throwing; every instance ends terminal or waiting', async () => {
+    seedOnFailure();
+    counts.kept = kept.length;
+    const engine = createEngine({ db: t.db, log: silentLogger, stepTimeoutMs: 2000 });
+    const MAX = 20_000;
+    for (let round = 0; ; round++) {
+      try {
+        counts.drained += await engine.drain({ concurrency: 1, maxSteps: MAX });
+        break;
+      } catch (err: any) {
+        // KNOWN PRODUCT BUG 2 (see the it.fails below): record the instance, cancel it, drain on.
+        const m = /of ([0-9a-f]{8})\//.exec(String(err?.message));
+        const nodes = m ? await t.query('SELECT id, node_type, query, result_name, left_node, right_node, status FROM df.nodes WHERE instance_id = $1', [m[1]]) : [];
+        engineThrows.push(`${err?.message} — nodes ${JSON.stringify(nodes).slice(0, 1500)}`);
+        if (!m || round >= 10) throw err;
+        await t.query('SELECT df.cancel($1, $2)', [m[1], 'fuzz: engine threw']);
+      }
+    }
+    expect(counts.drained, 'drain hit its step bound').toBeLessThan(MAX);
+    expect(await engine.runOnce(), 'a node is still ready after the drain').toBeNull();
+
+    const rows = await t.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM df.instances GROUP BY status');
+    const byStatus = Object.fromEntries(rows.map((x) => [x.status, x.n]));
+    console.log(`fuzz drain: ${counts.drained} steps over ${kept.length} kept instances; statuses ${JSON.stringify(byStatus)}`);
+    for (const s of Object.keys(byStatus)) expect(['completed', 'failed', 'cancelled', 'running', 'pending']).toContain(s);
+    // waiting = not terminal, and no node of it is due (runOnce found nothing above)
+    const orphans = await t.query('SELECT n.id FROM df.nodes n LEFT JOIN df.instances i ON i.id = n.instance_id WHERE i.id IS NULL LIMIT 5');
+    expect(orphans).toEqual([]);
+    const empty = await t.query('SELECT i.id FROM df.instances i WHERE NOT EXISTS (SELECT 1 FROM df.nodes n WHERE n.instance_id = i.id) LIMIT 5');
+    expect(empty).toEqual([]);
+    const [{ n }] = await t.query<{ n: number }>('SELECT count(*)::int AS n FROM df.instances WHERE id <> ALL($1::text[])', [kept]);
+    const cancelledOverApi = counts.rest2xx; // upper bound; only a sanity bound below
+    expect(n).toBeLessThanOrEqual(cancelledOverApi);
+  }, 60_000);
+
+  // KNOWN PRODUCT BUG, see KNOWN_BUG_STATE: incomplete graphs reach the df.nodes CHECK constraints (23514,
+  // REST 500) instead of failing validation with PF001 (REST 422). Remove `.fails` once df.start validates them.
+  it.fails('no graph is rejected by a df.nodes CHECK constraint (23514 / REST 500) instead of PF001', () => {
+    console.log(`fuzz known bug (23514 / 500): ${knownBug.length} inputs, e.g.\n  ${knownBug.slice(0, 5).join('\n  ')}`);
+    expect(knownBug).toEqual([]);
+  });
+
+  // KNOWN PRODUCT BUG 2: the engine's drain throws "checkpoint of <instance>/<node> kept needing more rows"
+  // on some fuzzed graph (the worker must never crash). Remove `.fails` once the engine handles it.
+  it.fails('the engine never throws while draining fuzzed instances', () => {
+    console.log(`fuzz engine throws: ${engineThrows.length}\n  ${engineThrows.join('\n  ')}`);
+    expect(engineThrows).toEqual([]);
+  });
+});
