@@ -16,6 +16,7 @@ import { bearerToken, createTokenResolver } from './auth.ts';
 import { ApiError, errorBody, mapDbError, sqlState, validationError, WORKFLOW_ERRORS } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
 import { CancelBody, InstanceId, ListQuery, SignalName, StartBody } from './schemas.ts';
+import { workflowRoutes } from './workflows.ts';
 
 export interface AppDeps {
   db: Db;
@@ -29,6 +30,13 @@ export interface AppDeps {
 }
 
 export type ApiEnv = { Variables: { role: string } };
+
+/** What route modules beside this file need: the per-request transaction as the token's role, and body parsing. */
+export interface RouteKit {
+  asRole: <T>(c: Context<ApiEnv>, fn: (client: DbClient) => Promise<T>) => Promise<T>;
+  parse: typeof parse;
+  jsonBody: typeof jsonBody;
+}
 
 const DEFAULT_MAX_BODY = 1_114_112;
 
@@ -222,6 +230,8 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     return c.json({ message });
   });
 
+  workflowRoutes(app, { asRole, parse, jsonBody });
+
   app.post('/v1/instances/:id/signals/:name', async (c) => {
     const id = instanceId(c);
     const name = c.req.param('name');
@@ -248,7 +258,7 @@ async function lockedStatus(client: DbClient, id: string): Promise<string> {
 }
 
 /** The request body as JSON; `empty` stands in for an empty body when given, else an empty body is a 400. */
-async function jsonBody(c: Context<ApiEnv>, empty?: unknown): Promise<unknown> {
+export async function jsonBody(c: Context<ApiEnv>, empty?: unknown): Promise<unknown> {
   const text = await c.req.text();
   if (text.trim() === '') {
     if (empty !== undefined) return empty;
@@ -261,7 +271,7 @@ async function jsonBody(c: Context<ApiEnv>, empty?: unknown): Promise<unknown> {
   }
 }
 
-function parse<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'query'): z.output<S> {
+export function parse<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'query'): z.output<S> {
   const r = schema.safeParse(value);
   if (!r.success) throw validationError(r.error, where);
   return r.data;
