@@ -50,7 +50,8 @@ describe('examples/order-shipping', () => {
 
     // The carrier calls back through the REST API; the waiting branch takes the signal.
     expect(await carrier.ship(carrier.shipments[0], token)).toBe(200);
-    await engine.drain();
+    // A second on: df.signal stamps run_at with the database's microsecond clock, the engine compares milliseconds.
+    await engine.drain({ now: later(1) });
     expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: { rows: [{ status: 'shipped', shipment: 'shp1', tracking: 'TRK-SHP1' }] } });
     expect(await order('ord_1001')).toEqual({ status: 'shipped', shipment: 'shp1', tracking: 'TRK-SHP1' });
   });
