@@ -460,10 +460,14 @@ BEGIN
 END
 $$;
 
--- The sweeper's plan for a schedule whose next_fire_at (p_next) is <= p_now: the latest due time
--- (<= p_now; p_next itself when nothing later is due) and the first fire time after p_now. An outage of
--- a day or more starts the walk a day before p_now, so the walk stays short.
-CREATE FUNCTION df._schedule_plan(p_cron text, p_tz text, p_next timestamptz, p_now timestamptz,
+-- The sweeper's plan for a schedule whose next_fire_at (p_next) is <= p_now.
+--   on_time_at     the earliest due time no older than p_grace (p_next itself when it is that recent),
+--   after_on_time  and the fire time after it; both NULL when every due time is older (an outage).
+--   due_at         the latest due time <= p_now,
+--   next_at        and the first fire time after p_now (only computed when on_time_at is NULL).
+-- An outage of a day or more starts the walk a day before p_now, so the walk stays short.
+CREATE FUNCTION df._schedule_plan(p_cron text, p_tz text, p_next timestamptz, p_now timestamptz, p_grace interval,
+                                  OUT on_time_at timestamptz, OUT after_on_time timestamptz,
                                   OUT due_at timestamptz, OUT next_at timestamptz)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -473,6 +477,21 @@ DECLARE
     v_t  timestamptz;
 BEGIN
     SELECT * INTO c FROM df._cron_std_parse(p_cron);
+    IF p_next >= p_now - p_grace THEN
+        on_time_at := p_next;
+    ELSE
+        v_t := df._cron_fire_after(c.minutes, c.hours, c.doms, c.months, c.dows, c.day_or, p_tz,
+                                   p_now - p_grace - interval '1 microsecond');
+        IF v_t <= p_now THEN
+            on_time_at := v_t;
+        END IF;
+    END IF;
+    IF on_time_at IS NOT NULL THEN
+        after_on_time := df._cron_fire_after(c.minutes, c.hours, c.doms, c.months, c.dows, c.day_or, p_tz, on_time_at);
+        due_at := on_time_at;
+        next_at := after_on_time;
+        RETURN;
+    END IF;
     due_at := p_next;
     IF p_now - p_next > interval '1 day' THEN
         v_t := df._cron_fire_after(c.minutes, c.hours, c.doms, c.months, c.dows, c.day_or, p_tz, p_now - interval '1 day');

@@ -2160,7 +2160,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
-CREATE OR REPLACE FUNCTION df._schedule_plan(p_cron text, p_tz text, p_next timestamp with time zone, p_now timestamp with time zone, OUT due_at timestamp with time zone, OUT next_at timestamp with time zone)
+CREATE OR REPLACE FUNCTION df._schedule_plan(p_cron text, p_tz text, p_next timestamp with time zone, p_now timestamp with time zone, p_grace interval, OUT on_time_at timestamp with time zone, OUT after_on_time timestamp with time zone, OUT due_at timestamp with time zone, OUT next_at timestamp with time zone)
  RETURNS record
  LANGUAGE plpgsql
  STABLE
@@ -2171,6 +2171,21 @@ DECLARE
     v_t  timestamptz;
 BEGIN
     SELECT * INTO c FROM df._cron_std_parse(p_cron);
+    IF p_next >= p_now - p_grace THEN
+        on_time_at := p_next;
+    ELSE
+        v_t := df._cron_fire_after(c.minutes, c.hours, c.doms, c.months, c.dows, c.day_or, p_tz,
+                                   p_now - p_grace - interval '1 microsecond');
+        IF v_t <= p_now THEN
+            on_time_at := v_t;
+        END IF;
+    END IF;
+    IF on_time_at IS NOT NULL THEN
+        after_on_time := df._cron_fire_after(c.minutes, c.hours, c.doms, c.months, c.dows, c.day_or, p_tz, on_time_at);
+        due_at := on_time_at;
+        next_at := after_on_time;
+        RETURN;
+    END IF;
     due_at := p_next;
     IF p_now - p_next > interval '1 day' THEN
         v_t := df._cron_fire_after(c.minutes, c.hours, c.doms, c.months, c.dows, c.day_or, p_tz, p_now - interval '1 day');

@@ -4,9 +4,10 @@
  *
  *   claim      the most overdue unpaused schedule with next_fire_at <= now, FOR UPDATE SKIP LOCKED
  *              (two sweepers never hold the same schedule; the second skips it)
- *   plan       df._schedule_plan: the latest due time <= now, and the first fire time after now
- *   decide     missed: a due time more than `graceMs` old is recorded as `missed` under policy 'skip',
- *              and still started under 'catch_up_once' (once: earlier due times of the outage are dropped);
+ *   plan       df._schedule_plan: the oldest due time at most `graceMs` old (fired on time, one per pass
+ *              iteration), else the latest due time <= now (an outage) and the first fire time after now
+ *   decide     missed: after an outage, policy 'skip' records the latest due time as `missed`, and
+ *              'catch_up_once' starts one instance for it (earlier due times of the outage are dropped);
  *              overlap 'skip': while the last instance is pending/running, record `skipped_overlap`
  *   record     INSERT the df.schedule_fires row; its primary key (schedule_id, fire_at) is the double-fire
  *              guard: ON CONFLICT DO NOTHING means this due time was already handled, so nothing starts
@@ -120,14 +121,18 @@ export async function fireDueSchedules(client: DbClient, opts: FireOptions = {})
 }
 
 async function fireOne(c: DbClient, s: Claimed, now: Date, graceMs: number): Promise<ScheduleFire> {
-  const { rows: plan } = await c.query<{ due_at: Date; next_at: Date | null }>(
-    'SELECT due_at, next_at FROM df._schedule_plan($1, $2, $3, $4)',
-    [s.cron, s.timezone, s.next_fire_at, now],
+  const { rows: plan } = await c.query<{ on_time_at: Date | null; after_on_time: Date | null; due_at: Date; next_at: Date | null }>(
+    'SELECT on_time_at, after_on_time, due_at, next_at FROM df._schedule_plan($1, $2, $3, $4, make_interval(secs => $5::float8 / 1000))',
+    [s.cron, s.timezone, s.next_fire_at, now, graceMs],
   );
-  const dueAt = plan[0].due_at;
-  const nextAt = plan[0].next_at;
+  const p = plan[0];
+  // Every due time within the grace fires, oldest first (the pass claims the schedule again while it
+  // is still due). When all are older: 'catch_up_once' starts one instance for the latest, 'skip'
+  // records the latest as missed; the earlier ones of the outage are dropped either way.
+  const dueAt = p.on_time_at ?? p.due_at;
+  const nextAt = p.on_time_at ? p.after_on_time : p.next_at;
   let outcome: FireOutcome =
-    s.missed === 'skip' && now.getTime() - dueAt.getTime() > graceMs
+    !p.on_time_at && s.missed === 'skip'
       ? 'missed'
       : s.overlap === 'skip' && (s.last_status === 'pending' || s.last_status === 'running')
         ? 'skipped_overlap'

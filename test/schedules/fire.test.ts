@@ -178,13 +178,34 @@ describe('missed fires', () => {
     expect((await t.query(`SELECT n FROM hits WHERE label = 'hourly-catch'`))[0].n).toBe(7);
   });
 
-  it('a week of outage on an every-minute schedule is planned quickly', async () => {
-    await create('busy', '* * * * *', `, missed => 'catch_up_once'`);
+  it('a week of outage on a dense schedule is planned quickly', async () => {
+    await create('busy', '* 0-11 * * *', `, missed => 'catch_up_once'`); // every minute of the morning
     await setNext('busy', '2030-01-01T00:00:00Z');
     const t0 = performance.now();
-    const fires = await sweep(at('2030-01-08T00:00:30Z'));
+    const fires = await sweep(at('2030-01-08T18:00:30Z'));
     expect(performance.now() - t0).toBeLessThan(5000);
-    expect(fires.map((f) => f.fireAt.toISOString())).toEqual(['2030-01-08T00:00:00.000Z']);
+    expect(fires.map((f) => [f.outcome, f.fireAt.toISOString(), f.nextFireAt?.toISOString()])).toEqual([
+      ['started', '2030-01-08T11:59:00.000Z', '2030-01-09T00:00:00.000Z'],
+    ]);
+  });
+
+  it('every due time within the grace fires, once each, oldest first', async () => {
+    await create('late-sweep', '* * * * *', `, overlap => 'allow'`);
+    await setNext('late-sweep', '2030-01-01T12:00:00Z');
+    const fires = await sweep(at('2030-01-01T12:03:30Z')); // the sweep came 3.5 minutes late
+    expect(fires.map((f) => `${f.fireAt.toISOString()} ${f.outcome}`)).toEqual([
+      '2030-01-01T12:00:00.000Z started',
+      '2030-01-01T12:01:00.000Z started',
+      '2030-01-01T12:02:00.000Z started',
+      '2030-01-01T12:03:00.000Z started',
+    ]);
+    expect(await instancesOf('late-sweep')).toBe(4);
+    // An outage longer than the grace: with 'skip', the due times within the grace still fire.
+    await setNext('late-sweep', '2030-01-01T13:00:00Z');
+    const after = await sweep(at('2030-01-01T14:01:30Z'));
+    expect(after.map((f) => f.fireAt.toISOString())).toEqual([
+      '2030-01-01T13:57:00.000Z', '2030-01-01T13:58:00.000Z', '2030-01-01T13:59:00.000Z', '2030-01-01T14:00:00.000Z', '2030-01-01T14:01:00.000Z',
+    ]);
   });
 });
 
