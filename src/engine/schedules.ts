@@ -106,9 +106,14 @@ export async function fireDueSchedules(client: DbClient, opts: FireOptions = {})
       if (claimedId === null) throw err; // the claim itself failed: the database is the problem, not a schedule
       failed.push(claimedId);
       const message = (err as Error).message ?? String(err);
-      log.error('schedule: firing failed; recorded on the schedule', { schedule: claimedId, error: err });
+      log.error('schedule: firing failed; recorded on the schedule, retried in a minute', { schedule: claimedId, error: err });
+      // Retried a minute later (not every pass), until someone fixes or drops it.
       await client
-        .query('UPDATE df.schedules SET last_error = $2, last_error_at = now() WHERE id = $1', [claimedId, message])
+        .query(`UPDATE df.schedules SET last_error = $2, last_error_at = now(), next_fire_at = $3::timestamptz + interval '1 minute' WHERE id = $1`, [
+          claimedId,
+          message,
+          now,
+        ])
         .catch(() => undefined);
       continue;
     }
@@ -152,7 +157,7 @@ async function fireOne(c: DbClient, s: Claimed, now: Date, graceMs: number): Pro
     `INSERT INTO df.schedule_fires (schedule_id, fire_at, owner, outcome)
      SELECT s.id, $2, s.owner, $3 FROM df.schedules s WHERE s.id = $1
      ON CONFLICT (schedule_id, fire_at) DO NOTHING`,
-    [s.id, dueAt, outcome === 'started' ? 'started' : outcome],
+    [s.id, dueAt, outcome],
   );
   if (!rowCount) {
     // Someone already handled this due time: start nothing, only move on.

@@ -323,6 +323,7 @@ describe('pause, resume, failures', () => {
     expect(rows[0].last_error).toMatch(/workflow "doomed" does not exist/);
     expect(rows[0].next_fire_at).toEqual(at('2030-01-01T12:01:00Z'));
     expect(rows[1].last_error).toMatch(/Invalid cron expression 'garbage'/);
+    expect(rows[1].next_fire_at).toEqual(at('2030-01-01T12:01:05Z')); // retried a minute later
     expect(rows[2].last_error).toBeNull();
     expect(await history('a-gone')).toEqual(['2030-01-01T12:00:00.000Z failed']);
     expect(await instancesOf('a-gone')).toBe(0);
