@@ -58,6 +58,30 @@ table df.nodes 17:locked_until timestamp with time zone
 table df.nodes 18:attempts integer not null default 0
 table df.nodes 19:state jsonb
 table df.nodes 20:options jsonb
+table df.schedule_fires 1:schedule_id bigint not null
+table df.schedule_fires 2:fire_at timestamp with time zone not null
+table df.schedule_fires 3:owner regrole not null
+table df.schedule_fires 4:outcome text not null
+table df.schedule_fires 5:instance_id character varying
+table df.schedule_fires 6:error text
+table df.schedule_fires 7:fired_at timestamp with time zone not null default now()
+table df.schedules 1:id bigint not null
+table df.schedules 2:name text not null
+table df.schedules 3:owner regrole not null default (quote_ident((CURRENT_USER)::text))::regrole
+table df.schedules 4:workflow text not null
+table df.schedules 5:cron text not null
+table df.schedules 6:timezone text not null default 'UTC'::text
+table df.schedules 7:input jsonb
+table df.schedules 8:missed text not null default 'skip'::text
+table df.schedules 9:overlap text not null default 'skip'::text
+table df.schedules 10:paused boolean not null default false
+table df.schedules 11:next_fire_at timestamp with time zone
+table df.schedules 12:last_fire_at timestamp with time zone
+table df.schedules 13:last_instance_id character varying
+table df.schedules 14:last_error text
+table df.schedules 15:last_error_at timestamp with time zone
+table df.schedules 16:created_at timestamp with time zone not null default now()
+table df.schedules 17:updated_at timestamp with time zone not null default now()
 table df.scopes 1:instance_id character varying(8) not null
 table df.scopes 2:scope_id text not null
 table df.scopes 3:parent_scope text
@@ -91,6 +115,8 @@ table df._worker_epoch rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df.events rls=t force=f acl=default options={}
 table df.instances rls=t force=f acl=default options={}
 table df.nodes rls=t force=f acl=default options={fillfactor=70,autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=2000,autovacuum_vacuum_insert_scale_factor=0.05,autovacuum_analyze_scale_factor=0.02,autovacuum_vacuum_cost_delay=0}
+table df.schedule_fires rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
+table df.schedules rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df.scopes rls=t force=f acl=default options={autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=2000,autovacuum_vacuum_cost_delay=0}
 table df.signals rls=t force=f acl=default options={}
 table df.vars rls=t force=f acl=default options={}
@@ -130,6 +156,14 @@ CASE
     WHEN (node_type = 'RACE'::text) THEN ((left_node IS NOT NULL) AND (right_node IS NOT NULL) AND (query IS NULL))
     ELSE false
 END) NOT VALID (not validated)
+constraint schedule_fires_outcome_check on df.schedule_fires: CHECK ((outcome = ANY (ARRAY['started'::text, 'skipped_overlap'::text, 'missed'::text, 'failed'::text])))
+constraint schedule_fires_pkey on df.schedule_fires: PRIMARY KEY (schedule_id, fire_at)
+constraint schedule_fires_schedule_id_fkey on df.schedule_fires: FOREIGN KEY (schedule_id) REFERENCES df.schedules(id) ON DELETE CASCADE
+constraint schedules_missed_check on df.schedules: CHECK ((missed = ANY (ARRAY['skip'::text, 'catch_up_once'::text])))
+constraint schedules_name_check on df.schedules: CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$'::text))
+constraint schedules_overlap_check on df.schedules: CHECK ((overlap = ANY (ARRAY['skip'::text, 'allow'::text])))
+constraint schedules_owner_name_key on df.schedules: UNIQUE (owner, name)
+constraint schedules_pkey on df.schedules: PRIMARY KEY (id)
 constraint scopes_instance_fkey on df.scopes: FOREIGN KEY (instance_id, submitted_by) REFERENCES df.instances(id, submitted_by) ON DELETE CASCADE
 constraint scopes_pkey on df.scopes: PRIMARY KEY (instance_id, scope_id)
 constraint scopes_status_check on df.scopes: CHECK ((status = ANY (ARRAY['running'::text, 'completed'::text, 'failed'::text, 'broke'::text, 'cancelled'::text])))
@@ -156,6 +190,10 @@ CREATE UNIQUE INDEX instances_pkey ON df.instances USING btree (id)
 CREATE INDEX instances_status_created_idx ON df.instances USING btree (status, created_at DESC, id)
 CREATE UNIQUE INDEX nodes_pkey ON df.nodes USING btree (instance_id, id)
 CREATE INDEX nodes_ready_idx ON df.nodes USING btree (run_at) WHERE (run_at IS NOT NULL)
+CREATE UNIQUE INDEX schedule_fires_pkey ON df.schedule_fires USING btree (schedule_id, fire_at)
+CREATE INDEX schedules_due_idx ON df.schedules USING btree (next_fire_at) WHERE ((NOT paused) AND (next_fire_at IS NOT NULL))
+CREATE UNIQUE INDEX schedules_owner_name_key ON df.schedules USING btree (owner, name)
+CREATE UNIQUE INDEX schedules_pkey ON df.schedules USING btree (id)
 CREATE UNIQUE INDEX scopes_pkey ON df.scopes USING btree (instance_id, scope_id)
 CREATE INDEX signals_instance_idx ON df.signals USING btree (instance_id, signal_name, id)
 CREATE UNIQUE INDEX signals_pkey ON df.signals USING btree (id)
@@ -167,6 +205,8 @@ policy _api_tokens_owner on df._api_tokens for ALL using (((role)::oid = ((quote
 policy events_owner on df.events for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy instances_owner on df.instances for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy nodes_owner on df.nodes for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
+policy schedule_fires_owner on df.schedule_fires for ALL using (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
+policy schedules_owner on df.schedules for ALL using (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy scopes_owner on df.scopes for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy signals_owner on df.signals for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy vars_owner on df.vars for ALL using (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
@@ -424,6 +464,254 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._cron_fire_after(p_minutes integer[], p_hours integer[], p_doms integer[], p_months integer[], p_dows integer[], p_day_or boolean, p_tz text, p_after timestamp with time zone)
+ RETURNS timestamp with time zone
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_local  timestamp := date_trunc('minute', p_after AT TIME ZONE p_tz);
+    v_last   integer := extract(year FROM v_local)::integer + 10;
+    v_cursor timestamp := v_local + interval '1 minute';
+    v_wall   timestamp;
+    v_t      timestamptz;
+BEGIN
+    -- A candidate whose instant is not after p_after (the repeated hour of a fall-back) moves the
+    -- cursor one wall minute on; that happens at most for the minutes of one repeated hour.
+    FOR i IN 1..10000 LOOP
+        v_wall := df._cron_next_wall(p_minutes, p_hours, p_doms, p_months, p_dows, p_day_or, v_cursor, v_last);
+        IF v_wall IS NULL THEN
+            RETURN NULL;
+        END IF;
+        v_t := df._cron_wall_to_instant(v_wall, p_tz);
+        IF v_t > p_after THEN
+            RETURN v_t;
+        END IF;
+        v_cursor := v_wall + interval '1 minute';
+    END LOOP;
+    RETURN NULL;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._cron_next(p_cron text, p_tz text, p_after timestamp with time zone)
+ RETURNS timestamp with time zone
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    c record;
+BEGIN
+    IF p_after IS NULL THEN
+        RAISE EXCEPTION 'after must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO c FROM df._cron_std_parse(p_cron);
+    RETURN df._cron_fire_after(c.minutes, c.hours, c.doms, c.months, c.dows, c.day_or, p_tz, p_after);
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._cron_next_wall(p_minutes integer[], p_hours integer[], p_doms integer[], p_months integer[], p_dows integer[], p_day_or boolean, p_from timestamp without time zone, p_last_year integer)
+ RETURNS timestamp without time zone
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_day    date := p_from::date;
+    v_hour   integer := extract(hour FROM p_from)::integer;
+    v_minute integer := extract(minute FROM p_from)::integer;
+    v_dom_ok boolean;
+    v_dow_ok boolean;
+    v_h      integer;
+    v_m      integer;
+BEGIN
+    WHILE extract(year FROM v_day) <= p_last_year LOOP
+        IF NOT (extract(month FROM v_day)::integer = ANY (p_months)) THEN
+            v_day := (date_trunc('month', v_day) + interval '1 month')::date;
+            v_hour := 0;
+            v_minute := 0;
+            CONTINUE;
+        END IF;
+        v_dom_ok := extract(day FROM v_day)::integer = ANY (p_doms);
+        v_dow_ok := extract(dow FROM v_day)::integer = ANY (p_dows);
+        IF (p_day_or AND (v_dom_ok OR v_dow_ok)) OR (NOT p_day_or AND v_dom_ok AND v_dow_ok) THEN
+            FOREACH v_h IN ARRAY p_hours LOOP
+                CONTINUE WHEN v_h < v_hour;
+                SELECT min(m) INTO v_m FROM unnest(p_minutes) AS m WHERE v_h > v_hour OR m >= v_minute;
+                IF v_m IS NOT NULL THEN
+                    RETURN v_day + make_time(v_h, v_m, 0);
+                END IF;
+            END LOOP;
+        END IF;
+        v_day := v_day + 1;
+        v_hour := 0;
+        v_minute := 0;
+    END LOOP;
+    RETURN NULL;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._cron_std_field(p_expr text, p_text text, p_label text, p_min integer, p_max integer, p_names text[] DEFAULT NULL::text[])
+ RETURNS integer[]
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_item   text;
+    v_parts  text[];
+    v_base   text;
+    v_step   integer;
+    v_tokens text[];
+    v_token  text;
+    v_vals   integer[];
+    v_n      numeric;
+    v_pos    integer;
+    v_lo     integer;
+    v_hi     integer;
+    v_out    integer[] := '{}';
+    v_fail   text;
+BEGIN
+    <<items>>
+    FOREACH v_item IN ARRAY string_to_array(p_text, ',') LOOP
+        IF v_item = '' THEN
+            v_fail := 'empty list item';
+            EXIT;
+        END IF;
+        v_parts := string_to_array(v_item, '/');
+        IF cardinality(v_parts) > 2 THEN
+            v_fail := format('''%s'' has more than one ''/''', v_item);
+            EXIT;
+        END IF;
+        v_base := v_parts[1];
+        v_step := 1;
+        IF cardinality(v_parts) = 2 THEN
+            IF v_parts[2] !~ '^[0-9]+$' THEN
+                v_fail := format('step ''%s'' is not a number', v_parts[2]);
+                EXIT;
+            END IF;
+            v_step := least(v_parts[2]::numeric, 1000)::integer;
+            IF v_step = 0 THEN
+                v_fail := 'range step cannot be zero';
+                EXIT;
+            END IF;
+        END IF;
+        IF v_base = '*' THEN
+            v_lo := p_min;
+            v_hi := p_max;
+        ELSIF v_base = '?' THEN
+            v_fail := '''?'' is only allowed in the day-of-month and day-of-week fields';
+            EXIT;
+        ELSE
+            IF strpos(v_base, '-') > 0 THEN
+                v_tokens := string_to_array(v_base, '-');
+                IF cardinality(v_tokens) <> 2 OR v_tokens[1] = '' OR v_tokens[2] = '' THEN
+                    v_fail := format('''%s'' is not a valid range', v_base);
+                    EXIT;
+                END IF;
+            ELSE
+                v_tokens := ARRAY[v_base];
+            END IF;
+            v_vals := '{}';
+            FOREACH v_token IN ARRAY v_tokens LOOP
+                IF v_token ~ '^[0-9]+$' THEN
+                    v_n := v_token::numeric;
+                    IF v_n < p_min THEN
+                        v_fail := format('%s is below the minimum %s', v_n, p_min);
+                        EXIT items;
+                    ELSIF v_n > p_max THEN
+                        v_fail := format('%s is above the maximum %s', v_n, p_max);
+                        EXIT items;
+                    END IF;
+                    v_vals := v_vals || v_n::integer;
+                ELSIF v_token ~ '^[A-Za-z]+$' THEN
+                    v_pos := array_position(p_names, lower(v_token));
+                    IF v_pos IS NULL THEN
+                        v_fail := CASE WHEN p_names IS NULL
+                                       THEN format('names are not allowed in this field (''%s'')', v_token)
+                                       ELSE format('unknown name ''%s''', v_token) END;
+                        EXIT items;
+                    END IF;
+                    v_vals := v_vals || (p_min + v_pos - 1);
+                ELSE
+                    v_fail := format('''%s'' is not a number%s', v_token, CASE WHEN p_names IS NULL THEN '' ELSE ' or name' END);
+                    EXIT items;
+                END IF;
+            END LOOP;
+            IF cardinality(v_vals) = 2 THEN
+                IF v_vals[1] > v_vals[2] THEN
+                    v_fail := format('range %s starts after it ends', v_base);
+                    EXIT;
+                END IF;
+                v_lo := v_vals[1];
+                v_hi := v_vals[2];
+            ELSE
+                IF cardinality(v_parts) = 2 AND v_base !~ '^[0-9]+$' THEN
+                    v_fail := 'a step needs ''*'', a range or a number before ''/''';
+                    EXIT;
+                END IF;
+                v_lo := v_vals[1];
+                -- `5/15` = from 5 to the maximum, every 15.
+                v_hi := CASE WHEN cardinality(v_parts) = 2 THEN p_max ELSE v_vals[1] END;
+            END IF;
+        END IF;
+        v_out := v_out || ARRAY(SELECT generate_series(v_lo, v_hi, v_step));
+    END LOOP;
+    IF v_fail IS NOT NULL THEN
+        RAISE EXCEPTION 'Invalid cron expression ''%'': % field ''%'': %', p_expr, p_label, p_text, v_fail
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN ARRAY(SELECT DISTINCT v FROM unnest(v_out) AS v ORDER BY v);
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._cron_std_parse(p_expr text, OUT minutes integer[], OUT hours integer[], OUT doms integer[], OUT months integer[], OUT dows integer[], OUT day_or boolean)
+ RETURNS record
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_trimmed text;
+    v_macro   text;
+    v_fields  text[];
+BEGIN
+    IF p_expr IS NULL THEN
+        RAISE EXCEPTION 'cron must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    v_trimmed := btrim(p_expr, E' \t\n\r');
+    v_macro := CASE lower(v_trimmed)
+                   WHEN '@yearly' THEN '0 0 1 1 *' WHEN '@annually' THEN '0 0 1 1 *'
+                   WHEN '@monthly' THEN '0 0 1 * *' WHEN '@weekly' THEN '0 0 * * 0'
+                   WHEN '@daily' THEN '0 0 * * *' WHEN '@midnight' THEN '0 0 * * *'
+                   WHEN '@hourly' THEN '0 * * * *' END;
+    IF v_trimmed LIKE '@%' AND v_macro IS NULL THEN
+        RAISE EXCEPTION 'Invalid cron expression ''%'': unknown shorthand ''%''', p_expr, v_trimmed USING ERRCODE = '22023';
+    END IF;
+    v_trimmed := coalesce(v_macro, v_trimmed);
+    v_fields := CASE WHEN v_trimmed = '' THEN '{}'::text[] ELSE regexp_split_to_array(v_trimmed, E'[ \t\n\r]+') END;
+    IF cardinality(v_fields) <> 5 THEN
+        RAISE EXCEPTION 'Invalid cron expression ''%'': expected 5 fields (minute hour day-of-month month day-of-week), got %',
+            p_expr, cardinality(v_fields) USING ERRCODE = '22023';
+    END IF;
+    minutes := df._cron_std_field(p_expr, v_fields[1], 'minute', 0, 59);
+    hours := df._cron_std_field(p_expr, v_fields[2], 'hour', 0, 23);
+    doms := df._cron_std_field(p_expr, v_fields[3], 'day of month', 1, 31);
+    months := df._cron_std_field(p_expr, v_fields[4], 'month', 1, 12,
+                                 ARRAY['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec']);
+    dows := df._cron_std_field(p_expr, v_fields[5], 'day of week', 0, 7,
+                               ARRAY['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat']);
+    dows := ARRAY(SELECT DISTINCT d % 7 FROM unnest(dows) AS d ORDER BY 1);
+    day_or := v_fields[3] NOT LIKE '*%' AND v_fields[5] NOT LIKE '*%';
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._cron_validate(p_expr text)
  RETURNS void
  LANGUAGE plpgsql
@@ -455,6 +743,46 @@ BEGIN
     IF v_problem IS NOT NULL THEN
         RAISE EXCEPTION 'Invalid cron expression ''%'': %', p_expr, v_problem USING ERRCODE = '22023';
     END IF;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._cron_wall_to_instant(p_wall timestamp without time zone, p_tz text)
+ RETURNS timestamp with time zone
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_naive  timestamptz := p_wall AT TIME ZONE 'UTC';
+    v_a      timestamptz;
+    v_b      timestamptz;
+    v_lo     timestamptz;
+    v_hi     timestamptz;
+    v_mid    timestamptz;
+    v_lo_off interval;
+BEGIN
+    -- The offsets a day before and after; the wall time is one of these two readings if it exists.
+    v_a := v_naive - (((v_naive - interval '1 day') AT TIME ZONE p_tz) - ((v_naive - interval '1 day') AT TIME ZONE 'UTC'));
+    v_b := v_naive - (((v_naive + interval '1 day') AT TIME ZONE p_tz) - ((v_naive + interval '1 day') AT TIME ZONE 'UTC'));
+    IF (least(v_a, v_b) AT TIME ZONE p_tz) = p_wall THEN
+        RETURN least(v_a, v_b);
+    ELSIF (greatest(v_a, v_b) AT TIME ZONE p_tz) = p_wall THEN
+        RETURN greatest(v_a, v_b);
+    END IF;
+    -- In a gap: find the transition between the two readings, to the second.
+    v_lo := least(v_a, v_b);
+    v_hi := greatest(v_a, v_b);
+    v_lo_off := (v_lo AT TIME ZONE p_tz) - (v_lo AT TIME ZONE 'UTC');
+    WHILE v_hi - v_lo > interval '1 second' LOOP
+        v_mid := date_trunc('second', v_lo + (v_hi - v_lo) / 2);
+        IF (v_mid AT TIME ZONE p_tz) - (v_mid AT TIME ZONE 'UTC') = v_lo_off THEN
+            v_lo := v_mid;
+        ELSE
+            v_hi := v_mid;
+        END IF;
+    END LOOP;
+    RETURN v_hi;
 END
 $function$
 
@@ -1795,6 +2123,86 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._schedule_check_policies(p_missed text, p_overlap text)
+ RETURNS void
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF p_missed IS NULL OR p_missed NOT IN ('skip', 'catch_up_once') THEN
+        RAISE EXCEPTION 'missed must be ''skip'' or ''catch_up_once'', not %', coalesce(quote_literal(p_missed), 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF p_overlap IS NULL OR p_overlap NOT IN ('skip', 'allow') THEN
+        RAISE EXCEPTION 'overlap must be ''skip'' or ''allow'', not %', coalesce(quote_literal(p_overlap), 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._schedule_check_workflow(p_workflow text)
+ RETURNS void
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF p_workflow IS NULL THEN
+        RAISE EXCEPTION 'workflow must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM df.workflows w WHERE w.name = p_workflow) THEN
+        RAISE EXCEPTION 'workflow "%" does not exist', p_workflow USING ERRCODE = 'P0002',
+            HINT = 'Define it with df.define_workflow(name, fut) first.';
+    END IF;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._schedule_plan(p_cron text, p_tz text, p_next timestamp with time zone, p_now timestamp with time zone, p_grace interval, OUT on_time_at timestamp with time zone, OUT after_on_time timestamp with time zone, OUT due_at timestamp with time zone, OUT next_at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    c    record;
+    v_t  timestamptz;
+BEGIN
+    SELECT * INTO c FROM df._cron_std_parse(p_cron);
+    IF p_next >= p_now - p_grace THEN
+        on_time_at := p_next;
+    ELSE
+        v_t := df._cron_fire_after(c.minutes, c.hours, c.doms, c.months, c.dows, c.day_or, p_tz,
+                                   p_now - p_grace - interval '1 microsecond');
+        IF v_t <= p_now THEN
+            on_time_at := v_t;
+        END IF;
+    END IF;
+    IF on_time_at IS NOT NULL THEN
+        after_on_time := df._cron_fire_after(c.minutes, c.hours, c.doms, c.months, c.dows, c.day_or, p_tz, on_time_at);
+        due_at := on_time_at;
+        next_at := after_on_time;
+        RETURN;
+    END IF;
+    due_at := p_next;
+    IF p_now - p_next > interval '1 day' THEN
+        v_t := df._cron_fire_after(c.minutes, c.hours, c.doms, c.months, c.dows, c.day_or, p_tz, p_now - interval '1 day');
+        IF v_t IS NOT NULL AND v_t <= p_now THEN
+            due_at := v_t;
+        END IF;
+    END IF;
+    LOOP
+        v_t := df._cron_fire_after(c.minutes, c.hours, c.doms, c.months, c.dows, c.day_or, p_tz, due_at);
+        EXIT WHEN v_t IS NULL OR v_t > p_now;
+        due_at := v_t;
+    END LOOP;
+    next_at := v_t;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._serde_kind(p_value jsonb)
  RETURNS text
  LANGUAGE sql
@@ -1819,6 +2227,29 @@ CREATE OR REPLACE FUNCTION df._setting(p_name text, p_default text)
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
     SELECT coalesce(nullif(current_setting('pg_durable.' || p_name, true), ''), p_default)
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._tz_canonical(p_tz text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_name text;
+BEGIN
+    IF p_tz IS NULL THEN
+        RAISE EXCEPTION 'timezone must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    SELECT z.name INTO v_name FROM pg_catalog.pg_timezone_names z
+     WHERE lower(z.name) = lower(p_tz) ORDER BY z.name = p_tz DESC, z.name LIMIT 1;
+    IF v_name IS NULL THEN
+        RAISE EXCEPTION 'unknown time zone ''%''', p_tz USING ERRCODE = '22023',
+            HINT = 'Use an IANA time zone name such as ''UTC'', ''Europe/Berlin'' or ''America/New_York'' (see pg_timezone_names).';
+    END IF;
+    RETURN v_name;
+END
 $function$
 
 -- acl {<owner>=X/<owner>}
@@ -1849,6 +2280,42 @@ BEGIN
     RETURN df._envelope(v_node.node_type, v_node.left_node, v_node.right_node, v_node.condition_node,
                         v_node.extra_nodes, v_node.query, v_node.result_name,
                         df._json_compact(coalesce(v_node.options::jsonb, '{}'::jsonb) || p_patch));
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.alter_schedule(name text, cron text DEFAULT NULL::text, timezone text DEFAULT NULL::text, input jsonb DEFAULT NULL::jsonb, missed text DEFAULT NULL::text, overlap text DEFAULT NULL::text, workflow text DEFAULT NULL::text)
+ RETURNS timestamp with time zone
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+#variable_conflict use_variable
+DECLARE
+    s      df.schedules%ROWTYPE;
+    v_tz   text;
+    v_cron text;
+    v_next timestamptz;
+BEGIN
+    SELECT * INTO s FROM df.schedules t WHERE t.name = alter_schedule.name AND t.owner = quote_ident(current_user)::regrole FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'schedule "%" does not exist', name USING ERRCODE = 'P0002';
+    END IF;
+    v_tz := CASE WHEN timezone IS NULL THEN s.timezone ELSE df._tz_canonical(timezone) END;
+    v_cron := coalesce(btrim(cron), s.cron);
+    v_next := CASE WHEN cron IS NULL AND timezone IS NULL THEN s.next_fire_at
+                   ELSE df._cron_next(v_cron, v_tz, now()) END;
+    PERFORM df._schedule_check_policies(coalesce(missed, s.missed), coalesce(overlap, s.overlap));
+    IF workflow IS NOT NULL THEN
+        PERFORM df._schedule_check_workflow(workflow);
+    END IF;
+    UPDATE df.schedules t
+       SET cron = v_cron, timezone = v_tz, next_fire_at = v_next,
+           input = CASE WHEN input IS NULL THEN t.input WHEN jsonb_typeof(input) = 'null' THEN NULL ELSE input END,
+           missed = coalesce(missed, t.missed), overlap = coalesce(overlap, t.overlap),
+           workflow = coalesce(workflow, t.workflow),
+           last_error = NULL, last_error_at = NULL, updated_at = now()
+     WHERE t.id = s.id;
+    RETURN v_next;
 END
 $function$
 
@@ -2025,6 +2492,49 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.create_schedule(name text, workflow text, cron text, timezone text DEFAULT 'UTC'::text, input jsonb DEFAULT NULL::jsonb, missed text DEFAULT 'skip'::text, overlap text DEFAULT 'skip'::text)
+ RETURNS timestamp with time zone
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_tz   text;
+    v_next timestamptz;
+BEGIN
+    IF name IS NULL OR name !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' THEN
+        RAISE EXCEPTION 'df.create_schedule(): invalid schedule name %', coalesce(quote_literal(name), 'NULL')
+            USING ERRCODE = '22023',
+                  HINT = 'A name is 1-128 characters: letters, digits, and _ . : - (not first).';
+    END IF;
+    v_tz := df._tz_canonical(timezone);
+    v_next := df._cron_next(cron, v_tz, now());
+    PERFORM df._schedule_check_policies(missed, overlap);
+    PERFORM df._schedule_check_workflow(workflow);
+    BEGIN
+        INSERT INTO df.schedules (name, workflow, cron, timezone, input, missed, overlap, next_fire_at)
+        VALUES (create_schedule.name, create_schedule.workflow, btrim(create_schedule.cron), v_tz,
+                create_schedule.input, create_schedule.missed, create_schedule.overlap, v_next);
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'schedule "%" already exists', name USING ERRCODE = '23505',
+            HINT = 'Change it with df.alter_schedule, or drop it first.';
+    END;
+    RETURN v_next;
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.cron_next_fire(cron text, timezone text DEFAULT 'UTC'::text, after timestamp with time zone DEFAULT now())
+ RETURNS timestamp with time zone
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    RETURN df._cron_next(cron, df._tz_canonical(timezone), after);
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df.define_workflow(name text, fut text, description text DEFAULT NULL::text)
  RETURNS integer
  LANGUAGE plpgsql
@@ -2058,6 +2568,20 @@ BEGIN
             USING ERRCODE = '42501', HINT = 'Pick another name.';
     END;
     RETURN v_version;
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.drop_schedule(name text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    DELETE FROM df.schedules t WHERE t.name = drop_schedule.name AND t.owner = quote_ident(current_user)::regrole;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'schedule "%" does not exist', name USING ERRCODE = 'P0002';
+    END IF;
 END
 $function$
 
@@ -2199,6 +2723,9 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT (instance_id, signal_name, payload, submitted_by) ON df.signals TO %I%s', p_role, v_opt);
     EXECUTE format('GRANT SELECT ON df.scopes, df.events TO %I%s', p_role, v_opt);
     EXECUTE format('GRANT SELECT, INSERT (name, version, graph, description), DELETE ON df.workflows TO %I%s', p_role, v_opt);
+    -- Schedules: a role writes only what the schedule functions write; fires and last_* are the worker's.
+    EXECUTE format('GRANT SELECT, DELETE, INSERT (name, workflow, cron, timezone, input, missed, overlap, next_fire_at), UPDATE (workflow, cron, timezone, input, missed, overlap, paused, next_fire_at, last_error, last_error_at, updated_at) ON df.schedules TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT ON df.schedule_fires TO %I%s', p_role, v_opt);
     RAISE NOTICE 'pg_durable: granted df usage privileges to "%"', p_role;
 END
 $function$
@@ -2494,6 +3021,21 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.list_schedules()
+ RETURNS TABLE(name text, workflow text, cron text, timezone text, input jsonb, missed text, overlap text, paused boolean, next_fire_at timestamp with time zone, last_fire_at timestamp with time zone, last_instance_id character varying, last_instance_status text, last_error text, last_error_at timestamp with time zone, created_at timestamp with time zone, updated_at timestamp with time zone)
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT s.name, s.workflow, s.cron, s.timezone, s.input, s.missed, s.overlap, s.paused, s.next_fire_at,
+           s.last_fire_at, s.last_instance_id, i.status, s.last_error, s.last_error_at, s.created_at, s.updated_at
+      FROM df.schedules s
+      LEFT JOIN df.instances i ON i.id = s.last_instance_id
+     WHERE s.owner = quote_ident(current_user)::regrole
+     ORDER BY s.name
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df.loop(body text, condition text DEFAULT NULL::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -2536,6 +3078,20 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.pause_schedule(name text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    UPDATE df.schedules t SET paused = true, updated_at = now() WHERE t.name = pause_schedule.name AND t.owner = quote_ident(current_user)::regrole;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'schedule "%" does not exist', name USING ERRCODE = 'P0002';
+    END IF;
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df.race(a text, b text)
  RETURNS text
  LANGUAGE plpgsql
@@ -2558,6 +3114,26 @@ AS $function$
     FROM df.instances AS i
     JOIN df.nodes AS n ON n.instance_id = i.id AND n.id = i.root_node
     WHERE i.id = $1 AND n.status = 'completed'
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.resume_schedule(name text)
+ RETURNS timestamp with time zone
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    s      df.schedules%ROWTYPE;
+    v_next timestamptz;
+BEGIN
+    SELECT * INTO s FROM df.schedules t WHERE t.name = resume_schedule.name AND t.owner = quote_ident(current_user)::regrole FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'schedule "%" does not exist', name USING ERRCODE = 'P0002';
+    END IF;
+    v_next := CASE WHEN s.paused THEN df._cron_next(s.cron, s.timezone, now()) ELSE s.next_fire_at END;
+    UPDATE df.schedules t SET paused = false, next_fire_at = v_next, updated_at = now() WHERE t.id = s.id;
+    RETURN v_next;
+END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
@@ -2618,7 +3194,7 @@ BEGIN
             NULL; -- the sensitive functions may never have been granted by this role
         END;
     END LOOP;
-    EXECUTE format('REVOKE ALL ON df.instances, df.nodes, df.vars, df.signals, df.scopes, df.events, df.workflows FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE ALL ON df.instances, df.nodes, df.vars, df.signals, df.scopes, df.events, df.workflows, df.schedules, df.schedule_fires FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
     RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;
 END
@@ -2633,6 +3209,34 @@ CREATE OR REPLACE FUNCTION df.run(instance_id text DEFAULT NULL::text)
 AS $function$
     SELECT CASE WHEN $1 IS NULL THEN 'Triggered run for all pending instances'
                 ELSE 'Triggered run for instance: ' || $1 END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.schedule_history(name text, limit_count integer DEFAULT 100)
+ RETURNS TABLE(fire_at timestamp with time zone, outcome text, instance_id character varying, instance_status text, error text, fired_at timestamp with time zone)
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF limit_count IS NULL OR limit_count < 1 THEN
+        RAISE EXCEPTION 'limit_count must be at least 1' USING ERRCODE = '22023';
+    END IF;
+    SELECT s.id INTO v_id FROM df.schedules s
+     WHERE s.name = schedule_history.name AND s.owner = quote_ident(current_user)::regrole;
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'schedule "%" does not exist', name USING ERRCODE = 'P0002';
+    END IF;
+    RETURN QUERY
+    SELECT f.fire_at, f.outcome, f.instance_id, i.status, f.error, f.fired_at
+      FROM df.schedule_fires f
+      LEFT JOIN df.instances i ON i.id = f.instance_id
+     WHERE f.schedule_id = v_id
+     ORDER BY f.fire_at DESC
+     LIMIT limit_count;
+END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}

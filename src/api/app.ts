@@ -17,6 +17,7 @@ import { ApiError, errorBody, mapDbError, sqlState, validationError, WORKFLOW_ER
 import { openApiDocument } from './openapi.ts';
 import { CancelBody, InstanceId, ListQuery, SignalName, StartBody } from './schemas.ts';
 import { workflowRoutes } from './workflows.ts';
+import { scheduleRoutes } from './schedules.ts';
 
 export interface AppDeps {
   db: Db;
@@ -231,6 +232,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   });
 
   workflowRoutes(app, { asRole, parse, jsonBody });
+  scheduleRoutes(app, { asRole, parse, jsonBody });
 
   app.post('/v1/instances/:id/signals/:name', async (c) => {
     const id = instanceId(c);

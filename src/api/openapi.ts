@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import * as s from './schemas.ts';
+import { scheduleOpenApi } from './schedules.ts';
 
 const schema = (t: z.ZodType, io: 'input' | 'output' = 'output') => {
   const { $schema: _drop, ...rest } = z.toJSONSchema(t, { io, unrepresentable: 'any' }) as Record<string, unknown>;
@@ -33,6 +34,7 @@ export function openApiDocument(): Record<string, unknown> {
 
 function build(): Record<string, unknown> {
   const listQuery = s.ListQuery.shape;
+  const schedules = scheduleOpenApi(schema, { json, error, authErrors, internal });
   return {
     openapi: '3.1.0',
     info: {
@@ -67,9 +69,11 @@ function build(): Record<string, unknown> {
         Workflow: schema(s.Workflow),
         WorkflowStarted: schema(s.WorkflowStarted),
         Removed: schema(s.Removed),
+        ...schedules.schemas,
       },
     },
     paths: {
+      ...schedules.paths,
       '/healthz': {
         get: {
           operationId: 'healthz',

@@ -118,6 +118,13 @@ describe('unauthenticated routes', () => {
         'GET /v1/workflows/{name}',
         'DELETE /v1/workflows/{name}',
         'POST /v1/workflows/{name}/instances',
+        'POST /v1/schedules',
+        'GET /v1/schedules',
+        'GET /v1/schedules/{name}',
+        'PATCH /v1/schedules/{name}',
+        'DELETE /v1/schedules/{name}',
+        'POST /v1/schedules/{name}/pause',
+        'POST /v1/schedules/{name}/resume',
       ].sort(),
     );
     expect(r.body.components.schemas.StartRequest.properties).toHaveProperty('workflow');

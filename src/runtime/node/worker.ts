@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createEngine, type Engine, type EngineOptions, type ReadyNode } from '../../engine/engine.ts';
 import { checkSchemaVersion, heartbeat, pruneHistory } from '../../engine/sweep.ts';
+import { fireDueSchedules } from '../../engine/schedules.ts';
 import { migrations } from '../../migrate/generated/migrations.ts';
 import { silentLogger, type Logger } from '../../log.ts';
 import { createPgDb } from './pg-db.ts';
@@ -20,6 +21,8 @@ export interface NodeWorkerOptions extends Omit<EngineOptions, 'db' | 'dispatch'
   /** Retention pass interval (ms); 0 disables. Default: pg_durable.reconcile_interval (3600 s). */
   pruneIntervalMs?: number;
   retentionDays?: number;
+  /** How often due cron schedules are fired (ms); 0 disables. Default 1000. */
+  scheduleIntervalMs?: number;
   log?: Logger;
 }
 
@@ -135,6 +138,26 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   const pruneTimer = pruneMs > 0 ? setInterval(() => void prune(), pruneMs) : null;
   if (pruneMs > 0) void prune(); // a first pass at start, not an hour later
 
+  // Cron schedules (src/engine/schedules.ts): one pass at a time; df.start's NOTIFY wakes the loops.
+  const scheduleMs = opts.scheduleIntervalMs ?? 1000;
+  let firing: Promise<void> | null = null;
+  const fire = () => {
+    if (firing || stopping) return;
+    firing = (async () => {
+      try {
+        const fired = await db.withClient((c) => fireDueSchedules(c, { log }));
+        for (const f of fired) log.info('schedule fired', { schedule: f.schedule, outcome: f.outcome, instance: f.instanceId, fire_at: f.fireAt.toISOString() });
+        if (fired.some((f) => f.instanceId)) wakeAll();
+      } catch (err) {
+        log.warn('schedule pass failed', { error: err });
+      } finally {
+        firing = null;
+      }
+    })();
+  };
+  const scheduleTimer = scheduleMs > 0 ? setInterval(fire, scheduleMs) : null;
+  if (scheduleMs > 0) fire();
+
   const loops = Array.from({ length: concurrency }, (_, i) => loop(i));
   log.info('worker started', { concurrency, epoch: epochId });
 
@@ -152,6 +175,8 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
       wakeAll();
       clearInterval(beatTimer);
       if (pruneTimer) clearInterval(pruneTimer);
+      if (scheduleTimer) clearInterval(scheduleTimer);
+      await firing;
       for (const t of timers) clearTimeout(t);
       await Promise.all(loops);
       await db.withClient((c) => c.query('DELETE FROM df._worker_epoch WHERE epoch_id = $1', [epochId])).catch(() => undefined);

@@ -7,6 +7,7 @@
  *    (sendBatch, delaySeconds for near timers). Every message is acked individually, whatever happened:
  *    the rows, not the queue's retry counter, decide what runs again (see `runMessage`).
  *  - scheduled() (cron, every minute): the sweeper. Checks the schema version, records a heartbeat,
+ *    fires due cron schedules (src/engine/schedules.ts, at most PGFLARE_SCHEDULE_LIMIT),
  *    re-sends a message for every row due within the next minute (instances started from plain SQL,
  *    lost messages, expired leases, due timers; at most PGFLARE_SWEEP_LIMIT), prunes history. It only
  *    sends hints and takes an advisory lock for pruning, so overlapping sweeps do no harm.
@@ -46,6 +47,7 @@ import type { Db, DbClient } from '../../engine/db.ts';
 import { createEngine, type Engine } from '../../engine/engine.ts';
 import { createHttpRunner } from '../../engine/executors/http-runner.ts';
 import { heartbeat, pruneHistory, sweepDue } from '../../engine/sweep.ts';
+import { fireDueSchedules } from '../../engine/schedules.ts';
 import { createLogger, type Logger, type LogLevel } from '../../log.ts';
 import { migrations as bundledMigrations } from '../../migrate/generated/migrations.ts';
 import { migrate } from '../../migrate/runner.ts';
@@ -77,6 +79,8 @@ const PRUNE_LOCK_KEY = '31638886994244198';
 const WorkerEnv = z.object({
   PGFLARE_SWEEP_LIMIT: z.coerce.number().int().min(1).max(10_000).default(1000),
   PGFLARE_PRUNE_BATCH: z.coerce.number().int().min(0).max(10_000).default(500),
+  /** Cron schedules fired per sweep (one transaction each); 0 disables firing on this deployment. */
+  PGFLARE_SCHEDULE_LIMIT: z.coerce.number().int().min(0).max(1000).default(100),
   PGFLARE_AUTO_MIGRATE: z
     .string()
     .transform((v) => ['on', 'true', '1', 'yes'].includes(v.trim().toLowerCase()))
@@ -201,12 +205,14 @@ export interface SweepReport {
   schema: 'ok' | 'behind' | 'ahead' | 'missing';
   dispatched: number;
   pruned: number;
+  /** Schedule fires handled this sweep (started, skipped, missed or failed). */
+  fired: number;
   migrated: string[];
 }
 
 export async function handleScheduled(controller: Pick<ScheduledController, 'scheduledTime' | 'cron'>, env: Env, ctx: ExecutionContext): Promise<SweepReport> {
   const inv = open(env, ctx, 'cron');
-  const report: SweepReport = { schema: 'ok', dispatched: 0, pruned: 0, migrated: [] };
+  const report: SweepReport = { schema: 'ok', dispatched: 0, pruned: 0, fired: 0, migrated: [] };
   const { log } = inv;
   try {
     const wenv = WorkerEnv.parse(pick(env));
@@ -220,6 +226,14 @@ export async function handleScheduled(controller: Pick<ScheduledController, 'sch
       report.schema = await checkSchema(client, log);
       if (report.schema === 'missing') return;
       await step(log, 'heartbeat', () => heartbeat(client, epochId!));
+      // Fire due schedules before the dispatch pass, which then sends the new instances' first messages.
+      if (wenv.PGFLARE_SCHEDULE_LIMIT > 0) {
+        await step(log, 'schedules', async () => {
+          const fired = await fireDueSchedules(client, { now: new Date(), limit: wenv.PGFLARE_SCHEDULE_LIMIT, log });
+          report.fired = fired.length;
+          for (const f of fired) log.info('schedule fired', { schedule: f.schedule, outcome: f.outcome, instance: f.instanceId, fire_at: f.fireAt.toISOString() });
+        });
+      }
       const dispatch = createQueueDispatcher(env.QUEUE);
       await step(log, 'dispatch', async () => {
         report.dispatched = await sweepDue(client, async (ready) => void (await dispatch(ready)), {
@@ -234,7 +248,7 @@ export async function handleScheduled(controller: Pick<ScheduledController, 'sch
         });
       }
     });
-    log.info('sweep', { invocation: inv.id, cron: controller.cron, dispatched: report.dispatched, pruned: report.pruned, schema: report.schema });
+    log.info('sweep', { invocation: inv.id, cron: controller.cron, dispatched: report.dispatched, pruned: report.pruned, fired: report.fired, schema: report.schema });
     return report;
   } finally {
     close(ctx, inv);
