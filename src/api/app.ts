@@ -14,6 +14,7 @@ import type { Db, DbClient } from '../engine/db.ts';
 import type { Logger } from '../log.ts';
 import { bearerToken, createTokenResolver } from './auth.ts';
 import { ApiError, errorBody, mapDbError, sqlState, validationError, WORKFLOW_ERRORS } from './errors.ts';
+import { mountHooks } from './hooks.ts';
 import { openApiDocument } from './openapi.ts';
 import { CancelBody, InstanceId, ListQuery, SignalName, StartBody } from './schemas.ts';
 
@@ -26,6 +27,8 @@ export interface AppDeps {
   maxBodyBytes?: number;
   /** statement_timeout of every API transaction (default 30 s; 0 = no timeout). */
   statementTimeoutMs?: number;
+  /** Clock for webhook signature timestamps (ms since the epoch; tests move it). */
+  now?: () => number;
 }
 
 export type ApiEnv = { Variables: { role: string } };
@@ -99,6 +102,8 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
       if (r === 'denied') throw new ApiError(403, 'forbidden', `the API's database role may not act as the token's role "${role}"`);
       return fn(client);
     });
+
+  mountHooks(app, { db, log, asRole, now: deps.now ?? Date.now });
 
   /** The instance as JSON, or 404 (unknown and invisible look the same). */
   const requireInstance = async (client: DbClient, id: string) => {
@@ -248,7 +253,7 @@ async function lockedStatus(client: DbClient, id: string): Promise<string> {
 }
 
 /** The request body as JSON; `empty` stands in for an empty body when given, else an empty body is a 400. */
-async function jsonBody(c: Context<ApiEnv>, empty?: unknown): Promise<unknown> {
+export async function jsonBody(c: Context<ApiEnv>, empty?: unknown): Promise<unknown> {
   const text = await c.req.text();
   if (text.trim() === '') {
     if (empty !== undefined) return empty;
@@ -261,7 +266,7 @@ async function jsonBody(c: Context<ApiEnv>, empty?: unknown): Promise<unknown> {
   }
 }
 
-function parse<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'query'): z.output<S> {
+export function parse<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'query'): z.output<S> {
   const r = schema.safeParse(value);
   if (!r.success) throw validationError(r.error, where);
   return r.data;
