@@ -37,6 +37,7 @@ table df.instances 9:completed_at timestamp with time zone
 table df.instances 10:vars jsonb not null default '{}'::jsonb
 table df.instances 11:generation integer not null default 1
 table df.instances 12:output text
+table df.instances 13:input jsonb
 table df.nodes 1:id character varying(8) not null
 table df.nodes 2:instance_id character varying(8) not null
 table df.nodes 3:node_type text not null
@@ -75,6 +76,12 @@ table df.signals 6:created_at timestamp with time zone not null default now()
 table df.vars 1:name text not null
 table df.vars 2:value text
 table df.vars 3:owner regrole not null default (quote_ident((CURRENT_USER)::text))::regrole
+table df.workflows 1:name text not null
+table df.workflows 2:version integer not null
+table df.workflows 3:owner regrole not null default (quote_ident((CURRENT_USER)::text))::regrole
+table df.workflows 4:graph text not null
+table df.workflows 5:description text
+table df.workflows 6:created_at timestamp with time zone not null default now()
 
 -- table options and grants
 table df._api_tokens rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
@@ -87,6 +94,7 @@ table df.nodes rls=t force=f acl=default options={fillfactor=70,autovacuum_vacuu
 table df.scopes rls=t force=f acl=default options={autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=2000,autovacuum_vacuum_cost_delay=0}
 table df.signals rls=t force=f acl=default options={}
 table df.vars rls=t force=f acl=default options={}
+table df.workflows rls=t force=f acl=default options={}
 
 -- constraints
 constraint _api_tokens_name_check on df._api_tokens: CHECK (((btrim(name) <> ''::text) AND (length(name) <= 200)))
@@ -128,6 +136,9 @@ constraint scopes_status_check on df.scopes: CHECK ((status = ANY (ARRAY['runnin
 constraint signals_instance_fkey on df.signals: FOREIGN KEY (instance_id, submitted_by) REFERENCES df.instances(id, submitted_by) ON DELETE CASCADE
 constraint signals_pkey on df.signals: PRIMARY KEY (id)
 constraint vars_pkey on df.vars: PRIMARY KEY (owner, name)
+constraint workflows_name_check on df.workflows: CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$'::text))
+constraint workflows_pkey on df.workflows: PRIMARY KEY (name, version)
+constraint workflows_version_check on df.workflows: CHECK ((version >= 1))
 
 -- indexes
 CREATE UNIQUE INDEX _api_tokens_pkey ON df._api_tokens USING btree (id)
@@ -149,6 +160,7 @@ CREATE UNIQUE INDEX scopes_pkey ON df.scopes USING btree (instance_id, scope_id)
 CREATE INDEX signals_instance_idx ON df.signals USING btree (instance_id, signal_name, id)
 CREATE UNIQUE INDEX signals_pkey ON df.signals USING btree (id)
 CREATE UNIQUE INDEX vars_pkey ON df.vars USING btree (owner, name)
+CREATE UNIQUE INDEX workflows_pkey ON df.workflows USING btree (name, version)
 
 -- policies
 policy _api_tokens_owner on df._api_tokens for ALL using (((role)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((role)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
@@ -158,6 +170,7 @@ policy nodes_owner on df.nodes for ALL using (((submitted_by)::oid = ((quote_ide
 policy scopes_owner on df.scopes for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy signals_owner on df.signals for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy vars_owner on df.vars for ALL using (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
+policy workflows_owner on df.workflows for ALL using (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 
 -- operators
 operator public.!>(text, text) -> df.if_else_op
@@ -315,7 +328,7 @@ $function$
 
 -- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._claim(p_now timestamp with time zone, p_instance_id character varying DEFAULT NULL::character varying, p_node_id character varying DEFAULT NULL::character varying)
- RETURNS TABLE(instance_id character varying, id character varying, node_type text, query text, result_name text, status text, stamp text, state jsonb, attempts integer, run_at timestamp with time zone, options jsonb, instance_status text, root_node character varying, label text, vars jsonb, generation integer, owner text, owner_exists boolean, owner_is_superuser boolean, superuser_gate text, named jsonb, scope_status text)
+ RETURNS TABLE(instance_id character varying, id character varying, node_type text, query text, result_name text, status text, stamp text, state jsonb, attempts integer, run_at timestamp with time zone, options jsonb, instance_status text, root_node character varying, label text, vars jsonb, generation integer, owner text, owner_exists boolean, owner_is_superuser boolean, superuser_gate text, named jsonb, scope_status text, input text)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
@@ -340,7 +353,7 @@ BEGIN
     SELECT v.instance_id, v.id, v.node_type, v.query, v.result_name, v.status, v.status_details ->> 'execution_id',
            v.state, v.attempts, v.run_at, v.options, i.status, i.root_node, i.label, i.vars, i.generation,
            i.submitted_by::text, r.oid IS NOT NULL, coalesce(r.rolsuper, false),
-           df._setting('enable_superuser_instances', 'off'), s.named, s.status
+           df._setting('enable_superuser_instances', 'off'), s.named, s.status, i.input::text
       FROM df.instances i
       LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
       LEFT JOIN df.scopes s ON s.instance_id = v.instance_id AND s.scope_id = v_scope
@@ -2012,6 +2025,61 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.define_workflow(name text, fut text, description text DEFAULT NULL::text)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_envelope text;
+    v_version  integer;
+BEGIN
+    IF name IS NULL OR name !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' THEN
+        RAISE EXCEPTION 'df.define_workflow(): invalid workflow name %', coalesce(quote_literal(name), 'NULL')
+            USING ERRCODE = '22023',
+                  HINT = 'A name is 1-128 characters: letters, digits, and _ . : - (not first).';
+    END IF;
+    IF fut IS NULL THEN
+        RAISE EXCEPTION 'df.define_workflow(): fut must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    -- Validate exactly as df.start does; nothing is stored unless the whole graph is valid.
+    v_envelope := df._ensure(fut, true);
+    PERFORM count(*) FROM df._flatten(v_envelope);
+
+    -- Serialize definitions of one name so two callers can't pick the same version.
+    PERFORM pg_advisory_xact_lock(hashtextextended('df.workflow:' || name, 0));
+    SELECT coalesce(max(w.version), 0) + 1 INTO v_version FROM df.workflows w WHERE w.name = define_workflow.name;
+    BEGIN
+        INSERT INTO df.workflows (name, version, graph, description)
+        VALUES (define_workflow.name, v_version, v_envelope, define_workflow.description);
+    EXCEPTION WHEN unique_violation THEN
+        -- Invisible under RLS but present: another role owns the name.
+        RAISE EXCEPTION 'workflow "%" belongs to another role', name
+            USING ERRCODE = '42501', HINT = 'Pick another name.';
+    END;
+    RETURN v_version;
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.drop_workflow(name text)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_count integer;
+BEGIN
+    DELETE FROM df.workflows w WHERE w.name = drop_workflow.name;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count = 0 THEN
+        RAISE EXCEPTION 'workflow "%" does not exist', name USING ERRCODE = 'P0002';
+    END IF;
+    RETURN v_count;
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df.explain(input text)
  RETURNS text
  LANGUAGE plpgsql
@@ -2123,13 +2191,14 @@ BEGIN
     FOR v_fn IN SELECT * FROM df._usage_functions(include_http, with_grant) LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I%s', v_fn, p_role, v_opt);
     END LOOP;
-    EXECUTE format('GRANT SELECT, UPDATE (status, updated_at), INSERT (id, label, root_node, submitted_by, database, vars) ON df.instances TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, UPDATE (status, updated_at, input), INSERT (id, label, root_node, submitted_by, database, vars, input) ON df.instances TO %I%s', p_role, v_opt);
     -- UPDATE (run_at): df.cancel withdraws queued work, df.signal wakes a waiting node. The engine runs
     -- only leaves it activated itself (status running, a live scope), so a hand-set run_at does nothing.
     EXECUTE format('GRANT SELECT, INSERT (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database, run_at, options), UPDATE (run_at) ON df.nodes TO %I%s', p_role, v_opt);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO %I%s', p_role, v_opt);
     EXECUTE format('GRANT SELECT, INSERT (instance_id, signal_name, payload, submitted_by) ON df.signals TO %I%s', p_role, v_opt);
     EXECUTE format('GRANT SELECT ON df.scopes, df.events TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT (name, version, graph, description), DELETE ON df.workflows TO %I%s', p_role, v_opt);
     RAISE NOTICE 'pg_durable: granted df usage privileges to "%"', p_role;
 END
 $function$
@@ -2549,7 +2618,7 @@ BEGIN
             NULL; -- the sensitive functions may never have been granted by this role
         END;
     END LOOP;
-    EXECUTE format('REVOKE ALL ON df.instances, df.nodes, df.vars, df.signals, df.scopes, df.events FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE ALL ON df.instances, df.nodes, df.vars, df.signals, df.scopes, df.events, df.workflows FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
     RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;
 END
@@ -2792,6 +2861,33 @@ BEGIN
         RAISE EXCEPTION 'failed to start durable function: %', SQLERRM USING ERRCODE = SQLSTATE;
     END;
 
+    RETURN v_id;
+END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.start_workflow(name text, input jsonb DEFAULT NULL::jsonb, label text DEFAULT NULL::text, version integer DEFAULT NULL::integer)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_graph text;
+    v_id    text;
+BEGIN
+    SELECT w.graph INTO v_graph FROM df.workflows w
+     WHERE w.name = start_workflow.name AND (start_workflow.version IS NULL OR w.version = start_workflow.version)
+     ORDER BY w.version DESC LIMIT 1;
+    IF NOT FOUND THEN
+        IF version IS NULL THEN
+            RAISE EXCEPTION 'workflow "%" does not exist', name USING ERRCODE = 'P0002',
+                HINT = 'Define it with df.define_workflow(name, fut).';
+        END IF;
+        RAISE EXCEPTION 'workflow "%" has no version %', name, version USING ERRCODE = 'P0002';
+    END IF;
+    v_id := df.start(v_graph, coalesce(start_workflow.label, start_workflow.name));
+    -- Always set, so `$input` means the start input in every instance of a named workflow ({} if none).
+    UPDATE df.instances i SET input = coalesce(start_workflow.input, '{}'::jsonb) WHERE i.id = v_id;
     RETURN v_id;
 END
 $function$

@@ -17,6 +17,7 @@ import { ApiError, errorBody, mapDbError, sqlState, validationError, WORKFLOW_ER
 import { mountHooks } from './hooks.ts';
 import { openApiDocument } from './openapi.ts';
 import { CancelBody, InstanceId, ListQuery, SignalName, StartBody } from './schemas.ts';
+import { workflowRoutes } from './workflows.ts';
 
 export interface AppDeps {
   db: Db;
@@ -32,6 +33,13 @@ export interface AppDeps {
 }
 
 export type ApiEnv = { Variables: { role: string } };
+
+/** What route modules beside this file need: the per-request transaction as the token's role, and body parsing. */
+export interface RouteKit {
+  asRole: <T>(c: Context<ApiEnv>, fn: (client: DbClient) => Promise<T>) => Promise<T>;
+  parse: typeof parse;
+  jsonBody: typeof jsonBody;
+}
 
 const DEFAULT_MAX_BODY = 1_114_112;
 
@@ -226,6 +234,8 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     });
     return c.json({ message });
   });
+
+  workflowRoutes(app, { asRole, parse, jsonBody });
 
   app.post('/v1/instances/:id/signals/:name', async (c) => {
     const id = instanceId(c);

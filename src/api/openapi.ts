@@ -16,6 +16,8 @@ const error = (description: string) => ({ description, content: json('Error') })
 
 const idParam = { name: 'id', in: 'path', required: true, description: 'Instance id (8 hex characters)', schema: { type: 'string', pattern: '^[0-9a-f]{8}$' } };
 const authErrors = { 401: error('Missing, malformed, unknown or revoked token (`unauthorized`)'), 403: error("The token's role may not be used (`forbidden`)") };
+const nameParam = { name: 'name', in: 'path', required: true, description: 'Workflow name', schema: schema(s.WorkflowName, 'input') };
+const workflowNotFound = { 404: error('No such workflow (or version), or it belongs to another role (`not_found`)') };
 const notFound = { 404: error('No such instance, or it belongs to another role (`not_found`)') };
 const internal = {
   500: error('Unexpected failure (`internal`); details are logged, never returned'),
@@ -58,6 +60,13 @@ function build(): Record<string, unknown> {
         Message: schema(s.Message),
         Ok: schema(s.Ok),
         Health: schema(s.Health),
+        DefineWorkflowRequest: schema(s.DefineWorkflowBody, 'input'),
+        StartWorkflowRequest: schema(s.StartWorkflowBody, 'input'),
+        WorkflowDefined: schema(s.WorkflowDefined),
+        WorkflowList: schema(s.WorkflowList),
+        Workflow: schema(s.Workflow),
+        WorkflowStarted: schema(s.WorkflowStarted),
+        Removed: schema(s.Removed),
       },
     },
     paths: {
@@ -144,6 +153,55 @@ function build(): Record<string, unknown> {
             ...authErrors,
             ...notFound,
             409: error('The instance already completed or failed (`instance_finished`)'),
+            ...internal,
+          },
+        },
+      },
+      '/v1/workflows': {
+        post: {
+          operationId: 'defineWorkflow',
+          summary: 'Define a named workflow, or its next version (running instances keep the version they started with)',
+          requestBody: { required: true, content: json('DefineWorkflowRequest') },
+          responses: {
+            201: { description: 'Defined', content: json('WorkflowDefined'), headers: { Location: { schema: { type: 'string' } } } },
+            400: error('Body is not JSON (`invalid_json`) or does not match the schema (`invalid_body`)'),
+            ...authErrors,
+            413: error('Body too large (`payload_too_large`)'),
+            422: error('The workflow is not valid DSL or not a valid graph (`invalid_workflow`)'),
+            ...internal,
+          },
+        },
+        get: {
+          operationId: 'listWorkflows',
+          summary: "The role's named workflows with their latest version",
+          responses: { 200: { description: 'Workflows by name', content: json('WorkflowList') }, ...authErrors, ...internal },
+        },
+      },
+      '/v1/workflows/{name}': {
+        get: {
+          operationId: 'getWorkflow',
+          summary: 'The latest version as graph JSON, and every version',
+          parameters: [nameParam],
+          responses: { 200: { description: 'The workflow', content: json('Workflow') }, ...authErrors, ...workflowNotFound, ...internal },
+        },
+        delete: {
+          operationId: 'dropWorkflow',
+          summary: 'Remove every version (running instances are unaffected)',
+          parameters: [nameParam],
+          responses: { 200: { description: 'Versions removed', content: json('Removed') }, ...authErrors, ...workflowNotFound, ...internal },
+        },
+      },
+      '/v1/workflows/{name}/instances': {
+        post: {
+          operationId: 'startWorkflow',
+          summary: 'Start a named workflow; steps read the input as the named result `input`',
+          parameters: [nameParam],
+          requestBody: { required: false, content: json('StartWorkflowRequest') },
+          responses: {
+            201: { description: 'Started', content: json('WorkflowStarted'), headers: { Location: { schema: { type: 'string' } } } },
+            400: error('Bad body (`invalid_json`, `invalid_body`)'),
+            ...authErrors,
+            ...workflowNotFound,
             ...internal,
           },
         },

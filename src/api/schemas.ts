@@ -108,3 +108,42 @@ export const Events = z.object({ events: z.array(Event) });
 export const Message = z.object({ message: z.string() });
 export const Ok = z.object({ ok: z.literal(true) });
 export const Health = z.object({ ok: z.literal(true) });
+
+// ---- named workflows ----
+
+export const WorkflowName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'a name is 1-128 characters: letters, digits, and _ . : - (not first)');
+
+export const DefineWorkflowBody = z
+  .strictObject({
+    name: WorkflowName,
+    workflow: StartBody.shape.workflow,
+    graph: StartBody.shape.graph,
+    description: z.string().max(10_000).optional(),
+  })
+  .refine((b) => (b.workflow === undefined) !== (b.graph === undefined), {
+    message: 'exactly one of "workflow" or "graph" is required',
+  });
+
+export const StartWorkflowBody = z.strictObject({
+  input: z.unknown().optional().describe('Any JSON; every step reads it as the named result `input` ($input, $input.field).'),
+  label: label.optional().describe('Defaults to the workflow name.'),
+  version: z.number().int().min(1).optional().describe('Defaults to the latest version.'),
+});
+
+export const WorkflowDefined = z.object({ name: z.string(), version: z.number().int() });
+export const WorkflowVersion = z.object({ version: z.number().int(), description: z.string().nullable(), created_at: z.string() });
+export const WorkflowSummary = z.object({
+  name: z.string(),
+  latest_version: z.number().int(),
+  description: z.string().nullable(),
+  created_at: z.string().describe('When the latest version was defined'),
+});
+export const WorkflowList = z.object({ workflows: z.array(WorkflowSummary) });
+export const Workflow = z.object({
+  name: z.string(),
+  latest_version: z.number().int(),
+  graph: z.unknown().describe('The latest version as graph JSON'),
+  versions: z.array(WorkflowVersion),
+});
+export const WorkflowStarted = z.object({ id: z.string(), status: z.enum(STATUSES), version: z.number().int() });
+export const Removed = z.object({ removed: z.number().int() });

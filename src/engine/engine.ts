@@ -197,7 +197,9 @@ export function createEngine(options: EngineOptions): Engine {
   function substitutionContext(row: ClaimedRow): SubstitutionContext {
     const vars: Record<string, string> = {};
     for (const [k, v] of Object.entries(row.vars ?? {})) if (v !== null) vars[k] = v;
-    return { instanceId: row.instance_id, label: row.label, vars, results: row.named ?? {} };
+    // A workflow's start input is the named result `input`; a node named `input` shadows it.
+    const results = row.input === null ? (row.named ?? {}) : { input: row.input, ...row.named };
+    return { instanceId: row.instance_id, label: row.label, vars, results };
   }
 
   /** The superuser gate and a vanished owner, checked when an instance is first loaded (SPEC §6.1). */

@@ -113,6 +113,11 @@ describe('unauthenticated routes', () => {
         'GET /v1/instances/{id}/events',
         'POST /v1/instances/{id}/cancel',
         'POST /v1/instances/{id}/signals/{name}',
+        'POST /v1/workflows',
+        'GET /v1/workflows',
+        'GET /v1/workflows/{name}',
+        'DELETE /v1/workflows/{name}',
+        'POST /v1/workflows/{name}/instances',
       ].sort(),
     );
     expect(r.body.components.schemas.StartRequest.properties).toHaveProperty('workflow');

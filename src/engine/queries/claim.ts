@@ -26,6 +26,8 @@ export interface ClaimedRow {
   superuser_gate: string;
   named: Record<string, string> | null;
   scope_status: string | null;
+  /** The start input of a named workflow (JSON text), read by steps as the named result `input`. */
+  input: string | null;
 }
 
 /**
