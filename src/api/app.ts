@@ -111,8 +111,6 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
       return fn(client);
     });
 
-  mountHooks(app, { db, log, asRole, now: deps.now ?? Date.now });
-
   /** The instance as JSON, or 404 (unknown and invisible look the same). */
   const requireInstance = async (client: DbClient, id: string) => {
     const { rows } = await client.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM df.instance_info($1)) AS found', [id]);
@@ -236,6 +234,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   });
 
   workflowRoutes(app, { asRole, parse, jsonBody });
+  mountHooks(app, { asRole, parse, jsonBody, db, log, now: deps.now ?? Date.now });
 
   app.post('/v1/instances/:id/signals/:name', async (c) => {
     const id = instanceId(c);

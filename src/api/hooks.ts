@@ -17,17 +17,15 @@ import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import type { Db, DbClient } from '../engine/db.ts';
 import type { Logger } from '../log.ts';
-import { jsonBody, parse, type ApiEnv } from './app.ts';
+import type { ApiEnv, RouteKit } from './app.ts';
 import { ApiError, mapDbError, sqlState, WORKFLOW_ERRORS, type ErrorStatus } from './errors.ts';
 import { deliveryIdOf, HOOK_SCHEMES, verifySignature, type HookScheme } from './hook-signature.ts';
 
 export const HOOK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 
-export interface HookDeps {
+export interface HookDeps extends RouteKit {
   db: Db;
   log?: Logger;
-  /** Runs fn in one transaction as the request's role (c.get('role')); app.ts's asRole. */
-  asRole: <T>(c: Context<ApiEnv>, fn: (client: DbClient) => Promise<T>) => Promise<T>;
   /** The clock signatures' timestamps are checked against (ms since the epoch); tests move it. */
   now: () => number;
 }
@@ -98,7 +96,7 @@ const LIST_SQL = `SELECT coalesce(json_agg(json_build_object(
 class Redelivered extends Error {}
 
 export function mountHooks(app: Hono<ApiEnv>, deps: HookDeps): void {
-  const { db, log, asRole } = deps;
+  const { db, log, asRole, parse, jsonBody } = deps;
 
   const lookup = (name: string) =>
     db.withClient(async (client) => {

@@ -3,6 +3,7 @@
  * schemas are generated from the zod schemas the routes validate with (schemas.ts), so they cannot drift.
  */
 import { z } from 'zod';
+import { hookOpenApi } from './hooks-openapi.ts';
 import * as s from './schemas.ts';
 
 const schema = (t: z.ZodType, io: 'input' | 'output' = 'output') => {
@@ -33,6 +34,7 @@ export function openApiDocument(): Record<string, unknown> {
 
 function build(): Record<string, unknown> {
   const listQuery = s.ListQuery.shape;
+  const hooks = hookOpenApi();
   return {
     openapi: '3.1.0',
     info: {
@@ -67,6 +69,7 @@ function build(): Record<string, unknown> {
         Workflow: schema(s.Workflow),
         WorkflowStarted: schema(s.WorkflowStarted),
         Removed: schema(s.Removed),
+        ...hooks.schemas,
       },
     },
     paths: {
@@ -222,6 +225,7 @@ function build(): Record<string, unknown> {
           },
         },
       },
+      ...hooks.paths,
     },
   };
 }
