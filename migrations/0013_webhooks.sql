@@ -8,6 +8,9 @@
 --   df.drop_hook(..)           removes a webhook and its delivery records (instances are not touched)
 --   df.list_hooks()            the caller's webhooks, without secrets, with delivery counts
 --   df._hook_for_delivery(..)  the API's lookup by name, secret included (only the owner of df._hooks reads it)
+--   df.grant_usage / df.revoke_usage  now also grant / revoke the hook tables
+--
+-- Privileges: df.grant_usage grants a role the hook tables, every column of df._hooks but `secret`.
 --
 -- Who reads the secret: HMAC needs the secret itself (a hash would not do, unlike API tokens), so it is
 -- stored as given. Column `secret` is granted to nobody: the role that created a hook can INSERT and
@@ -50,13 +53,8 @@ ALTER TABLE df._hooks ENABLE ROW LEVEL SECURITY;
 CREATE POLICY _hooks_owner ON df._hooks FOR ALL
     USING (owner = quote_ident(current_user)::regrole)
     WITH CHECK (owner = quote_ident(current_user)::regrole);
--- USAGE on schema df stays the gate. Every column but `secret` is readable; `secret` is write-only.
+-- Roles get these tables through df.grant_usage (below): every column but `secret`, which is write-only.
 REVOKE ALL ON df._hooks FROM PUBLIC;
-GRANT SELECT (id, name, owner, workflow, scheme, tolerance_seconds, max_body_bytes, created_at, secret_rotated_at),
-      INSERT (name, workflow, scheme, secret, tolerance_seconds, max_body_bytes),
-      UPDATE (secret, secret_rotated_at),
-      DELETE
-    ON df._hooks TO PUBLIC;
 
 CREATE TABLE df.hook_deliveries (
     hook_id     bigint      NOT NULL,
@@ -82,7 +80,59 @@ CREATE POLICY hook_deliveries_owner ON df.hook_deliveries FOR ALL
     WITH CHECK (owner = quote_ident(current_user)::regrole
                 AND EXISTS (SELECT 1 FROM df._hooks h WHERE h.id = hook_id));
 REVOKE ALL ON df.hook_deliveries FROM PUBLIC;
-GRANT SELECT, INSERT (hook_id, delivery_id, instance_id), DELETE ON df.hook_deliveries TO PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------
+-- df.grant_usage / df.revoke_usage also cover the hook tables. Instead of restating the previous
+-- migrations' version (each one extends it), that version is kept under an internal name and the new
+-- one calls it first, so this composes with whatever 0011 and 0012 define. Roles granted before this
+-- migration need df.grant_usage again to manage hooks. _usage_functions leaves the kept versions out
+-- of what roles are granted, like grant_usage itself.
+ALTER FUNCTION df.grant_usage(text, boolean, boolean) RENAME TO _grant_usage_before_0013;
+ALTER FUNCTION df.revoke_usage(text) RENAME TO _revoke_usage_before_0013;
+
+CREATE OR REPLACE FUNCTION df._usage_functions(p_include_http boolean, p_with_grant boolean) RETURNS SETOF regprocedure
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.oid::regprocedure
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname = 'df'
+       -- engine internals: only the worker (the schema owner) runs them
+       AND p.proname NOT IN ('_apply', '_lock_and_load', '_claim', '_usage_functions')
+       AND p.proname !~ '^_(grant|revoke)_usage_'
+       AND (p_include_http OR p.proname NOT IN ('http', 'http_multipart'))
+       AND (p_with_grant OR p.proname NOT IN ('metrics', 'grant_usage', 'revoke_usage'))
+$$;
+
+CREATE FUNCTION df.grant_usage(p_role text, include_http boolean DEFAULT false, with_grant boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_opt text := CASE WHEN with_grant THEN ' WITH GRANT OPTION' ELSE '' END;
+BEGIN
+    PERFORM df._grant_usage_before_0013(p_role, include_http, with_grant);
+    -- `secret` is INSERT/UPDATE only: nobody but the table owner reads it back.
+    EXECUTE format('GRANT SELECT (id, name, owner, workflow, scheme, tolerance_seconds, max_body_bytes, created_at, secret_rotated_at), '
+                   'INSERT (name, workflow, scheme, secret, tolerance_seconds, max_body_bytes), UPDATE (secret, secret_rotated_at), DELETE '
+                   'ON df._hooks TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT (hook_id, delivery_id, instance_id), DELETE ON df.hook_deliveries TO %I%s', p_role, v_opt);
+END
+$$;
+
+CREATE FUNCTION df.revoke_usage(p_role text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('REVOKE ALL ON df._hooks, df.hook_deliveries FROM %I CASCADE', p_role);
+    PERFORM df._revoke_usage_before_0013(p_role);
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION df.grant_usage(text, boolean, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION df.revoke_usage(text) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------------------------
 

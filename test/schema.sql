@@ -101,11 +101,11 @@ table df.workflows 6:created_at timestamp with time zone not null default now()
 -- table options and grants
 table df._api_tokens rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._config rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
-table df._hooks rls=t force=f acl={<owner>=arwdDxt/<owner>,=d/<owner>} options={}
+table df._hooks rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._migrations rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._worker_epoch rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df.events rls=t force=f acl=default options={}
-table df.hook_deliveries rls=t force=f acl={<owner>=arwdDxt/<owner>,=rd/<owner>} options={}
+table df.hook_deliveries rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df.instances rls=t force=f acl=default options={}
 table df.nodes rls=t force=f acl=default options={fillfactor=70,autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=2000,autovacuum_vacuum_insert_scale_factor=0.05,autovacuum_analyze_scale_factor=0.02,autovacuum_vacuum_cost_delay=0}
 table df.scopes rls=t force=f acl=default options={autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=2000,autovacuum_vacuum_cost_delay=0}
@@ -1348,6 +1348,32 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._grant_usage_before_0013(p_role text, include_http boolean DEFAULT false, with_grant boolean DEFAULT false)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_opt text := CASE WHEN with_grant THEN ' WITH GRANT OPTION' ELSE '' END;
+    v_fn regprocedure;
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA df TO %I%s', p_role, v_opt);
+    FOR v_fn IN SELECT * FROM df._usage_functions(include_http, with_grant) LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I%s', v_fn, p_role, v_opt);
+    END LOOP;
+    EXECUTE format('GRANT SELECT, UPDATE (status, updated_at, input), INSERT (id, label, root_node, submitted_by, database, vars, input) ON df.instances TO %I%s', p_role, v_opt);
+    -- UPDATE (run_at): df.cancel withdraws queued work, df.signal wakes a waiting node. The engine runs
+    -- only leaves it activated itself (status running, a live scope), so a hand-set run_at does nothing.
+    EXECUTE format('GRANT SELECT, INSERT (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database, run_at, options), UPDATE (run_at) ON df.nodes TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT (instance_id, signal_name, payload, submitted_by) ON df.signals TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT ON df.scopes, df.events TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT (name, version, graph, description), DELETE ON df.workflows TO %I%s', p_role, v_opt);
+    RAISE NOTICE 'pg_durable: granted df usage privileges to "%"', p_role;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._helper_stamp()
  RETURNS text
  LANGUAGE plpgsql
@@ -1883,6 +1909,28 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._revoke_usage_before_0013(p_role text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_fn regprocedure;
+BEGIN
+    FOR v_fn IN SELECT * FROM df._usage_functions(true, true) LOOP
+        BEGIN
+            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I CASCADE', v_fn, p_role);
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL; -- the sensitive functions may never have been granted by this role
+        END;
+    END LOOP;
+    EXECUTE format('REVOKE ALL ON df.instances, df.nodes, df.vars, df.signals, df.scopes, df.events, df.workflows FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
+    RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._serde_kind(p_value jsonb)
  RETURNS text
  LANGUAGE sql
@@ -1921,6 +1969,7 @@ AS $function$
      WHERE n.nspname = 'df'
        -- engine internals: only the worker (the schema owner) runs them
        AND p.proname NOT IN ('_apply', '_lock_and_load', '_claim', '_usage_functions')
+       AND p.proname !~ '^_(grant|revoke)_usage_'
        AND (p_include_http OR p.proname NOT IN ('http', 'http_multipart'))
        AND (p_with_grant OR p.proname NOT IN ('metrics', 'grant_usage', 'revoke_usage'))
 $function$
@@ -2324,21 +2373,13 @@ CREATE OR REPLACE FUNCTION df.grant_usage(p_role text, include_http boolean DEFA
 AS $function$
 DECLARE
     v_opt text := CASE WHEN with_grant THEN ' WITH GRANT OPTION' ELSE '' END;
-    v_fn regprocedure;
 BEGIN
-    EXECUTE format('GRANT USAGE ON SCHEMA df TO %I%s', p_role, v_opt);
-    FOR v_fn IN SELECT * FROM df._usage_functions(include_http, with_grant) LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I%s', v_fn, p_role, v_opt);
-    END LOOP;
-    EXECUTE format('GRANT SELECT, UPDATE (status, updated_at, input), INSERT (id, label, root_node, submitted_by, database, vars, input) ON df.instances TO %I%s', p_role, v_opt);
-    -- UPDATE (run_at): df.cancel withdraws queued work, df.signal wakes a waiting node. The engine runs
-    -- only leaves it activated itself (status running, a live scope), so a hand-set run_at does nothing.
-    EXECUTE format('GRANT SELECT, INSERT (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database, run_at, options), UPDATE (run_at) ON df.nodes TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT, INSERT (instance_id, signal_name, payload, submitted_by) ON df.signals TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT ON df.scopes, df.events TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT, INSERT (name, version, graph, description), DELETE ON df.workflows TO %I%s', p_role, v_opt);
-    RAISE NOTICE 'pg_durable: granted df usage privileges to "%"', p_role;
+    PERFORM df._grant_usage_before_0013(p_role, include_http, with_grant);
+    -- `secret` is INSERT/UPDATE only: nobody but the table owner reads it back.
+    EXECUTE format('GRANT SELECT (id, name, owner, workflow, scheme, tolerance_seconds, max_body_bytes, created_at, secret_rotated_at), '
+                   'INSERT (name, workflow, scheme, secret, tolerance_seconds, max_body_bytes), UPDATE (secret, secret_rotated_at), DELETE '
+                   'ON df._hooks TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT (hook_id, delivery_id, instance_id), DELETE ON df.hook_deliveries TO %I%s', p_role, v_opt);
 END
 $function$
 
@@ -2761,19 +2802,9 @@ CREATE OR REPLACE FUNCTION df.revoke_usage(p_role text)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-DECLARE
-    v_fn regprocedure;
 BEGIN
-    FOR v_fn IN SELECT * FROM df._usage_functions(true, true) LOOP
-        BEGIN
-            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I CASCADE', v_fn, p_role);
-        EXCEPTION WHEN insufficient_privilege THEN
-            NULL; -- the sensitive functions may never have been granted by this role
-        END;
-    END LOOP;
-    EXECUTE format('REVOKE ALL ON df.instances, df.nodes, df.vars, df.signals, df.scopes, df.events, df.workflows FROM %I CASCADE', p_role);
-    EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
-    RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;
+    EXECUTE format('REVOKE ALL ON df._hooks, df.hook_deliveries FROM %I CASCADE', p_role);
+    PERFORM df._revoke_usage_before_0013(p_role);
 END
 $function$
 

@@ -118,6 +118,12 @@ describe('unauthenticated routes', () => {
         'GET /v1/workflows/{name}',
         'DELETE /v1/workflows/{name}',
         'POST /v1/workflows/{name}/instances',
+        'POST /hooks/{name}',
+        'POST /v1/hooks',
+        'GET /v1/hooks',
+        'GET /v1/hooks/{name}',
+        'DELETE /v1/hooks/{name}',
+        'POST /v1/hooks/{name}/rotate',
       ].sort(),
     );
     expect(r.body.components.schemas.StartRequest.properties).toHaveProperty('workflow');

@@ -312,6 +312,27 @@ describe('the secret is never readable back', () => {
     expect(await t.query(`SELECT secret FROM df._hook_for_delivery('alice-hook')`)).toEqual([{ secret }]);
   });
 
+  it('df.grant_usage grants the hook tables (never the secret column) and df.revoke_usage takes them back', async () => {
+    const bob = t.role('bob');
+    await t.superuser.query(`CREATE ROLE ${bob} LOGIN`);
+    await t.superuser.query(`GRANT ${bob} TO ${OWNER}`);
+    expect((await sqlErrorAs(bob, 'SELECT 1 FROM df.list_hooks()')).code).toBe('42501');
+    await t.query('SELECT df.grant_usage($1)', [bob]);
+    expect(await asRole(bob, 'SELECT name FROM df.list_hooks()')).toEqual([]);
+    expect(await asRole(bob, 'SELECT count(*)::int AS n FROM df.hook_deliveries')).toEqual([{ n: 0 }]);
+    expect((await sqlErrorAs(bob, 'SELECT secret FROM df._hooks')).code).toBe('42501');
+    const [priv] = await t.query(
+      `SELECT has_function_privilege($1, 'df._grant_usage_before_0013(text, boolean, boolean)', 'EXECUTE') AS base,
+              has_column_privilege($1, 'df._hooks', 'secret', 'SELECT') AS secret,
+              has_column_privilege($1, 'df._hooks', 'secret', 'UPDATE') AS secret_update`,
+      [bob],
+    );
+    expect(priv).toEqual({ base: false, secret: false, secret_update: true });
+    await t.query('SELECT df.revoke_usage($1)', [bob]);
+    expect((await sqlErrorAs(bob, 'SELECT name FROM df._hooks')).code).toBe('42501');
+    expect((await sqlErrorAs(bob, 'SELECT 1 FROM df.hook_deliveries')).code).toBe('42501');
+  });
+
   it('a delivery row can only name one of the caller’s own hooks', async () => {
     const [{ id: ghId }] = await t.query(`SELECT id FROM df._hooks WHERE name = 'gh'`);
     const [{ i }] = await asRole(alice, `SELECT df.start('SELECT 1') AS i`);
