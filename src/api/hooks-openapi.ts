@@ -1,21 +1,12 @@
 /** OpenAPI entries for webhooks (merged into openapi.ts), generated from the zod shapes in hooks.ts. */
-import { z } from 'zod';
 import { CreateHookBody, HookAccepted, HookCreated, HookDetail, HookInfo, HookList, HookSecret, RotateHookBody } from './hooks.ts';
-
-const schema = (t: z.ZodType, io: 'input' | 'output' = 'output') => {
-  const { $schema: _drop, ...rest } = z.toJSONSchema(t, { io, unrepresentable: 'any' }) as Record<string, unknown>;
-  return rest;
-};
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const json = (name: string) => ({ 'application/json': { schema: ref(name) } });
-const error = (description: string) => ({ description, content: json('Error') });
+import { authErrors as auth, error, internal, json, schema } from './openapi.ts';
 
 const nameParam = { name: 'name', in: 'path', required: true, description: 'Webhook name', schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$' } };
-const auth = { 401: error('Missing, malformed, unknown or revoked token (`unauthorized`)'), 403: error("The token's role may not be used (`forbidden`)") };
-const notFound = { 404: error('No such webhook, or it belongs to another role (`not_found`)') };
-const internal = { 500: error('Unexpected failure (`internal`)'), 503: error('Statement timeout (`statement_timeout`)') };
 
+/** Called from openapi.ts's build(), after both modules have loaded (they import each other). */
 export function hookOpenApi(): { schemas: Record<string, unknown>; paths: Record<string, unknown> } {
+  const notFound = { 404: error('No such webhook, or it belongs to another role (`not_found`)') };
   return {
     schemas: {
       CreateHookRequest: schema(CreateHookBody, 'input'),
