@@ -243,6 +243,26 @@ describe('generic hmac scheme and limits', () => {
     expect((await deliver('nope', body)).body).toEqual({ error: { code: 'not_found', message: 'no webhook named "nope"' } });
   });
 
+  it("a hook whose owner the API may not act as is a 403 that names no role", async () => {
+    const carol = t.role('carol');
+    await t.superuser.query(`CREATE ROLE ${carol} LOGIN`);
+    await t.query('SELECT df.grant_usage($1)', [carol]);
+    // Not GRANTed to the API's connecting role: SET ROLE to it is refused.
+    const c = await t.superuser.connect();
+    let s: string;
+    try {
+      await c.query(`SET ROLE ${carol}`);
+      await c.query(`SELECT df.define_workflow('carol_flow', 'SELECT 1')`);
+      [{ s }] = (await c.query(`SELECT df.create_hook('carol-hook', 'carol_flow', 'hmac') AS s`)).rows;
+    } finally {
+      await c.query('RESET ROLE');
+      c.release();
+    }
+    const r = await deliver('carol-hook', '{}', { 'X-Signature-256': `sha256=${hex(s, '{}')}` });
+    expect(r).toEqual({ status: 403, body: { error: { code: 'forbidden', message: 'webhook "carol-hook" cannot start its workflow; see the server log' } } });
+    expect(await deliveries('carol-hook')).toBe(0);
+  });
+
   it('a dropped workflow is a 404 workflow_not_found and records no delivery', async () => {
     await t.query(`SELECT df.define_workflow('temp', 'SELECT 1')`);
     const [{ s }] = await t.query(`SELECT df.create_hook('temp-hook', 'temp', 'hmac') AS s`);
@@ -378,7 +398,7 @@ describe('/v1/hooks management', () => {
       body: { error: { code: 'workflow_not_found' } },
     });
     expect((await call('GET', '/v1/hooks', { token: aliceToken })).body.hooks.map((h: any) => h.name)).toEqual(['alice-hook']);
-    expect((await call('GET', '/v1/hooks', { token: ownerToken })).body.hooks.map((h: any) => h.name)).toEqual(['alice-hook', 'generic', 'gh', 'pay', 'temp-hook']);
+    expect((await call('GET', '/v1/hooks', { token: ownerToken })).body.hooks.map((h: any) => h.name)).toEqual(['alice-hook', 'carol-hook', 'generic', 'gh', 'pay', 'temp-hook']);
   });
 
   it('create with options, then DELETE: deliveries go, instances stay, the URL is a 404', async () => {
