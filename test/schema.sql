@@ -10,6 +10,16 @@ table df._api_tokens 5:created_at timestamp with time zone not null default now(
 table df._api_tokens 6:revoked_at timestamp with time zone
 table df._config 1:key text not null
 table df._config 2:value text not null
+table df._hooks 1:id bigint not null
+table df._hooks 2:name text not null
+table df._hooks 3:owner regrole not null default (quote_ident((CURRENT_USER)::text))::regrole
+table df._hooks 4:workflow text not null
+table df._hooks 5:scheme text not null
+table df._hooks 6:secret text not null
+table df._hooks 7:tolerance_seconds integer not null default 300
+table df._hooks 8:max_body_bytes integer not null default 1048576
+table df._hooks 9:created_at timestamp with time zone not null default now()
+table df._hooks 10:secret_rotated_at timestamp with time zone
 table df._migrations 1:version integer not null
 table df._migrations 2:name text not null
 table df._migrations 3:checksum text not null
@@ -25,6 +35,11 @@ table df.events 5:attempt integer
 table df.events 6:detail text
 table df.events 7:submitted_by regrole not null
 table df.events 8:created_at timestamp with time zone not null default now()
+table df.hook_deliveries 1:hook_id bigint not null
+table df.hook_deliveries 2:delivery_id text
+table df.hook_deliveries 3:instance_id character varying(8) not null
+table df.hook_deliveries 4:owner regrole not null default (quote_ident((CURRENT_USER)::text))::regrole
+table df.hook_deliveries 5:received_at timestamp with time zone not null default now()
 table df.instances 1:id character varying(8) not null
 table df.instances 2:label text
 table df.instances 3:root_node character varying(8) not null
@@ -110,9 +125,11 @@ table df.workflows 6:created_at timestamp with time zone not null default now()
 -- table options and grants
 table df._api_tokens rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._config rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
+table df._hooks rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._migrations rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._worker_epoch rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df.events rls=t force=f acl=default options={}
+table df.hook_deliveries rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df.instances rls=t force=f acl=default options={}
 table df.nodes rls=t force=f acl=default options={fillfactor=70,autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=2000,autovacuum_vacuum_insert_scale_factor=0.05,autovacuum_analyze_scale_factor=0.02,autovacuum_vacuum_cost_delay=0}
 table df.schedule_fires rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
@@ -128,10 +145,21 @@ constraint _api_tokens_pkey on df._api_tokens: PRIMARY KEY (id)
 constraint _api_tokens_token_hash_check on df._api_tokens: CHECK ((token_hash ~ '^[0-9a-f]{64}$'::text))
 constraint _api_tokens_token_hash_key on df._api_tokens: UNIQUE (token_hash)
 constraint _config_pkey on df._config: PRIMARY KEY (key)
+constraint _hooks_max_body_check on df._hooks: CHECK (((max_body_bytes >= 1) AND (max_body_bytes <= 16777216)))
+constraint _hooks_name_check on df._hooks: CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$'::text))
+constraint _hooks_name_key on df._hooks: UNIQUE (name)
+constraint _hooks_pkey on df._hooks: PRIMARY KEY (id)
+constraint _hooks_scheme_check on df._hooks: CHECK ((scheme = ANY (ARRAY['github'::text, 'stripe'::text, 'hmac'::text])))
+constraint _hooks_secret_check on df._hooks: CHECK (((length(secret) >= 16) AND (length(secret) <= 512)))
+constraint _hooks_tolerance_check on df._hooks: CHECK (((tolerance_seconds >= 1) AND (tolerance_seconds <= 86400)))
 constraint _migrations_pkey on df._migrations: PRIMARY KEY (version)
 constraint _worker_epoch_pkey on df._worker_epoch: PRIMARY KEY (epoch_id)
 constraint events_instance_fkey on df.events: FOREIGN KEY (instance_id, submitted_by) REFERENCES df.instances(id, submitted_by) ON DELETE CASCADE
 constraint events_pkey on df.events: PRIMARY KEY (id)
+constraint hook_deliveries_delivery_id_check on df.hook_deliveries: CHECK (((length(delivery_id) >= 1) AND (length(delivery_id) <= 200)))
+constraint hook_deliveries_hook_delivery_key on df.hook_deliveries: UNIQUE (hook_id, delivery_id)
+constraint hook_deliveries_hook_fkey on df.hook_deliveries: FOREIGN KEY (hook_id) REFERENCES df._hooks(id) ON DELETE CASCADE
+constraint hook_deliveries_instance_fkey on df.hook_deliveries: FOREIGN KEY (instance_id, owner) REFERENCES df.instances(id, submitted_by) ON DELETE CASCADE
 constraint instances_id_check on df.instances: CHECK (((id)::text ~ '^[0-9a-f]{8}$'::text)) NOT VALID (not validated)
 constraint instances_identity_key on df.instances: UNIQUE (id, submitted_by)
 constraint instances_pkey on df.instances: PRIMARY KEY (id)
@@ -179,10 +207,15 @@ CREATE UNIQUE INDEX _api_tokens_pkey ON df._api_tokens USING btree (id)
 CREATE UNIQUE INDEX _api_tokens_role_name_key ON df._api_tokens USING btree (role, name) WHERE (revoked_at IS NULL)
 CREATE UNIQUE INDEX _api_tokens_token_hash_key ON df._api_tokens USING btree (token_hash)
 CREATE UNIQUE INDEX _config_pkey ON df._config USING btree (key)
+CREATE UNIQUE INDEX _hooks_name_key ON df._hooks USING btree (name)
+CREATE UNIQUE INDEX _hooks_pkey ON df._hooks USING btree (id)
 CREATE UNIQUE INDEX _migrations_pkey ON df._migrations USING btree (version)
 CREATE UNIQUE INDEX _worker_epoch_pkey ON df._worker_epoch USING btree (epoch_id)
 CREATE INDEX events_instance_idx ON df.events USING btree (instance_id, id)
 CREATE UNIQUE INDEX events_pkey ON df.events USING btree (id)
+CREATE UNIQUE INDEX hook_deliveries_hook_delivery_key ON df.hook_deliveries USING btree (hook_id, delivery_id)
+CREATE INDEX hook_deliveries_hook_received_idx ON df.hook_deliveries USING btree (hook_id, received_at DESC)
+CREATE INDEX hook_deliveries_instance_idx ON df.hook_deliveries USING btree (instance_id)
 CREATE INDEX instances_created_idx ON df.instances USING btree (created_at DESC, id)
 CREATE UNIQUE INDEX instances_identity_key ON df.instances USING btree (id, submitted_by)
 CREATE INDEX instances_label_created_idx ON df.instances USING btree (label, created_at DESC, id) WHERE (label IS NOT NULL)
@@ -202,7 +235,11 @@ CREATE UNIQUE INDEX workflows_pkey ON df.workflows USING btree (name, version)
 
 -- policies
 policy _api_tokens_owner on df._api_tokens for ALL using (((role)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((role)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
+policy _hooks_owner on df._hooks for ALL using (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy events_owner on df.events for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
+policy hook_deliveries_owner on df.hook_deliveries for ALL using (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check ((((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid) AND (EXISTS ( SELECT 1
+   FROM df._hooks h
+  WHERE (h.id = hook_deliveries.hook_id)))))
 policy instances_owner on df.instances for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy nodes_owner on df.nodes for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy schedule_fires_owner on df.schedule_fires for ALL using (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
@@ -1639,6 +1676,35 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._grant_usage_before_0013(p_role text, include_http boolean DEFAULT false, with_grant boolean DEFAULT false)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_opt text := CASE WHEN with_grant THEN ' WITH GRANT OPTION' ELSE '' END;
+    v_fn regprocedure;
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA df TO %I%s', p_role, v_opt);
+    FOR v_fn IN SELECT * FROM df._usage_functions(include_http, with_grant) LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I%s', v_fn, p_role, v_opt);
+    END LOOP;
+    EXECUTE format('GRANT SELECT, UPDATE (status, updated_at, input), INSERT (id, label, root_node, submitted_by, database, vars, input) ON df.instances TO %I%s', p_role, v_opt);
+    -- UPDATE (run_at): df.cancel withdraws queued work, df.signal wakes a waiting node. The engine runs
+    -- only leaves it activated itself (status running, a live scope), so a hand-set run_at does nothing.
+    EXECUTE format('GRANT SELECT, INSERT (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database, run_at, options), UPDATE (run_at) ON df.nodes TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT (instance_id, signal_name, payload, submitted_by) ON df.signals TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT ON df.scopes, df.events TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT (name, version, graph, description), DELETE ON df.workflows TO %I%s', p_role, v_opt);
+    -- Schedules: a role writes only what the schedule functions write; fires and last_* are the worker's.
+    EXECUTE format('GRANT SELECT, DELETE, INSERT (name, workflow, cron, timezone, input, missed, overlap, next_fire_at), UPDATE (workflow, cron, timezone, input, missed, overlap, paused, next_fire_at, last_error, last_error_at, updated_at) ON df.schedules TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT ON df.schedule_fires TO %I%s', p_role, v_opt);
+    RAISE NOTICE 'pg_durable: granted df usage privileges to "%"', p_role;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._helper_stamp()
  RETURNS text
  LANGUAGE plpgsql
@@ -1648,6 +1714,46 @@ AS $function$
 BEGIN
     RETURN ((extract(epoch FROM statement_timestamp()) - 946684800) * 1000000)::bigint::text;
 END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._hook_check(p_name text, p_scheme text, p_secret text, p_tolerance integer, p_max_body integer)
+ RETURNS void
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF p_name IS NOT NULL AND p_name !~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$' THEN
+        RAISE EXCEPTION 'webhook name "%" is not valid: 1 to 100 characters A-Z a-z 0-9 _ . -, starting with a letter or digit (it is part of the URL /hooks/<name>)',
+            p_name USING ERRCODE = '22023';
+    END IF;
+    IF p_scheme IS NOT NULL AND p_scheme NOT IN ('github', 'stripe', 'hmac') THEN
+        RAISE EXCEPTION 'unknown webhook scheme "%": expected github, stripe or hmac', p_scheme USING ERRCODE = '22023';
+    END IF;
+    IF p_secret IS NOT NULL AND length(p_secret) NOT BETWEEN 16 AND 512 THEN
+        RAISE EXCEPTION 'webhook secret must be 16 to 512 characters (omit it to have one generated)' USING ERRCODE = '22023';
+    END IF;
+    IF p_tolerance IS NOT NULL AND p_tolerance NOT BETWEEN 1 AND 86400 THEN
+        RAISE EXCEPTION 'tolerance_seconds must be between 1 and 86400, got %', p_tolerance USING ERRCODE = '22023';
+    END IF;
+    IF p_max_body IS NOT NULL AND p_max_body NOT BETWEEN 1 AND 16777216 THEN
+        RAISE EXCEPTION 'max_body_bytes must be between 1 and 16777216, got %', p_max_body USING ERRCODE = '22023';
+    END IF;
+END;
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._hook_for_delivery(p_name text)
+ RETURNS TABLE(id bigint, owner text, workflow text, scheme text, secret text, tolerance_seconds integer, max_body_bytes integer)
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT h.id, r.rolname::text, h.workflow, h.scheme, h.secret, h.tolerance_seconds, h.max_body_bytes
+      FROM df._hooks AS h
+      JOIN pg_catalog.pg_roles AS r ON r.oid = h.owner
+     WHERE h.name = p_name
 $function$
 
 -- acl {<owner>=X/<owner>}
@@ -2070,6 +2176,17 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._new_hook_secret()
+ RETURNS text
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT 'whsec_' || rtrim(translate(encode(sha256(decode(
+               replace(gen_random_uuid()::text || gen_random_uuid()::text || gen_random_uuid()::text, '-', ''),
+               'hex')), 'base64'), '+/', '-_'), '=')
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._new_id()
  RETURNS character varying
  LANGUAGE sql
@@ -2119,6 +2236,28 @@ AS $function$
 BEGIN
     RETURN ARRAY['SQL', 'THEN', 'IF', 'JOIN', 'LOOP', 'BREAK', 'RACE', 'SLEEP', 'WAIT_SCHEDULE',
                  'HTTP', 'HTTP_MULTIPART', 'SIGNAL'];
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._revoke_usage_before_0013(p_role text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_fn regprocedure;
+BEGIN
+    FOR v_fn IN SELECT * FROM df._usage_functions(true, true) LOOP
+        BEGIN
+            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I CASCADE', v_fn, p_role);
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL; -- the sensitive functions may never have been granted by this role
+        END;
+    END LOOP;
+    EXECUTE format('REVOKE ALL ON df.instances, df.nodes, df.vars, df.signals, df.scopes, df.events, df.workflows, df.schedules, df.schedule_fires FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
+    RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;
 END
 $function$
 
@@ -2264,6 +2403,7 @@ AS $function$
      WHERE n.nspname = 'df'
        -- engine internals: only the worker (the schema owner) runs them
        AND p.proname NOT IN ('_apply', '_lock_and_load', '_claim', '_usage_functions')
+       AND p.proname !~ '^_(grant|revoke)_usage_'
        AND (p_include_http OR p.proname NOT IN ('http', 'http_multipart'))
        AND (p_with_grant OR p.proname NOT IN ('metrics', 'grant_usage', 'revoke_usage'))
 $function$
@@ -2492,6 +2632,39 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.create_hook(name text, workflow text, scheme text, secret text DEFAULT NULL::text, tolerance_seconds integer DEFAULT 300, max_body_bytes integer DEFAULT 1048576)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_secret text := coalesce(create_hook.secret, df._new_hook_secret());
+BEGIN
+    IF create_hook.name IS NULL OR create_hook.workflow IS NULL OR create_hook.scheme IS NULL
+       OR create_hook.tolerance_seconds IS NULL OR create_hook.max_body_bytes IS NULL THEN
+        RAISE EXCEPTION 'df.create_hook(): name, workflow, scheme, tolerance_seconds and max_body_bytes must not be NULL'
+            USING ERRCODE = '22004';
+    END IF;
+    PERFORM df._hook_check(create_hook.name, create_hook.scheme, create_hook.secret,
+                           create_hook.tolerance_seconds, create_hook.max_body_bytes);
+    -- Only the caller's own workflows are visible (row-level security), so this is also the owner check.
+    IF NOT EXISTS (SELECT 1 FROM df.workflows AS w WHERE w.name = create_hook.workflow) THEN
+        RAISE EXCEPTION 'workflow "%" does not exist', create_hook.workflow
+            USING ERRCODE = 'P0002', HINT = 'Define it first with df.define_workflow(name, workflow).';
+    END IF;
+    BEGIN
+        INSERT INTO df._hooks (name, workflow, scheme, secret, tolerance_seconds, max_body_bytes)
+        VALUES (create_hook.name, create_hook.workflow, create_hook.scheme, v_secret,
+                create_hook.tolerance_seconds, create_hook.max_body_bytes);
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'a webhook named "%" already exists', create_hook.name
+            USING ERRCODE = '23505', HINT = 'Webhook names are global to the database: they are URLs.';
+    END;
+    RETURN v_secret;
+END;
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df.create_schedule(name text, workflow text, cron text, timezone text DEFAULT 'UTC'::text, input jsonb DEFAULT NULL::jsonb, missed text DEFAULT 'skip'::text, overlap text DEFAULT 'skip'::text)
  RETURNS timestamp with time zone
  LANGUAGE plpgsql
@@ -2569,6 +2742,24 @@ BEGIN
     END;
     RETURN v_version;
 END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.drop_hook(name text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_count integer;
+BEGIN
+    DELETE FROM df._hooks AS h WHERE h.name = drop_hook.name;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count = 0 THEN
+        RAISE EXCEPTION 'no webhook named "%"', drop_hook.name USING ERRCODE = 'P0002';
+    END IF;
+    RETURN 'OK';
+END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
@@ -2709,24 +2900,13 @@ CREATE OR REPLACE FUNCTION df.grant_usage(p_role text, include_http boolean DEFA
 AS $function$
 DECLARE
     v_opt text := CASE WHEN with_grant THEN ' WITH GRANT OPTION' ELSE '' END;
-    v_fn regprocedure;
 BEGIN
-    EXECUTE format('GRANT USAGE ON SCHEMA df TO %I%s', p_role, v_opt);
-    FOR v_fn IN SELECT * FROM df._usage_functions(include_http, with_grant) LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I%s', v_fn, p_role, v_opt);
-    END LOOP;
-    EXECUTE format('GRANT SELECT, UPDATE (status, updated_at, input), INSERT (id, label, root_node, submitted_by, database, vars, input) ON df.instances TO %I%s', p_role, v_opt);
-    -- UPDATE (run_at): df.cancel withdraws queued work, df.signal wakes a waiting node. The engine runs
-    -- only leaves it activated itself (status running, a live scope), so a hand-set run_at does nothing.
-    EXECUTE format('GRANT SELECT, INSERT (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database, run_at, options), UPDATE (run_at) ON df.nodes TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT, INSERT (instance_id, signal_name, payload, submitted_by) ON df.signals TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT ON df.scopes, df.events TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT, INSERT (name, version, graph, description), DELETE ON df.workflows TO %I%s', p_role, v_opt);
-    -- Schedules: a role writes only what the schedule functions write; fires and last_* are the worker's.
-    EXECUTE format('GRANT SELECT, DELETE, INSERT (name, workflow, cron, timezone, input, missed, overlap, next_fire_at), UPDATE (workflow, cron, timezone, input, missed, overlap, paused, next_fire_at, last_error, last_error_at, updated_at) ON df.schedules TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT ON df.schedule_fires TO %I%s', p_role, v_opt);
-    RAISE NOTICE 'pg_durable: granted df usage privileges to "%"', p_role;
+    PERFORM df._grant_usage_before_0013(p_role, include_http, with_grant);
+    -- `secret` is INSERT/UPDATE only: nobody but the table owner reads it back.
+    EXECUTE format('GRANT SELECT (id, name, owner, workflow, scheme, tolerance_seconds, max_body_bytes, created_at, secret_rotated_at), '
+                   'INSERT (name, workflow, scheme, secret, tolerance_seconds, max_body_bytes), UPDATE (secret, secret_rotated_at), DELETE '
+                   'ON df._hooks TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT (hook_id, delivery_id, instance_id), DELETE ON df.hook_deliveries TO %I%s', p_role, v_opt);
 END
 $function$
 
@@ -2958,6 +3138,20 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.list_hooks()
+ RETURNS TABLE(name text, workflow text, scheme text, tolerance_seconds integer, max_body_bytes integer, created_at timestamp with time zone, secret_rotated_at timestamp with time zone, deliveries bigint, last_delivery_at timestamp with time zone)
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT h.name, h.workflow, h.scheme, h.tolerance_seconds, h.max_body_bytes, h.created_at, h.secret_rotated_at,
+           (SELECT count(*) FROM df.hook_deliveries AS d WHERE d.hook_id = h.id),
+           (SELECT max(d.received_at) FROM df.hook_deliveries AS d WHERE d.hook_id = h.id)
+      FROM df._hooks AS h
+     ORDER BY h.name
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df.list_instances(status_filter text DEFAULT NULL::text, limit_count integer DEFAULT 100)
  RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text)
  LANGUAGE plpgsql
@@ -3184,20 +3378,30 @@ CREATE OR REPLACE FUNCTION df.revoke_usage(p_role text)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-DECLARE
-    v_fn regprocedure;
 BEGIN
-    FOR v_fn IN SELECT * FROM df._usage_functions(true, true) LOOP
-        BEGIN
-            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I CASCADE', v_fn, p_role);
-        EXCEPTION WHEN insufficient_privilege THEN
-            NULL; -- the sensitive functions may never have been granted by this role
-        END;
-    END LOOP;
-    EXECUTE format('REVOKE ALL ON df.instances, df.nodes, df.vars, df.signals, df.scopes, df.events, df.workflows, df.schedules, df.schedule_fires FROM %I CASCADE', p_role);
-    EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
-    RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;
+    EXECUTE format('REVOKE ALL ON df._hooks, df.hook_deliveries FROM %I CASCADE', p_role);
+    PERFORM df._revoke_usage_before_0013(p_role);
 END
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.rotate_hook_secret(name text, secret text DEFAULT NULL::text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_secret text := coalesce(rotate_hook_secret.secret, df._new_hook_secret());
+    v_count  integer;
+BEGIN
+    PERFORM df._hook_check(NULL, NULL, rotate_hook_secret.secret, NULL, NULL);
+    UPDATE df._hooks AS h SET secret = v_secret, secret_rotated_at = now() WHERE h.name = rotate_hook_secret.name;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count = 0 THEN
+        RAISE EXCEPTION 'no webhook named "%"', rotate_hook_secret.name USING ERRCODE = 'P0002';
+    END IF;
+    RETURN v_secret;
+END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}

@@ -14,6 +14,7 @@ import type { Db, DbClient } from '../engine/db.ts';
 import type { Logger } from '../log.ts';
 import { bearerToken, createTokenResolver } from './auth.ts';
 import { ApiError, errorBody, mapDbError, sqlState, validationError, WORKFLOW_ERRORS } from './errors.ts';
+import { mountHooks } from './hooks.ts';
 import { openApiDocument } from './openapi.ts';
 import { CancelBody, InstanceId, ListQuery, SignalName, StartBody } from './schemas.ts';
 import { workflowRoutes } from './workflows.ts';
@@ -28,6 +29,8 @@ export interface AppDeps {
   maxBodyBytes?: number;
   /** statement_timeout of every API transaction (default 30 s; 0 = no timeout). */
   statementTimeoutMs?: number;
+  /** Clock for webhook signature timestamps (ms since the epoch; tests move it). */
+  now?: () => number;
 }
 
 export type ApiEnv = { Variables: { role: string } };
@@ -233,6 +236,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
 
   workflowRoutes(app, { asRole, parse, jsonBody });
   scheduleRoutes(app, { asRole, parse, jsonBody });
+  mountHooks(app, { asRole, parse, jsonBody, db, log, now: deps.now ?? Date.now });
 
   app.post('/v1/instances/:id/signals/:name', async (c) => {
     const id = instanceId(c);

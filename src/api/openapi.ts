@@ -3,24 +3,25 @@
  * schemas are generated from the zod schemas the routes validate with (schemas.ts), so they cannot drift.
  */
 import { z } from 'zod';
+import { hookOpenApi } from './hooks-openapi.ts';
 import * as s from './schemas.ts';
 import { scheduleOpenApi } from './schedules.ts';
 
-const schema = (t: z.ZodType, io: 'input' | 'output' = 'output') => {
+export const schema = (t: z.ZodType, io: 'input' | 'output' = 'output') => {
   const { $schema: _drop, ...rest } = z.toJSONSchema(t, { io, unrepresentable: 'any' }) as Record<string, unknown>;
   return rest;
 };
 
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const json = (name: string) => ({ 'application/json': { schema: ref(name) } });
-const error = (description: string) => ({ description, content: json('Error') });
+export const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+export const json = (name: string) => ({ 'application/json': { schema: ref(name) } });
+export const error = (description: string) => ({ description, content: json('Error') });
 
 const idParam = { name: 'id', in: 'path', required: true, description: 'Instance id (8 hex characters)', schema: { type: 'string', pattern: '^[0-9a-f]{8}$' } };
-const authErrors = { 401: error('Missing, malformed, unknown or revoked token (`unauthorized`)'), 403: error("The token's role may not be used (`forbidden`)") };
+export const authErrors = { 401: error('Missing, malformed, unknown or revoked token (`unauthorized`)'), 403: error("The token's role may not be used (`forbidden`)") };
 const nameParam = { name: 'name', in: 'path', required: true, description: 'Workflow name', schema: schema(s.WorkflowName, 'input') };
 const workflowNotFound = { 404: error('No such workflow (or version), or it belongs to another role (`not_found`)') };
 const notFound = { 404: error('No such instance, or it belongs to another role (`not_found`)') };
-const internal = {
+export const internal = {
   500: error('Unexpected failure (`internal`); details are logged, never returned'),
   503: error('The request ran longer than the API statement timeout (`statement_timeout`)'),
 };
@@ -35,6 +36,7 @@ export function openApiDocument(): Record<string, unknown> {
 function build(): Record<string, unknown> {
   const listQuery = s.ListQuery.shape;
   const schedules = scheduleOpenApi(schema, { json, error, authErrors, internal });
+  const hooks = hookOpenApi();
   return {
     openapi: '3.1.0',
     info: {
@@ -70,6 +72,7 @@ function build(): Record<string, unknown> {
         WorkflowStarted: schema(s.WorkflowStarted),
         Removed: schema(s.Removed),
         ...schedules.schemas,
+        ...hooks.schemas,
       },
     },
     paths: {
@@ -226,6 +229,7 @@ function build(): Record<string, unknown> {
           },
         },
       },
+      ...hooks.paths,
     },
   };
 }

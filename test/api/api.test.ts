@@ -125,6 +125,12 @@ describe('unauthenticated routes', () => {
         'DELETE /v1/schedules/{name}',
         'POST /v1/schedules/{name}/pause',
         'POST /v1/schedules/{name}/resume',
+        'POST /hooks/{name}',
+        'POST /v1/hooks',
+        'GET /v1/hooks',
+        'GET /v1/hooks/{name}',
+        'DELETE /v1/hooks/{name}',
+        'POST /v1/hooks/{name}/rotate',
       ].sort(),
     );
     expect(r.body.components.schemas.StartRequest.properties).toHaveProperty('workflow');

@@ -306,8 +306,8 @@ async function pruneLocked(client: DbClient, retentionDays: number | null, batch
   }
 }
 
-/** POST routes after which an instance has a row ready now: a start, or a signal to a waiting node. */
-const KICK_ROUTE = /^\/v1\/instances(?:\/([^/]+)\/signals\/[^/]+)?\/?$/;
+/** POST routes after which an instance has a row ready now: a start, a signal to a waiting node, a webhook. */
+const KICK_ROUTE = /^\/v1\/instances(?:\/([^/]+)\/signals\/[^/]+)?\/?$|^\/hooks\/[^/]+\/?$/;
 
 export async function handleFetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   let inv: Invocation;
@@ -326,7 +326,8 @@ export async function handleFetch(request: Request, env: Env, ctx: ExecutionCont
     const m = request.method === 'POST' && res.ok ? KICK_ROUTE.exec(new URL(request.url).pathname) : null;
     if (m) {
       after = (async () => {
-        const id = m[1] ? decodeURIComponent(m[1]) : ((await res.clone().json().catch(() => null)) as { id?: unknown } | null)?.id;
+        const started = m[1] ? null : ((await res.clone().json().catch(() => null)) as { id?: unknown; instance_id?: unknown } | null);
+        const id = m[1] ? decodeURIComponent(m[1]) : (started?.id ?? started?.instance_id);
         if (typeof id === 'string') await kick(inv, env, id);
       })().catch((err: unknown) => inv.log.warn('api: dispatch after commit failed; the sweep will find the row', { error: err }));
     }
