@@ -7,6 +7,8 @@ export interface HttpRunnerOptions {
   /** DNS port for the resolved-address check (Node: dns.lookup; Workers: none). */
   resolve?: Resolver;
   fetch?: typeof fetch;
+  /** Node: a fetch that checks the addresses its connections dial (see HttpStepInput.guardedFetch). */
+  guardedFetch?: (check: (host: string, addresses: readonly string[]) => string | null) => typeof fetch;
   /** PGFLARE_HTTP_POLICY / PGFLARE_HTTP_ALLOWED_HOSTS: win over the database settings (SPEC §9). */
   policy?: EgressMode;
   allowedHosts?: string[];
@@ -32,6 +34,7 @@ export function createHttpRunner(opts: HttpRunnerOptions = {}): HttpRunner {
       ownerRole: row.owner,
       resolve: opts.resolve,
       fetch: opts.fetch,
+      guardedFetch: opts.guardedFetch,
       maxResponseBytes: opts.maxResponseBytes,
     };
     if (cfg.node_type === 'HTTP') return executeHttpStep({ ...common, nodeType: 'HTTP', config: cfg.config });
