@@ -13,22 +13,20 @@
  *   4. any IP literal → blocked (every spelling the WHATWG parser accepts: 127.1, 0x7f000001,
  *      2130706433, 0177.0.0.1, [::ffff:127.0.0.1], …);
  *   5. allow-list (azure, azure+test, allowlist);
- *   6. resolved addresses in restricted ranges (IPv4-mapped IPv6 unwrapped) → blocked.
+ *   6. resolved addresses in restricted ranges (RESTRICTED_V4/V6; IPv4 embedded in IPv6 unwrapped) → blocked.
  *
  * Parser differentials: pg_durable checks the host its own string splitter extracts. `fetch`
  * connects to the host the WHATWG parser extracts, and the two disagree on inputs such as
  * `http://evil.example\@x.blob.core.windows.net/` (WHATWG reads `\` as `/`: the host is
  * `evil.example`). So steps 4–6 run on **both** hosts, and both must pass.
  *
- * KNOWN GAP — DNS rebinding: step 6 resolves the name, then `fetch` resolves it again when it
- * connects; a hostile DNS server can answer a public address to us and a private one to `fetch`.
- * pg_durable closes this by plugging the check into the HTTP client's resolver. Cheap mitigation
- * here: we block when *any* resolved address is restricted (pg_durable filters them and connects to
- * the rest, which we cannot enforce because `fetch` picks its own address), so a name that already
- * resolves to a mix of public and private addresses is refused. Closing the gap on Node needs a
- * custom `lookup` on the connection (an undici dispatcher) that applies `isRestrictedAddress` to
- * the address actually dialled; that is a separate security issue. Redirects are never followed
- * (the executor passes `redirect: 'manual'`), so a 302 cannot bounce a request to an internal host.
+ * DNS rebinding: step 6 resolves the name, then the connection resolves it again. On Node the
+ * connection's own lookup applies the same check (`checkResolvedAddresses`, via
+ * src/runtime/node/guarded-fetch.ts), so the address actually dialled is the one checked. A single
+ * restricted address blocks the whole name (pg_durable filters them out and connects to the rest).
+ * Workers have no DNS port: step 6 is skipped there (see docs/SECURITY.md, "On Cloudflare Workers").
+ * Redirects are never followed (the executor passes `redirect: 'manual'`), so a 302 cannot bounce a
+ * request to an internal host.
  */
 
 export const EGRESS_MODES = ['disabled', 'azure', 'azure+test', 'allowlist', 'all'] as const;
