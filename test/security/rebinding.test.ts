@@ -165,6 +165,18 @@ describe('the guarded transport behaves like fetch for the executor', () => {
     expect(hits).toHaveLength(1);
   });
 
+  it('a decompression bomb stops at the response cap', async () => {
+    const bomb = gzipSync(Buffer.alloc(8 * 1024 * 1024)); // 8 MiB of zeros, about 8 KiB on the wire
+    onRequest = (_req, res) => {
+      res.writeHead(200, { 'content-encoding': 'gzip', 'content-type': 'application/octet-stream', 'content-length': String(bomb.length) });
+      res.end(bomb);
+    };
+    const out = await executeHttpStep(
+      step(`http://ok.test:${port}/bomb`, { resolve: PUBLIC, maxResponseBytes: 1024 * 1024, guardedFetch: () => createGuardedFetch(allowAll, LOOPBACK) }),
+    );
+    expect(out).toEqual({ ok: false, error: `HTTP request failed: http://ok.test:${port}/bomb - response body exceeds the limit of 1048576 bytes` });
+  });
+
   it('a resolver failure is a connection failure, not a block', async () => {
     const nx = createGuardedFetch(allowAll, async () => {
       throw Object.assign(new Error('getaddrinfo ENOTFOUND nx.test'), { code: 'ENOTFOUND' });
