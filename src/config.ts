@@ -25,6 +25,8 @@ const EnvSchema = z.object({
   PGFLARE_ENABLE_SUPERUSER_INSTANCES: bool.optional(),
   PGFLARE_HTTP_POLICY: z.enum(['disabled', 'azure', 'azure+test', 'allowlist', 'all']).optional(),
   PGFLARE_HTTP_ALLOWED_HOSTS: z.string().optional(),
+  PGFLARE_MAX_RESULT_BYTES: int(1024, 1024 * 1024 * 1024).optional(),
+  PGFLARE_MAX_RESPONSE_BYTES: int(1024, 1024 * 1024 * 1024).optional(),
 });
 
 export interface RuntimeConfig {
@@ -38,6 +40,10 @@ export interface RuntimeConfig {
   enableSuperuserInstances?: boolean;
   httpPolicy?: 'disabled' | 'azure' | 'azure+test' | 'allowlist' | 'all';
   httpAllowedHosts?: string[];
+  /** Step result cap in bytes (undefined: src/engine/limits.ts default, 16 MiB). */
+  maxResultBytes?: number;
+  /** HTTP response body cap in bytes (undefined: the executor's default, 10 MiB). */
+  maxResponseBytes?: number;
 }
 
 export class ConfigError extends Error {}
@@ -60,5 +66,7 @@ export function loadConfig(env: Record<string, string | undefined>): RuntimeConf
     enableSuperuserInstances: c.PGFLARE_ENABLE_SUPERUSER_INSTANCES,
     httpPolicy: c.PGFLARE_HTTP_POLICY,
     httpAllowedHosts: c.PGFLARE_HTTP_ALLOWED_HOSTS?.split(',').map((h) => h.trim()).filter(Boolean),
+    maxResultBytes: c.PGFLARE_MAX_RESULT_BYTES,
+    maxResponseBytes: c.PGFLARE_MAX_RESPONSE_BYTES,
   };
 }

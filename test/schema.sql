@@ -2047,6 +2047,80 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._limit_nodes()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_step  text := current_setting('pgflare.max_step_bytes', true);
+    v_graph text := current_setting('pgflare.max_graph_bytes', true);
+    v_max_step  bigint := CASE WHEN v_step ~ '^\s*[0-9]{1,12}\s*$' AND btrim(v_step)::bigint > 0 THEN btrim(v_step)::bigint ELSE 1048576 END;
+    v_max_graph bigint := CASE WHEN v_graph ~ '^\s*[0-9]{1,12}\s*$' AND btrim(v_graph)::bigint > 0 THEN btrim(v_graph)::bigint ELSE 8388608 END;
+    r record;
+BEGIN
+    SELECT n.id, n.node_type, octet_length(n.query) AS bytes INTO r
+      FROM new_nodes n
+     WHERE octet_length(n.query) > v_max_step
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'Workflow step too large: the % node''s text is % bytes, over the limit of % bytes (pgflare.max_step_bytes)',
+            r.node_type, r.bytes, v_max_step
+            USING ERRCODE = '54000', HINT = 'Pass large data through a table or a variable reference instead of the step text.';
+    END IF;
+    SELECT n.instance_id, sum(coalesce(octet_length(n.query), 0) + coalesce(octet_length(n.result_name), 0)) AS bytes INTO r
+      FROM new_nodes n
+     GROUP BY n.instance_id
+    HAVING sum(coalesce(octet_length(n.query), 0) + coalesce(octet_length(n.result_name), 0)) > v_max_graph
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'Workflow too large: its steps'' text totals % bytes, over the limit of % bytes (pgflare.max_graph_bytes)',
+            r.bytes, v_max_graph
+            USING ERRCODE = '54000', HINT = 'Simplify the workflow or break it into multiple instances.';
+    END IF;
+    RETURN NULL;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._limit_signal()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_set text := current_setting('pgflare.max_signal_bytes', true);
+    v_max bigint := CASE WHEN v_set ~ '^\s*[0-9]{1,12}\s*$' AND btrim(v_set)::bigint > 0 THEN btrim(v_set)::bigint ELSE 1048576 END;
+    v_bytes bigint := octet_length(NEW.payload::text);
+BEGIN
+    IF v_bytes > v_max THEN
+        RAISE EXCEPTION 'Signal data too large: % bytes, over the limit of % bytes (pgflare.max_signal_bytes)', v_bytes, v_max
+            USING ERRCODE = '54000';
+    END IF;
+    RETURN NEW;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._limit_var()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_set text := current_setting('pgflare.max_var_bytes', true);
+    v_max bigint := CASE WHEN v_set ~ '^\s*[0-9]{1,12}\s*$' AND btrim(v_set)::bigint > 0 THEN btrim(v_set)::bigint ELSE 1048576 END;
+    v_bytes bigint := octet_length(NEW.value);
+BEGIN
+    IF v_bytes > v_max THEN
+        RAISE EXCEPTION 'Variable % too large: % bytes, over the limit of % bytes (pgflare.max_var_bytes)', NEW.name, v_bytes, v_max
+            USING ERRCODE = '54000';
+    END IF;
+    RETURN NEW;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._list_cursor(p_created_at timestamp with time zone, p_id text)
  RETURNS text
  LANGUAGE sql
@@ -3010,7 +3084,16 @@ CREATE OR REPLACE FUNCTION df.if_then_op(condition text, then_branch text)
  IMMUTABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
+DECLARE
+    v_set text := current_setting('pgflare.max_graph_bytes', true);
+    v_max bigint := CASE WHEN v_set ~ '^\s*[0-9]{1,12}\s*$' AND btrim(v_set)::bigint > 0 THEN btrim(v_set)::bigint ELSE 8388608 END;
+    v_bytes bigint := coalesce(octet_length(condition), 0) + coalesce(octet_length(then_branch), 0);
 BEGIN
+    IF v_bytes > v_max THEN
+        RAISE EXCEPTION 'Workflow too large: the operands of ?> total % bytes, over the limit of % bytes (pgflare.max_graph_bytes)',
+            v_bytes, v_max
+            USING ERRCODE = '54000', HINT = 'A chain of ?> without !> doubles in size at every level; close each ?> with !>.';
+    END IF;
     RETURN jsonb_build_object('_partial_if', true, 'condition', condition, 'then_branch', then_branch)::text;
 END
 $function$

@@ -16,7 +16,8 @@ export async function startConfiguredWorker(databaseUrl: string, log: Logger, ov
     retry: cfg.retry,
     retentionDays: cfg.retentionDays,
     enableSuperuserInstances: cfg.enableSuperuserInstances,
-    http: createNodeHttpRunner({ databaseUrl, policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts }),
+    maxResultBytes: cfg.maxResultBytes,
+    http: createNodeHttpRunner({ databaseUrl, policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts, maxResponseBytes: cfg.maxResponseBytes }),
     log,
   });
 }

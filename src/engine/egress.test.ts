@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import {
   checkEgress,
   checkUrlStatic,
+  embeddedV4,
+  RESTRICTED_V4,
+  RESTRICTED_V6,
   extractHost,
   isIpLiteral,
   isRestrictedAddress,
@@ -38,7 +41,11 @@ const DNS: Record<string, string[]> = {
   'cgnat.blob.core.windows.net': ['100.64.0.1'],
   'empty.blob.core.windows.net': [],
   'localhost.corp.example': ['127.0.0.1', '::1'],
-  'ok.corp.example': ['203.0.113.7', '2001:db8::7'],
+  'ok.corp.example': ['93.184.215.14', '2606:2800:21f:cb07:6820:80da:af6b:8b2c'],
+  'bench.blob.core.windows.net': ['198.18.0.1'],
+  'mcast.blob.core.windows.net': ['224.0.0.251'],
+  'sixtofour.blob.core.windows.net': ['2002:a9fe:a9fe::1'],
+  'teredo.blob.core.windows.net': ['2001:0:4136:e378:8000:63bf:3fff:fdd2'],
 };
 const resolve: Resolver = async (host) => {
   if (host === 'nxdomain.blob.core.windows.net') throw new Error('getaddrinfo ENOTFOUND nxdomain.blob.core.windows.net');
@@ -87,6 +94,30 @@ const TABLE: Row[] = [
   ['http://user:pw@10.0.0.1:80/', BARE_IP],
   ['http://127%2E0.0.1/', BARE_IP],
   ['http://acct.blob.core.windows.net@127.0.0.1/', BARE_IP],
+  // one row per spelling fetch's parser turns into an address
+  ['http://017700000001/', BARE_IP], // octal, whole
+  ['http://0x7f.1/', BARE_IP], // hex + shorthand
+  ['http://0x7F.0x0.0x0.0x1/', BARE_IP], // hex per part
+  ['http://0177.01/', BARE_IP], // octal + shorthand
+  ['http://127.0.1/', BARE_IP], // three parts
+  ['http://00000127.0.0.1/', BARE_IP], // zero-padded decimal read as octal
+  ['http://%31%32%37.0.0.1/', BARE_IP], // percent-encoded digits
+  ['http://\uff11\uff12\uff17.\uff10.\uff10.\uff11/', BARE_IP], // fullwidth digits (IDNA maps them)
+  ['http://127\u30020\u30020\u30021/', BARE_IP], // ideographic full stops
+  ['http://0/', BARE_IP], // 0.0.0.0
+  ['http://4294967295/', BARE_IP], // 255.255.255.255
+  ['http://4294967296/', NO_HOST], // out of range: fetch cannot parse it either
+  ['http://169.254.169.254.:80/', BARE_IP],
+  ['http://[0:0:0:0:0:0:0:1]/', BARE_IP],
+  ['http://[::ffff:7f00:1]/', BARE_IP],
+  ['http://[::ffff:0:127.0.0.1]/', BARE_IP],
+  ['http://[::127.0.0.1]/', BARE_IP],
+  ['http://[64:ff9b::a9fe:a9fe]/', BARE_IP],
+  ['http://[2002:a9fe:a9fe::]/', BARE_IP],
+  ['http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/', BARE_IP],
+  ['http://[fd00::1]/', BARE_IP],
+  ['http://[FE80::1]/', BARE_IP],
+  ['http://[ff02::1]/', BARE_IP],
   // --- rule 4: allow-list ---
   ['https://user:pw@acct.blob.core.windows.net:443/x?y#z', null],
   ['https://ACCT.Blob.Core.Windows.NET/', null],
@@ -120,6 +151,10 @@ const TABLE: Row[] = [
   ['https://cgnat.blob.core.windows.net/', RESTRICTED('cgnat.blob.core.windows.net')],
   ['https://empty.blob.core.windows.net/', RESTRICTED('empty.blob.core.windows.net')],
   ['https://Internal.BLOB.core.windows.net/', RESTRICTED('internal.blob.core.windows.net')],
+  ['https://bench.blob.core.windows.net/', RESTRICTED('bench.blob.core.windows.net')],
+  ['https://mcast.blob.core.windows.net/', RESTRICTED('mcast.blob.core.windows.net')],
+  ['https://sixtofour.blob.core.windows.net/', RESTRICTED('sixtofour.blob.core.windows.net')],
+  ['https://teredo.blob.core.windows.net/', RESTRICTED('teredo.blob.core.windows.net')],
   // --- allowlist mode ---
   ['https://api.corp.example/v1', null, pol('allowlist', ['corp.example'])],
   ['https://corp.example/v1', null, pol('allowlist', ['corp.example'])],
@@ -131,6 +166,12 @@ const TABLE: Row[] = [
   ['https://acct.blob.core.windows.net/', NOT_LISTED('acct.blob.core.windows.net'), pol('allowlist', ['corp.example'])],
   ['http://10.0.0.5/', BARE_IP_LIST, pol('allowlist', ['10.0.0.5'])],
   ['https://anything.example/', NOT_LISTED('anything.example'), pol('allowlist', [])],
+  // `*.x` entries (from the setting or the env var) mean subdomains only, in any case
+  ['https://api.wild.example/', null, pol('allowlist', ['*.wild.example'])],
+  ['https://a.b.wild.example/', null, pol('allowlist', ['*.Wild.Example'])],
+  ['https://wild.example/', NOT_LISTED('wild.example'), pol('allowlist', ['*.wild.example'])],
+  ['https://evilwild.example/', NOT_LISTED('evilwild.example'), pol('allowlist', ['*.wild.example'])],
+  ['https://API.Corp.Example/', null, pol('allowlist', [' Corp.Example '])],
   // --- disabled and all ---
   ['https://acct.blob.core.windows.net/', DISABLED, pol('disabled')],
   ['ftp://acct.blob.core.windows.net/', SCHEME('ftp'), pol('disabled')],
@@ -217,9 +258,11 @@ describe('isIpLiteral', () => {
 });
 
 describe('isRestrictedAddress', () => {
+  // Hand-picked rows: pg_durable's ranges and their edges, and what must stay reachable.
   it.each([
     ['0.0.0.0', true],
     ['0.255.255.255', true],
+    ['1.0.0.0', false],
     ['10.0.0.1', true],
     ['100.64.0.1', true],
     ['100.127.255.255', true],
@@ -234,31 +277,125 @@ describe('isRestrictedAddress', () => {
     ['172.32.0.0', false],
     ['192.168.1.1', true],
     ['192.169.0.1', false],
+    ['192.0.0.8', true],
+    ['192.0.1.0', false],
+    ['198.17.255.255', false],
+    ['198.18.0.0', true],
+    ['198.19.255.255', true],
+    ['198.20.0.0', false],
+    ['223.255.255.255', false],
+    ['224.0.0.1', true],
+    ['239.255.255.250', true],
+    ['240.0.0.1', true],
+    ['255.255.255.255', true],
     ['8.8.8.8', false],
     ['20.60.0.1', false],
     ['::', true],
     ['::1', true],
     ['0:0:0:0:0:0:0:1', true],
+    ['::2', false],
     ['fe80::1', true],
     ['fe80::1%eth0', true],
     ['febf::1', true],
-    ['fec0::1', false],
+    ['fec0::1', true],
     ['fc00::1', true],
     ['fd12:3456::1', true],
     ['fe00::1', false],
+    ['fbff:ffff::1', false],
+    ['ff02::1', true],
+    ['ff0e::1', true],
     ['::ffff:127.0.0.1', true],
     ['::ffff:7f00:1', true],
+    ['0:0:0:0:0:ffff:7f00:1', true],
     ['::ffff:169.254.169.254', true],
     ['::ffff:10.0.0.1', true],
     ['::ffff:93.184.216.34', false],
+    ['::ffff:0:127.0.0.1', true],
+    ['::ffff:0:8.8.8.8', false],
     ['::127.0.0.1', true],
+    ['::8.8.8.8', false],
     ['64:ff9b::a9fe:a9fe', true],
     ['64:ff9b::808:808', false],
+    ['64:ff9b:1::808:808', true],
+    ['2002:7f00:1::', true],
+    ['2002:a9fe:a9fe::1', true],
+    ['2002:0808:0808::1', false],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', true],
+    ['2001:db8::1', true],
+    ['3fff::1', true],
+    ['100::1', true],
     ['2001:4860:4860::8888', false],
+    ['2606:4700:4700::1111', false],
     ['not-an-address', true],
     ['', true],
+    ['127.0.0.1 ', true],
+    ['1.2.3', true],
   ])('%s → %s', (addr, expected) => {
     expect(isRestrictedAddress(addr)).toBe(expected);
+  });
+
+  // Generated rows, one per range and form: the first and last address of every range is
+  // restricted, the address just outside it is not (unless a neighbouring range covers it), and
+  // every IPv6 form that embeds an IPv4 address is judged by that address.
+  const bytesToV4 = (b: Uint8Array) => [...b].join('.');
+  const bytesToV6 = (b: Uint8Array) =>
+    Array.from({ length: 8 }, (_, k) => ((b[2 * k] << 8) | b[2 * k + 1]).toString(16)).join(':');
+  const edge = (net: Uint8Array, bits: number, last: boolean) => {
+    const out = Uint8Array.from(net);
+    for (let i = bits; i < net.length * 8; i++) {
+      const k = i >> 3;
+      const m = 0x80 >> (i & 7);
+      out[k] = last ? out[k] | m : out[k] & ~m;
+    }
+    return out;
+  };
+  const step = (b: Uint8Array, d: 1 | -1) => {
+    const out = Uint8Array.from(b);
+    for (let k = out.length - 1; k >= 0; k--) {
+      const v = out[k] + d;
+      out[k] = v & 0xff;
+      if (v >= 0 && v <= 0xff) return out;
+    }
+    return null; // wrapped around the address space
+  };
+  const rows: Array<[string, string, boolean]> = [];
+  for (const [table, fmt] of [
+    [RESTRICTED_V4, bytesToV4],
+    [RESTRICTED_V6, bytesToV6],
+  ] as const) {
+    for (const c of table) {
+      const first = edge(c.net, c.bits, false);
+      const last = edge(c.net, c.bits, true);
+      rows.push([`${c.why}: first`, fmt(first), true], [`${c.why}: last`, fmt(last), true]);
+      for (const out of [step(first, -1), step(last, 1)]) {
+        if (!out) continue;
+        const same = (a: Uint8Array, b: Uint8Array) => a.every((x, k) => x === b[k]);
+        const inAnother = table.some((o) => o !== c && same(edge(out, o.bits, false), edge(o.net, o.bits, false)));
+        rows.push([`${c.why}: just outside`, fmt(out), inAnother]);
+      }
+    }
+    const v4Samples = RESTRICTED_V4.map((c) => edge(c.net, c.bits, true));
+    for (const v4 of [...v4Samples, Uint8Array.of(8, 8, 8, 8)]) {
+      const bad = isRestrictedAddress(bytesToV4(v4));
+      const hex = `${((v4[0] << 8) | v4[1]).toString(16)}:${((v4[2] << 8) | v4[3]).toString(16)}`;
+      rows.push(
+        [`mapped ${bytesToV4(v4)}`, `::ffff:${bytesToV4(v4)}`, bad],
+        [`mapped hex ${bytesToV4(v4)}`, `::ffff:${hex}`, bad],
+        [`translated ${bytesToV4(v4)}`, `::ffff:0:${bytesToV4(v4)}`, bad],
+        [`NAT64 ${bytesToV4(v4)}`, `64:ff9b::${bytesToV4(v4)}`, bad],
+        [`6to4 ${bytesToV4(v4)}`, `2002:${hex}::1`, bad],
+      );
+      if (v4[0] !== 0) rows.push([`compatible ${bytesToV4(v4)}`, `::${bytesToV4(v4)}`, bad]);
+    }
+  }
+  it.each(rows)('%s: %s → %s', (_what, addr, expected) => {
+    expect(isRestrictedAddress(addr)).toBe(expected);
+  });
+
+  it('embeddedV4 unwraps each form and nothing else', () => {
+    expect([...embeddedV4(parseIPv6('::ffff:1.2.3.4')!)!]).toEqual([1, 2, 3, 4]);
+    expect([...embeddedV4(parseIPv6('2002:102:304::')!)!]).toEqual([1, 2, 3, 4]);
+    expect(embeddedV4(parseIPv6('2606:4700::1')!)).toBeNull();
   });
 });
 

@@ -13,22 +13,20 @@
  *   4. any IP literal → blocked (every spelling the WHATWG parser accepts: 127.1, 0x7f000001,
  *      2130706433, 0177.0.0.1, [::ffff:127.0.0.1], …);
  *   5. allow-list (azure, azure+test, allowlist);
- *   6. resolved addresses in restricted ranges (IPv4-mapped IPv6 unwrapped) → blocked.
+ *   6. resolved addresses in restricted ranges (RESTRICTED_V4/V6; IPv4 embedded in IPv6 unwrapped) → blocked.
  *
  * Parser differentials: pg_durable checks the host its own string splitter extracts. `fetch`
  * connects to the host the WHATWG parser extracts, and the two disagree on inputs such as
  * `http://evil.example\@x.blob.core.windows.net/` (WHATWG reads `\` as `/`: the host is
  * `evil.example`). So steps 4–6 run on **both** hosts, and both must pass.
  *
- * KNOWN GAP — DNS rebinding: step 6 resolves the name, then `fetch` resolves it again when it
- * connects; a hostile DNS server can answer a public address to us and a private one to `fetch`.
- * pg_durable closes this by plugging the check into the HTTP client's resolver. Cheap mitigation
- * here: we block when *any* resolved address is restricted (pg_durable filters them and connects to
- * the rest, which we cannot enforce because `fetch` picks its own address), so a name that already
- * resolves to a mix of public and private addresses is refused. Closing the gap on Node needs a
- * custom `lookup` on the connection (an undici dispatcher) that applies `isRestrictedAddress` to
- * the address actually dialled; that is a separate security issue. Redirects are never followed
- * (the executor passes `redirect: 'manual'`), so a 302 cannot bounce a request to an internal host.
+ * DNS rebinding: step 6 resolves the name, then the connection resolves it again. On Node the
+ * connection's own lookup applies the same check (`checkResolvedAddresses`, via
+ * src/runtime/node/guarded-fetch.ts), so the address actually dialled is the one checked. A single
+ * restricted address blocks the whole name (pg_durable filters them out and connects to the rest).
+ * Workers have no DNS port: step 6 is skipped there (see docs/SECURITY.md, "On Cloudflare Workers").
+ * Redirects are never followed (the executor passes `redirect: 'manual'`), so a 302 cannot bounce a
+ * request to an internal host.
  */
 
 export const EGRESS_MODES = ['disabled', 'azure', 'azure+test', 'allowlist', 'all'] as const;
@@ -222,24 +220,92 @@ export function parseIPv6(text: string): Uint8Array | null {
   return out;
 }
 
-function isRestrictedV4(b: Uint8Array): boolean {
-  const [a, c] = [b[0], b[1]];
-  return (
-    a === 0 || // 0.0.0.0/8
-    a === 10 || // 10/8
-    (a === 100 && (c & 0xc0) === 64) || // 100.64/10 (CGNAT)
-    a === 127 || // loopback
-    (a === 169 && c === 254) || // link-local, cloud metadata
-    (a === 172 && (c & 0xf0) === 16) || // 172.16/12
-    (a === 192 && c === 168) // 192.168/16
-  );
+/** A CIDR block: network bytes and prefix length. */
+interface Cidr {
+  net: Uint8Array;
+  bits: number;
+  why: string;
+}
+
+function cidr(text: string, why: string): Cidr {
+  const [addr, len] = text.split('/');
+  const net = parseIPv4(addr) ?? parseIPv6(addr);
+  if (!net) throw new Error(`bad CIDR ${text}`);
+  return { net, bits: Number(len), why };
+}
+
+function inCidr(b: Uint8Array, c: Cidr): boolean {
+  if (b.length !== c.net.length) return false;
+  let bits = c.bits;
+  for (let k = 0; bits > 0; k++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((b[k] & mask) !== (c.net[k] & mask)) return false;
+  }
+  return true;
 }
 
 /**
- * Rule 5: true when `address` (IPv4 or IPv6 text, as a resolver returns it) is in a restricted
- * range: 0/8, 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12, 192.168/16, ::, ::1, fe80::/10,
- * fc00::/7. IPv4-mapped (`::ffff:a.b.c.d`) addresses are unwrapped first; so, beyond pg_durable,
- * are IPv4-compatible (`::a.b.c.d`) and NAT64 (`64:ff9b::/96`) ones. Text that is not an address
+ * IPv4 ranges that are not globally reachable (IANA special-purpose registry, plus multicast,
+ * reserved and broadcast). Every address a request may connect to is checked against these.
+ */
+export const RESTRICTED_V4: readonly Cidr[] = [
+  cidr('0.0.0.0/8', '"this network"'),
+  cidr('10.0.0.0/8', 'private'),
+  cidr('100.64.0.0/10', 'shared address space (CGNAT)'),
+  cidr('127.0.0.0/8', 'loopback'),
+  cidr('169.254.0.0/16', 'link-local, cloud metadata'),
+  cidr('172.16.0.0/12', 'private'),
+  cidr('192.0.0.0/24', 'IETF protocol assignments'),
+  cidr('192.0.2.0/24', 'documentation (TEST-NET-1)'),
+  cidr('192.88.99.0/24', '6to4 relay anycast (deprecated)'),
+  cidr('192.168.0.0/16', 'private'),
+  cidr('198.18.0.0/15', 'benchmarking'),
+  cidr('198.51.100.0/24', 'documentation (TEST-NET-2)'),
+  cidr('203.0.113.0/24', 'documentation (TEST-NET-3)'),
+  cidr('224.0.0.0/4', 'multicast'),
+  cidr('240.0.0.0/4', 'reserved, and 255.255.255.255 broadcast'),
+];
+
+/**
+ * IPv6 ranges blocked outright. Forms that embed an IPv4 address (mapped, translated, compatible,
+ * NAT64, 6to4) are unwrapped and judged by the embedded address instead (`embeddedV4`).
+ */
+export const RESTRICTED_V6: readonly Cidr[] = [
+  cidr('::/128', 'unspecified'),
+  cidr('::1/128', 'loopback'),
+  cidr('64:ff9b:1::/48', 'local-use IPv4/IPv6 translation'),
+  cidr('100::/64', 'discard-only'),
+  cidr('2001::/23', 'IETF protocol assignments, including Teredo 2001::/32 (tunnels to any IPv4 address)'),
+  cidr('2001:db8::/32', 'documentation'),
+  cidr('3fff::/20', 'documentation'),
+  cidr('5f00::/16', 'segment routing SIDs'),
+  cidr('fc00::/7', 'unique local'),
+  cidr('fe80::/10', 'link-local'),
+  cidr('fec0::/10', 'site-local (deprecated)'),
+  cidr('ff00::/8', 'multicast'),
+];
+
+function isRestrictedV4(b: Uint8Array): boolean {
+  return RESTRICTED_V4.some((c) => inCidr(b, c));
+}
+
+/** The IPv4 address an IPv6 address stands for, when it has that form; else null. */
+export function embeddedV4(v6: Uint8Array): Uint8Array | null {
+  const zeros = (from: number, to: number) => v6.subarray(from, to).every((x) => x === 0);
+  if (zeros(0, 10) && v6[10] === 0xff && v6[11] === 0xff) return v6.slice(12); // ::ffff:a.b.c.d mapped
+  if (zeros(0, 8) && v6[8] === 0xff && v6[9] === 0xff && zeros(10, 12)) return v6.slice(12); // ::ffff:0:a.b.c.d translated
+  // ::a.b.c.d, deprecated IPv4-compatible (:: and ::1 themselves are in RESTRICTED_V6)
+  if (zeros(0, 12) && !zeros(12, 15)) return v6.slice(12);
+  if (v6[0] === 0x00 && v6[1] === 0x64 && v6[2] === 0xff && v6[3] === 0x9b && zeros(4, 12)) return v6.slice(12); // NAT64
+  if (v6[0] === 0x20 && v6[1] === 0x02) return v6.slice(2, 6); // 2002:aabb:ccdd::/48 6to4
+  return null;
+}
+
+/**
+ * Rule 6: true when `address` (IPv4 or IPv6 text, as a resolver returns it) is not globally
+ * reachable: in `RESTRICTED_V4` / `RESTRICTED_V6`, or an IPv6 form whose embedded IPv4 address
+ * is (`embeddedV4`). pg_durable blocks a subset (0/8, 10/8, 100.64/10, 127/8, 169.254/16,
+ * 172.16/12, 192.168/16, ::, ::1, fe80::/10, fc00::/7, IPv4-mapped). Text that is not an address
  * counts as restricted (fail closed).
  */
 export function isRestrictedAddress(address: string): boolean {
@@ -247,17 +313,9 @@ export function isRestrictedAddress(address: string): boolean {
   if (v4) return isRestrictedV4(v4);
   const v6 = parseIPv6(address);
   if (!v6) return true;
-  const zeros = (from: number, to: number) => v6.slice(from, to).every((x) => x === 0);
-  if (zeros(0, 10) && v6[10] === 0xff && v6[11] === 0xff) return isRestrictedV4(v6.slice(12)); // ::ffff:0:0/96
-  if (zeros(0, 16)) return true; // ::
-  if (zeros(0, 15) && v6[15] === 1) return true; // ::1
-  if (zeros(0, 12)) return isRestrictedV4(v6.slice(12)); // ::a.b.c.d (deprecated IPv4-compatible)
-  if (v6[0] === 0x00 && v6[1] === 0x64 && v6[2] === 0xff && v6[3] === 0x9b && zeros(4, 12)) {
-    return isRestrictedV4(v6.slice(12)); // 64:ff9b::/96 NAT64
-  }
-  if (v6[0] === 0xfe && (v6[1] & 0xc0) === 0x80) return true; // fe80::/10
-  if ((v6[0] & 0xfe) === 0xfc) return true; // fc00::/7
-  return false;
+  if (RESTRICTED_V6.some((c) => inCidr(v6, c))) return true;
+  const inner = embeddedV4(v6);
+  return inner !== null && isRestrictedV4(inner);
 }
 
 /**
@@ -281,7 +339,13 @@ export function isIpLiteral(host: string): boolean {
 
 function isHostAllowed(hostLower: string, policy: EgressPolicy): boolean {
   if (policy.mode === 'allowlist') {
-    return policy.allowedHosts.some((e) => (e.startsWith('.') ? hostLower.endsWith(e) : hostLower === e || hostLower.endsWith(`.${e}`)));
+    return policy.allowedHosts.some((raw) => {
+      // Entries may come unnormalised from a caller; `*.x` and `.x` both mean subdomains only.
+      let e = raw.trim().toLowerCase();
+      if (e.startsWith('*.')) e = e.slice(1);
+      if (e === '' || e === '.') return false;
+      return e.startsWith('.') ? hostLower.endsWith(e) : hostLower === e || hostLower.endsWith(`.${e}`);
+    });
   }
   if (AZURE_DOMAIN_SUFFIXES.some((s) => hostLower.endsWith(s))) return true;
   if (AZURE_EXACT_HOSTS.includes(hostLower)) return true;

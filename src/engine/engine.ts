@@ -28,6 +28,7 @@ import { parseNodeConfig } from '../graph/schema.ts';
 import { substitute, type SubstitutionContext } from '../graph/substitute.ts';
 import { beginAndClaim, findSignal, loadGraphRows, relockLeased, type ClaimedRow } from './queries/claim.ts';
 import { isNonTransactional, RESTORE_SESSION, runSqlStep } from './executors/sql.ts';
+import { capStepResult } from './limits.ts';
 import { lastRows, literal, textArray } from './sql-text.ts';
 import type { StepOutcome } from './executors/outcome.ts';
 import { noPoints, type PointHandler } from './points.ts';
@@ -71,6 +72,8 @@ export interface EngineOptions {
   workerRole?: string;
   /** Superuser gate override (PGFLARE_ENABLE_SUPERUSER_INSTANCES); else the database setting. */
   enableSuperuserInstances?: boolean;
+  /** Cap on a step's result text in bytes (PGFLARE_MAX_RESULT_BYTES; default limits.ts). */
+  maxResultBytes?: number;
 }
 
 export type RunKind = 'start' | 'step' | 'timer' | 'signal' | 'resume' | 'lease' | 'withdrawn' | 'retry' | 'contended';
@@ -349,6 +352,7 @@ export function createEngine(options: EngineOptions): Engine {
         const out = await runSqlStep(client, sub.text, {
           inTransaction: true,
           statementTimeoutMs: timeout === (options.stepTimeoutMs ?? 0) ? null : timeout,
+          maxResultBytes: options.maxResultBytes,
         });
         // The step may have changed the session: restore it before the checkpoint runs on it.
         tx.prefix = `RELEASE SAVEPOINT pgflare_step; ${RESTORE_SESSION}; `;
@@ -455,6 +459,7 @@ export function createEngine(options: EngineOptions): Engine {
       }));
     }
     await hit('after-effect', { instanceId: row.instance_id, nodeId: row.id });
+    out = capStepResult(out, options.maxResultBytes);
     const outcome: Outcome = out.ok ? { kind: 'ok', text: out.resultText } : { kind: 'fail', error: out.error };
     // The effect has happened: keep trying to record it rather than let the lease expire and repeat it.
     for (let attempt = 1; ; attempt++) {

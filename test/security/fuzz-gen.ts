@@ -90,7 +90,8 @@ function mutateOnce(r: Rng, toks: string[]): string[] {
     case 6: t.splice(i, r.int(4)); break; // delete a run
     default: t.splice(i, 0, ` ${r.pick(OPS).trim()} `, r.pick(CORPUS)); break; // graft another fixture
   }
-  return t;
+  // a swap past the end leaves holes
+  return t.filter((x): x is string => typeof x === 'string');
 }
 
 /** One DSL input: a fixture, combined, wrapped or mutated; occasionally very long. Never contains NUL. */
@@ -241,8 +242,35 @@ function startBody(r: Rng): string {
   }
 }
 
-export function genRest(r: Rng): RestCase {
+/** Values PostgreSQL cannot hold (U+0000, a lone surrogate) or that look like SQL, as JS strings. */
+const HOSTILE_VALUES = ['\u0000', 'a\u0000b', '\ud800', "'; DROP TABLE df.instances; --", '$$', '\\', 'é😀', '\u202e', '', ' '];
+/** The same as JSON escapes written into a body by hand. */
+const HOSTILE_ESCAPES = ['\\u0000', 'a\\u0000b', '\\ud800', '\\udc00x', '\\\\', '\\"'];
+
+/** A path segment: a real-looking id or name, or something hostile, percent-encoded or not. */
+function segment(r: Rng, ids: readonly string[]): string {
+  switch (r.int(6)) {
+    case 0: return r.pick(['%00', '%27%3B--', '%E9', '%ZZ', 'x'.repeat(300), '..', '%2F', '%F0%9F%98%80', 'deadbeef', '00000000']);
+    case 1: return encodeURIComponent(randomText(r, 20));
+    default: return ids.length ? r.pick(ids) : 'deadbeef';
+  }
+}
+
+/** Cancel and signal requests against ids seen so far (or made up), with hostile names, reasons and payloads. */
+function controlRequest(r: Rng, ids: readonly string[]): RestCase {
+  const json = { 'Content-Type': 'application/json' };
+  const value = (): unknown => r.pick<unknown>([...HOSTILE_VALUES, 1, null, [], { a: 'b' }, 'z'.repeat(r.chance(0.02) ? 1_100_000 : 10)]);
+  if (r.chance(0.5)) {
+    const body = r.int(4) === 0 ? randomText(r, 30) : JSON.stringify(r.chance(0.7) ? { reason: value() } : {});
+    return { method: 'POST', path: `/v1/instances/${segment(r, ids)}/cancel`, headers: json, body };
+  }
+  const body = r.int(5) === 0 ? randomText(r, 30) : r.int(5) === 0 ? `{"v":"${r.pick(HOSTILE_ESCAPES)}"}` : JSON.stringify({ v: value() });
+  return { method: 'POST', path: `/v1/instances/${segment(r, ids)}/signals/${segment(r, ['go', 'approve'])}`, headers: json, body };
+}
+
+export function genRest(r: Rng, ids: readonly string[] = []): RestCase {
   const headers: Record<string, string> = {};
+  if (r.chance(0.15)) return controlRequest(r, ids);
   if (r.int(10) < 8) return {
     method: 'POST',
     path: `/v1/instances${r.chance(0.1) ? queryString(r) : ''}`,

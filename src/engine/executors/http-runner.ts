@@ -1,5 +1,5 @@
 import type { HttpRunner } from '../engine.ts';
-import { EGRESS_MODES, type EgressMode, type Resolver } from '../egress.ts';
+import { EGRESS_MODES, parseAllowedHosts, type EgressMode, type Resolver } from '../egress.ts';
 import { parseNodeConfig } from '../../graph/schema.ts';
 import { executeHttpStep } from './http.ts';
 
@@ -7,6 +7,8 @@ export interface HttpRunnerOptions {
   /** DNS port for the resolved-address check (Node: dns.lookup; Workers: none). */
   resolve?: Resolver;
   fetch?: typeof fetch;
+  /** Node: a fetch that checks the addresses its connections dial (see HttpStepInput.guardedFetch). */
+  guardedFetch?: (check: (host: string, addresses: readonly string[]) => string | null) => typeof fetch;
   /** PGFLARE_HTTP_POLICY / PGFLARE_HTTP_ALLOWED_HOSTS: win over the database settings (SPEC §9). */
   policy?: EgressMode;
   allowedHosts?: string[];
@@ -17,7 +19,8 @@ export interface HttpRunnerOptions {
 export function createHttpRunner(opts: HttpRunnerOptions = {}): HttpRunner {
   return async ({ row, ctx, idempotencyKey, policy, canUseHttp }) => {
     const mode = opts.policy ?? (EGRESS_MODES.includes(policy.mode as EgressMode) ? (policy.mode as EgressMode) : 'disabled');
-    const allowedHosts = opts.allowedHosts ?? (policy.allowedHosts ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
+    // One normalisation for both sources (lower case, `*.x` → `.x`), so an env entry matches like a setting.
+    const allowedHosts = opts.allowedHosts ? parseAllowedHosts(opts.allowedHosts.join(',')) : parseAllowedHosts(policy.allowedHosts);
     const cfg = parseNodeConfig({ node_type: row.node_type as 'HTTP', query: row.query });
     const common = {
       nodeId: row.id,
@@ -31,6 +34,7 @@ export function createHttpRunner(opts: HttpRunnerOptions = {}): HttpRunner {
       ownerRole: row.owner,
       resolve: opts.resolve,
       fetch: opts.fetch,
+      guardedFetch: opts.guardedFetch,
       maxResponseBytes: opts.maxResponseBytes,
     };
     if (cfg.node_type === 'HTTP') return executeHttpStep({ ...common, nodeType: 'HTTP', config: cfg.config });

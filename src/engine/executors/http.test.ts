@@ -200,7 +200,7 @@ describe('privilege and policy (SPEC §6.3)', () => {
     );
     expect(nx).toEqual({ ok: false, error: 'HTTP connection failed: https://nx.corp.example/ - getaddrinfo ENOTFOUND nx.corp.example' });
     expect(calls).toHaveLength(0);
-    const ok = await executeHttpStep(httpInput({ url: 'https://api.corp.example/' }, { fetch, policy, resolve: async () => ['203.0.113.9'] }));
+    const ok = await executeHttpStep(httpInput({ url: 'https://api.corp.example/' }, { fetch, policy, resolve: async () => ['93.184.215.9'] }));
     expect(ok.ok).toBe(true);
   });
 });

@@ -25,7 +25,7 @@
  */
 import { compareUtf8, substitute, isWholeValueReference, type SubstitutionContext } from '../../graph/substitute.ts';
 import type { HttpConfig, HttpMultipartConfig } from '../../graph/schema.ts';
-import { checkEgress, type EgressPolicy, type Resolver } from '../egress.ts';
+import { checkEgress, checkResolvedAddresses, type EgressPolicy, type Resolver } from '../egress.ts';
 
 export type NamedResults = SubstitutionContext['results'];
 export type Vars = SubstitutionContext['vars'];
@@ -48,6 +48,12 @@ interface HttpStepCommon {
   resolve?: Resolver;
   /** Injectable for tests; defaults to the global `fetch`. */
   fetch?: typeof fetch;
+  /**
+   * Node: builds a fetch whose connections apply the given check to the addresses they dial (closes
+   * DNS rebinding, src/runtime/node/guarded-fetch.ts). Used whenever the policy checks addresses (every
+   * mode but `all`); `fetch` is used otherwise. Workers have none.
+   */
+  guardedFetch?: (check: (host: string, addresses: readonly string[]) => string | null) => typeof fetch;
   /** Response body cap in bytes (after decompression). Default 10 MiB. */
   maxResponseBytes?: number;
 }
@@ -468,6 +474,16 @@ function describe(e: unknown): { message: string; connect: boolean } {
   return { message, connect };
 }
 
+/** The refusal text when the connection's own address check refused it (code EPGFLARE_BLOCKED), else null. */
+function blockedByGuard(e: unknown): string | null {
+  let cur: any = e;
+  for (let depth = 0; cur && depth < 5; depth++) {
+    if (cur.code === 'EPGFLARE_BLOCKED' && typeof cur.message === 'string') return cur.message;
+    cur = Array.isArray(cur.errors) && cur.errors.length > 0 && !cur.cause ? cur.errors[0] : cur.cause;
+  }
+  return null;
+}
+
 function transportError(e: unknown, url: string, timeoutSeconds: number, signal: AbortSignal): string {
   if (signal.aborted || (e instanceof Error && e.name === 'TimeoutError')) return `HTTP timeout after ${timeoutSeconds}s: ${url}`;
   const d = describe(e);
@@ -575,8 +591,10 @@ export async function executeHttpStep(input: HttpStepInput): Promise<StepOutcome
     if (method !== 'GET') body = new TextEncoder().encode(req.body);
   }
 
-  // 5. Send, with one deadline for the whole exchange (connect, headers and body).
-  const doFetch = input.fetch ?? fetch;
+  // 5. Send, with one deadline for the whole exchange (connect, headers and body). The addresses
+  //    checked above are checked again on the connection itself (rebinding).
+  const doFetch =
+    input.guardedFetch && input.policy.mode !== 'all' ? input.guardedFetch(checkResolvedAddresses) : (input.fetch ?? fetch);
   const signal = AbortSignal.timeout(Math.min(req.timeoutSeconds * 1000, MAX_TIMEOUT_MS));
   const cap = input.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   const started = performance.now();
@@ -584,6 +602,8 @@ export async function executeHttpStep(input: HttpStepInput): Promise<StepOutcome
   try {
     res = await doFetch(url, { method, headers, body, redirect: 'manual', signal });
   } catch (e) {
+    const refused = blockedByGuard(e);
+    if (refused !== null) return { ok: false, error: refused };
     return { ok: false, error: transportError(e, url, req.timeoutSeconds, signal) };
   }
   let bytes: Uint8Array | TooLarge;

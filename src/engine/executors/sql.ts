@@ -1,6 +1,7 @@
 import type { DbClient } from '../db.ts';
 import { buildSqlResult } from '../../graph/sql-result.ts';
 import type { StepOutcome } from './outcome.ts';
+import { capStepResult } from '../limits.ts';
 
 /** Values come back as the server's text, so sql-result.ts can apply pg_durable's type mapping. */
 const RAW_TYPES = { getTypeParser: () => (value: string) => value };
@@ -46,6 +47,8 @@ export interface SqlStepOptions {
   inTransaction: boolean;
   /** statement_timeout to set for this statement (ms, 0 = none); null = keep what the preamble set. */
   statementTimeoutMs: number | null;
+  /** Result text cap in bytes (limits.ts default when omitted); over it the step fails and is rolled back. */
+  maxResultBytes?: number;
 }
 
 /**
@@ -72,7 +75,9 @@ export async function runSqlStep(client: DbClient, sql: string, opts: SqlStepOpt
       rows: (string | null)[][];
     };
     const built = buildSqlResult(res.fields ?? [], res.rows ?? []);
-    outcome = built.ok ? { ok: true, resultText: built.text } : { ok: false, error: built.error };
+    outcome = built.ok ? capStepResult({ ok: true, resultText: built.text }, opts.maxResultBytes) : { ok: false, error: built.error };
+    // Over the result limit: undo what the statement did, as for a statement that raised.
+    if (built.ok && !outcome.ok && opts.inTransaction) await client.query('ROLLBACK TO SAVEPOINT pgflare_step');
   } catch (err) {
     outcome = { ok: false, error: `SQL execution failed: error returned from database: ${(err as Error).message}` };
     if (opts.inTransaction) await client.query('ROLLBACK TO SAVEPOINT pgflare_step');

@@ -125,7 +125,8 @@ function engineFor(inv: Invocation, env: Env): Engine {
       await dispatch(ready);
     },
     // Workers have no DNS port: the egress policy checks host names only (src/engine/egress.ts).
-    http: createHttpRunner({ policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts }),
+    http: createHttpRunner({ policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts, maxResponseBytes: cfg.maxResponseBytes }),
+    maxResultBytes: cfg.maxResultBytes,
     stepTimeoutMs: cfg.stepTimeoutMs > 0 ? Math.min(cfg.stepTimeoutMs, STEP_TIMEOUT_CAP_MS) : STEP_TIMEOUT_CAP_MS,
     leaseMs: cfg.leaseMs,
     retry: cfg.retry,
