@@ -1693,10 +1693,11 @@ BEGIN
 END
 $run$
 $f$, v_fn, v_role);
-    EXECUTE format('REVOKE ALL ON FUNCTION %s(text) FROM PUBLIC', v_fn);
-    EXECUTE format('GRANT EXECUTE ON FUNCTION %s(text) TO %s', v_fn, v_worker::regrole);
     EXECUTE format('GRANT CREATE ON SCHEMA df TO %I', v_name);
     EXECUTE format('ALTER FUNCTION %s(text) OWNER TO %I', v_fn, v_name);
+    -- After the owner change: an entry for the old owner would have become the new owner's.
+    EXECUTE format('REVOKE ALL ON FUNCTION %s(text) FROM PUBLIC', v_fn);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s(text) TO %s', v_fn, v_worker::regrole);
     EXECUTE format('REVOKE CREATE ON SCHEMA df FROM %I', v_name);
     IF v_granted_member THEN
         EXECUTE format('REVOKE %I FROM %I', v_name, current_user);
@@ -2049,6 +2050,11 @@ AS $function$
      WHERE p.proname !~ '^_run_[0-9]+$'
        AND p.proname NOT IN ('_usage_functions_base', '_run_step', '_runner_problem', '_install_runner')
        AND (p_with_grant OR p.proname NOT IN ('_grant_usage_base', '_revoke_usage_base'))
+    UNION
+    -- A delegate (with_grant) runs df.grant_usage/df.revoke_usage, which call these as the delegate.
+    SELECT p.oid::regprocedure FROM pg_proc p
+     WHERE p_with_grant AND p.pronamespace = 'df'::regnamespace
+       AND p.proname IN ('_usage_functions', '_usage_functions_base', '_install_runner')
 $function$
 
 -- acl {<owner>=X/<owner>}
@@ -2780,16 +2786,16 @@ DECLARE
     v_runner text;
 BEGIN
     PERFORM df._revoke_usage_base(p_role);
-    SELECT runner INTO v_runner FROM df._runners WHERE role = v_role;
-    IF v_runner IS NOT NULL THEN
-        BEGIN
+    BEGIN
+        SELECT runner INTO v_runner FROM df._runners WHERE role = v_role;
+        IF v_runner IS NOT NULL THEN
             EXECUTE format('DROP FUNCTION IF EXISTS %s(text)', v_runner);
             DELETE FROM df._runners WHERE role = v_role;
-        EXCEPTION WHEN insufficient_privilege THEN
-            -- A delegate may revoke usage but not drop the runner; without usage the worker refuses it.
-            RAISE NOTICE 'pgflare: step runner % of "%" kept (only the owner of schema df can drop it); it is not used without usage', v_runner, p_role;
-        END;
-    END IF;
+        END IF;
+    EXCEPTION WHEN insufficient_privilege THEN
+        -- A delegate may revoke usage but not drop the runner; without usage the worker refuses it.
+        RAISE NOTICE 'pgflare: the step runner of "%" is kept (only the owner of schema df can drop it); it is not used without usage', p_role;
+    END;
 END
 $function$
 
