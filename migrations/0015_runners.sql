@@ -192,13 +192,17 @@ BEGIN
         EXECUTE p_sql;
         c := 'pgflare_step_rows';
         OPEN c FOR SELECT WHERE false;
-        RETURN '[]'::jsonb;
+    ELSE
+        LOOP
+            FETCH c INTO r;
+            EXIT WHEN NOT FOUND;
+            v_rows := v_rows OPERATOR(pg_catalog.||) r::text;
+        END LOOP;
     END IF;
-    LOOP
-        FETCH c INTO r;
-        EXIT WHEN NOT FOUND;
-        v_rows := v_rows OPERATOR(pg_catalog.||) r::text;
-    END LOOP;
+    -- Deferred triggers the step queued would fire at COMMIT, as the worker: fire them here, as the
+    -- owner, then defer again (df's own foreign keys are INITIALLY DEFERRED).
+    SET CONSTRAINTS ALL IMMEDIATE;
+    SET CONSTRAINTS ALL DEFERRED;
     RETURN pg_catalog.to_jsonb(v_rows);
 END
 $run$

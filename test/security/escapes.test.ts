@@ -155,6 +155,40 @@ describe("the owner altering its own runner", () => {
   });
 });
 
+describe('code a step leaves behind for later in the transaction', () => {
+  it('deferred constraint triggers fire inside the runner, as the owner, not at COMMIT as the worker', async () => {
+    const dee = await role('dee');
+    await t.query(`CREATE TABLE who_ran (who text); GRANT INSERT ON who_ran TO PUBLIC`);
+    await t.superuser.query(`CREATE SCHEMA d AUTHORIZATION ${dee.id}`);
+    await dee.query(`
+      CREATE TABLE d.t (n int);
+      CREATE FUNCTION d.note() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO public.who_ran VALUES (current_user::text); RETURN NULL; END $$;
+      CREATE CONSTRAINT TRIGGER later AFTER INSERT ON d.t DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION d.note()`);
+    const id = await dee.start(`'INSERT INTO d.t VALUES (1)' ~> 'SET CONSTRAINTS ALL DEFERRED' ~> 'INSERT INTO d.t VALUES (2) RETURNING n'`);
+    await engineFor(t).drain();
+    expect((await output(id)).status).toBe('completed');
+    expect(await t.query(`SELECT who FROM who_ran`)).toEqual([{ who: dee.name }, { who: dee.name }]);
+  });
+
+  it('a cursor WITH HOLD declared by a step is closed before COMMIT could compute it as the worker', async () => {
+    const hal = await role('hal');
+    await t.superuser.query(`CREATE SCHEMA h AUTHORIZATION ${hal.id}`);
+    await hal.query(`CREATE FUNCTION h.note() RETURNS int LANGUAGE sql AS $$ INSERT INTO public.worker_only VALUES (current_user::text) RETURNING 1 $$`);
+    const id = await hal.start(`'DECLARE held CURSOR WITH HOLD FOR SELECT h.note()' ~> 'SELECT 1 AS ok'`);
+    await engineFor(t).drain();
+    expect((await output(id)).status).toBe('completed');
+    expect(await loot()).toBe(0);
+  });
+
+  it('a step that sets the transaction read-only does not wedge the checkpoint', async () => {
+    const ro = await role('ro');
+    const id = await ro.start(`'SET transaction_read_only = on' ~> 'SELECT 1 AS ok'`);
+    await engineFor(t).drain();
+    expect(await output(id)).toEqual({ status: 'completed', output: '{"rows":[{"ok":1}],"row_count":1}' });
+  });
+});
+
 describe('what a step sees of df', () => {
   it("row-level security applies inside the runner: a step sees only its owner's instances", async () => {
     const bob = await role('bob');
