@@ -58,6 +58,9 @@ BEGIN
         RETURN format('Failed to connect to database ''%s'' as ''%s''. Error: role "%s" is not permitted to log in',
                       current_database(), r.rolname, r.rolname);
     END IF;
+    IF r.rolsuper THEN
+        RETURN format('pgflare: role "%s" is a superuser: its steps run only on a worker that connects as that role (no step runner is made for a superuser, it would let the worker act as one)', r.rolname);
+    END IF;
     IF NOT has_schema_privilege(r.oid, 'df', 'USAGE') THEN
         RETURN format('pgflare: role "%s" has no usage on schema df (df.revoke_usage ran, or df.grant_usage never did): its steps are not run', r.rolname);
     END IF;
@@ -118,6 +121,9 @@ BEGIN
     END IF;
     IF v_role = v_worker THEN
         RETURN NULL; -- the worker's own role: its steps run directly, no runner
+    END IF;
+    IF (SELECT rolsuper FROM pg_roles WHERE oid = v_role) THEN
+        RETURN format('role "%s" is a superuser, and a runner would let the worker act as one', v_name);
     END IF;
     IF has_schema_privilege(v_role, 'df', 'CREATE') THEN
         RETURN format('role "%s" has CREATE on schema df and could replace its own runner', v_name);

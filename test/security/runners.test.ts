@@ -308,6 +308,25 @@ describe('df.grant_usage and the runner it makes', () => {
     expect(await t.query(`SELECT count(*)::int AS n FROM df.nodes WHERE instance_id = $1 AND status = 'failed'`, [id])).toEqual([{ n: 0 }]);
   });
 
+  it('a superuser role gets no runner; its instances run only on a worker connected as itself', async () => {
+    const c = await t.superuser.connect();
+    let id: string;
+    const warnings: string[] = [];
+    c.on('notice', (n) => warnings.push(`${n.severity}: ${n.message}`));
+    try {
+      await c.query(`SELECT df.grant_usage('postgres')`);
+      await c.query(`SET pg_durable.enable_superuser_instances = on`);
+      id = (await c.query(`SELECT df.start('SELECT current_user::text AS u') AS id`)).rows[0].id;
+    } finally {
+      await c.query('RESET ALL');
+      c.release();
+    }
+    expect(warnings.some((w) => /^WARNING: pgflare: no step runner for "postgres": role "postgres" is a superuser/.test(w))).toBe(true);
+    expect(await t.query(`SELECT count(*)::int AS n FROM df._runners WHERE role = 'postgres'::regrole`)).toEqual([{ n: 0 }]);
+    await engineFor(t, { enableSuperuserInstances: true }).drain();
+    expect((await output(id)).output).toMatch(/^pgflare: role "postgres" is a superuser: its steps run only on a worker that connects as that role/);
+  });
+
   it('a superuser may run grant_usage too', async () => {
     const r = await role('bysuper', { grant: false });
     await t.superuser.query(`SELECT df.grant_usage($1)`, [r.name]);
