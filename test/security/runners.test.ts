@@ -102,6 +102,7 @@ describe('a foreign owner runs through its step runner', () => {
     const statuses = await t.query(`SELECT status, count(*)::int AS n FROM df.instances WHERE id = ANY($1) GROUP BY 1 ORDER BY 1`, [ids.map((x) => x.runner)]);
     expect(statuses.map((s) => s.status)).toEqual(['completed', 'failed']);
     expect(statuses.find((s) => s.status === 'failed').n).toBeGreaterThanOrEqual(10);
+    expect(statuses.find((s) => s.status === 'completed').n).toBeGreaterThanOrEqual(30);
   });
 
   it("sees the owner's own search_path: \"$user\" first, then role and database settings", async () => {
