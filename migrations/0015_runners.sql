@@ -283,6 +283,9 @@ BEGIN
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s%s',
                        CASE WHEN a.proname = '_grant_usage_base' THEN 'df.grant_usage(text, boolean, boolean)' ELSE 'df.revoke_usage(text)' END,
                        a.grantee, CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        -- What the wrappers call as the delegate (df._usage_functions was never granted before).
+        EXECUTE format('GRANT EXECUTE ON FUNCTION df._usage_functions(boolean, boolean), df._usage_functions_base(boolean, boolean), df._install_runner(regrole) TO %s%s',
+                       a.grantee, CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
     END LOOP;
 END
 $$;
