@@ -18,7 +18,7 @@ export interface RoleHandle {
 export function useRoles(t: TestDb) {
   const pools: pg.Pool[] = [];
   afterAll(async () => {
-    for (const p of pools) await p.end();
+    for (const p of pools) if (!p.ended) await p.end();
   });
   return async function role(base: string, opts: { grant?: boolean; http?: boolean; create?: string } = {}): Promise<RoleHandle> {
     const name = t.role(base);

@@ -246,7 +246,6 @@ describe('identity: usage, LOGIN, dropped owners (SPEC §6.1–6.2)', () => {
     const [{ oid }] = await t.query(`SELECT $1::regrole::oid::text AS oid`, [r.name]);
     // The role owns its runner: it can only be dropped after revoke_usage (or DROP OWNED).
     await expect(t.superuser.query(`DROP ROLE "${r.name}"`)).rejects.toMatchObject({ code: '2BP01' });
-    await r.pool.end().catch(() => undefined);
     await t.superuser.query(`DROP OWNED BY "${r.name}"; DROP ROLE "${r.name}"`);
     await e.drain({ now: new Date(Date.now() + 61_000) });
     expect((await output(early)).status).toBe('completed'); // ran before the drop
