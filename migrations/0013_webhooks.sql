@@ -126,7 +126,12 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    EXECUTE format('REVOKE ALL ON df._hooks, df.hook_deliveries FROM %I CASCADE', p_role);
+    -- Exactly what grant_usage granted: REVOKE ALL would also name columns never granted (the system
+    -- columns of df._hooks, whose SELECT is column-level), which a delegate may not revoke.
+    EXECUTE format('REVOKE SELECT (id, name, owner, workflow, scheme, tolerance_seconds, max_body_bytes, created_at, secret_rotated_at), '
+                   'INSERT (name, workflow, scheme, secret, tolerance_seconds, max_body_bytes), UPDATE (secret, secret_rotated_at), DELETE '
+                   'ON df._hooks FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE SELECT, INSERT (hook_id, delivery_id, instance_id), DELETE ON df.hook_deliveries FROM %I CASCADE', p_role);
     PERFORM df._revoke_usage_before_0013(p_role);
 END
 $$;

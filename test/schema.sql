@@ -24,6 +24,10 @@ table df._migrations 1:version integer not null
 table df._migrations 2:name text not null
 table df._migrations 3:checksum text not null
 table df._migrations 4:applied_at timestamp with time zone not null default now()
+table df._runners 1:role oid not null
+table df._runners 2:runner text not null
+table df._runners 3:created_by oid not null
+table df._runners 4:created_at timestamp with time zone not null default now()
 table df._worker_epoch 1:epoch_id uuid not null
 table df._worker_epoch 2:started_at timestamp with time zone not null default now()
 table df._worker_epoch 3:last_seen_at timestamp with time zone not null default now()
@@ -127,6 +131,7 @@ table df._api_tokens rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._config rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._hooks rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._migrations rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
+table df._runners rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._worker_epoch rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df.events rls=t force=f acl=default options={}
 table df.hook_deliveries rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
@@ -153,6 +158,8 @@ constraint _hooks_scheme_check on df._hooks: CHECK ((scheme = ANY (ARRAY['github
 constraint _hooks_secret_check on df._hooks: CHECK (((length(secret) >= 16) AND (length(secret) <= 512)))
 constraint _hooks_tolerance_check on df._hooks: CHECK (((tolerance_seconds >= 1) AND (tolerance_seconds <= 86400)))
 constraint _migrations_pkey on df._migrations: PRIMARY KEY (version)
+constraint _runners_pkey on df._runners: PRIMARY KEY (role)
+constraint _runners_runner_check on df._runners: CHECK ((runner ~ '^df\._run_[0-9]+$'::text))
 constraint _worker_epoch_pkey on df._worker_epoch: PRIMARY KEY (epoch_id)
 constraint events_instance_fkey on df.events: FOREIGN KEY (instance_id, submitted_by) REFERENCES df.instances(id, submitted_by) ON DELETE CASCADE
 constraint events_pkey on df.events: PRIMARY KEY (id)
@@ -210,6 +217,7 @@ CREATE UNIQUE INDEX _config_pkey ON df._config USING btree (key)
 CREATE UNIQUE INDEX _hooks_name_key ON df._hooks USING btree (name)
 CREATE UNIQUE INDEX _hooks_pkey ON df._hooks USING btree (id)
 CREATE UNIQUE INDEX _migrations_pkey ON df._migrations USING btree (version)
+CREATE UNIQUE INDEX _runners_pkey ON df._runners USING btree (role)
 CREATE UNIQUE INDEX _worker_epoch_pkey ON df._worker_epoch USING btree (epoch_id)
 CREATE INDEX events_instance_idx ON df.events USING btree (instance_id, id)
 CREATE UNIQUE INDEX events_pkey ON df.events USING btree (id)
@@ -1676,6 +1684,24 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._grant_usage_base(p_role text, include_http boolean DEFAULT false, with_grant boolean DEFAULT false)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_opt text := CASE WHEN with_grant THEN ' WITH GRANT OPTION' ELSE '' END;
+BEGIN
+    PERFORM df._grant_usage_before_0013(p_role, include_http, with_grant);
+    -- `secret` is INSERT/UPDATE only: nobody but the table owner reads it back.
+    EXECUTE format('GRANT SELECT (id, name, owner, workflow, scheme, tolerance_seconds, max_body_bytes, created_at, secret_rotated_at), '
+                   'INSERT (name, workflow, scheme, secret, tolerance_seconds, max_body_bytes), UPDATE (secret, secret_rotated_at), DELETE '
+                   'ON df._hooks TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT (hook_id, delivery_id, instance_id), DELETE ON df.hook_deliveries TO %I%s', p_role, v_opt);
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._grant_usage_before_0013(p_role text, include_http boolean DEFAULT false, with_grant boolean DEFAULT false)
  RETURNS void
  LANGUAGE plpgsql
@@ -2002,6 +2028,134 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._install_runner(p_role regrole)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_role oid := p_role::oid;
+    v_name text := (SELECT rolname FROM pg_roles WHERE oid = v_role);
+    v_fn text := format('df._run_%s', v_role);
+    v_worker oid := (SELECT nspowner FROM pg_namespace WHERE nspname = 'df');
+    v_me oid := (SELECT oid FROM pg_roles WHERE rolname = current_user);
+    v_super boolean := (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
+    v_member boolean;
+    v_granted_member boolean := false;
+BEGIN
+    IF v_name IS NULL THEN
+        RAISE EXCEPTION 'role "%" does not exist', p_role USING ERRCODE = '42704';
+    END IF;
+    IF v_role = v_worker THEN
+        RETURN NULL; -- the worker's own role: its steps run directly, no runner
+    END IF;
+    IF (SELECT rolsuper FROM pg_roles WHERE oid = v_role) THEN
+        RETURN format('role "%s" is a superuser, and a runner would let the worker act as one', v_name);
+    END IF;
+    IF has_schema_privilege(v_role, 'df', 'CREATE') THEN
+        RETURN format('role "%s" has CREATE on schema df and could replace its own runner', v_name);
+    END IF;
+    IF NOT v_super AND NOT has_schema_privilege(v_me, 'df', 'CREATE') THEN
+        RETURN format('"%s" cannot create functions in schema df (run df.grant_usage as the owner of schema df or a superuser)', current_user);
+    END IF;
+    IF NOT v_super THEN
+        v_member := CASE WHEN current_setting('server_version_num')::int >= 160000
+                         THEN pg_has_role(v_me, v_role, 'SET') ELSE pg_has_role(v_me, v_role, 'MEMBER') END;
+        IF NOT v_member THEN
+            BEGIN
+                EXECUTE format('GRANT %I TO %I', v_name, current_user);
+                v_granted_member := true;
+            EXCEPTION WHEN insufficient_privilege THEN
+                RETURN format('"%s" is not a member of "%s" and may not grant itself membership (GRANT %I TO %I, or CREATEROLE on PostgreSQL 15)',
+                              current_user, v_name, v_name, current_user);
+            END;
+        END IF;
+    END IF;
+
+    EXECUTE format('DROP FUNCTION IF EXISTS %s(text)', v_fn);
+    EXECUTE format($f$
+CREATE FUNCTION %1$s(p_sql text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $run$
+-- pgflare step runner of the role with OID %2$s, created by df.grant_usage. Do not alter it: it refuses
+-- to run once it does not run as that role.
+DECLARE
+    c refcursor;
+    r record;
+    v_rows text[] := '{}';
+    v_path text;
+BEGIN
+    -- Only as its owner, in a security-definer context, called by the worker's role. SECURITY INVOKER
+    -- makes current_user the caller; a SET role clause shows in the role setting.
+    IF (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) IS DISTINCT FROM %2$s::oid
+       OR pg_catalog.current_setting('role') <> 'none'
+       OR NOT pg_catalog.pg_has_role(session_user, (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'df'), 'MEMBER') THEN
+        RAISE EXCEPTION 'pgflare: step runner %1$s refused to run: it must run as role %2$s (SECURITY DEFINER, unaltered) and be called by the worker; current_user is "%%", session_user "%%". Re-create it with df.grant_usage',
+            current_user, session_user USING ERRCODE = '42501';
+    END IF;
+    -- The owner's own default search_path, as a session of its own would have it (SPEC §3.1 runs each
+    -- step on a connection authenticated as the owner): role+database, role, database settings, else
+    -- the server default. "$user" resolves to the owner here.
+    SELECT pg_catalog.substr(x, 13) INTO v_path
+      FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) x
+     WHERE x LIKE 'search_path=%%'
+       AND ((s.setrole = %2$s AND s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())))
+            OR (s.setrole = 0 AND s.setdatabase = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())))
+     ORDER BY s.setrole = 0, s.setdatabase = 0
+     LIMIT 1;
+    IF v_path IS NULL THEN
+        -- The worker's reset value is the server default unless the worker has a role setting of its own.
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) x
+                                  WHERE s.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
+                                    AND x LIKE 'search_path=%%')
+                    THEN boot_val ELSE reset_val END
+          INTO v_path FROM pg_catalog.pg_settings WHERE name = 'search_path';
+    END IF;
+    PERFORM pg_catalog.set_config('search_path', v_path, true);
+    -- Row-returning statements become a cursor whose rows are all fetched here, as the owner; the worker
+    -- then FETCHes the exhausted cursor for its column names and types only (no row is computed then).
+    c := 'pgflare_step_rows';
+    BEGIN
+        OPEN c FOR EXECUTE p_sql;
+    EXCEPTION WHEN invalid_cursor_definition THEN
+        c := NULL; -- returns no rows (DML without RETURNING, DDL, SET, …): nothing ran yet
+    END;
+    IF c IS NULL THEN
+        EXECUTE p_sql;
+        c := 'pgflare_step_rows';
+        OPEN c FOR SELECT WHERE false;
+    ELSE
+        LOOP
+            FETCH c INTO r;
+            EXIT WHEN NOT FOUND;
+            v_rows := v_rows OPERATOR(pg_catalog.||) r::text;
+        END LOOP;
+    END IF;
+    -- Deferred triggers the step queued would fire at COMMIT, as the worker: fire them here, as the
+    -- owner, then defer again (df's own foreign keys are INITIALLY DEFERRED).
+    SET CONSTRAINTS ALL IMMEDIATE;
+    SET CONSTRAINTS ALL DEFERRED;
+    RETURN pg_catalog.to_jsonb(v_rows);
+END
+$run$
+$f$, v_fn, v_role);
+    EXECUTE format('GRANT CREATE ON SCHEMA df TO %I', v_name);
+    EXECUTE format('ALTER FUNCTION %s(text) OWNER TO %I', v_fn, v_name);
+    -- After the owner change: an entry for the old owner would have become the new owner's.
+    EXECUTE format('REVOKE ALL ON FUNCTION %s(text) FROM PUBLIC', v_fn);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s(text) TO %s', v_fn, v_worker::regrole);
+    EXECUTE format('REVOKE CREATE ON SCHEMA df FROM %I', v_name);
+    IF v_granted_member THEN
+        EXECUTE format('REVOKE %I FROM %I', v_name, current_user);
+    END IF;
+    INSERT INTO df._runners (role, runner, created_by) VALUES (v_role, v_fn, v_me)
+        ON CONFLICT (role) DO UPDATE SET runner = EXCLUDED.runner, created_by = EXCLUDED.created_by, created_at = now();
+    RETURN NULL;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._json_compact(p_value jsonb)
  RETURNS text
  LANGUAGE plpgsql
@@ -2314,6 +2468,23 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._revoke_usage_base(p_role text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    -- Exactly what grant_usage granted: REVOKE ALL would also name columns never granted (the system
+    -- columns of df._hooks, whose SELECT is column-level), which a delegate may not revoke.
+    EXECUTE format('REVOKE SELECT (id, name, owner, workflow, scheme, tolerance_seconds, max_body_bytes, created_at, secret_rotated_at), '
+                   'INSERT (name, workflow, scheme, secret, tolerance_seconds, max_body_bytes), UPDATE (secret, secret_rotated_at), DELETE '
+                   'ON df._hooks FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE SELECT, INSERT (hook_id, delivery_id, instance_id), DELETE ON df.hook_deliveries FROM %I CASCADE', p_role);
+    PERFORM df._revoke_usage_before_0013(p_role);
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._revoke_usage_before_0013(p_role text)
  RETURNS void
  LANGUAGE plpgsql
@@ -2332,6 +2503,63 @@ BEGIN
     EXECUTE format('REVOKE ALL ON df.instances, df.nodes, df.vars, df.signals, df.scopes, df.events, df.workflows, df.schedules, df.schedule_fires FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
     RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._run_step(p_owner regrole, p_sql text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_problem text := df._runner_problem(p_owner);
+    v_result jsonb;
+BEGIN
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION '%', v_problem USING ERRCODE = 'PF010';
+    END IF;
+    EXECUTE format('SELECT %s($1)', (SELECT runner FROM df._runners WHERE role = p_owner::oid)) INTO v_result USING p_sql;
+    RETURN v_result;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._runner_problem(p_owner regrole)
+ RETURNS text
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    r pg_roles%ROWTYPE;
+    v_runner text;
+BEGIN
+    SELECT * INTO r FROM pg_roles WHERE oid = p_owner::oid;
+    IF NOT FOUND THEN
+        RETURN format('Failed to connect to database ''%s'' as ''%s''. Error: role "%s" does not exist',
+                      current_database(), p_owner::oid, p_owner::oid);
+    END IF;
+    IF NOT r.rolcanlogin THEN
+        RETURN format('Failed to connect to database ''%s'' as ''%s''. Error: role "%s" is not permitted to log in',
+                      current_database(), r.rolname, r.rolname);
+    END IF;
+    IF r.rolsuper THEN
+        RETURN format('pgflare: role "%s" is a superuser: its steps run only on a worker that connects as that role (no step runner is made for a superuser, it would let the worker act as one)', r.rolname);
+    END IF;
+    IF NOT has_schema_privilege(r.oid, 'df', 'USAGE') THEN
+        RETURN format('pgflare: role "%s" has no usage on schema df (df.revoke_usage ran, or df.grant_usage never did): its steps are not run', r.rolname);
+    END IF;
+    IF has_schema_privilege(r.oid, 'df', 'CREATE') THEN
+        RETURN format('pgflare: role "%s" has CREATE on schema df, so it could replace its own step runner: its steps are not run. Revoke CREATE ON SCHEMA df from it', r.rolname);
+    END IF;
+    SELECT x.runner INTO v_runner FROM df._runners x
+      JOIN pg_proc p ON p.proname = substr(x.runner, 4) AND p.pronamespace = 'df'::regnamespace AND p.proowner = x.role
+     WHERE x.role = r.oid;
+    IF v_runner IS NULL THEN
+        RETURN format('pgflare: role "%s" has no step runner: the owner of schema df (or a superuser) must run SELECT df.grant_usage(%L)', r.rolname, r.rolname);
+    END IF;
+    RETURN NULL;
 END
 $function$
 
@@ -2467,6 +2695,28 @@ $function$
 
 -- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._usage_functions(p_include_http boolean, p_with_grant boolean)
+ RETURNS SETOF regprocedure
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT f FROM df._usage_functions_base(p_include_http, p_with_grant) f
+      JOIN pg_proc p ON p.oid = f
+     WHERE p.proname !~ '^_run_[0-9]+$'
+       AND p.proname NOT IN ('_usage_functions_base', '_run_step', '_runner_problem', '_install_runner')
+       AND (p_with_grant OR p.proname NOT IN ('_grant_usage_base', '_revoke_usage_base'))
+    UNION
+    -- A delegate (with_grant) runs df.grant_usage/df.revoke_usage, which call these as the delegate.
+    SELECT p.oid::regprocedure FROM pg_proc p
+     WHERE p_with_grant AND p.pronamespace = 'df'::regnamespace
+       AND p.proname IN ('_usage_functions', '_usage_functions_base', '_install_runner',
+                         -- 0013 kept the versions before it under these names; its wrappers call them
+                         '_grant_usage_before_0013', '_revoke_usage_before_0013',
+                         '_grant_usage_base', '_revoke_usage_base')
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._usage_functions_base(p_include_http boolean, p_with_grant boolean)
  RETURNS SETOF regprocedure
  LANGUAGE sql
  STABLE
@@ -2973,14 +3223,14 @@ CREATE OR REPLACE FUNCTION df.grant_usage(p_role text, include_http boolean DEFA
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 DECLARE
-    v_opt text := CASE WHEN with_grant THEN ' WITH GRANT OPTION' ELSE '' END;
+    v_why text;
 BEGIN
-    PERFORM df._grant_usage_before_0013(p_role, include_http, with_grant);
-    -- `secret` is INSERT/UPDATE only: nobody but the table owner reads it back.
-    EXECUTE format('GRANT SELECT (id, name, owner, workflow, scheme, tolerance_seconds, max_body_bytes, created_at, secret_rotated_at), '
-                   'INSERT (name, workflow, scheme, secret, tolerance_seconds, max_body_bytes), UPDATE (secret, secret_rotated_at), DELETE '
-                   'ON df._hooks TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT, INSERT (hook_id, delivery_id, instance_id), DELETE ON df.hook_deliveries TO %I%s', p_role, v_opt);
+    PERFORM df._grant_usage_base(p_role, include_http, with_grant);
+    v_why := df._install_runner(quote_ident(p_role)::regrole);
+    IF v_why IS NOT NULL THEN
+        RAISE WARNING 'pgflare: no step runner for "%": %; its SQL steps will not run until the owner of schema df runs df.grant_usage(%)',
+            p_role, v_why, quote_literal(p_role);
+    END IF;
 END
 $function$
 
@@ -3461,9 +3711,21 @@ CREATE OR REPLACE FUNCTION df.revoke_usage(p_role text)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
+DECLARE
+    v_role oid := (SELECT oid FROM pg_roles WHERE rolname = p_role);
+    v_runner text;
 BEGIN
-    EXECUTE format('REVOKE ALL ON df._hooks, df.hook_deliveries FROM %I CASCADE', p_role);
-    PERFORM df._revoke_usage_before_0013(p_role);
+    PERFORM df._revoke_usage_base(p_role);
+    BEGIN
+        SELECT runner INTO v_runner FROM df._runners WHERE role = v_role;
+        IF v_runner IS NOT NULL THEN
+            EXECUTE format('DROP FUNCTION IF EXISTS %s(text)', v_runner);
+            DELETE FROM df._runners WHERE role = v_role;
+        END IF;
+    EXCEPTION WHEN insufficient_privilege THEN
+        -- A delegate may revoke usage but not drop the runner; without usage the worker refuses it.
+        RAISE NOTICE 'pgflare: the step runner of "%" is kept (only the owner of schema df can drop it); it is not used without usage', p_role;
+    END;
 END
 $function$
 

@@ -29,6 +29,7 @@ import { substitute, type SubstitutionContext } from '../graph/substitute.ts';
 import { beginAndClaim, findSignal, loadGraphRows, relockLeased, type ClaimedRow } from './queries/claim.ts';
 import { isNonTransactional, RESTORE_SESSION, runSqlStep } from './executors/sql.ts';
 import { capStepResult } from './limits.ts';
+import { foreignOwnerProblem, nonTransactionalForeignError, runSqlStepAsOwner } from './executors/runner.ts';
 import { lastRows, literal, textArray } from './sql-text.ts';
 import type { StepOutcome } from './executors/outcome.ts';
 import { noPoints, type PointHandler } from './points.ts';
@@ -310,9 +311,9 @@ export function createEngine(options: EngineOptions): Engine {
     }
     // The instance's first claim: df.start only made its root claimable.
     if (row.id === row.root_node && row.stamp === null) {
-      // Every step type runs as the worker's own session, so another role's instance runs nothing at all.
+      // Another role's instance runs only if its SQL steps can run as that role (its step runner).
       const worker = await roleOf(client);
-      const blocked = ownerBlock(row) ?? (worker !== row.owner ? foreignOwnerError(row.owner, worker) : null);
+      const blocked = ownerBlock(row) ?? (worker !== row.owner ? await foreignOwnerProblem(client, row.owner) : null);
       if (blocked) {
         await withdraw(client, row);
         await client.query('SELECT df._apply($1, $2)', [row.instance_id, JSON.stringify({ instance: { status: 'failed', output: blocked } })]);
@@ -345,15 +346,22 @@ export function createEngine(options: EngineOptions): Engine {
       case 'SQL': {
         const sub = substitute(row.query ?? '', substitutionContext(row), 'sql');
         if (!sub.ok) return leaf('step', { kind: 'fail', error: sub.error });
-        if (isNonTransactional(sub.text)) return takeLease(client, row, now, options.leaseMs ?? 30 * 60_000);
         const role = await roleOf(client);
-        if (role !== row.owner) return leaf('step', { kind: 'fail', error: foreignOwnerError(row.owner, role) });
+        if (isNonTransactional(sub.text)) {
+          if (role !== row.owner) return leaf('step', { kind: 'fail', error: nonTransactionalForeignError(row.owner, role) });
+          return takeLease(client, row, now, options.leaseMs ?? 30 * 60_000);
+        }
         const timeout = timeoutFor(row);
-        const out = await runSqlStep(client, sub.text, {
-          inTransaction: true,
-          statementTimeoutMs: timeout === (options.stepTimeoutMs ?? 0) ? null : timeout,
-          maxResultBytes: options.maxResultBytes,
-        });
+        const stepTimeout = timeout === (options.stepTimeoutMs ?? 0) ? null : timeout;
+        let out =
+          role === row.owner
+            ? await runSqlStep(client, sub.text, { inTransaction: true, statementTimeoutMs: stepTimeout, maxResultBytes: options.maxResultBytes })
+            : await runSqlStepAsOwner(client, row.owner, sub.text, { statementTimeoutMs: stepTimeout });
+        if (role !== row.owner && out.ok) {
+          // Same result cap as the direct path; over it, undo what the statement did.
+          out = capStepResult(out, options.maxResultBytes);
+          if (!out.ok) await client.query('ROLLBACK TO SAVEPOINT pgflare_step');
+        }
         // The step may have changed the session: restore it before the checkpoint runs on it.
         tx.prefix = `RELEASE SAVEPOINT pgflare_step; ${RESTORE_SESSION}; `;
         return leaf('step', out.ok ? { kind: 'ok', text: out.resultText } : { kind: 'fail', error: out.error });
@@ -445,7 +453,7 @@ export function createEngine(options: EngineOptions): Engine {
       else {
         out = await db.withClient(async (c) => {
           const role = await roleOf(c);
-          if (role !== row.owner) return { ok: false as const, error: foreignOwnerError(row.owner, role) };
+          if (role !== row.owner) return { ok: false as const, error: nonTransactionalForeignError(row.owner, role) };
           return runSqlStep(c, sub.text, { statementTimeoutMs: timeoutFor(row), inTransaction: false });
         });
       }
@@ -534,10 +542,6 @@ const STEP_PREAMBLE = (timeoutMs: number) =>
 
 function scopeIdOf(stamp: string): string {
   return stamp.slice(0, stamp.lastIndexOf('::'));
-}
-
-function foreignOwnerError(owner: string, worker: string): string {
-  return `pgflare: instance owner "${owner}" is not the worker's role "${worker}": the worker runs steps only as its own role (no role switching, so a step has no other role to escape to). Start workflows as "${worker}"; per-role step runners are not available yet.`;
 }
 
 function isLockNotAvailable(err: unknown): boolean {

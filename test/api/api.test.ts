@@ -382,8 +382,8 @@ describe('one instance', () => {
       const r = await call(method, path, { token, body });
       expect(r, `${method} ${path}`).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
     }
-    // Bob sees his own instance; the owner's worker refused to run another role's instance at its first claim.
-    expect((await call('GET', `/v1/instances/${bobId}`, { token: bobToken })).body).toMatchObject({ id: bobId, status: 'failed', result: null });
+    // Bob sees his own instance, untouched: still waiting for its signal (the worker runs it as bob).
+    expect((await call('GET', `/v1/instances/${bobId}`, { token: bobToken })).body).toMatchObject({ id: bobId, status: 'running', result: null });
   });
 
   it('unknown and malformed ids are 404s', async () => {

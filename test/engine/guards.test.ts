@@ -103,10 +103,12 @@ describe('what the engine refuses to run', () => {
     expect(await t.query(`SELECT count(*)::int AS n FROM df.nodes WHERE instance_id = $1 AND status = 'failed'`, [id])).toEqual([{ n: 0 }]);
   });
 
-  it("a step of another role's instance fails with a clear message instead of running as the worker", async () => {
+  it("another role's instance without a step runner is failed at first claim, before any step runs", async () => {
     const other = t.role('other');
     await t.superuser.query(`CREATE ROLE ${other} LOGIN PASSWORD 'pw'`);
     await t.query(`SELECT df.grant_usage('${other}')`);
+    // As if usage had been granted by someone who could not make the runner (test/security/runners.test.ts).
+    await t.query(`DROP FUNCTION ${(await t.query(`SELECT runner FROM df._runners WHERE role = $1::regrole`, [other]))[0].runner}(text)`);
     const pg = (await import('pg')).default;
     const pool = new pg.Pool({ connectionString: t.url(other, 'pw'), max: 1 });
     let id: string;
@@ -118,7 +120,8 @@ describe('what the engine refuses to run', () => {
     await engineFor(t).drain();
     const o = await outcome(t, id);
     expect(o.status).toBe('failed');
-    expect(o.output).toMatch(new RegExp(`instance owner "${other}" is not the worker's role "pgflare_owner"`));
+    expect(o.output).toBe(`pgflare: role "${other}" has no step runner: the owner of schema df (or a superuser) must run SELECT df.grant_usage('${other}')`);
+    expect(await t.query(`SELECT count(*)::int AS n FROM df.nodes WHERE instance_id = $1 AND status <> 'pending'`, [id])).toEqual([{ n: 0 }]);
   });
 
   it('a crash after the lease is taken, before the step ran, re-runs it after the lease expires', async () => {

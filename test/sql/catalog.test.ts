@@ -4,7 +4,10 @@ import { useTestDb } from '../helpers/db.ts';
 const t = useTestDb();
 
 // Functions allowed to run as their owner. Anything else marked SECURITY DEFINER is a review finding.
+// The only ones are the per-role step runners df._run_<role oid> that df.grant_usage makes (DESIGN 11),
+// each owned by its role and listed in df._runners; the test below creates one to check.
 const SECURITY_DEFINER_ALLOWED: string[] = [];
+const RUNNER = /^_run_\d+$/;
 // Public functions whose EXECUTE pg_durable revokes from PUBLIC (SPEC §6.2).
 const NOT_PUBLIC = ['http', 'http_multipart', 'metrics', 'grant_usage', 'revoke_usage'];
 
@@ -22,9 +25,22 @@ describe('catalog rules for schema df', () => {
     expect(unpinned.map((f) => `${f.name}(${f.args})`)).toEqual([]);
   });
 
-  it('SECURITY DEFINER appears only on the allow-list', async () => {
+  it('SECURITY DEFINER appears only on the allow-list: step runners, each registered and owned by its role', async () => {
+    const role = t.role('runner');
+    await t.superuser.query(`CREATE ROLE ${role} LOGIN`);
+    await t.query(`SELECT df.grant_usage($1)`, [role]);
     const definers = (await functions()).filter((f) => f.secdef).map((f) => f.name);
-    expect(definers.filter((n) => !SECURITY_DEFINER_ALLOWED.includes(n))).toEqual([]);
+    expect(definers.filter((n) => !SECURITY_DEFINER_ALLOWED.includes(n) && !RUNNER.test(n))).toEqual([]);
+    expect(definers.filter((n) => RUNNER.test(n))).toHaveLength(1);
+    const runners = await t.query(`
+      SELECT p.proname, p.proowner = substring(p.proname FROM '[0-9]+$')::oid AS owned_by_role,
+             EXISTS (SELECT 1 FROM df._runners x WHERE x.role = p.proowner AND x.runner = 'df.' || p.proname) AS registered,
+             p.proconfig
+        FROM pg_proc p WHERE p.pronamespace = 'df'::regnamespace AND p.prosecdef`);
+    expect(runners).toEqual([{ proname: expect.stringMatching(RUNNER), owned_by_role: true, registered: true, proconfig: ['search_path=pg_catalog, pg_temp'] }]);
+    // Only the worker's role (the owner of schema df) may execute it, besides its owner.
+    const [acl] = await t.query(`SELECT has_function_privilege('public', p.oid, 'EXECUTE') AS pub FROM pg_proc p WHERE p.pronamespace = 'df'::regnamespace AND p.prosecdef`);
+    expect(acl.pub).toBe(false);
   });
 
   it('internal (_-prefixed) functions are not executable by PUBLIC', async () => {

@@ -13,6 +13,13 @@ const NON_TRANSACTIONAL =
 /** A step must not end the engine's transaction under it. */
 const TRANSACTION_CONTROL = /^\s*(commit|rollback|begin|start\s+transaction|end|abort|savepoint|release|prepare\s+transaction|commit\s+prepared|rollback\s+prepared)\b/i;
 
+/** The step's error when it is a transaction control statement, else null. */
+export function transactionControlError(sql: string): string | null {
+  return TRANSACTION_CONTROL.test(stripLeadingComments(sql))
+    ? 'SQL execution failed: transaction control statements (COMMIT, ROLLBACK, SAVEPOINT, …) cannot run as a workflow step: each step already runs in its own transaction'
+    : null;
+}
+
 export function isNonTransactional(sql: string): boolean {
   return NON_TRANSACTIONAL.test(stripLeadingComments(sql));
 }
@@ -56,9 +63,8 @@ export interface SqlStepOptions {
  * multi-statement text fails as in pg_durable.
  */
 export async function runSqlStep(client: DbClient, sql: string, opts: SqlStepOptions): Promise<StepOutcome> {
-  if (TRANSACTION_CONTROL.test(stripLeadingComments(sql))) {
-    return { ok: false, error: 'SQL execution failed: transaction control statements (COMMIT, ROLLBACK, SAVEPOINT, …) cannot run as a workflow step: each step already runs in its own transaction' };
-  }
+  const refused = transactionControlError(sql);
+  if (refused) return { ok: false, error: refused };
   const local = opts.inTransaction ? 'true' : 'false';
   const timeout = opts.statementTimeoutMs === null ? null : Math.max(0, Math.floor(opts.statementTimeoutMs));
   if (!opts.inTransaction) {
