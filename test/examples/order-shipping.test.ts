@@ -1,8 +1,9 @@
 /**
- * examples/order-shipping end to end: the order arrives (as a named-workflow start), the carrier is asked
+ * examples/order-shipping end to end: the order arrives by signed webhook, the carrier is asked
  * for a shipment, its callback arrives through the REST API as a signal, and the outcome is recorded; a
  * carrier that never calls back times the wait out. Effects are counted in the example's own table.
  */
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
@@ -19,18 +20,33 @@ const http = createHttpRunner();
 let carrier: FakeCarrier;
 let api: ServerType;
 let token: string;
+let apiUrl: string;
+let hookSecret: string;
 
 beforeAll(async () => {
   carrier = await startFakeCarrier();
   api = serve({ fetch: createApp({ db: t.db }).fetch, port: 0, hostname: '127.0.0.1' });
   await new Promise<void>((r) => api.once('listening', () => r()));
-  const apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
   await t.superuser.query(`ALTER DATABASE ${t.name} SET pg_durable.http_policy = 'all'`);
   await t.query(example('setup.sql'));
   await t.query(example('workflow.sql'));
   await t.query(`SELECT df.setvar('carrier_url', $1), df.setvar('api_url', $2)`, [carrier.url, apiUrl]);
   [{ t: token }] = await t.query(`SELECT df.create_api_token('carrier-callbacks') AS t`);
+  [{ s: hookSecret }] = await t.query(`SELECT df.create_hook('orders', 'ship-order', 'hmac') AS s`);
 });
+
+/** The shop's side: POST the order to the webhook, signed with the hook's secret. */
+async function deliver(order: object, deliveryId: string) {
+  const body = JSON.stringify(order);
+  const sig = createHmac('sha256', hookSecret).update(body).digest('hex');
+  const res = await fetch(`${apiUrl}/hooks/orders`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-signature-256': `sha256=${sig}`, 'x-delivery-id': deliveryId },
+    body,
+  });
+  return { status: res.status, body: (await res.json()) as { instance_id: string; redelivered: boolean } };
+}
 afterAll(async () => {
   await carrier.close();
   await new Promise<void>((r) => api.close(() => r()));
@@ -39,8 +55,12 @@ afterAll(async () => {
 const order = async (id: string) => (await t.query('SELECT status, shipment, tracking FROM shipping.orders WHERE order_ref = $1', [id]))[0];
 
 describe('examples/order-shipping', () => {
-  it('ships: carrier request, callback signal, outcome recorded once', async () => {
-    const [{ id }] = await t.query(`SELECT df.start_workflow('ship-order', '{"order_id": "ord_1001", "customer": "ada@example.com"}') AS id`);
+  it('ships: signed webhook, carrier request, callback signal, outcome recorded once', async () => {
+    const first = await deliver({ order_id: 'ord_1001', customer: 'ada@example.com' }, 'evt-1');
+    expect(first).toMatchObject({ status: 202, body: { redelivered: false } });
+    const id = first.body.instance_id;
+    // The shop retries the delivery: same instance, nothing new started.
+    expect(await deliver({ order_id: 'ord_1001', customer: 'ada@example.com' }, 'evt-1')).toEqual({ status: 200, body: { instance_id: id, redelivered: true } });
     const engine = engineFor(t, { http });
     await engine.drain();
     expect(await order('ord_1001')).toEqual({ status: 'received', shipment: null, tracking: null });
@@ -54,6 +74,17 @@ describe('examples/order-shipping', () => {
     await engine.drain({ now: later(1) });
     expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: { rows: [{ status: 'shipped', shipment: 'shp1', tracking: 'TRK-SHP1' }] } });
     expect(await order('ord_1001')).toEqual({ status: 'shipped', shipment: 'shp1', tracking: 'TRK-SHP1' });
+    expect((await t.query(`SELECT count(*)::int AS n FROM df.instances WHERE input ->> 'order_id' = 'ord_1001'`))[0].n).toBe(1);
+  });
+
+  it('a delivery with a bad signature starts nothing', async () => {
+    const res = await fetch(`${apiUrl}/hooks/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-signature-256': `sha256=${'0'.repeat(64)}`, 'x-delivery-id': 'evt-forged' },
+      body: JSON.stringify({ order_id: 'ord_666', customer: 'mallory@example.com' }),
+    });
+    expect(res.status).toBe(401);
+    expect(await order('ord_666')).toBeUndefined();
   });
 
   it('a carrier that never calls back: the wait times out after 2 days and says so', async () => {

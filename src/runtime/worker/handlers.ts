@@ -307,8 +307,8 @@ async function pruneLocked(client: DbClient, retentionDays: number | null, batch
   }
 }
 
-/** POST routes after which an instance has a row ready now: a start, a signal to a waiting node, a webhook. */
-const KICK_ROUTE = /^\/v1\/instances(?:\/([^/]+)\/signals\/[^/]+)?\/?$|^\/hooks\/[^/]+\/?$/;
+/** POST routes after which an instance has a row ready now: a start (DSL, graph or named workflow), a signal to a waiting node, a webhook. */
+const KICK_ROUTE = /^\/v1\/instances(?:\/([^/]+)\/signals\/[^/]+)?\/?$|^\/v1\/workflows\/[^/]+\/instances\/?$|^\/hooks\/[^/]+\/?$/;
 
 export async function handleFetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   let inv: Invocation;
