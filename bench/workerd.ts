@@ -2,7 +2,7 @@
  * W1–W3 through local workerd and its queue (issue 5, item 7), each printed as a ratio to the Node
  * runtime measured in the same run, plus a timestamped breakdown of where a step's time goes on Workers.
  *
- *   npm run bench:workerd [-- --quick] [--chain 500] [--drain 500] [--fan-out 500] [--w3 200]
+ *   npm run bench:workerd [-- --quick] [--chain 300] [--drain 300] [--fan-out 300] [--w3 100]
  *   npm run bench -- workerd …          (the same)
  *
  * One embedded PostgreSQL; scripts/ws-proxy.ts; the real worker (src/runtime/worker/index.ts, wrapped by
@@ -72,11 +72,12 @@ export interface WorkerdSizes {
 
 function sizesFor(quick: boolean): WorkerdSizes {
   return quick
-    ? { chain: 100, chainRepeats: 1, drainItems: 200, fanOut: 100, w3Samples: 20, rttQueries: 100, rttSessions: 10 }
-    : // Scaled down from issue 4 (chain 1,000; 20,000 instances; fan-out 1,000) so the run stays under
-      // ~5 minutes: a workerd step costs tens of ms here, and the local queue delivers one at a time.
-      // The Node side runs the same sizes in this run, so every ratio is like for like.
-      { chain: 500, chainRepeats: 1, drainItems: 500, fanOut: 500, w3Samples: 200, rttQueries: 500, rttSessions: 30 };
+    ? { chain: 100, chainRepeats: 1, drainItems: 100, fanOut: 100, w3Samples: 20, rttQueries: 100, rttSessions: 10 }
+    : // Scaled down from issue 4 (chain 1,000; 20,000 instances; fan-out 1,000; 200 W3 samples) so the
+      // run stays under ~5 minutes on a shared 2-core machine: a workerd step costs 50–100 ms here and
+      // the local queue delivers one at a time. The Node side runs the same sizes in this run, so every
+      // ratio is like for like; per-step numbers do not depend on the size.
+      { chain: 300, chainRepeats: 1, drainItems: 300, fanOut: 300, w3Samples: 100, rttQueries: 500, rttSessions: 30 };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -477,7 +478,7 @@ async function workerdWakeup(ctx: BenchContext, w: Workerd, s: WorkerdSizes): Pr
       const deadline = nowMs() + 10_000;
       while ((await c.query(`SELECT 1 FROM bench_w3_seen WHERE contender = 'workerd' AND sample = $1`, [i])).rows.length === 0) {
         if (nowMs() > deadline) throw new Error(`workerd W3 sample ${i}: the step did not begin within 10 s`);
-        await sleep(2);
+        await sleep(5);
       }
     }
     profile = profileQueue(await w.trace(), false);
@@ -516,6 +517,9 @@ async function workerdWakeup(ctx: BenchContext, w: Workerd, s: WorkerdSizes): Pr
 interface Counter {
   queries: number;
   ms: number;
+  /** pool checkouts and the ms until the session was lent (a new session's setup, or ~0 from a warm pool) */
+  checkouts: number;
+  checkoutMs: number;
   /** set to an array to record the texts of the queries sent meanwhile */
   texts?: string[];
 }
@@ -534,25 +538,50 @@ function countingDb(db: Db, counter: Counter): Db {
       }
     }) as DbClient['query'],
   });
+  const lent = <T>(fn: (c: DbClient) => Promise<T>) => {
+    const t0 = nowMs();
+    return (c: DbClient) => {
+      counter.checkouts++;
+      counter.checkoutMs += nowMs() - t0;
+      return fn(wrapClient(c));
+    };
+  };
   return {
-    withClient: (fn) => db.withClient((c) => fn(wrapClient(c))),
-    withTransaction: (fn) => db.withTransaction((c) => fn(wrapClient(c))),
+    withClient: (fn) => db.withClient(lent(fn)),
+    withTransaction: (fn) => db.withTransaction(lent(fn)),
     end: () => db.end(),
   };
 }
 
-/** A chain of N on engine.runOnce in a loop (no NOTIFY, no worker): ms, queries and query wait per step. */
-async function nodeChainProfile(ctx: BenchContext, avail: EngineAvailability, n: number) {
+export interface NodeProfile {
+  msPerStep: number;
+  runsPerStep: number;
+  queriesPerStep: number;
+  queryMsPerStep: number;
+  queryMs: number;
+  /** ms per step waiting for a session (new sessions in the per-invocation mode) */
+  sessionMsPerStep: number;
+  texts: string[];
+}
+
+/**
+ * A chain of N on engine.runOnce in a loop (no NOTIFY, no worker): ms, queries and query wait per step.
+ * `perInvocation` shapes it like a Workers queue invocation on Node and pg/TCP: a new pool (so a new
+ * session and a cold backend) and a new engine (empty role and graph caches) for every step.
+ */
+async function nodeChainProfile(ctx: BenchContext, avail: EngineAvailability, n: number, perInvocation: boolean): Promise<NodeProfile | null> {
   if (!avail.engine) return null;
   await clearInstances(ctx);
-  const counter: Counter = { queries: 0, ms: 0 };
+  const counter: Counter = { queries: 0, ms: 0, checkouts: 0, checkoutMs: 0 };
   let texts: string[] = [];
-  const raw = createPgDb({ connectionString: ctx.ownerUrl, max: 2, applicationName: 'pgflare-bench-engine' });
+  const open = () => {
+    const raw = createPgDb({ connectionString: ctx.ownerUrl, max: 3, applicationName: 'pgflare-bench-engine' });
+    const engine = avail.engine!.createEngine({ db: countingDb(raw, counter), log: engineLogger(ctx) }) as unknown as { runOnce(): Promise<unknown> };
+    return { raw, engine };
+  };
+  let cur = open();
   const c = await connect(ctx.ownerUrl);
   try {
-    const engine = avail.engine.createEngine({ db: countingDb(raw, counter), log: engineLogger(ctx) }) as unknown as {
-      runOnce(): Promise<unknown>;
-    };
     const graph = (await c.query<{ g: string }>(`SELECT ${chainExpression(n)} AS g`)).rows[0].g;
     const id = (await c.query<{ id: string }>('SELECT df.start($1) AS id', [graph])).rows[0].id;
     const t0 = nowMs();
@@ -560,7 +589,11 @@ async function nodeChainProfile(ctx: BenchContext, avail: EngineAvailability, n:
     for (;;) {
       // Record the queries of one step in the middle of the chain (the first run is the activation).
       counter.texts = runs === Math.floor(n / 2) ? (texts = []) : undefined;
-      const r = await engine.runOnce();
+      if (perInvocation && runs > 0) {
+        await cur.raw.end();
+        cur = open();
+      }
+      const r = await cur.engine.runOnce();
       if (r) {
         runs++;
         continue;
@@ -577,11 +610,12 @@ async function nodeChainProfile(ctx: BenchContext, avail: EngineAvailability, n:
       queriesPerStep: round(counter.queries / n, 2),
       queryMsPerStep: round(counter.ms / n, 3),
       queryMs: round(counter.ms / counter.queries, 3),
+      sessionMsPerStep: round(counter.checkoutMs / n, 3),
       texts,
     };
   } finally {
     await c.end();
-    await raw.end();
+    await cur.raw.end();
   }
 }
 
@@ -685,10 +719,10 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   });
   if (args.help) {
     console.log(`usage: npm run bench:workerd -- [options]     (or: npm run bench -- workerd [options])
-  --quick                 smoke sizes (chain 100, drain 200, fan-out 100, W3 20 samples; ~2 min)
-  --chain N               W1 chain length (default 500)       --repeats N   W1 repeats (default 1)
-  --drain N               W2 one-step instances (default 500; at most 10000: one cron sweep sends them)
-  --fan-out N             W2 JOIN branches (default 500)       --w3 N        W3 samples (default 200)
+  --quick                 smoke sizes (chain 100, drain 100, fan-out 100, W3 20 samples; ~2 min)
+  --chain N               W1 chain length (default 300)       --repeats N   W1 repeats (default 1)
+  --drain N               W2 one-step instances (default 300; at most 10000: one cron sweep sends them)
+  --fan-out N             W2 JOIN branches (default 300)       --w3 N        W3 samples (default 100)
   --synchronous-commit on|off   (default off, as npm run bench)
   --out FILE              JSON results (default bench/results/workerd-latest.json)`);
     return;
@@ -773,9 +807,14 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     await step('W2 node', () => engineDrain(ctx, avail, { drainItems: s.drainItems }));
     await step('fan-out node', () => engineFanOut(ctx, avail, { fanOut: s.fanOut }));
     await step('W3 node', () => engineWakeup(ctx, avail, { w3Samples: s.w3Samples }));
-    let nodeProfile: Awaited<ReturnType<typeof nodeChainProfile>> = null;
+    let nodeProfile: NodeProfile | null = null;
+    let nodeFresh: NodeProfile | null = null;
     await step('node chain profile', async () => {
-      nodeProfile = await nodeChainProfile(ctx, avail, s.chain);
+      nodeProfile = await nodeChainProfile(ctx, avail, s.chain, false);
+    });
+    await step('node chain profile, new pool and engine per step', async () => {
+      // ~70 ms a step: half the chain (at most 150 steps) is plenty for a per-step mean.
+      nodeFresh = await nodeChainProfile(ctx, avail, Math.min(150, Math.max(20, s.chain >> 1)), true);
     });
     let rttNode: Awaited<ReturnType<typeof nodeRtt>> | undefined;
     await step('node round trips', async () => {
@@ -800,6 +839,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
 
     breakdown = {
       node: nodeProfile,
+      nodePerInvocation: nodeFresh,
       rtt: {
         pgTcp: rttNode && { connectP50: p50(rttNode.pgConnect), selectOneP50: p50(rttNode.pgQuery), selectOneMean: round(mean(rttNode.pgQuery), 3) },
         neonFromNode: rttNode && { connectP50: p50(rttNode.neonConnect), selectOneP50: p50(rttNode.neonQuery), selectOneMean: round(mean(rttNode.neonQuery), 3) },
@@ -844,7 +884,7 @@ function report(pairs: Pair[], breakdown: Record<string, unknown>, m: Record<str
   const out: string[] = [''];
   out.push(
     `pgflare on workerd vs the Node runtime — same run, same PostgreSQL; synchronous_commit=${syncCommit}; ${cpus().length} cores shared: ` +
-      `compare ratios, not absolute numbers. W2 is ${s.drainItems} instances (issue 4: 20,000), scaled down for the serial local queue.`,
+      `compare ratios, not absolute numbers. Sizes scaled down from issue 4 to keep the run short: chain ${s.chain} (1,000), W2 ${s.drainItems} instances (20,000), fan-out ${s.fanOut} (1,000), W3 ${s.w3Samples} samples (200).`,
   );
   out.push('', 'Ratios (workerd ÷ Node): for ms, how many times slower; for steps/s, the fraction of Node’s rate');
   const rows = [['workload', 'Node', 'workerd', 'workerd ÷ Node', 'notes']];
@@ -866,32 +906,61 @@ function report(pairs: Pair[], breakdown: Record<string, unknown>, m: Record<str
   // Breakdown of one W1 step.
   const prof = (m['W1 workerd']?.detail as { profile?: QueueProfile; invocationsPerStep?: number } | undefined) ?? {};
   const q = prof.profile;
-  const node = breakdown.node as { msPerStep: number; runsPerStep: number; queriesPerStep: number; queryMsPerStep: number; queryMs: number } | null;
+  const node = breakdown.node as NodeProfile | null;
+  const fresh = breakdown.nodePerInvocation as NodeProfile | null;
   const rtt = (breakdown.rtt ?? {}) as Record<string, Record<string, number> | undefined>;
-  out.push('', 'Where a W1 step’s time goes (per step; workerd from timestamps inside the worker, Node from the same engine on pg with every query timed)');
+  out.push(
+    '',
+    'Where a W1 step’s time goes, ms per step. Node: the same engine on pg/TCP in an engine.runOnce loop, every query timed; "per invocation" gives it',
+    'a new pool and engine for every step, the way a Workers queue invocation runs it. workerd: timestamps inside the worker (bench/workerd-entry.ts).',
+  );
   if (q && node) {
     const k = prof.invocationsPerStep ?? 1;
     const gap = q.gapMean ?? 0;
+    const wTotal = (q.handlerMs + gap) * k;
+    const wSession = q.connectMs * q.sessions * k;
+    const wQueries = q.queryMs * k;
+    const wQueue = (q.sendMs + gap) * k;
+    const nOther = (p: NodeProfile | null) => (p ? p.msPerStep - p.queryMsPerStep - p.sessionMsPerStep : null);
     const wRows = [
-      ['part', 'Node (engine.runOnce loop, pg/TCP)', 'workerd (local queue)', 'what it is'],
-      ['total', f(node.msPerStep, 3), f((q.handlerMs + gap) * k, 3), 'ms per step; workerd = invocations × (handler + between invocations)'],
-      ['invocations / engine runs per step', f(node.runsPerStep, 3), f(k, 3), 'one queue invocation per run on Workers'],
-      ['database queries per step', f(node.queriesPerStep), f(q.queries * k), 'Workers adds a fresh engine per invocation: current_user and the graph are read again'],
-      ['waiting on queries', f(node.queryMsPerStep, 3), f(q.queryMs * k, 3), `mean query: Node ${f(node.queryMs, 3)} ms, workerd ${f(q.queryMs / Math.max(q.queries, 1), 3)} ms`],
-      ['session setup', '0 (pool kept)', f(q.connectMs * q.sessions * k, 3), `${f(q.sessions)} new session(s) per invocation (WebSocket → proxy → TCP, startup, SCRAM): a pool per invocation`],
-      ['queue send (sendBatch)', '0 (in-process)', f(q.sendMs * k, 3), 'producer call to the local queue broker'],
-      ['other handler time', f(node.msPerStep - node.queryMsPerStep, 3), f(q.otherMs * k, 3), 'engine JavaScript, pool checkout, Miniflare/workerd glue'],
+      ['part', 'Node, pooled', 'Node, per invocation', 'workerd, local queue', 'what it is'],
+      ['total', f(node.msPerStep, 3), f(fresh?.msPerStep, 3), f(wTotal, 3), 'workerd: invocations × (handler + between invocations)'],
+      ['engine runs (invocations) per step', f(node.runsPerStep, 3), f(fresh?.runsPerStep, 3), f(k, 3), 'one queue invocation per run on Workers'],
+      ['queries per step', f(node.queriesPerStep), f(fresh?.queriesPerStep), f(q.queries * k), 'a new engine reads current_user and the instance graph again'],
+      [
+        'waiting on queries',
+        f(node.queryMsPerStep, 3),
+        f(fresh?.queryMsPerStep, 3),
+        f(wQueries, 3),
+        `mean query ${f(node.queryMs, 3)} / ${f(fresh?.queryMs, 3)} / ${f(q.queryMs / Math.max(q.queries, 1), 3)} ms: a new backend starts with cold caches`,
+      ],
+      ['session setup', f(node.sessionMsPerStep, 3), f(fresh?.sessionMsPerStep, 3), f(wSession, 3), `${f(q.sessions)} new session(s) per invocation: connect, startup, SCRAM (workerd: WebSocket → proxy → TCP)`],
+      ['queue send (sendBatch)', '0', '0', f(q.sendMs * k, 3), 'producer call to the local queue'],
+      ['other', f(nOther(node), 3), f(nOther(fresh), 3), f(q.otherMs * k, 3), 'engine JavaScript, pool checkout/end, workerd glue'],
       [
         'between invocations',
         '—',
+        '—',
         f(gap * k, 3),
-        `handler returned → next handler entered (p50 ${f(q.gapP50)} ms; of which waitUntil(pool.end) settles after ${f(q.settleMs)} ms): the broker's turn-around and dispatch into workerd`,
+        `handler returned → next entered (p50 ${f(q.gapP50)} ms; waitUntil(pool.end) settled ${f(q.settleMs)} ms after return): the local broker's turn-around`,
       ],
     ];
     out.push(table(wRows));
+    if (fresh) {
+      const total = wTotal - node.msPerStep;
+      const share = (x: number) => `${f(x, 2)} ms (${Math.round((100 * x) / total)} %)`;
+      const perInvocationShape = fresh.msPerStep - node.msPerStep;
+      out.push(
+        '',
+        `workerd − Node (pooled) = ${f(total, 2)} ms per step, explained as:`,
+        `  queue hop (send + broker turn-around between invocations):        ${share(wQueue)}`,
+        `  a new session and engine per step, on pg/TCP (Node per invocation − Node pooled): ${share(perInvocationShape)}`,
+        `  the rest: WebSocket through the proxy, the Neon driver and workerd: ${share(total - wQueue - perInvocationShape)}`,
+      );
+    }
     out.push('', 'The queries of one W1 step, in order (text truncated):');
-    out.push('  Node:');
-    for (const t of (node as { texts?: string[] }).texts ?? []) out.push(`    ${t}`);
+    out.push('  Node, pooled:');
+    for (const t of node.texts ?? []) out.push(`    ${t}`);
     out.push('  workerd (one queue invocation):');
     for (const t of q.texts) out.push(`    ${t}`);
   } else out.push('  (missing: W1 workerd or the Node profile failed)');
