@@ -566,20 +566,29 @@ export interface NodeProfile {
 
 /**
  * A chain of N on engine.runOnce in a loop (no NOTIFY, no worker): ms, queries and query wait per step.
- * `perInvocation` shapes it like a Workers queue invocation on Node and pg/TCP: a new pool (so a new
- * session and a cold backend) and a new engine (empty role and graph caches) for every step.
+ * `newSession` gives every step a new pool, so a new session and a new backend with cold caches;
+ * `newEngine` a new engine, so empty role and graph caches. Both together are the shape of a Workers
+ * queue invocation, run on Node and pg/TCP.
  */
-async function nodeChainProfile(ctx: BenchContext, avail: EngineAvailability, n: number, perInvocation: boolean): Promise<NodeProfile | null> {
+async function nodeChainProfile(
+  ctx: BenchContext,
+  avail: EngineAvailability,
+  n: number,
+  mode: { newSession: boolean; newEngine: boolean },
+): Promise<NodeProfile | null> {
   if (!avail.engine) return null;
   await clearInstances(ctx);
   const counter: Counter = { queries: 0, ms: 0, checkouts: 0, checkoutMs: 0 };
   let texts: string[] = [];
-  const open = () => {
-    const raw = createPgDb({ connectionString: ctx.ownerUrl, max: 3, applicationName: 'pgflare-bench-engine' });
-    const engine = avail.engine!.createEngine({ db: countingDb(raw, counter), log: engineLogger(ctx) }) as unknown as { runOnce(): Promise<unknown> };
-    return { raw, engine };
-  };
-  let cur = open();
+  const newPool = () => createPgDb({ connectionString: ctx.ownerUrl, max: 3, applicationName: 'pgflare-bench-engine' });
+  // The engine keeps the Db it was made with; this one forwards to whichever pool is current.
+  let raw = newPool();
+  const db = countingDb(
+    { withClient: (fn) => raw.withClient(fn), withTransaction: (fn) => raw.withTransaction(fn), end: () => raw.end() },
+    counter,
+  );
+  const newEngine = () => avail.engine!.createEngine({ db, log: engineLogger(ctx) }) as unknown as { runOnce(): Promise<unknown> };
+  let engine = newEngine();
   const c = await connect(ctx.ownerUrl);
   try {
     const graph = (await c.query<{ g: string }>(`SELECT ${chainExpression(n)} AS g`)).rows[0].g;
@@ -589,11 +598,12 @@ async function nodeChainProfile(ctx: BenchContext, avail: EngineAvailability, n:
     for (;;) {
       // Record the queries of one step in the middle of the chain (the first run is the activation).
       counter.texts = runs === Math.floor(n / 2) ? (texts = []) : undefined;
-      if (perInvocation && runs > 0) {
-        await cur.raw.end();
-        cur = open();
+      if (mode.newSession && runs > 0) {
+        await raw.end();
+        raw = newPool();
       }
-      const r = await cur.engine.runOnce();
+      if (mode.newEngine && runs > 0) engine = newEngine();
+      const r = await engine.runOnce();
       if (r) {
         runs++;
         continue;
@@ -615,7 +625,7 @@ async function nodeChainProfile(ctx: BenchContext, avail: EngineAvailability, n:
     };
   } finally {
     await c.end();
-    await cur.raw.end();
+    await raw.end();
   }
 }
 
@@ -809,12 +819,21 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     await step('W3 node', () => engineWakeup(ctx, avail, { w3Samples: s.w3Samples }));
     let nodeProfile: NodeProfile | null = null;
     let nodeFresh: NodeProfile | null = null;
+    let nodeSession: NodeProfile | null = null;
+    let nodeEngine: NodeProfile | null = null;
+    // ~70 ms a step with a new session: half the chain (at most 150 steps) is plenty for a per-step mean.
+    const short = Math.min(150, Math.max(20, s.chain >> 1));
     await step('node chain profile', async () => {
-      nodeProfile = await nodeChainProfile(ctx, avail, s.chain, false);
+      nodeProfile = await nodeChainProfile(ctx, avail, s.chain, { newSession: false, newEngine: false });
     });
-    await step('node chain profile, new pool and engine per step', async () => {
-      // ~70 ms a step: half the chain (at most 150 steps) is plenty for a per-step mean.
-      nodeFresh = await nodeChainProfile(ctx, avail, Math.min(150, Math.max(20, s.chain >> 1)), true);
+    await step('node chain profile, new session per step', async () => {
+      nodeSession = await nodeChainProfile(ctx, avail, short, { newSession: true, newEngine: false });
+    });
+    await step('node chain profile, new engine per step', async () => {
+      nodeEngine = await nodeChainProfile(ctx, avail, s.chain, { newSession: false, newEngine: true });
+    });
+    await step('node chain profile, new session and engine per step', async () => {
+      nodeFresh = await nodeChainProfile(ctx, avail, short, { newSession: true, newEngine: true });
     });
     let rttNode: Awaited<ReturnType<typeof nodeRtt>> | undefined;
     await step('node round trips', async () => {
@@ -840,6 +859,8 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     breakdown = {
       node: nodeProfile,
       nodePerInvocation: nodeFresh,
+      nodeNewSession: nodeSession,
+      nodeNewEngine: nodeEngine,
       rtt: {
         pgTcp: rttNode && { connectP50: p50(rttNode.pgConnect), selectOneP50: p50(rttNode.pgQuery), selectOneMean: round(mean(rttNode.pgQuery), 3) },
         neonFromNode: rttNode && { connectP50: p50(rttNode.neonConnect), selectOneP50: p50(rttNode.neonQuery), selectOneMean: round(mean(rttNode.neonQuery), 3) },
@@ -908,11 +929,14 @@ function report(pairs: Pair[], breakdown: Record<string, unknown>, m: Record<str
   const q = prof.profile;
   const node = breakdown.node as NodeProfile | null;
   const fresh = breakdown.nodePerInvocation as NodeProfile | null;
+  const nSession = breakdown.nodeNewSession as NodeProfile | null;
+  const nEngine = breakdown.nodeNewEngine as NodeProfile | null;
   const rtt = (breakdown.rtt ?? {}) as Record<string, Record<string, number> | undefined>;
   out.push(
     '',
-    'Where a W1 step’s time goes, ms per step. Node: the same engine on pg/TCP in an engine.runOnce loop, every query timed; "per invocation" gives it',
-    'a new pool and engine for every step, the way a Workers queue invocation runs it. workerd: timestamps inside the worker (bench/workerd-entry.ts).',
+    'Where a W1 step’s time goes, ms per step. Node: the same engine on pg/TCP in an engine.runOnce loop, every query timed, with a new pool',
+    '(session), a new engine, or both for every step ("per invocation": the way a Workers queue invocation runs it). workerd: timestamps inside',
+    'the worker (bench/workerd-entry.ts).',
   );
   if (q && node) {
     const k = prof.invocationsPerStep ?? 1;
@@ -922,23 +946,22 @@ function report(pairs: Pair[], breakdown: Record<string, unknown>, m: Record<str
     const wQueries = q.queryMs * k;
     const wQueue = (q.sendMs + gap) * k;
     const nOther = (p: NodeProfile | null) => (p ? p.msPerStep - p.queryMsPerStep - p.sessionMsPerStep : null);
+    const ns = [node, nSession, nEngine, fresh];
+    const cols = (get: (p: NodeProfile) => number, d = 3) => ns.map((p) => (p ? f(get(p), d) : 'n/a'));
     const wRows = [
-      ['part', 'Node, pooled', 'Node, per invocation', 'workerd, local queue', 'what it is'],
-      ['total', f(node.msPerStep, 3), f(fresh?.msPerStep, 3), f(wTotal, 3), 'workerd: invocations × (handler + between invocations)'],
-      ['engine runs (invocations) per step', f(node.runsPerStep, 3), f(fresh?.runsPerStep, 3), f(k, 3), 'one queue invocation per run on Workers'],
-      ['queries per step', f(node.queriesPerStep), f(fresh?.queriesPerStep), f(q.queries * k), 'a new engine reads current_user and the instance graph again'],
-      [
-        'waiting on queries',
-        f(node.queryMsPerStep, 3),
-        f(fresh?.queryMsPerStep, 3),
-        f(wQueries, 3),
-        `mean query ${f(node.queryMs, 3)} / ${f(fresh?.queryMs, 3)} / ${f(q.queryMs / Math.max(q.queries, 1), 3)} ms: a new backend starts with cold caches`,
-      ],
-      ['session setup', f(node.sessionMsPerStep, 3), f(fresh?.sessionMsPerStep, 3), f(wSession, 3), `${f(q.sessions)} new session(s) per invocation: connect, startup, SCRAM (workerd: WebSocket → proxy → TCP)`],
-      ['queue send (sendBatch)', '0', '0', f(q.sendMs * k, 3), 'producer call to the local queue'],
-      ['other', f(nOther(node), 3), f(nOther(fresh), 3), f(q.otherMs * k, 3), 'engine JavaScript, pool checkout/end, workerd glue'],
+      ['part', 'Node, pooled', 'Node, new session', 'Node, new engine', 'Node, per invocation', 'workerd, local queue', 'what it is'],
+      ['total', ...cols((p) => p.msPerStep), f(wTotal, 3), 'workerd: invocations × (handler + between invocations)'],
+      ['engine runs (invocations) per step', ...cols((p) => p.runsPerStep), f(k, 3), 'one queue invocation per run on Workers'],
+      ['queries per step', ...cols((p) => p.queriesPerStep, 2), f(q.queries * k), 'a new engine reads current_user and the instance graph again'],
+      ['waiting on queries', ...cols((p) => p.queryMsPerStep), f(wQueries, 3), 'a new backend runs its first queries with cold caches (plpgsql, plans, catalog)'],
+      ['  mean per query', ...cols((p) => p.queryMs), f(q.queryMs / Math.max(q.queries, 1), 3), ''],
+      ['session setup', ...cols((p) => p.sessionMsPerStep), f(wSession, 3), `${f(q.sessions)} new session(s) per invocation: connect, startup, SCRAM (workerd: WebSocket → proxy → TCP)`],
+      ['queue send (sendBatch)', '0', '0', '0', '0', f(q.sendMs * k, 3), 'producer call to the local queue'],
+      ['other', ...ns.map((p) => f(nOther(p), 3)), f(q.otherMs * k, 3), 'engine JavaScript, pool checkout/end, workerd glue'],
       [
         'between invocations',
+        '—',
+        '—',
         '—',
         '—',
         f(gap * k, 3),
@@ -953,8 +976,14 @@ function report(pairs: Pair[], breakdown: Record<string, unknown>, m: Record<str
       out.push(
         '',
         `workerd − Node (pooled) = ${f(total, 2)} ms per step, explained as:`,
-        `  queue hop (send + broker turn-around between invocations):        ${share(wQueue)}`,
+        `  queue hop (send + the broker's turn-around between invocations):   ${share(wQueue)}`,
         `  a new session and engine per step, on pg/TCP (Node per invocation − Node pooled): ${share(perInvocationShape)}`,
+        ...(nSession && nEngine
+          ? [
+              `    of which a new session (connect + cold backend; Node new session − pooled): ${f(nSession.msPerStep - node.msPerStep, 2)} ms,` +
+                ` a new engine (2 more queries; Node new engine − pooled): ${f(nEngine.msPerStep - node.msPerStep, 2)} ms`,
+            ]
+          : []),
         `  the rest: WebSocket through the proxy, the Neon driver and workerd: ${share(total - wQueue - perInvocationShape)}`,
       );
     }
