@@ -564,68 +564,92 @@ export interface NodeProfile {
   texts: string[];
 }
 
+interface ProfileMode {
+  newSession: boolean;
+  newEngine: boolean;
+}
+
 /**
- * A chain of N on engine.runOnce in a loop (no NOTIFY, no worker): ms, queries and query wait per step.
- * `newSession` gives every step a new pool, so a new session and a new backend with cold caches;
+ * Chains of N on engine.runOnce (no NOTIFY, no worker), one chain per mode, advanced one step each in
+ * turn so that the load of this shared machine falls on every mode alike: ms, queries and query wait per
+ * step. `newSession` gives every step a new pool, so a new session and a new backend with cold caches;
  * `newEngine` a new engine, so empty role and graph caches. Both together are the shape of a Workers
- * queue invocation, run on Node and pg/TCP.
+ * queue invocation, run on Node and pg/TCP. Each run targets the node the previous one made ready, as a
+ * queue message does.
  */
-async function nodeChainProfile(
-  ctx: BenchContext,
-  avail: EngineAvailability,
-  n: number,
-  mode: { newSession: boolean; newEngine: boolean },
-): Promise<NodeProfile | null> {
-  if (!avail.engine) return null;
+async function nodeChainProfiles(ctx: BenchContext, avail: EngineAvailability, n: number, modes: ProfileMode[]): Promise<(NodeProfile | null)[]> {
+  if (!avail.engine) return modes.map(() => null);
   await clearInstances(ctx);
-  const counter: Counter = { queries: 0, ms: 0, checkouts: 0, checkoutMs: 0 };
-  let texts: string[] = [];
-  const newPool = () => createPgDb({ connectionString: ctx.ownerUrl, max: 3, applicationName: 'pgflare-bench-engine' });
-  // The engine keeps the Db it was made with; this one forwards to whichever pool is current.
-  let raw = newPool();
-  const db = countingDb(
-    { withClient: (fn) => raw.withClient(fn), withTransaction: (fn) => raw.withTransaction(fn), end: () => raw.end() },
-    counter,
-  );
-  const newEngine = () => avail.engine!.createEngine({ db, log: engineLogger(ctx) }) as unknown as { runOnce(): Promise<unknown> };
-  let engine = newEngine();
+  type Target = { instanceId: string; nodeId: string };
+  type Runner = { runOnce(opts?: { target?: Target }): Promise<{ ready: { instanceId: string; nodeId: string }[] } | null> };
   const c = await connect(ctx.ownerUrl);
+  const lanes: {
+    mode: ProfileMode;
+    instanceId: string;
+    counter: Counter;
+    texts: string[];
+    raw: ReturnType<typeof createPgDb>;
+    engine: Runner;
+    newEngine: () => Runner;
+    next: Target | null;
+    runs: number;
+    ms: number;
+  }[] = [];
   try {
     const graph = (await c.query<{ g: string }>(`SELECT ${chainExpression(n)} AS g`)).rows[0].g;
-    const id = (await c.query<{ id: string }>('SELECT df.start($1) AS id', [graph])).rows[0].id;
-    const t0 = nowMs();
-    let runs = 0;
-    for (;;) {
-      // Record the queries of one step in the middle of the chain (the first run is the activation).
-      counter.texts = runs === Math.floor(n / 2) ? (texts = []) : undefined;
-      if (mode.newSession && runs > 0) {
-        await raw.end();
-        raw = newPool();
-      }
-      if (mode.newEngine && runs > 0) engine = newEngine();
-      const r = await engine.runOnce();
-      if (r) {
-        runs++;
-        continue;
-      }
-      const st = (await c.query<{ s: string }>('SELECT df.status($1) AS s', [id])).rows[0].s;
-      if (st === 'completed') break;
-      if (st !== 'running' && st !== 'pending') throw new Error(`node chain profile: instance ${st}`);
-      await sleep(1);
+    for (const mode of modes) {
+      const counter: Counter = { queries: 0, ms: 0, checkouts: 0, checkoutMs: 0 };
+      const newPool = () => createPgDb({ connectionString: ctx.ownerUrl, max: 3, applicationName: 'pgflare-bench-engine' });
+      const lane = { mode, instanceId: '', counter, texts: [] as string[], raw: newPool(), engine: null as unknown as Runner, newEngine: null as unknown as () => Runner, next: null as Target | null, runs: 0, ms: 0 };
+      // The engine keeps the Db it was made with; this one forwards to the lane's current pool.
+      const db = countingDb(
+        { withClient: (fn) => lane.raw.withClient(fn), withTransaction: (fn) => lane.raw.withTransaction(fn), end: () => lane.raw.end() },
+        counter,
+      );
+      lane.newEngine = () => avail.engine!.createEngine({ db, log: engineLogger(ctx) }) as unknown as Runner;
+      lane.engine = lane.newEngine();
+      const id = (await c.query<{ id: string }>('SELECT df.start($1) AS id', [graph])).rows[0].id;
+      const { rows } = await c.query<{ id: string; root: string }>('SELECT id, root_node AS root FROM df.instances WHERE id = $1', [id]);
+      lane.instanceId = rows[0].id;
+      lane.next = { instanceId: rows[0].id, nodeId: rows[0].root };
+      lanes.push(lane);
     }
-    const ms = nowMs() - t0;
-    return {
-      msPerStep: round(ms / n, 3),
-      runsPerStep: round(runs / n, 3),
-      queriesPerStep: round(counter.queries / n, 2),
-      queryMsPerStep: round(counter.ms / n, 3),
-      queryMs: round(counter.ms / counter.queries, 3),
-      sessionMsPerStep: round(counter.checkoutMs / n, 3),
-      texts,
-    };
+    for (let open = lanes.length; open > 0; ) {
+      open = 0;
+      for (const lane of lanes) {
+        if (!lane.next) continue;
+        open++;
+        if (lane.runs > 0 && lane.mode.newSession) {
+          await lane.raw.end();
+          lane.raw = createPgDb({ connectionString: ctx.ownerUrl, max: 3, applicationName: 'pgflare-bench-engine' });
+        }
+        if (lane.runs > 0 && lane.mode.newEngine) lane.engine = lane.newEngine();
+        // Record the queries of one step in the middle of the chain (the first run is the activation).
+        lane.counter.texts = lane.runs === Math.floor(n / 2) ? (lane.texts = []) : undefined;
+        const t0 = nowMs();
+        const r = await lane.engine.runOnce({ target: lane.next });
+        lane.ms += nowMs() - t0;
+        if (!r) throw new Error(`node chain profile: ${lane.next.instanceId}/${lane.next.nodeId} was not claimable`);
+        lane.runs++;
+        lane.next = r.ready[0] ? { instanceId: r.ready[0].instanceId, nodeId: r.ready[0].nodeId } : null;
+      }
+    }
+    for (const lane of lanes) {
+      const st = (await c.query<{ s: string }>('SELECT df.status($1) AS s', [lane.instanceId])).rows[0].s;
+      if (st !== 'completed') throw new Error(`node chain profile: instance ${lane.instanceId} is ${st}, not completed`);
+    }
+    return lanes.map((l) => ({
+      msPerStep: round(l.ms / n, 3),
+      runsPerStep: round(l.runs / n, 3),
+      queriesPerStep: round(l.counter.queries / n, 2),
+      queryMsPerStep: round(l.counter.ms / n, 3),
+      queryMs: round(l.counter.ms / l.counter.queries, 3),
+      sessionMsPerStep: round(l.counter.checkoutMs / n, 3),
+      texts: l.texts,
+    }));
   } finally {
     await c.end();
-    await raw.end();
+    for (const l of lanes) await l.raw.end().catch(() => undefined);
   }
 }
 
@@ -821,19 +845,14 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     let nodeFresh: NodeProfile | null = null;
     let nodeSession: NodeProfile | null = null;
     let nodeEngine: NodeProfile | null = null;
-    // ~70 ms a step with a new session: half the chain (at most 150 steps) is plenty for a per-step mean.
-    const short = Math.min(150, Math.max(20, s.chain >> 1));
-    await step('node chain profile', async () => {
-      nodeProfile = await nodeChainProfile(ctx, avail, s.chain, { newSession: false, newEngine: false });
-    });
-    await step('node chain profile, new session per step', async () => {
-      nodeSession = await nodeChainProfile(ctx, avail, short, { newSession: true, newEngine: false });
-    });
-    await step('node chain profile, new engine per step', async () => {
-      nodeEngine = await nodeChainProfile(ctx, avail, s.chain, { newSession: false, newEngine: true });
-    });
-    await step('node chain profile, new session and engine per step', async () => {
-      nodeFresh = await nodeChainProfile(ctx, avail, short, { newSession: true, newEngine: true });
+    await step('node chain profiles (pooled; new session, new engine, both per step; interleaved)', async () => {
+      // ~50 ms a step with a new session: at most 150 steps per chain is plenty for a per-step mean.
+      [nodeProfile, nodeSession, nodeEngine, nodeFresh] = await nodeChainProfiles(ctx, avail, Math.min(150, s.chain), [
+        { newSession: false, newEngine: false },
+        { newSession: true, newEngine: false },
+        { newSession: false, newEngine: true },
+        { newSession: true, newEngine: true },
+      ]);
     });
     let rttNode: Awaited<ReturnType<typeof nodeRtt>> | undefined;
     await step('node round trips', async () => {
