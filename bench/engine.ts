@@ -50,7 +50,7 @@ interface BenchLogger {
 }
 
 /** The engine's warnings and errors go to the bench log (a failing step would otherwise look like a stall). */
-function engineLogger(ctx: BenchContext): BenchLogger {
+export function engineLogger(ctx: BenchContext): BenchLogger {
   const at = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
     ctx.log(`  engine ${level}: ${msg}${fields ? ' ' + JSON.stringify(fields, (_k, v) => (v instanceof Error ? v.message : v)) : ''}`);
   return { debug() {}, info() {}, warn: at('warn'), error: at('error') };
@@ -104,18 +104,21 @@ export async function loadEngine(): Promise<EngineAvailability & { enginePath?: 
   return { engine: e.mod, worker: w.mod, engineWhy: e.why, workerWhy: w.why, enginePath };
 }
 
+/** Smaller (or larger) workloads than sizes(quick), e.g. for bench/workerd.ts. */
+export type SizeOverrides = Partial<ReturnType<typeof sizes>>;
+
 export function unavailable(metric: string, unit: string, better: 'lower' | 'higher', why: string): Measurement {
   return { contender: 'pgflare', metric, value: null, unit, better, note: `engine: ${why}` };
 }
 
 /** Sequential steps as a balanced tree of `~>` (sequence is associative; a left-deep chain of 1,000
  * would exceed df.start's nesting limit of 256). Built by the SQL DSL, once, outside the timing. */
-function chainExpression(n: number): string {
+export function chainExpression(n: number): string {
   const build = (k: number): string => (k === 1 ? `'SELECT 1'` : `(${build(k >> 1)} ~> ${build(k - (k >> 1))})`);
   return build(n);
 }
 
-async function clearInstances(ctx: BenchContext): Promise<void> {
+export async function clearInstances(ctx: BenchContext): Promise<void> {
   const c = await connect(ctx.ownerUrl);
   try {
     // The owner sees its own rows through RLS; the bench owner started every instance.
@@ -134,8 +137,8 @@ async function startWorker(avail: EngineAvailability, ctx: BenchContext, concurr
 }
 
 /** W1: one instance of N sequential SELECT 1 steps on an otherwise idle Node worker. */
-export async function engineChain(ctx: BenchContext, avail: EngineAvailability): Promise<Measurement> {
-  const { chain, chainRepeats } = sizes(ctx.quick);
+export async function engineChain(ctx: BenchContext, avail: EngineAvailability, size: SizeOverrides = {}): Promise<Measurement> {
+  const { chain, chainRepeats } = { ...sizes(ctx.quick), ...size };
   const metric = `one instance of ${chain} sequential steps: ms per step`;
   if (!avail.worker) return unavailable(metric, 'ms/step', 'lower', `worker ${avail.workerWhy}`);
   const c = await connect(ctx.ownerUrl);
@@ -183,7 +186,7 @@ export async function engineChain(ctx: BenchContext, avail: EngineAvailability):
  * Returns a progress callback that throws when the number it is fed has not grown for `stallSeconds`
  * (an engine that stops making progress fails the row instead of hanging the bench).
  */
-function stallGuard(ctx: BenchContext, what: string, stallSeconds = 30): (n: number) => void {
+export function stallGuard(ctx: BenchContext, what: string, stallSeconds = 30): (n: number) => void {
   let best = -Infinity;
   let at = nowMs();
   return (n) => {
@@ -197,7 +200,7 @@ function stallGuard(ctx: BenchContext, what: string, stallSeconds = 30): (n: num
 }
 
 /** Starts `n` one-step instances in transactions of up to 5,000 df.start calls each. */
-async function startMany(url: string, n: number, query = 'SELECT 1'): Promise<void> {
+export async function startMany(url: string, n: number, query = 'SELECT 1'): Promise<void> {
   const c = await connect(url);
   try {
     for (let done = 0; done < n; done += 5000) {
@@ -209,16 +212,16 @@ async function startMany(url: string, n: number, query = 'SELECT 1'): Promise<vo
   }
 }
 
-async function countCompleted(c: Awaited<ReturnType<typeof connect>>): Promise<number> {
+export async function countCompleted(c: Awaited<ReturnType<typeof connect>>): Promise<number> {
   return (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM df.instances WHERE status = 'completed'`)).rows[0].n;
 }
-async function countOpen(c: Awaited<ReturnType<typeof connect>>): Promise<number> {
+export async function countOpen(c: Awaited<ReturnType<typeof connect>>): Promise<number> {
   return (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM df.instances WHERE status IN ('pending', 'running')`)).rows[0].n;
 }
 
 /** W2: N instances started at once, drained by engine.drain({ concurrency: 8 }). */
-export async function engineDrain(ctx: BenchContext, avail: EngineAvailability): Promise<Measurement> {
-  const { drainItems } = sizes(ctx.quick);
+export async function engineDrain(ctx: BenchContext, avail: EngineAvailability, size: SizeOverrides = {}): Promise<Measurement> {
+  const { drainItems } = { ...sizes(ctx.quick), ...size };
   const metric = `${drainItems} one-step instances started at once, concurrency 8: steps/s`;
   if (!avail.engine) return unavailable(metric, 'steps/s', 'higher', avail.engineWhy!);
   await clearInstances(ctx);
@@ -316,8 +319,8 @@ export async function engineSustained(ctx: BenchContext, avail: EngineAvailabili
 }
 
 /** W2 fan-out: one instance whose JOIN has N SQL branches, drained at concurrency 8. */
-export async function engineFanOut(ctx: BenchContext, avail: EngineAvailability): Promise<Measurement> {
-  const { fanOut } = sizes(ctx.quick);
+export async function engineFanOut(ctx: BenchContext, avail: EngineAvailability, size: SizeOverrides = {}): Promise<Measurement> {
+  const { fanOut } = { ...sizes(ctx.quick), ...size };
   const metric = `one instance, JOIN of ${fanOut} branches, concurrency 8: steps/s`;
   if (!avail.engine) return unavailable(metric, 'steps/s', 'higher', avail.engineWhy!);
   await clearInstances(ctx);
@@ -356,8 +359,8 @@ export async function engineFanOut(ctx: BenchContext, avail: EngineAvailability)
 }
 
 /** W3: df.start committed → the step's SQL begins, on an idle Node worker. */
-export async function engineWakeup(ctx: BenchContext, avail: EngineAvailability): Promise<Measurement> {
-  const { w3Samples } = sizes(ctx.quick);
+export async function engineWakeup(ctx: BenchContext, avail: EngineAvailability, size: SizeOverrides = {}): Promise<Measurement> {
+  const { w3Samples } = { ...sizes(ctx.quick), ...size };
   const metric = 'df.start committed → step begins: p50 ms';
   if (!avail.worker) return unavailable(metric, 'ms', 'lower', `worker ${avail.workerWhy}`);
   await clearInstances(ctx);

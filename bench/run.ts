@@ -23,6 +23,16 @@ const OWNER = 'bench_owner';
 const OWNER_PASSWORD = 'bench';
 const DATABASE = 'pgflare_bench';
 
+// `npm run bench -- workerd [options]`: the Workers runtime in local workerd vs Node (bench/workerd.ts).
+if (process.argv[2] === 'workerd') {
+  const { main: workerd } = await import('./workerd.ts');
+  await workerd(process.argv.slice(3)).catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+  process.exit(process.exitCode ?? 0);
+}
+
 const { values: args } = parseArgs({
   options: {
     only: { type: 'string', default: 'W1,W2,W3' },
@@ -44,7 +54,8 @@ if (args.help) {
   --window SECONDS           rate window of the sustained phases (default 5)
   --synchronous-commit on|off  server setting for every contender (default off; fsync stays on)
   --contenders floor,graphile,pgflare   subset of contenders (default all)
-  --out FILE                 JSON results (default bench/results/latest.json)`);
+  --out FILE                 JSON results (default bench/results/latest.json)
+npm run bench -- workerd [--help]   the Workers runtime in local workerd vs Node (bench/workerd.ts)`);
   process.exit(0);
 }
 
