@@ -7,7 +7,7 @@
  *  - drain: N one-step instances, `engine.drain({ concurrency })`, steps/s.
  * Not part of `npm run bench`: a tool for choosing between engine variants on the same server.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +27,9 @@ const { values: args } = parseArgs({
     repeats: { type: 'string', default: '2' },
     // Server-side time of every statement, nested ones (inside df._apply, …) included.
     statements: { type: 'boolean', default: false },
+    // auto_explain of nested statements slower than this many ms, into --log-file.
+    'explain-ms': { type: 'string' },
+    'log-file': { type: 'string', default: join(tmpdir(), 'pgflare-profile.log') },
   },
 });
 
@@ -67,7 +70,16 @@ async function main() {
   const stmts = args.statements
     ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' }
     : {};
-  const server = await startEmbeddedPostgres({ dataDir, settings: { synchronous_commit: 'off', ...stmts } });
+  const explain = args['explain-ms']
+    ? {
+        session_preload_libraries: 'auto_explain',
+        'auto_explain.log_min_duration': args['explain-ms'],
+        'auto_explain.log_nested_statements': 'on',
+      }
+    : {};
+  const server = await startEmbeddedPostgres({ dataDir, settings: { synchronous_commit: 'off', ...stmts, ...explain },
+    onLog: args['explain-ms'] ? (line) => appendFileSync(args['log-file']!, line) : undefined,
+  });
   try {
     const admin = await connect(server.superuserUrl);
     await admin.query(`CREATE ROLE prof LOGIN PASSWORD 'prof'`);
