@@ -7,7 +7,7 @@
  *  - drain: N one-step instances, `engine.drain({ concurrency })`, steps/s.
  * Not part of `npm run bench`: a tool for choosing between engine variants on the same server.
  */
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -60,6 +60,37 @@ function timed(db: Db): Db {
   return { ...db, withClient: (fn) => db.withClient((c) => fn(wrap(c))) };
 }
 
+/**
+ * CPU seconds the server has used so far (postmaster, live backends, and reaped backends through the
+ * postmaster's cutime/cstime). On a shared machine CPU time per step is steadier than wall time.
+ */
+function serverCpu(dataDir: string): number {
+  const pm = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const ticks = (pid: string | number, children: boolean) => {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      // fields after the command: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14)
+      return { ppid: Number(rest[1]), t: Number(rest[11]) + Number(rest[12]) + (children ? Number(rest[13]) + Number(rest[14]) : 0) };
+    } catch {
+      return { ppid: -1, t: 0 };
+    }
+  };
+  let total = ticks(pm, true).t;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const s = ticks(pid, false);
+    if (s.ppid === pm) total += s.t;
+  }
+  return total / 100;
+}
+
+/** Node's own CPU seconds so far. */
+const nodeCpu = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
 function chainExpression(n: number): string {
   const build = (k: number): string => (k === 1 ? `'SELECT 1'` : `(${build(k >> 1)} ~> ${build(k - (k >> 1))})`);
   return build(n);
@@ -67,10 +98,10 @@ function chainExpression(n: number): string {
 
 async function main() {
   const dataDir = mkdtempSync(join(tmpdir(), 'pgflare-profile-'));
-  const stmts = args.statements
+  const stmts: Record<string, string> = args.statements
     ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' }
     : {};
-  const explain = args['explain-ms']
+  const explain: Record<string, string> = args['explain-ms']
     ? {
         session_preload_libraries: 'auto_explain',
         'auto_explain.log_min_duration': args['explain-ms'],
@@ -102,10 +133,14 @@ async function main() {
       timings.clear();
       if (args.statements) await su.query('SELECT pg_stat_statements_reset()');
       const t0 = performance.now();
+      const [s0, n0] = [serverCpu(dataDir), nodeCpu()];
       let runs = 0;
       while (await engine.runOnce()) runs++;
       const total = performance.now() - t0;
-      console.log(`chain of ${n}: ${runs} runs, ${(total / n).toFixed(3)} ms/step`);
+      const [s1, n1] = [serverCpu(dataDir), nodeCpu()];
+      console.log(
+        `chain of ${n}: ${runs} runs, ${(total / n).toFixed(3)} ms/step wall; CPU per step: server ${(((s1 - s0) * 1000) / n).toFixed(3)} ms, node ${(((n1 - n0) * 1000) / n).toFixed(3)} ms`,
+      );
       for (const [k, v] of [...timings].sort((a, b) => b[1].ms - a[1].ms)) {
         console.log(`  ${(v.ms / n).toFixed(3).padStart(7)} ms/step  ${String(v.n).padStart(6)}×  ${k}`);
       }
@@ -127,10 +162,12 @@ async function main() {
       const db = createPgDb({ connectionString: url, max: Number(args.concurrency) + 1 });
       const engine = createEngine({ db });
       const t0 = performance.now();
+      const [s0, n0] = [serverCpu(dataDir), nodeCpu()];
       const runs = await engine.drain({ concurrency: Number(args.concurrency) });
       const s = (performance.now() - t0) / 1000;
+      const [s1, n1] = [serverCpu(dataDir), nodeCpu()];
       const done = (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM df.instances WHERE status = 'completed'`)).rows[0].n;
-      console.log(`drain ${d} one-step instances, concurrency ${args.concurrency}: ${runs} runs, ${done} completed, ${(done / s).toFixed(1)} steps/s`);
+      console.log(`drain ${d} one-step instances, concurrency ${args.concurrency}: ${runs} runs, ${done} completed, ${(done / s).toFixed(1)} steps/s; CPU per instance: server ${(((s1 - s0) * 1000) / d).toFixed(3)} ms, node ${(((n1 - n0) * 1000) / d).toFixed(3)} ms`);
       await db.end();
     }
     await c.end();

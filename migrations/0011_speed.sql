@@ -125,3 +125,88 @@ BEGIN
     END IF;
 END
 $$;
+
+-- df._lock_and_load with p_lock: false reads without locking the instance row. An instance's first
+-- claim activates it unlocked, so that when its first step runs in the same transaction (the engine's
+-- start continuation) df.cancel and other checkpoints never wait for that step; the step's own
+-- checkpoint then locks the row (lock order: node row, then instance row, as ever).
+CREATE FUNCTION df._lock_and_load(p_instance_id varchar, p_node_ids varchar[], p_scope_ids text[], p_lock boolean)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_instance jsonb;
+    v_nodes jsonb := '[]'::jsonb;
+    v_node jsonb;
+    v_id varchar;
+BEGIN
+    IF p_lock THEN
+        SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
+          INTO v_instance
+          FROM df.instances i WHERE i.id = p_instance_id
+           FOR NO KEY UPDATE;
+    ELSE
+        SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
+          INTO v_instance
+          FROM df.instances i WHERE i.id = p_instance_id;
+    END IF;
+    -- One primary-key lookup per id (see 0008).
+    FOREACH v_id IN ARRAY p_node_ids LOOP
+        SELECT jsonb_build_object('id', n.id, 'status', n.status, 'stamp', n.status_details ->> 'execution_id', 'state', n.state)
+          INTO v_node
+          FROM df.nodes n WHERE n.instance_id = p_instance_id AND n.id = v_id;
+        IF FOUND THEN
+            v_nodes := v_nodes || jsonb_build_array(v_node);
+        END IF;
+    END LOOP;
+    RETURN jsonb_build_object(
+        'instance', v_instance,
+        'nodes', v_nodes,
+        'scopes', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('id', s.scope_id, 'parent', s.parent_scope, 'root', s.root_node,
+                       'generation', s.generation, 'named', s.named, 'status', s.status, 'result', s.result))
+              FROM df.scopes s WHERE s.instance_id = p_instance_id AND s.scope_id = ANY (p_scope_ids)), '[]'::jsonb));
+END
+$$;
+
+-- df.cancel as in 0005, locking the instance row FOR NO KEY UPDATE instead of FOR UPDATE.
+CREATE OR REPLACE FUNCTION df.cancel(instance_id text, reason text DEFAULT 'Cancelled by user') RETURNS text
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_status text;
+BEGIN
+    -- Lock the row so a concurrent checkpoint (which also locks it, DESIGN 7) sees either the old
+    -- or the new status, never a half-applied cancel. NO KEY UPDATE (what the UPDATE below takes
+    -- anyway), not FOR UPDATE: an activation whose first step is running holds KEY SHARE on the row
+    -- (its df.scopes insert's foreign key check), and cancel must not wait for that step.
+    SELECT i.status INTO v_status FROM df.instances AS i WHERE i.id = cancel.instance_id FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'Instance not found or access denied: %', cancel.instance_id
+            USING ERRCODE = 'P0002';
+    END IF;
+
+    -- A terminal instance stays as it is (test 22): the call still reports success.
+    IF v_status NOT IN ('completed', 'failed', 'cancelled') THEN
+        UPDATE df.instances AS i SET status = 'cancelled', updated_at = now()
+        WHERE i.id = cancel.instance_id;
+        v_status := 'cancelled';
+    END IF;
+
+    -- Withdraw queued work so no worker claims another step of a cancelled instance; steps already
+    -- running finish or are abandoned at their checkpoint (§3.12: they keep their physical status).
+    IF v_status = 'cancelled' THEN
+        -- SKIP LOCKED: this transaction holds the instance row, so it must never wait for a node row
+        -- (DESIGN 7); a step that holds one learns of the cancel at its checkpoint and withdraws itself.
+        UPDATE df.nodes AS n SET run_at = NULL
+        WHERE (n.instance_id, n.id) IN (
+            SELECT q.instance_id, q.id FROM df.nodes AS q
+             WHERE q.instance_id = cancel.instance_id AND q.run_at IS NOT NULL
+               FOR UPDATE SKIP LOCKED);
+    END IF;
+
+    RETURN format('Instance %s cancelled: %s', cancel.instance_id, cancel.reason);
+END;
+$$;

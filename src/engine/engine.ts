@@ -20,13 +20,14 @@ import {
   MissingData,
   type Changes,
   type Graph,
+  type InstanceChange,
   type NodeState,
   type Outcome,
   type ScopeState,
 } from '../graph/advance.ts';
 import { parseNodeConfig } from '../graph/schema.ts';
 import { substitute, type SubstitutionContext } from '../graph/substitute.ts';
-import { beginAndClaim, findSignal, loadGraphRows, relockLeased, type ClaimedRow } from './queries/claim.ts';
+import { beginAndClaim, claimInTx, findSignal, loadGraphRows, relockLeased, type ClaimedRow } from './queries/claim.ts';
 import { isNonTransactional, RESTORE_SESSION, runSqlStep } from './executors/sql.ts';
 import { lastRows, literal, textArray } from './sql-text.ts';
 import type { StepOutcome } from './executors/outcome.ts';
@@ -129,7 +130,7 @@ export function createEngine(options: EngineOptions): Engine {
     row: ClaimedRow,
     now: Date,
     event: (cp: Checkpoint) => void,
-    extra: { events?: unknown[]; leafChange?: Record<string, unknown>; requireScope?: string } = {},
+    extra: { events?: unknown[]; leafChange?: Record<string, unknown>; requireScope?: string; unlocked?: boolean } = {},
   ): Promise<Changes | null> {
     const graph = await graphOf(client, row);
     const read = checkpointReadSet(graph, row.id, row.stamp);
@@ -137,7 +138,7 @@ export function createEngine(options: EngineOptions): Engine {
       // One round trip: whatever the transaction still owes (savepoint release, session restore), then
       // lock the instance and read the rows the state machine needs.
       const res = await client.query(
-        `${tx.prefix}SELECT df._lock_and_load(${literal(row.instance_id)}, ${textArray(read.nodes)}::varchar[], ${textArray(read.scopes)}) AS s`,
+        `${tx.prefix}SELECT df._lock_and_load(${literal(row.instance_id)}, ${textArray(read.nodes)}::varchar[], ${textArray(read.scopes)}${extra.unlocked ? ', false' : ''}) AS s`,
       );
       tx.prefix = '';
       const s = lastRows<{ s: { instance: { status: string; generation: number } | null; nodes: RawNode[]; scopes: RawScope[] } }>(res)[0].s;
@@ -161,6 +162,9 @@ export function createEngine(options: EngineOptions): Engine {
       }
       const ch = cp.changes;
       if (extra.leafChange) ch.nodes.set(row.id, { ...extra.leafChange, ...ch.nodes.get(row.id) });
+      // The activation this step continues left its instance change to this checkpoint (see runClaimed).
+      if (tx.instance) ch.instance = { ...tx.instance, ...ch.instance };
+      tx.instance = undefined;
       // Written together with COMMIT (see commitTx): one round trip for the checkpoint's write.
       tx.apply = `SELECT df._apply(${literal(row.instance_id)}, ${literal(JSON.stringify(serialize(ch, extra.events ?? [], graph)))}::jsonb)`;
       if (ch.instance?.status === 'completed' || ch.instance?.status === 'failed') graphs.delete(row.instance_id);
@@ -180,9 +184,9 @@ export function createEngine(options: EngineOptions): Engine {
     return (ch?.ready ?? []).map((r) => ({ instanceId, nodeId: r.id, runAt: new Date(r.runAt) }));
   }
 
-  async function afterCommit(row: ClaimedRow, kind: RunKind, ch: Changes | null): Promise<RunResult> {
+  async function afterCommit(row: ClaimedRow, kind: RunKind, ch: Changes | null, carried: ReadyNode[] = []): Promise<RunResult> {
     await hit('after-commit', { instanceId: row.instance_id, nodeId: row.id });
-    const ready = readyOf(row.instance_id, ch);
+    const ready = [...carried, ...readyOf(row.instance_id, ch)];
     if (ready.length && options.dispatch) {
       try {
         await options.dispatch(ready);
@@ -259,8 +263,8 @@ export function createEngine(options: EngineOptions): Engine {
         claimed = row;
         await hit('after-claim', { instanceId: row.instance_id, nodeId: row.id });
         const r = await runClaimed(client, { prefix: 'RELEASE SAVEPOINT pgflare_step; ', apply: null }, row, now);
-        if (r === 'lease') {
-          leased = row;
+        if ('lease' in r) {
+          leased = r.lease;
           return null;
         }
         return r;
@@ -285,11 +289,14 @@ export function createEngine(options: EngineOptions): Engine {
     return result;
   }
 
-  /** Runs a claimed row inside the open claim transaction and commits (or returns 'lease'). */
-  async function runClaimed(client: DbClient, tx: Tx, row: ClaimedRow, now: Date): Promise<RunResult | 'lease'> {
+  /**
+   * Runs a claimed row inside the open claim transaction and commits (or returns the row to run on a
+   * lease). `carried`: nodes an earlier part of this transaction made ready, reported after its commit.
+   */
+  async function runClaimed(client: DbClient, tx: Tx, row: ClaimedRow, now: Date, carried: ReadyNode[] = []): Promise<RunResult | { lease: ClaimedRow }> {
     const commit = async (kind: RunKind, ch: Changes | null) => {
       await commitTx(client, tx, row);
-      return afterCommit(row, kind, ch);
+      return afterCommit(row, kind, ch, carried);
     };
     const abandon = async () => {
       await client.query('ROLLBACK');
@@ -314,8 +321,31 @@ export function createEngine(options: EngineOptions): Engine {
         log.warn('instance blocked', { instance: row.instance_id, reason: blocked });
         return commit('withdrawn', null);
       }
-      const ch = await checkpoint(client, tx, row, now, (cp) => cp.start());
-      return ch ? commit('start', ch) : abandon();
+      // Read without locking the instance row: if the first step runs in this transaction, the row must
+      // stay free while it runs, so df.cancel never waits for a step (the step's own checkpoint locks it).
+      const ch = await checkpoint(client, tx, row, now, (cp) => cp.start(), { unlocked: true });
+      if (!ch) return abandon();
+      const next = continuation(row, ch, now);
+      if (next && ch.instance) {
+        // The first step runs in the activating transaction: one claim and one commit fewer per
+        // instance (bench/ W2, W3). Start and step commit together or not at all; the instance's
+        // 'running' is written by the step's checkpoint, under its instance lock.
+        const instance = ch.instance;
+        ch.instance = null;
+        const graph = graphs.get(row.instance_id);
+        const startApply = `SELECT df._apply(${literal(row.instance_id)}, ${literal(JSON.stringify(serialize(ch, [], graph)))}::jsonb)`;
+        tx.apply = null;
+        const row2 = await claimInTx(client, startApply, now, { instanceId: row.instance_id, nodeId: next }, STEP_PREAMBLE(options.stepTimeoutMs ?? 0));
+        if (row2 && row2.status === 'running' && row2.stamp !== null && row2.scope_status === 'running') {
+          await hit('after-claim', { instanceId: row2.instance_id, nodeId: row2.id });
+          const carried = readyOf(row.instance_id, ch).filter((r) => r.nodeId !== next);
+          return runClaimed(client, { prefix: 'RELEASE SAVEPOINT pgflare_step; ', apply: null, instance }, row2, now, carried);
+        }
+        // Not runnable after all (not expected): commit the activation alone, instance change included.
+        tx.apply = `SELECT df._apply(${literal(row.instance_id)}, ${literal(JSON.stringify({ instance }))}::jsonb)`;
+        ch.instance = instance;
+      }
+      return commit('start', ch);
     }
     // Only a leaf the engine activated itself runs: status running, in a live scope. Anything else
     // (a run_at set by hand, a stale row) is withdrawn.
@@ -415,7 +445,18 @@ export function createEngine(options: EngineOptions): Engine {
     return commit('signal', null);
   }
 
-  async function takeLease(client: DbClient, row: ClaimedRow, now: Date, leaseMs: number): Promise<'lease'> {
+  /** A SQL leaf the start made ready and due now, that runs inside a transaction: the step to go on with. */
+  function continuation(row: ClaimedRow, ch: Changes, now: Date): string | null {
+    const graph = graphs.get(row.instance_id);
+    if (!graph) return null;
+    for (const r of ch.ready) {
+      const n = graph.nodes.get(r.id);
+      if (n?.type === 'SQL' && Date.parse(r.runAt) <= now.getTime() && !isNonTransactional(n.query ?? '')) return r.id;
+    }
+    return null;
+  }
+
+  async function takeLease(client: DbClient, row: ClaimedRow, now: Date, leaseMs: number): Promise<{ lease: ClaimedRow }> {
     const until = new Date(now.getTime() + leaseMs);
     await client.query(
       `UPDATE df.nodes SET attempts = attempts + 1, locked_until = $3, run_at = $3, updated_at = now()
@@ -424,7 +465,7 @@ export function createEngine(options: EngineOptions): Engine {
     );
     await client.query(`SELECT df._apply($1, $2)`, [row.instance_id, JSON.stringify({ events: [{ node_id: row.id, kind: 'leased', attempt: row.attempts + 1, detail: until.toISOString() }] })]);
     await client.query('COMMIT');
-    return 'lease';
+    return { lease: row };
   }
 
   /** Runs a leased step outside any transaction, then checkpoints if the lease is still ours. */
@@ -519,6 +560,8 @@ export function createEngine(options: EngineOptions): Engine {
 interface Tx {
   prefix: string;
   apply: string | null;
+  /** An instance change left to the next checkpoint of this transaction (start continued by a step). */
+  instance?: InstanceChange;
 }
 
 /** Prepared with the claim, used only if the claimed row is a SQL step (a spare savepoint costs nothing). */

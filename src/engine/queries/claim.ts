@@ -45,6 +45,22 @@ export async function beginAndClaim(
 }
 
 /**
+ * Claims one named row inside an open transaction, after `before` (the activation's write), and runs
+ * `after` there too: one round trip, no commit in between.
+ */
+export async function claimInTx(
+  client: DbClient,
+  before: string,
+  now: Date,
+  target: { instanceId: string; nodeId: string },
+  after: string,
+): Promise<ClaimedRow | null> {
+  const sql = `SELECT * FROM df._claim(${literal(now.toISOString())}::timestamptz, ${literal(target.instanceId)}, ${literal(target.nodeId)})`;
+  const results = (await client.query(`${before}; ${sql}; ${after}`)) as unknown as { rows: ClaimedRow[] }[];
+  return results[1]?.rows[0] ?? null;
+}
+
+/**
  * Rows that are ready (due before `horizon`) for the sweep to dispatch again: instances started from
  * plain SQL, lost messages, expired leases, timers coming due. Oldest first, bounded.
  */
