@@ -161,6 +161,7 @@ async function main() {
       await c.query(`VACUUM ANALYZE df.nodes, df.instances`);
       const db = createPgDb({ connectionString: url, max: Number(args.concurrency) + 1 });
       const engine = createEngine({ db });
+      if (args.statements) await su.query('SELECT pg_stat_statements_reset()');
       const t0 = performance.now();
       const [s0, n0] = [serverCpu(dataDir), nodeCpu()];
       const runs = await engine.drain({ concurrency: Number(args.concurrency) });
@@ -168,6 +169,13 @@ async function main() {
       const [s1, n1] = [serverCpu(dataDir), nodeCpu()];
       const done = (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM df.instances WHERE status = 'completed'`)).rows[0].n;
       console.log(`drain ${d} one-step instances, concurrency ${args.concurrency}: ${runs} runs, ${done} completed, ${(done / s).toFixed(1)} steps/s; CPU per instance: server ${(((s1 - s0) * 1000) / d).toFixed(3)} ms, node ${(((n1 - n0) * 1000) / d).toFixed(3)} ms`);
+      if (args.statements) {
+        const { rows } = await su.query<{ ms: number; calls: number; q: string }>(
+          `SELECT total_exec_time / $1 AS ms, calls, query AS q FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 20`,
+          [d],
+        );
+        for (const r of rows) console.log(`    server ${r.ms.toFixed(3).padStart(7)} ms/instance ${String(r.calls).padStart(6)}×  ${label(r.q)}`);
+      }
       await db.end();
     }
     await c.end();

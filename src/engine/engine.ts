@@ -20,14 +20,13 @@ import {
   MissingData,
   type Changes,
   type Graph,
-  type InstanceChange,
   type NodeState,
   type Outcome,
   type ScopeState,
 } from '../graph/advance.ts';
 import { parseNodeConfig } from '../graph/schema.ts';
 import { substitute, type SubstitutionContext } from '../graph/substitute.ts';
-import { beginAndClaim, claimInTx, findSignal, loadGraphRows, relockLeased, type ClaimedRow } from './queries/claim.ts';
+import { beginAndClaim, findSignal, loadGraphRows, relockLeased, type ClaimedRow } from './queries/claim.ts';
 import { isNonTransactional, RESTORE_SESSION, runSqlStep } from './executors/sql.ts';
 import { lastRows, literal, textArray } from './sql-text.ts';
 import type { StepOutcome } from './executors/outcome.ts';
@@ -102,15 +101,23 @@ export function createEngine(options: EngineOptions): Engine {
   const hit = options.points ?? noPoints;
   const retryPolicy = options.retry ?? DEFAULT_RETRY;
   const graphs = new Map<string, Graph>();
+  /** Per-node options (df.retry, df.timeout) of cached graphs: a continued first step is not claimed. */
+  const graphOptions = new Map<string, Map<string, ClaimedRow['options']>>();
+  const forget = (instanceId: string) => {
+    graphs.delete(instanceId);
+    graphOptions.delete(instanceId);
+  };
   const httpAccess = new WeakMap<ClaimedRow, Pick<HttpStep, 'policy' | 'canUseHttp'>>();
   let workerRole = options.workerRole;
 
   async function graphOf(client: DbClient, row: ClaimedRow): Promise<Graph> {
     let g = graphs.get(row.instance_id);
     if (!g) {
-      g = buildGraph(row.instance_id, row.root_node, await loadGraphRows(client, row.instance_id));
-      if (graphs.size >= GRAPH_CACHE_MAX) graphs.delete(graphs.keys().next().value!);
+      const rows = await loadGraphRows(client, row.instance_id);
+      g = buildGraph(row.instance_id, row.root_node, rows);
+      if (graphs.size >= GRAPH_CACHE_MAX) forget(graphs.keys().next().value!);
       graphs.set(row.instance_id, g);
+      graphOptions.set(row.instance_id, new Map(rows.map((r) => [r.id, r.options])));
     }
     return g;
   }
@@ -130,18 +137,27 @@ export function createEngine(options: EngineOptions): Engine {
     row: ClaimedRow,
     now: Date,
     event: (cp: Checkpoint) => void,
-    extra: { events?: unknown[]; leafChange?: Record<string, unknown>; requireScope?: string; unlocked?: boolean } = {},
+    extra: { events?: unknown[]; leafChange?: Record<string, unknown>; requireScope?: string; fromClaim?: boolean } = {},
   ): Promise<Changes | null> {
     const graph = await graphOf(client, row);
     const read = checkpointReadSet(graph, row.id, row.stamp);
     for (let round = 0; round < 10; round++) {
-      // One round trip: whatever the transaction still owes (savepoint release, session restore), then
-      // lock the instance and read the rows the state machine needs.
-      const res = await client.query(
-        `${tx.prefix}SELECT df._lock_and_load(${literal(row.instance_id)}, ${textArray(read.nodes)}::varchar[], ${textArray(read.scopes)}${extra.unlocked ? ', false' : ''}) AS s`,
-      );
-      tx.prefix = '';
-      const s = lastRows<{ s: { instance: { status: string; generation: number } | null; nodes: RawNode[]; scopes: RawScope[] } }>(res)[0].s;
+      type Loaded = { instance: { status: string; generation: number } | null; nodes: RawNode[]; scopes: RawScope[] };
+      let s: Loaded;
+      if (extra.fromClaim && round === 0) {
+        // An activation: before it, every node is pending and no scope exists, and the claim read the
+        // instance. If the state machine asks for a row anyway (MissingData), the next round reads it.
+        s = { instance: { status: row.instance_status, generation: row.generation }, nodes: [], scopes: [] };
+      } else {
+        // One round trip: whatever the transaction still owes (savepoint release, session restore), then
+        // lock the instance and read the rows the state machine needs.
+        const res = await client.query(
+          `${tx.prefix}SELECT df._lock_and_load(${literal(row.instance_id)}, ${textArray(read.nodes)}::varchar[], ${textArray(read.scopes)}) AS s`,
+        );
+        tx.prefix = '';
+        s = lastRows<{ s: Loaded }>(res)[0].s;
+        if (tx.carry) s = overlay(s, tx.carry);
+      }
       if (!s.instance || !ACTIVE.has(s.instance.status)) return null;
       if (extra.requireScope && !s.scopes.some((x) => x.id === extra.requireScope && x.status === 'running')) return null;
       const cp = new Checkpoint({
@@ -160,14 +176,14 @@ export function createEngine(options: EngineOptions): Engine {
         for (const sc of e.scopes) if (!read.scopes.includes(sc)) read.scopes.push(sc);
         continue;
       }
-      const ch = cp.changes;
-      if (extra.leafChange) ch.nodes.set(row.id, { ...extra.leafChange, ...ch.nodes.get(row.id) });
-      // The activation this step continues left its instance change to this checkpoint (see runClaimed).
-      if (tx.instance) ch.instance = { ...tx.instance, ...ch.instance };
-      tx.instance = undefined;
+      const own = cp.changes;
+      if (extra.leafChange) own.nodes.set(row.id, { ...extra.leafChange, ...own.nodes.get(row.id) });
+      // The activation this step continues (see runClaimed) is written with this checkpoint.
+      const ch = tx.carry ? mergeChanges(tx.carry, own) : own;
+      tx.carry = undefined;
       // Written together with COMMIT (see commitTx): one round trip for the checkpoint's write.
       tx.apply = `SELECT df._apply(${literal(row.instance_id)}, ${literal(JSON.stringify(serialize(ch, extra.events ?? [], graph)))}::jsonb)`;
-      if (ch.instance?.status === 'completed' || ch.instance?.status === 'failed') graphs.delete(row.instance_id);
+      if (ch.instance?.status === 'completed' || ch.instance?.status === 'failed') forget(row.instance_id);
       return ch;
     }
     throw new Error(`checkpoint of ${row.instance_id}/${row.id} kept needing more rows`);
@@ -184,9 +200,9 @@ export function createEngine(options: EngineOptions): Engine {
     return (ch?.ready ?? []).map((r) => ({ instanceId, nodeId: r.id, runAt: new Date(r.runAt) }));
   }
 
-  async function afterCommit(row: ClaimedRow, kind: RunKind, ch: Changes | null, carried: ReadyNode[] = []): Promise<RunResult> {
+  async function afterCommit(row: ClaimedRow, kind: RunKind, ch: Changes | null): Promise<RunResult> {
     await hit('after-commit', { instanceId: row.instance_id, nodeId: row.id });
-    const ready = [...carried, ...readyOf(row.instance_id, ch)];
+    const ready = readyOf(row.instance_id, ch);
     if (ready.length && options.dispatch) {
       try {
         await options.dispatch(ready);
@@ -289,14 +305,11 @@ export function createEngine(options: EngineOptions): Engine {
     return result;
   }
 
-  /**
-   * Runs a claimed row inside the open claim transaction and commits (or returns the row to run on a
-   * lease). `carried`: nodes an earlier part of this transaction made ready, reported after its commit.
-   */
-  async function runClaimed(client: DbClient, tx: Tx, row: ClaimedRow, now: Date, carried: ReadyNode[] = []): Promise<RunResult | { lease: ClaimedRow }> {
+  /** Runs a claimed row inside the open claim transaction and commits (or returns the row to run on a lease). */
+  async function runClaimed(client: DbClient, tx: Tx, row: ClaimedRow, now: Date): Promise<RunResult | { lease: ClaimedRow }> {
     const commit = async (kind: RunKind, ch: Changes | null) => {
       await commitTx(client, tx, row);
-      return afterCommit(row, kind, ch, carried);
+      return afterCommit(row, kind, ch);
     };
     const abandon = async () => {
       await client.query('ROLLBACK');
@@ -321,29 +334,19 @@ export function createEngine(options: EngineOptions): Engine {
         log.warn('instance blocked', { instance: row.instance_id, reason: blocked });
         return commit('withdrawn', null);
       }
-      // Read without locking the instance row: if the first step runs in this transaction, the row must
-      // stay free while it runs, so df.cancel never waits for a step (the step's own checkpoint locks it).
-      const ch = await checkpoint(client, tx, row, now, (cp) => cp.start(), { unlocked: true });
+      const ch = await checkpoint(client, tx, row, now, (cp) => cp.start(), { fromClaim: true });
       if (!ch) return abandon();
-      const next = continuation(row, ch, now);
-      if (next && ch.instance) {
-        // The first step runs in the activating transaction: one claim and one commit fewer per
-        // instance (bench/ W2, W3). Start and step commit together or not at all; the instance's
-        // 'running' is written by the step's checkpoint, under its instance lock.
-        const instance = ch.instance;
-        ch.instance = null;
-        const graph = graphs.get(row.instance_id);
-        const startApply = `SELECT df._apply(${literal(row.instance_id)}, ${literal(JSON.stringify(serialize(ch, [], graph)))}::jsonb)`;
+      const row2 = tx.prefix ? continuation(row, ch, now) : null;
+      if (row2) {
+        // The first step runs in the activating transaction, and the activation is written with the
+        // step's checkpoint: one claim, one checkpoint and one commit per one-step instance instead of
+        // two (bench/ W2, W3). Nothing is written before the step's SQL runs, so the step holds only
+        // the claimed row (df.cancel never waits for it), and a crash or a failed checkpoint leaves the
+        // instance unstarted. The step's SQL runs under the claim's savepoint, still open.
         tx.apply = null;
-        const row2 = await claimInTx(client, startApply, now, { instanceId: row.instance_id, nodeId: next }, STEP_PREAMBLE(options.stepTimeoutMs ?? 0));
-        if (row2 && row2.status === 'running' && row2.stamp !== null && row2.scope_status === 'running') {
-          await hit('after-claim', { instanceId: row2.instance_id, nodeId: row2.id });
-          const carried = readyOf(row.instance_id, ch).filter((r) => r.nodeId !== next);
-          return runClaimed(client, { prefix: 'RELEASE SAVEPOINT pgflare_step; ', apply: null, instance }, row2, now, carried);
-        }
-        // Not runnable after all (not expected): commit the activation alone, instance change included.
-        tx.apply = `SELECT df._apply(${literal(row.instance_id)}, ${literal(JSON.stringify({ instance }))}::jsonb)`;
-        ch.instance = instance;
+        tx.carry = { ...ch, ready: ch.ready.filter((r) => r.id !== row2.id) };
+        await hit('after-claim', { instanceId: row2.instance_id, nodeId: row2.id });
+        return runClaimed(client, tx, row2, now);
       }
       return commit('start', ch);
     }
@@ -445,13 +448,38 @@ export function createEngine(options: EngineOptions): Engine {
     return commit('signal', null);
   }
 
-  /** A SQL leaf the start made ready and due now, that runs inside a transaction: the step to go on with. */
-  function continuation(row: ClaimedRow, ch: Changes, now: Date): string | null {
+  /**
+   * The step to go on with after an activation: a SQL leaf it made ready and due now that runs inside
+   * a transaction, as the row a claim would have returned (its row is not locked, but it is ready only
+   * in this uncommitted transaction, so no one else can claim it).
+   */
+  function continuation(row: ClaimedRow, ch: Changes, now: Date): ClaimedRow | null {
     const graph = graphs.get(row.instance_id);
-    if (!graph) return null;
+    const opts = graphOptions.get(row.instance_id);
+    if (!graph || !opts) return null;
     for (const r of ch.ready) {
       const n = graph.nodes.get(r.id);
-      if (n?.type === 'SQL' && Date.parse(r.runAt) <= now.getTime() && !isNonTransactional(n.query ?? '')) return r.id;
+      const c = ch.nodes.get(r.id);
+      if (n?.type !== 'SQL' || !c?.stamp || c.status !== 'running' || Date.parse(r.runAt) > now.getTime()) continue;
+      if (isNonTransactional(n.query ?? '')) continue;
+      const scope = ch.scopes.get(scopeIdOf(c.stamp));
+      if (!scope || scope.status !== 'running') continue;
+      return {
+        ...row,
+        id: n.id,
+        node_type: 'SQL',
+        query: n.query,
+        result_name: n.resultName,
+        status: 'running',
+        stamp: c.stamp,
+        state: c.state ?? null,
+        attempts: c.attempts ?? 0,
+        run_at: new Date(r.runAt),
+        options: opts.get(n.id) ?? null,
+        instance_status: 'running',
+        named: { ...scope.named },
+        scope_status: 'running',
+      };
     }
     return null;
   }
@@ -560,8 +588,8 @@ export function createEngine(options: EngineOptions): Engine {
 interface Tx {
   prefix: string;
   apply: string | null;
-  /** An instance change left to the next checkpoint of this transaction (start continued by a step). */
-  instance?: InstanceChange;
+  /** An activation not yet written: the next checkpoint of this transaction reads through it and writes it. */
+  carry?: Changes;
 }
 
 /** Prepared with the claim, used only if the claimed row is a SQL step (a spare savepoint costs nothing). */
@@ -594,6 +622,45 @@ interface RawScope {
   named: Record<string, string>;
   status: ScopeState['status'];
   result: string | null;
+}
+
+/** What the database would return if `carry` had been written. */
+function overlay<L extends { nodes: RawNode[]; scopes: RawScope[] }>(s: L, carry: Changes): L {
+  const nodes = s.nodes.map((n) => {
+    const c = carry.nodes.get(n.id);
+    if (!c) return n;
+    return { ...n, status: c.status ?? n.status, stamp: c.stamp ?? n.stamp, state: 'state' in c ? (c.state ?? null) : n.state };
+  });
+  const ids = new Set(s.scopes.map((x) => x.id));
+  const scopes = s.scopes
+    .filter((x) => !carry.scopeDeletes.has(x.id))
+    .map((x) => (carry.scopes.has(x.id) ? { ...carry.scopes.get(x.id)!, named: { ...carry.scopes.get(x.id)!.named } } : x));
+  for (const x of carry.scopes.values()) if (!ids.has(x.id)) scopes.push({ ...x, named: { ...x.named } });
+  return { ...s, nodes, scopes };
+}
+
+/** `a` then `b`, as one set of changes. */
+function mergeChanges(a: Changes, b: Changes): Changes {
+  const nodes = new Map(a.nodes);
+  for (const [id, c] of b.nodes) nodes.set(id, { ...nodes.get(id), ...c });
+  const scopes = new Map(a.scopes);
+  const scopeDeletes = new Set(a.scopeDeletes);
+  for (const [id, sc] of b.scopes) {
+    scopes.set(id, sc);
+    scopeDeletes.delete(id);
+  }
+  for (const id of b.scopeDeletes) {
+    scopes.delete(id);
+    scopeDeletes.add(id);
+  }
+  return {
+    nodes,
+    scopes,
+    scopeDeletes,
+    cancelScopes: [...a.cancelScopes, ...b.cancelScopes],
+    instance: a.instance || b.instance ? { ...a.instance, ...b.instance } : null,
+    ready: [...a.ready, ...b.ready],
+  };
 }
 
 const toNodeState = (n: RawNode): NodeState => ({ id: n.id, status: n.status, stamp: n.stamp, state: n.state });

@@ -45,22 +45,6 @@ export async function beginAndClaim(
 }
 
 /**
- * Claims one named row inside an open transaction, after `before` (the activation's write), and runs
- * `after` there too: one round trip, no commit in between.
- */
-export async function claimInTx(
-  client: DbClient,
-  before: string,
-  now: Date,
-  target: { instanceId: string; nodeId: string },
-  after: string,
-): Promise<ClaimedRow | null> {
-  const sql = `SELECT * FROM df._claim(${literal(now.toISOString())}::timestamptz, ${literal(target.instanceId)}, ${literal(target.nodeId)})`;
-  const results = (await client.query(`${before}; ${sql}; ${after}`)) as unknown as { rows: ClaimedRow[] }[];
-  return results[1]?.rows[0] ?? null;
-}
-
-/**
  * Rows that are ready (due before `horizon`) for the sweep to dispatch again: instances started from
  * plain SQL, lost messages, expired leases, timers coming due. Oldest first, bounded.
  */
@@ -82,8 +66,16 @@ export async function relockLeased(client: DbClient, instanceId: string, nodeId:
 }
 
 export async function loadGraphRows(client: DbClient, instanceId: string) {
-  const { rows } = await client.query<{ id: string; node_type: string; query: string | null; result_name: string | null; left_node: string | null; right_node: string | null }>(
-    'SELECT id, node_type, query, result_name, left_node, right_node FROM df.nodes WHERE instance_id = $1',
+  const { rows } = await client.query<{
+    id: string;
+    node_type: string;
+    query: string | null;
+    result_name: string | null;
+    left_node: string | null;
+    right_node: string | null;
+    options: ClaimedRow['options'];
+  }>(
+    'SELECT id, node_type, query, result_name, left_node, right_node, options FROM df.nodes WHERE instance_id = $1',
     [instanceId],
   );
   return rows;
