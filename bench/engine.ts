@@ -28,6 +28,7 @@ import {
   WindowSampler,
   type BenchContext,
   type Measurement,
+  type Window,
 } from './common.ts';
 import { w3Latencies } from './w3.ts';
 
@@ -291,7 +292,14 @@ export async function engineSustained(ctx: BenchContext, avail: EngineAvailabili
         await c.end();
       }
     })();
-    const timer = setTimeout(() => (timeUp = true), ctx.durationW2 * 1000);
+    // The windows end at the deadline: the drain call and the top-up in flight then still take a few
+    // seconds to return, and a tail window over them measured the wind-down, not the rate.
+    let sampled: Promise<[Window[], Window[]]> | undefined;
+    const stopSampling = () => (sampled ??= Promise.all([sampler.stop(), runSampler.stop()]));
+    const timer = setTimeout(() => {
+      timeUp = true;
+      void stopSampling();
+    }, ctx.durationW2 * 1000);
     try {
       while (!timeUp) {
         const n = await engine.drain({ concurrency: 8, until: () => timeUp, maxSteps: 500 });
@@ -303,8 +311,7 @@ export async function engineSustained(ctx: BenchContext, avail: EngineAvailabili
       timeUp = true;
       await topUp;
     }
-    const windows = await sampler.stop();
-    const runWindows = await runSampler.stop();
+    const [windows, runWindows] = await stopSampling();
     const summary = summariseWindows(windows);
     ctx.log(`pgflare sustained: ${round((nowMs() - t0) / 1000, 1)} s; windows ${summary.firstRate} → ${summary.lastRate} steps/s (last/first ${summary.lastOverFirst})`);
     return { contender: 'pgflare', metric, value: summary.medianRate, unit: 'steps/s', better: 'higher', detail: { ...summary, windows, nodeRunWindows: runWindows } };

@@ -324,39 +324,51 @@ CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes 
  RETURNS void
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET enable_seqscan TO 'off'
 AS $function$
 DECLARE
     v_owner regrole;
-    v_change jsonb;
+    v_tids tid[];
+    v_lock tid[];
 BEGIN
-    SELECT i.submitted_by INTO v_owner FROM df.instances i WHERE i.id = p_instance_id;
-
-    -- One indexed UPDATE per changed node: set-based forms (a join, id = ANY) let the cached generic plan
-    -- read every row of the instance, since statistics never know a new instance's size.
-    FOR v_change IN SELECT x FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) x LOOP
+    -- Each changed row's ctid, by one primary-key probe per change (a correlated subquery: no join for
+    -- the planner to get wrong); then the rows are locked and written by ctid (TID scans).
+    SELECT array_agg(t.tid), array_agg(t.tid) FILTER (WHERE t.nowait)
+      INTO v_tids, v_lock
+      FROM (SELECT x.nowait, (SELECT n.ctid FROM df.nodes n WHERE n.instance_id = p_instance_id AND n.id = x.id) AS tid
+              FROM df._node_changes(p_changes) x
+            OFFSET 0) t  -- not pulled up: the subquery would run once per reference to t.tid
+     WHERE t.tid IS NOT NULL;
+    IF v_lock IS NOT NULL THEN
         -- We hold the instance row; waiting here for a node row another worker holds (a RACE loser still
         -- running when a loop re-activates it) would deadlock with that worker's checkpoint. NOWAIT fails
         -- instead (55P03); the engine rolls back and retries later. Only leaves and loops are ever
         -- claimed, so the engine marks the other rows "nowait": false.
-        IF coalesce((v_change ->> 'nowait')::boolean, true) THEN
-            PERFORM 1 FROM df.nodes n
-             WHERE n.instance_id = p_instance_id AND n.id = (v_change ->> 'id')::varchar
-               FOR UPDATE NOWAIT;
-        END IF;
+        PERFORM 1 FROM df.nodes n WHERE n.ctid = ANY (v_lock) FOR UPDATE NOWAIT;
+    END IF;
+    IF v_tids IS NOT NULL THEN
+        -- No instance_id condition here: it would offer the planner the instance's index range again.
+        -- The ctids came from this instance's rows, and a row updated since is followed to its new version.
         UPDATE df.nodes n SET
-            status = CASE WHEN v_change ? 'status' THEN v_change ->> 'status' ELSE n.status END,
-            result = CASE WHEN v_change ? 'result' THEN (v_change ->> 'result')::jsonb ELSE n.result END,
-            status_details = CASE WHEN v_change ? 'stamp' THEN jsonb_build_object('execution_id', v_change ->> 'stamp') ELSE n.status_details END,
-            run_at = CASE WHEN v_change ? 'run_at' THEN (v_change ->> 'run_at')::timestamptz ELSE n.run_at END,
-            locked_until = CASE WHEN v_change ? 'locked_until' THEN (v_change ->> 'locked_until')::timestamptz ELSE n.locked_until END,
-            attempts = CASE WHEN v_change ? 'attempts' THEN (v_change ->> 'attempts')::integer ELSE n.attempts END,
-            state = CASE WHEN coalesce((v_change ->> 'signal_floor')::boolean, false)
-                         THEN coalesce(v_change -> 'state', '{}'::jsonb) || jsonb_build_object('after_signal_id',
+            status = CASE WHEN x.c ? 'status' THEN x.c ->> 'status' ELSE n.status END,
+            result = CASE WHEN x.c ? 'result' THEN (x.c ->> 'result')::jsonb ELSE n.result END,
+            status_details = CASE WHEN x.c ? 'stamp' THEN jsonb_build_object('execution_id', x.c ->> 'stamp') ELSE n.status_details END,
+            run_at = CASE WHEN x.c ? 'run_at' THEN (x.c ->> 'run_at')::timestamptz ELSE n.run_at END,
+            locked_until = CASE WHEN x.c ? 'locked_until' THEN (x.c ->> 'locked_until')::timestamptz ELSE n.locked_until END,
+            attempts = CASE WHEN x.c ? 'attempts' THEN (x.c ->> 'attempts')::integer ELSE n.attempts END,
+            state = CASE WHEN coalesce((x.c ->> 'signal_floor')::boolean, false)
+                         THEN coalesce(x.c -> 'state', '{}'::jsonb) || jsonb_build_object('after_signal_id',
                               (SELECT coalesce(max(s.id), 0) FROM df.signals s WHERE s.instance_id = p_instance_id))
-                         WHEN v_change ? 'state' THEN v_change -> 'state' ELSE n.state END,
+                         WHEN x.c ? 'state' THEN x.c -> 'state' ELSE n.state END,
             updated_at = now()
-         WHERE n.instance_id = p_instance_id AND n.id = (v_change ->> 'id')::varchar;
-    END LOOP;
+          FROM df._node_changes(p_changes) x
+         WHERE n.ctid = ANY (v_tids) AND n.id = x.id;
+    END IF;
+
+    IF jsonb_array_length(coalesce(p_changes -> 'scopes', '[]'::jsonb)) > 0
+       OR jsonb_array_length(coalesce(p_changes -> 'events', '[]'::jsonb)) > 0 THEN
+        SELECT i.submitted_by INTO v_owner FROM df.instances i WHERE i.id = p_instance_id;
+    END IF;
 
     -- Most checkpoints touch two or three nodes and nothing else: skip the statements with no work.
     IF jsonb_array_length(coalesce(p_changes -> 'scopes', '[]'::jsonb)) > 0 THEN
@@ -2421,6 +2433,17 @@ CREATE OR REPLACE FUNCTION df._new_id()
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
     SELECT right(replace(gen_random_uuid()::text, '-', ''), 8)::varchar(8)
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._node_changes(p_changes jsonb)
+ RETURNS TABLE(id character varying, nowait boolean, c jsonb)
+ LANGUAGE sql
+ IMMUTABLE STRICT ROWS 1
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT (e ->> 'id')::varchar, coalesce((e ->> 'nowait')::boolean, true), e
+      FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) e
 $function$
 
 -- acl {<owner>=X/<owner>}

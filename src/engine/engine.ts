@@ -97,6 +97,8 @@ export interface Engine {
 }
 
 const ACTIVE = new Set(['pending', 'running']);
+/** Node types without children (nodes_structure_check): as an instance's root, the graph is one row. */
+const LEAF_ROOT = new Set(['SQL', 'SLEEP', 'WAIT_SCHEDULE', 'BREAK', 'HTTP', 'HTTP_MULTIPART', 'SIGNAL']);
 const GRAPH_CACHE_MAX = 1000;
 
 export function createEngine(options: EngineOptions): Engine {
@@ -105,15 +107,27 @@ export function createEngine(options: EngineOptions): Engine {
   const hit = options.points ?? noPoints;
   const retryPolicy = options.retry ?? DEFAULT_RETRY;
   const graphs = new Map<string, Graph>();
+  /** Per-node options (df.retry, df.timeout) of cached graphs: a continued first step is not claimed. */
+  const graphOptions = new Map<string, Map<string, ClaimedRow['options']>>();
+  const forget = (instanceId: string) => {
+    graphs.delete(instanceId);
+    graphOptions.delete(instanceId);
+  };
   const httpAccess = new WeakMap<ClaimedRow, Pick<HttpStep, 'policy' | 'canUseHttp'>>();
   let workerRole = options.workerRole;
 
   async function graphOf(client: DbClient, row: ClaimedRow): Promise<Graph> {
     let g = graphs.get(row.instance_id);
     if (!g) {
-      g = buildGraph(row.instance_id, row.root_node, await loadGraphRows(client, row.instance_id));
-      if (graphs.size >= GRAPH_CACHE_MAX) graphs.delete(graphs.keys().next().value!);
+      // A leaf at the root is the whole graph, and the claim returned it: no round trip (bench/ W2, W3).
+      const rows =
+        row.id === row.root_node && LEAF_ROOT.has(row.node_type)
+          ? [{ id: row.id, node_type: row.node_type, query: row.query, result_name: row.result_name, left_node: null, right_node: null, options: row.options }]
+          : await loadGraphRows(client, row.instance_id);
+      g = buildGraph(row.instance_id, row.root_node, rows);
+      if (graphs.size >= GRAPH_CACHE_MAX) forget(graphs.keys().next().value!);
       graphs.set(row.instance_id, g);
+      graphOptions.set(row.instance_id, new Map(rows.map((r) => [r.id, r.options])));
     }
     return g;
   }
@@ -133,18 +147,27 @@ export function createEngine(options: EngineOptions): Engine {
     row: ClaimedRow,
     now: Date,
     event: (cp: Checkpoint) => void,
-    extra: { events?: unknown[]; leafChange?: Record<string, unknown>; requireScope?: string } = {},
+    extra: { events?: unknown[]; leafChange?: Record<string, unknown>; requireScope?: string; fromClaim?: boolean } = {},
   ): Promise<Changes | null> {
     const graph = await graphOf(client, row);
     const read = checkpointReadSet(graph, row.id, row.stamp);
     for (let round = 0; round < 10; round++) {
-      // One round trip: whatever the transaction still owes (savepoint release, session restore), then
-      // lock the instance and read the rows the state machine needs.
-      const res = await client.query(
-        `${tx.prefix}SELECT df._lock_and_load(${literal(row.instance_id)}, ${textArray(read.nodes)}::varchar[], ${textArray(read.scopes)}) AS s`,
-      );
-      tx.prefix = '';
-      const s = lastRows<{ s: { instance: { status: string; generation: number } | null; nodes: RawNode[]; scopes: RawScope[] } }>(res)[0].s;
+      type Loaded = { instance: { status: string; generation: number } | null; nodes: RawNode[]; scopes: RawScope[] };
+      let s: Loaded;
+      if (extra.fromClaim && round === 0) {
+        // An activation: before it, every node is pending and no scope exists, and the claim read the
+        // instance. If the state machine asks for a row anyway (MissingData), the next round reads it.
+        s = { instance: { status: row.instance_status, generation: row.generation }, nodes: [], scopes: [] };
+      } else {
+        // One round trip: whatever the transaction still owes (savepoint release, session restore), then
+        // lock the instance and read the rows the state machine needs.
+        const res = await client.query(
+          `${tx.prefix}SELECT df._lock_and_load(${literal(row.instance_id)}, ${textArray(read.nodes)}::varchar[], ${textArray(read.scopes)}) AS s`,
+        );
+        tx.prefix = '';
+        s = lastRows<{ s: Loaded }>(res)[0].s;
+        if (tx.carry) s = overlay(s, tx.carry);
+      }
       if (!s.instance || !ACTIVE.has(s.instance.status)) return null;
       if (extra.requireScope && !s.scopes.some((x) => x.id === extra.requireScope && x.status === 'running')) return null;
       const cp = new Checkpoint({
@@ -163,11 +186,14 @@ export function createEngine(options: EngineOptions): Engine {
         for (const sc of e.scopes) if (!read.scopes.includes(sc)) read.scopes.push(sc);
         continue;
       }
-      const ch = cp.changes;
-      if (extra.leafChange) ch.nodes.set(row.id, { ...extra.leafChange, ...ch.nodes.get(row.id) });
+      const own = cp.changes;
+      if (extra.leafChange) own.nodes.set(row.id, { ...extra.leafChange, ...own.nodes.get(row.id) });
+      // The activation this step continues (see runClaimed) is written with this checkpoint.
+      const ch = tx.carry ? mergeChanges(tx.carry, own) : own;
+      tx.carry = undefined;
       // Written together with COMMIT (see commitTx): one round trip for the checkpoint's write.
       tx.apply = `SELECT df._apply(${literal(row.instance_id)}, ${literal(JSON.stringify(serialize(ch, extra.events ?? [], graph)))}::jsonb)`;
-      if (ch.instance?.status === 'completed' || ch.instance?.status === 'failed') graphs.delete(row.instance_id);
+      if (ch.instance?.status === 'completed' || ch.instance?.status === 'failed') forget(row.instance_id);
       return ch;
     }
     throw new Error(`checkpoint of ${row.instance_id}/${row.id} kept needing more rows`);
@@ -265,8 +291,8 @@ export function createEngine(options: EngineOptions): Engine {
         claimed = row;
         await hit('after-claim', { instanceId: row.instance_id, nodeId: row.id });
         const r = await runClaimed(client, { prefix: 'RELEASE SAVEPOINT pgflare_step; ', apply: null }, row, now);
-        if (r === 'lease') {
-          leased = row;
+        if ('lease' in r) {
+          leased = r.lease;
           return null;
         }
         return r;
@@ -291,8 +317,8 @@ export function createEngine(options: EngineOptions): Engine {
     return result;
   }
 
-  /** Runs a claimed row inside the open claim transaction and commits (or returns 'lease'). */
-  async function runClaimed(client: DbClient, tx: Tx, row: ClaimedRow, now: Date): Promise<RunResult | 'lease'> {
+  /** Runs a claimed row inside the open claim transaction and commits (or returns the row to run on a lease). */
+  async function runClaimed(client: DbClient, tx: Tx, row: ClaimedRow, now: Date): Promise<RunResult | { lease: ClaimedRow }> {
     const commit = async (kind: RunKind, ch: Changes | null) => {
       await commitTx(client, tx, row);
       return afterCommit(row, kind, ch);
@@ -320,8 +346,21 @@ export function createEngine(options: EngineOptions): Engine {
         log.warn('instance blocked', { instance: row.instance_id, reason: blocked });
         return commit('withdrawn', null);
       }
-      const ch = await checkpoint(client, tx, row, now, (cp) => cp.start());
-      return ch ? commit('start', ch) : abandon();
+      const ch = await checkpoint(client, tx, row, now, (cp) => cp.start(), { fromClaim: true });
+      if (!ch) return abandon();
+      const row2 = tx.prefix ? continuation(row, ch, now) : null;
+      if (row2) {
+        // The first step runs in the activating transaction, and the activation is written with the
+        // step's checkpoint: one claim, one checkpoint and one commit per one-step instance instead of
+        // two (bench/ W2, W3). Nothing is written before the step's SQL runs, so the step holds only
+        // the claimed row (df.cancel never waits for it), and a crash or a failed checkpoint leaves the
+        // instance unstarted. The step's SQL runs under the claim's savepoint, still open.
+        tx.apply = null;
+        tx.carry = { ...ch, ready: ch.ready.filter((r) => r.id !== row2.id) };
+        await hit('after-claim', { instanceId: row2.instance_id, nodeId: row2.id });
+        return runClaimed(client, tx, row2, now);
+      }
+      return commit('start', ch);
     }
     // Only a leaf the engine activated itself runs: status running, in a live scope. Anything else
     // (a run_at set by hand, a stale row) is withdrawn.
@@ -429,7 +468,43 @@ export function createEngine(options: EngineOptions): Engine {
     return commit('signal', null);
   }
 
-  async function takeLease(client: DbClient, row: ClaimedRow, now: Date, leaseMs: number): Promise<'lease'> {
+  /**
+   * The step to go on with after an activation: a SQL leaf it made ready and due now that runs inside
+   * a transaction, as the row a claim would have returned (its row is not locked, but it is ready only
+   * in this uncommitted transaction, so no one else can claim it).
+   */
+  function continuation(row: ClaimedRow, ch: Changes, now: Date): ClaimedRow | null {
+    const graph = graphs.get(row.instance_id);
+    const opts = graphOptions.get(row.instance_id);
+    if (!graph || !opts) return null;
+    for (const r of ch.ready) {
+      const n = graph.nodes.get(r.id);
+      const c = ch.nodes.get(r.id);
+      if (n?.type !== 'SQL' || !c?.stamp || c.status !== 'running' || Date.parse(r.runAt) > now.getTime()) continue;
+      if (isNonTransactional(n.query ?? '')) continue;
+      const scope = ch.scopes.get(scopeIdOf(c.stamp));
+      if (!scope || scope.status !== 'running') continue;
+      return {
+        ...row,
+        id: n.id,
+        node_type: 'SQL',
+        query: n.query,
+        result_name: n.resultName,
+        status: 'running',
+        stamp: c.stamp,
+        state: c.state ?? null,
+        attempts: c.attempts ?? 0,
+        run_at: new Date(r.runAt),
+        options: opts.get(n.id) ?? null,
+        instance_status: 'running',
+        named: { ...scope.named },
+        scope_status: 'running',
+      };
+    }
+    return null;
+  }
+
+  async function takeLease(client: DbClient, row: ClaimedRow, now: Date, leaseMs: number): Promise<{ lease: ClaimedRow }> {
     const until = new Date(now.getTime() + leaseMs);
     await client.query(
       `UPDATE df.nodes SET attempts = attempts + 1, locked_until = $3, run_at = $3, updated_at = now()
@@ -438,7 +513,7 @@ export function createEngine(options: EngineOptions): Engine {
     );
     await client.query(`SELECT df._apply($1, $2)`, [row.instance_id, JSON.stringify({ events: [{ node_id: row.id, kind: 'leased', attempt: row.attempts + 1, detail: until.toISOString() }] })]);
     await client.query('COMMIT');
-    return 'lease';
+    return { lease: row };
   }
 
   /** Runs a leased step outside any transaction, then checkpoints if the lease is still ours. */
@@ -534,6 +609,8 @@ export function createEngine(options: EngineOptions): Engine {
 interface Tx {
   prefix: string;
   apply: string | null;
+  /** An activation not yet written: the next checkpoint of this transaction reads through it and writes it. */
+  carry?: Changes;
 }
 
 /** Prepared with the claim, used only if the claimed row is a SQL step (a spare savepoint costs nothing). */
@@ -562,6 +639,45 @@ interface RawScope {
   named: Record<string, string>;
   status: ScopeState['status'];
   result: string | null;
+}
+
+/** What the database would return if `carry` had been written. */
+function overlay<L extends { nodes: RawNode[]; scopes: RawScope[] }>(s: L, carry: Changes): L {
+  const nodes = s.nodes.map((n) => {
+    const c = carry.nodes.get(n.id);
+    if (!c) return n;
+    return { ...n, status: c.status ?? n.status, stamp: c.stamp ?? n.stamp, state: 'state' in c ? (c.state ?? null) : n.state };
+  });
+  const ids = new Set(s.scopes.map((x) => x.id));
+  const scopes = s.scopes
+    .filter((x) => !carry.scopeDeletes.has(x.id))
+    .map((x) => (carry.scopes.has(x.id) ? { ...carry.scopes.get(x.id)!, named: { ...carry.scopes.get(x.id)!.named } } : x));
+  for (const x of carry.scopes.values()) if (!ids.has(x.id)) scopes.push({ ...x, named: { ...x.named } });
+  return { ...s, nodes, scopes };
+}
+
+/** `a` then `b`, as one set of changes. */
+function mergeChanges(a: Changes, b: Changes): Changes {
+  const nodes = new Map(a.nodes);
+  for (const [id, c] of b.nodes) nodes.set(id, { ...nodes.get(id), ...c });
+  const scopes = new Map(a.scopes);
+  const scopeDeletes = new Set(a.scopeDeletes);
+  for (const [id, sc] of b.scopes) {
+    scopes.set(id, sc);
+    scopeDeletes.delete(id);
+  }
+  for (const id of b.scopeDeletes) {
+    scopes.delete(id);
+    scopeDeletes.add(id);
+  }
+  return {
+    nodes,
+    scopes,
+    scopeDeletes,
+    cancelScopes: [...a.cancelScopes, ...b.cancelScopes],
+    instance: a.instance || b.instance ? { ...a.instance, ...b.instance } : null,
+    ready: [...a.ready, ...b.ready],
+  };
 }
 
 const toNodeState = (n: RawNode): NodeState => ({ id: n.id, status: n.status, stamp: n.stamp, state: n.state });

@@ -28,8 +28,7 @@ describe('crash points: nothing lost, transactional effects exactly once', () =>
     await t.query('DROP TABLE IF EXISTS effects; CREATE TABLE effects (n int)');
     const id = await start(t, `'SELECT 1' ~> 'INSERT INTO effects VALUES (1) RETURNING n' ~> 'SELECT 2'`);
     const plain = engineFor(t);
-    await plain.runOnce(); // start: activates the first leaf
-    await plain.runOnce(); // 'SELECT 1'
+    await plain.runOnce(); // start, and 'SELECT 1' in the same transaction
     const h = crashOnce(point);
     const e = engineFor(t, { points: h });
     await expect(e.runOnce()).rejects.toBeInstanceOf(Crash);
@@ -43,11 +42,32 @@ describe('crash points: nothing lost, transactional effects exactly once', () =>
     expect((await outcome(t, id)).status).toBe('completed');
   });
 
+  it.each<CrashPoint>(['after-claim', 'before-commit'])(
+    'a crash at %s of the first step, which runs in the activating transaction, rolls back the activation too',
+    async (point) => {
+      await t.query('DROP TABLE IF EXISTS effects; CREATE TABLE effects (n int)');
+      const id = await start(t, `'INSERT INTO effects VALUES (1) RETURNING n' ~> 'SELECT 2'`);
+      const h = crashOnce(point);
+      await expect(engineFor(t, { points: h }).runOnce()).rejects.toBeInstanceOf(Crash);
+      expect(h.fired).toBe(true);
+      expect(await effects()).toBe(0);
+      // Nothing of the start survived: the instance is pending and only its root is ready.
+      const [inst] = await t.query(`SELECT status, root_node FROM df.instances WHERE id = $1`, [id]);
+      expect(inst.status).toBe('pending');
+      const ready = await t.query(`SELECT id FROM df.nodes WHERE instance_id = $1 AND run_at IS NOT NULL`, [id]);
+      expect(ready).toEqual([{ id: inst.root_node }]);
+      expect(await t.query(`SELECT count(*)::int AS n FROM df.scopes WHERE instance_id = $1`, [id])).toEqual([{ n: 0 }]);
+      await engineFor(t).drain();
+      expect(await effects()).toBe(1);
+      expect((await outcome(t, id)).status).toBe('completed');
+    },
+  );
+
   it('a crash after commit, before dispatch, loses nothing: the rows are the outbox', async () => {
     await t.query('DROP TABLE IF EXISTS effects; CREATE TABLE effects (n int)');
-    const id = await start(t, `'INSERT INTO effects VALUES (1)' ~> 'SELECT 2 AS two'`);
+    const id = await start(t, `'SELECT 0' ~> 'INSERT INTO effects VALUES (1)' ~> 'SELECT 2 AS two'`);
     const e = engineFor(t);
-    await e.runOnce(); // start
+    await e.runOnce(); // start and 'SELECT 0'
     const h = crashOnce('after-commit');
     await expect(engineFor(t, { points: h }).runOnce()).rejects.toBeInstanceOf(Crash);
     expect(await effects()).toBe(1);

@@ -8,14 +8,14 @@ const t = useTestDb();
 
 describe('targeted claims (queue messages)', () => {
   it('runs exactly the named node; a duplicate message finds nothing to do', async () => {
-    const id = await start(t, `'SELECT 1 AS a' & 'SELECT 2 AS b'`);
+    const id = await start(t, `'SELECT 1 AS a' & 'SELECT 2 AS b' & 'SELECT 3 AS c'`);
     const e = engineFor(t);
-    await e.runOnce(); // start
+    await e.runOnce(); // start, and the first ready branch ('a') in the same transaction
     const [b] = await t.query(`SELECT id FROM df.nodes WHERE instance_id = $1 AND query = 'SELECT 2 AS b'`, [id]);
     const r = await e.runOnce({ target: { instanceId: id, nodeId: b.id } });
     expect(r?.nodeId).toBe(b.id);
     expect(await e.runOnce({ target: { instanceId: id, nodeId: b.id } })).toBeNull();
-    const [a] = await t.query(`SELECT status FROM df.nodes WHERE instance_id = $1 AND query = 'SELECT 1 AS a'`, [id]);
+    const [a] = await t.query(`SELECT status FROM df.nodes WHERE instance_id = $1 AND query = 'SELECT 3 AS c'`, [id]);
     expect(a.status).toBe('running'); // untouched: the message named the other branch
   });
 });

@@ -14,9 +14,9 @@ function engineAs(app: string, points?: (p: string) => Promise<void> | void) {
 
 describe('lock order: node row, then instance row', () => {
   it('two branches checkpoint one after the other without deadlock', async () => {
-    const id = await start(t, `'SELECT 1 AS a' & 'SELECT 2 AS b'`);
+    const id = await start(t, `'SELECT 1 AS a' & 'SELECT 2 AS b' & 'SELECT 3 AS c'`);
     const setup = engineAs('lock-setup');
-    await setup.engine.runOnce(); // start: both branches ready
+    await setup.engine.runOnce(); // start, running branch a in the same transaction: b and c ready
     const g = gate('before-commit');
     const a = engineAs('lock-a', g.handler);
     const b = engineAs('lock-b');
@@ -29,8 +29,11 @@ describe('lock order: node row, then instance row', () => {
       await Promise.all([first, second]);
       await setup.engine.drain();
       expect((await outcome(t, id)).result).toEqual([
-        { rows: [{ a: 1 }], row_count: 1 },
-        { rows: [{ b: 2 }], row_count: 1 },
+        [
+          { rows: [{ a: 1 }], row_count: 1 },
+          { rows: [{ b: 2 }], row_count: 1 },
+        ],
+        { rows: [{ c: 3 }], row_count: 1 },
       ]);
     } finally {
       g.release();
@@ -40,9 +43,9 @@ describe('lock order: node row, then instance row', () => {
 
   it('df.cancel never waits for a claimed node row, and the step withdraws itself at its checkpoint', async () => {
     await t.query('CREATE TABLE effects (n int)');
-    const id = await start(t, `'INSERT INTO effects VALUES (1)' ~> 'SELECT 2'`);
+    const id = await start(t, `'SELECT 0' ~> 'INSERT INTO effects VALUES (1)' ~> 'SELECT 2'`);
     const setup = engineAs('cancel-setup');
-    await setup.engine.runOnce();
+    await setup.engine.runOnce(); // start and 'SELECT 0'
     const g = gate('after-claim');
     const a = engineAs('cancel-a', g.handler);
     try {

@@ -68,8 +68,16 @@ export async function relockLeased(client: DbClient, instanceId: string, nodeId:
 }
 
 export async function loadGraphRows(client: DbClient, instanceId: string) {
-  const { rows } = await client.query<{ id: string; node_type: string; query: string | null; result_name: string | null; left_node: string | null; right_node: string | null }>(
-    'SELECT id, node_type, query, result_name, left_node, right_node FROM df.nodes WHERE instance_id = $1',
+  const { rows } = await client.query<{
+    id: string;
+    node_type: string;
+    query: string | null;
+    result_name: string | null;
+    left_node: string | null;
+    right_node: string | null;
+    options: ClaimedRow['options'];
+  }>(
+    'SELECT id, node_type, query, result_name, left_node, right_node, options FROM df.nodes WHERE instance_id = $1',
     [instanceId],
   );
   return rows;

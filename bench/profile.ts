@@ -1,0 +1,189 @@
+/**
+ * Where a step's time goes: `npx tsx bench/profile.ts [--chain 300] [--drain 2000] [--concurrency 8]`.
+ *
+ * Starts a throwaway embedded PostgreSQL like bench/run.ts, then
+ *  - chain: one instance of N sequential `SELECT 1` steps, run by `engine.runOnce()` in a loop on one
+ *    session, every round trip timed by the first words of its SQL (client-side: server time + wire);
+ *  - drain: N one-step instances, `engine.drain({ concurrency })`, steps/s.
+ * Not part of `npm run bench`: a tool for choosing between engine variants on the same server.
+ */
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { startEmbeddedPostgres } from '../src/runtime/node/embedded.ts';
+import { createPgDb } from '../src/runtime/node/pg-db.ts';
+import { migrate } from '../src/migrate/runner.ts';
+import { createEngine } from '../src/engine/engine.ts';
+import type { Db, DbClient } from '../src/engine/db.ts';
+import { connect } from './common.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    chain: { type: 'string', default: '300' },
+    drain: { type: 'string', default: '2000' },
+    concurrency: { type: 'string', default: '8' },
+    repeats: { type: 'string', default: '2' },
+    // Server-side time of every statement, nested ones (inside df._apply, …) included.
+    statements: { type: 'boolean', default: false },
+    // auto_explain of nested statements slower than this many ms, into --log-file.
+    'explain-ms': { type: 'string' },
+    'log-file': { type: 'string', default: join(tmpdir(), 'pgflare-profile.log') },
+  },
+});
+
+const timings = new Map<string, { n: number; ms: number }>();
+function label(text: string): string {
+  return text
+    .replace(/\s+/g, ' ')
+    .replace(/'[^']*'/g, "'…'")
+    .slice(0, 60);
+}
+
+/** Wraps a Db so every query on it is timed by label. */
+function timed(db: Db): Db {
+  const wrap = (c: DbClient): DbClient => ({
+    async query(text: unknown, params?: unknown[]) {
+      const t0 = performance.now();
+      try {
+        return await c.query(text as string, params);
+      } finally {
+        const k = label(typeof text === 'string' ? text : (text as { text: string }).text);
+        const e = timings.get(k) ?? { n: 0, ms: 0 };
+        e.n++;
+        e.ms += performance.now() - t0;
+        timings.set(k, e);
+      }
+    },
+  } as DbClient);
+  return { ...db, withClient: (fn) => db.withClient((c) => fn(wrap(c))) };
+}
+
+/**
+ * CPU seconds the server has used so far (postmaster, live backends, and reaped backends through the
+ * postmaster's cutime/cstime). On a shared machine CPU time per step is steadier than wall time.
+ */
+function serverCpu(dataDir: string): number {
+  const pm = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const ticks = (pid: string | number, children: boolean) => {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      // fields after the command: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14)
+      return { ppid: Number(rest[1]), t: Number(rest[11]) + Number(rest[12]) + (children ? Number(rest[13]) + Number(rest[14]) : 0) };
+    } catch {
+      return { ppid: -1, t: 0 };
+    }
+  };
+  let total = ticks(pm, true).t;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const s = ticks(pid, false);
+    if (s.ppid === pm) total += s.t;
+  }
+  return total / 100;
+}
+
+/** Node's own CPU seconds so far. */
+const nodeCpu = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+function chainExpression(n: number): string {
+  const build = (k: number): string => (k === 1 ? `'SELECT 1'` : `(${build(k >> 1)} ~> ${build(k - (k >> 1))})`);
+  return build(n);
+}
+
+async function main() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'pgflare-profile-'));
+  const stmts: Record<string, string> = args.statements
+    ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' }
+    : {};
+  const explain: Record<string, string> = args['explain-ms']
+    ? {
+        session_preload_libraries: 'auto_explain',
+        'auto_explain.log_min_duration': args['explain-ms'],
+        'auto_explain.log_nested_statements': 'on',
+      }
+    : {};
+  const server = await startEmbeddedPostgres({ dataDir, settings: { synchronous_commit: 'off', ...stmts, ...explain },
+    onLog: args['explain-ms'] ? (line) => appendFileSync(args['log-file']!, line) : undefined,
+  });
+  try {
+    const admin = await connect(server.superuserUrl);
+    await admin.query(`CREATE ROLE prof LOGIN PASSWORD 'prof'`);
+    await admin.query(`CREATE DATABASE prof OWNER prof`);
+    await admin.end();
+    const url = server.urlFor('prof', 'prof', 'prof');
+    const mdb = createPgDb({ connectionString: url, max: 1 });
+    await migrate(mdb);
+    await mdb.end();
+    const c = await connect(url);
+    const su = await connect(server.urlFor('prof'));
+    if (args.statements) await su.query('CREATE EXTENSION pg_stat_statements');
+    const n = Number(args.chain);
+    const graph = (await c.query<{ g: string }>(`SELECT ${chainExpression(n)} AS g`)).rows[0].g;
+
+    for (let r = 0; r < Number(args.repeats); r++) {
+      const db = createPgDb({ connectionString: url, max: 1 });
+      const engine = createEngine({ db: timed(db) });
+      await c.query(`SELECT df.start($1)`, [graph]);
+      timings.clear();
+      if (args.statements) await su.query('SELECT pg_stat_statements_reset()');
+      const t0 = performance.now();
+      const [s0, n0] = [serverCpu(dataDir), nodeCpu()];
+      let runs = 0;
+      while (await engine.runOnce()) runs++;
+      const total = performance.now() - t0;
+      const [s1, n1] = [serverCpu(dataDir), nodeCpu()];
+      console.log(
+        `chain of ${n}: ${runs} runs, ${(total / n).toFixed(3)} ms/step wall; CPU per step: server ${(((s1 - s0) * 1000) / n).toFixed(3)} ms, node ${(((n1 - n0) * 1000) / n).toFixed(3)} ms`,
+      );
+      for (const [k, v] of [...timings].sort((a, b) => b[1].ms - a[1].ms)) {
+        console.log(`  ${(v.ms / n).toFixed(3).padStart(7)} ms/step  ${String(v.n).padStart(6)}×  ${k}`);
+      }
+      if (args.statements) {
+        const { rows } = await su.query<{ ms: number; calls: number; q: string }>(
+          `SELECT total_exec_time / $1 AS ms, calls, query AS q FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25`,
+          [n],
+        );
+        for (const r of rows) console.log(`    server ${r.ms.toFixed(3).padStart(7)} ms/step ${String(r.calls).padStart(6)}×  ${label(r.q)}`);
+      }
+      await db.end();
+    }
+
+    const d = Number(args.drain);
+    for (let r = 0; r < Number(args.repeats) && d > 0; r++) {
+      await c.query(`DELETE FROM df.instances`);
+      await c.query(`SELECT df.start('SELECT 1') FROM generate_series(1, $1)`, [d]);
+      await c.query(`VACUUM ANALYZE df.nodes, df.instances`);
+      const db = createPgDb({ connectionString: url, max: Number(args.concurrency) + 1 });
+      const engine = createEngine({ db });
+      if (args.statements) await su.query('SELECT pg_stat_statements_reset()');
+      const t0 = performance.now();
+      const [s0, n0] = [serverCpu(dataDir), nodeCpu()];
+      const runs = await engine.drain({ concurrency: Number(args.concurrency) });
+      const s = (performance.now() - t0) / 1000;
+      const [s1, n1] = [serverCpu(dataDir), nodeCpu()];
+      const done = (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM df.instances WHERE status = 'completed'`)).rows[0].n;
+      console.log(`drain ${d} one-step instances, concurrency ${args.concurrency}: ${runs} runs, ${done} completed, ${(done / s).toFixed(1)} steps/s; CPU per instance: server ${(((s1 - s0) * 1000) / d).toFixed(3)} ms, node ${(((n1 - n0) * 1000) / d).toFixed(3)} ms`);
+      if (args.statements) {
+        const { rows } = await su.query<{ ms: number; calls: number; q: string }>(
+          `SELECT total_exec_time / $1 AS ms, calls, query AS q FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 20`,
+          [d],
+        );
+        for (const r of rows) console.log(`    server ${r.ms.toFixed(3).padStart(7)} ms/instance ${String(r.calls).padStart(6)}×  ${label(r.q)}`);
+      }
+      await db.end();
+    }
+    await c.end();
+    await su.end();
+  } finally {
+    await server.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+await main();
