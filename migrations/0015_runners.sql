@@ -30,7 +30,9 @@ AS $$
     SELECT f FROM df._usage_functions_base(p_include_http, p_with_grant) f
       JOIN pg_proc p ON p.oid = f
      WHERE p.proname !~ '^_run_[0-9]+$'
-       AND p.proname NOT IN ('_usage_functions_base', '_run_step', '_runner_problem', '_install_runner')
+       AND p.proname NOT IN ('_usage_functions_base', '_run_step', '_runner_problem', '_install_runner',
+                             -- engine internals added later (0016): only the worker runs them
+                             '_node_changes')
        AND (p_with_grant OR p.proname NOT IN ('_grant_usage_base', '_revoke_usage_base'))
     UNION
     -- A delegate (with_grant) runs df.grant_usage/df.revoke_usage, which call these as the delegate.

@@ -67,9 +67,10 @@ describe('examples/maintenance', () => {
     expect(steps).toEqual(['VACUUM (ANALYZE) shop.imports']);
     expect(await outcome(t, child)).toMatchObject({ status: 'completed' });
     expect((await t.query(`SELECT label FROM df.instances WHERE id = $1`, [child]))[0].label).toBe('vacuum-analyze');
-    // VACUUM (ANALYZE) ran: the catalog has real statistics and the visibility map is set.
-    const [stats] = await t.query(`SELECT reltuples::int AS tuples, relallvisible > 0 AS visible FROM pg_class WHERE oid = 'shop.imports'::regclass`);
-    expect(stats).toEqual({ tuples: 2000, visible: true });
+    // VACUUM (ANALYZE) ran: the catalog has real statistics. (Not relallvisible: whether VACUUM may set the
+    // visibility map depends on the oldest snapshot in the cluster, which other test files hold.)
+    const [stats] = await t.query(`SELECT reltuples::int AS tuples, relpages > 0 AS pages FROM pg_class WHERE oid = 'shop.imports'::regclass`);
+    expect(stats).toEqual({ tuples: 2000, pages: true });
   });
 
   it('a second run is a no-op where nothing is due', async () => {

@@ -152,8 +152,7 @@ describe('exactly once and the lease path', () => {
     await t.query(`DROP TABLE IF EXISTS shared.effects; CREATE TABLE shared.effects (who text); GRANT INSERT ON shared.effects TO "${alice.name}"`);
     const id = await alice.start(`'SELECT 1' ~> 'INSERT INTO shared.effects VALUES (current_user)' ~> 'SELECT 2 AS two'`);
     const plain = engineFor(t);
-    await plain.runOnce(); // start
-    await plain.runOnce(); // SELECT 1
+    await plain.runOnce(); // start, with its first step ('SELECT 1') in the same transaction
     let fired = false;
     const crashing = engineFor(t, {
       points: (p) => {
