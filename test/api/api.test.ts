@@ -9,7 +9,7 @@ import { createApp } from '../../src/api/app.ts';
 import { silentLogger } from '../../src/log.ts';
 import { createPgDb } from '../../src/runtime/node/pg-db.ts';
 import type { Db } from '../../src/engine/db.ts';
-import { useTestDb } from '../helpers/db.ts';
+import { asRole as asRoleOf, useTestDb } from '../helpers/db.ts';
 import { engineFor } from '../helpers/engine.ts';
 import { client } from './helpers.ts';
 
@@ -21,21 +21,7 @@ let alice: string, bob: string, carol: string;
 let aliceToken: string, bobToken: string, carolToken: string, ownerToken: string;
 
 /** Runs `sql` as `role` (the owner is a member of the test roles), returning the rows. */
-async function asRole<R = any>(role: string, sql: string, params: unknown[] = []): Promise<R[]> {
-  const c = await t.owner.connect();
-  try {
-    await c.query('BEGIN');
-    await c.query(`SET LOCAL ROLE ${role}`);
-    const { rows } = await c.query(sql, params);
-    await c.query('COMMIT');
-    return rows;
-  } catch (e) {
-    await c.query('ROLLBACK');
-    throw e;
-  } finally {
-    c.release();
-  }
-}
+const asRole = <R = any>(role: string, sql: string, params: unknown[] = []) => asRoleOf<R>(t, role, sql, params);
 
 async function makeRole(base: string, memberOfOwner: boolean): Promise<string> {
   const role = t.role(base);

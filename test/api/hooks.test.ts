@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
 import { pruneHistory } from '../../src/engine/sweep.ts';
-import { useTestDb } from '../helpers/db.ts';
+import { asRole as asRoleOf, useTestDb } from '../helpers/db.ts';
 import { engineFor, outcome } from '../helpers/engine.ts';
 import { client } from './helpers.ts';
 
@@ -34,21 +34,8 @@ async function deliver(name: string, body: string, headers: Record<string, strin
   return { status: res.status, body: (await res.json()) as any };
 }
 
-async function asRole<R = any>(role: string, sql: string, params: unknown[] = []): Promise<R[]> {
-  const c = await t.owner.connect();
-  try {
-    await c.query('BEGIN');
-    await c.query(`SET LOCAL ROLE ${role}`);
-    const { rows } = await c.query(sql, params);
-    await c.query('COMMIT');
-    return rows;
-  } catch (e) {
-    await c.query('ROLLBACK');
-    throw e;
-  } finally {
-    c.release();
-  }
-}
+/** Runs `sql` as `role` (the owner is a member of the test roles), returning the rows. */
+const asRole = <R = any>(role: string, sql: string, params: unknown[] = []) => asRoleOf<R>(t, role, sql, params);
 const sqlErrorAs = (role: string, sql: string) => asRole(role, sql).then(
   () => {
     throw new Error(`no error from ${sql}`);

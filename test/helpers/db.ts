@@ -110,3 +110,20 @@ export async function sqlError(t: TestDb, sql: string, settings: string[] = []):
   }
   throw new Error(`no error from ${sql}`);
 }
+
+/** Runs `sql` as `role` in its own transaction (SET LOCAL ROLE; the owner must be a member of the role), returning the rows. */
+export async function asRole<R = any>(t: TestDb, role: string, sql: string, params: unknown[] = []): Promise<R[]> {
+  const c = await t.owner.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query(`SET LOCAL ROLE ${role}`);
+    const { rows } = await c.query(sql, params);
+    await c.query('COMMIT');
+    return rows;
+  } catch (e) {
+    await c.query('ROLLBACK');
+    throw e;
+  } finally {
+    c.release();
+  }
+}

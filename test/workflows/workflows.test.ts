@@ -4,29 +4,15 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { useTestDb } from '../helpers/db.ts';
+import { asRole as asRoleOf, useTestDb } from '../helpers/db.ts';
 import { engineFor, outcome } from '../helpers/engine.ts';
 
 const t = useTestDb();
 const OWNER = inject('pg').owner;
 let alice: string;
 
-/** Runs `sql` as `role` in its own transaction (the owner is a member of the test role). */
-async function asRole<R = any>(role: string, sql: string, params: unknown[] = []): Promise<R[]> {
-  const c = await t.owner.connect();
-  try {
-    await c.query('BEGIN');
-    await c.query(`SET LOCAL ROLE ${role}`);
-    const { rows } = await c.query(sql, params);
-    await c.query('COMMIT');
-    return rows;
-  } catch (e) {
-    await c.query('ROLLBACK');
-    throw e;
-  } finally {
-    c.release();
-  }
-}
+/** Runs `sql` as `role` (the owner is a member of the test roles), returning the rows. */
+const asRole = <R = any>(role: string, sql: string, params: unknown[] = []) => asRoleOf<R>(t, role, sql, params);
 
 const drain = () => engineFor(t).drain();
 
