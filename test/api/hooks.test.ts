@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
 import { pruneHistory } from '../../src/engine/sweep.ts';
-import { asRole as asRoleOf, useTestDb } from '../helpers/db.ts';
+import { asRole as asRoleOf, useTestDb, grantedRole } from '../helpers/db.ts';
 import { engineFor, outcome } from '../helpers/engine.ts';
 import { client } from './helpers.ts';
 
@@ -48,10 +48,7 @@ const hookInstances = (name: string) => count(`SELECT 1 FROM df.instances WHERE 
 const deliveries = (name: string) => count(`SELECT 1 FROM df.hook_deliveries d JOIN df._hooks h ON h.id = d.hook_id WHERE h.name = $1`, [name]);
 
 beforeAll(async () => {
-  alice = t.role('alice');
-  await t.superuser.query(`CREATE ROLE ${alice} LOGIN`);
-  await t.query('SELECT df.grant_usage($1)', [alice]);
-  await t.superuser.query(`GRANT ${alice} TO ${OWNER}`);
+  alice = await grantedRole(t, 'alice');
   [{ t: ownerToken }] = await t.query('SELECT df.create_api_token($1) AS t', ['owner']);
   [{ t: aliceToken }] = await t.query('SELECT df.create_api_token($1, $2) AS t', ['main', alice]);
   await t.query('CREATE TABLE pushes (ref text NOT NULL, n int NOT NULL)');

@@ -3,22 +3,17 @@
  * name with an input the steps read as $input, drop, another role's names invisible, bad bodies.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
-import { useTestDb } from '../helpers/db.ts';
+import { useTestDb, grantedRole } from '../helpers/db.ts';
 import { engineFor } from '../helpers/engine.ts';
 import { client } from './helpers.ts';
 
 const t = useTestDb();
-const OWNER = inject('pg').owner;
 let call: ReturnType<typeof client>;
 let ownerToken: string, aliceToken: string;
 
 beforeAll(async () => {
-  const alice = t.role('alice');
-  await t.superuser.query(`CREATE ROLE ${alice} LOGIN`);
-  await t.query('SELECT df.grant_usage($1)', [alice]);
-  await t.superuser.query(`GRANT ${alice} TO ${OWNER}`);
+  const alice = await grantedRole(t, 'alice');
   [{ t: ownerToken }] = await t.query('SELECT df.create_api_token($1) AS t', ['owner']);
   [{ t: aliceToken }] = await t.query('SELECT df.create_api_token($1, $2) AS t', ['main', alice]);
   call = client(createApp({ db: t.db }));

@@ -112,8 +112,14 @@ export async function sqlError(t: TestDb, sql: string, settings: string[] = []):
 }
 
 /** Runs `sql` as `role` in its own transaction (SET LOCAL ROLE; the owner must be a member of the role), returning the rows. */
-export async function asRole<R = any>(t: TestDb, role: string, sql: string, params: unknown[] = []): Promise<R[]> {
-  const c = await t.owner.connect();
+export async function asRole<R = any>(
+  t: TestDb,
+  role: string,
+  sql: string,
+  params: unknown[] = [],
+  via: 'owner' | 'superuser' = 'owner',
+): Promise<R[]> {
+  const c = await t[via].connect();
   try {
     await c.query('BEGIN');
     await c.query(`SET LOCAL ROLE ${role}`);
@@ -126,4 +132,13 @@ export async function asRole<R = any>(t: TestDb, role: string, sql: string, para
   } finally {
     c.release();
   }
+}
+
+/** A LOGIN role unique to this file, set up with df.grant_usage, that the owner may SET ROLE to (as the REST API does). */
+export async function grantedRole(t: TestDb, base: string): Promise<string> {
+  const role = t.role(base);
+  await t.superuser.query(`CREATE ROLE ${role} LOGIN`);
+  await t.query('SELECT df.grant_usage($1)', [role]);
+  await t.superuser.query(`GRANT ${role} TO ${inject('pg').owner}`);
+  return role;
 }

@@ -3,23 +3,18 @@
  * another role's schedule being a 404.
  */
 import { beforeAll, expect, it } from 'vitest';
-import { inject } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
 import { fireDueSchedules } from '../../src/engine/schedules.ts';
-import { useTestDb } from '../helpers/db.ts';
+import { useTestDb, grantedRole } from '../helpers/db.ts';
 import { client } from '../api/helpers.ts';
 
 const t = useTestDb();
-const OWNER = inject('pg').owner;
 let call: ReturnType<typeof client>;
 let alice: string;
 let ownerToken: string, aliceToken: string;
 
 beforeAll(async () => {
-  alice = t.role('alice');
-  await t.superuser.query(`CREATE ROLE ${alice} LOGIN`);
-  await t.query('SELECT df.grant_usage($1)', [alice]);
-  await t.superuser.query(`GRANT ${alice} TO ${OWNER}`);
+  alice = await grantedRole(t, 'alice');
   [{ t: ownerToken }] = await t.query('SELECT df.create_api_token($1) AS t', ['owner']);
   [{ t: aliceToken }] = await t.query('SELECT df.create_api_token($1, $2) AS t', ['main', alice]);
   await t.query(`SELECT df.define_workflow('tick', 'SELECT 1')`);

@@ -6,7 +6,7 @@
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { fireDueSchedules, type ScheduleFire } from '../../src/engine/schedules.ts';
-import { useTestDb } from '../helpers/db.ts';
+import { useTestDb, asRole } from '../helpers/db.ts';
 import { engineFor } from '../helpers/engine.ts';
 
 const t = useTestDb();
@@ -333,21 +333,7 @@ describe('pause, resume, failures', () => {
 describe('owners', () => {
   let alice: string;
   let bob: string;
-  const as = async (role: string, pool: 'owner' | 'superuser', sql: string) => {
-    const c = await t[pool].connect();
-    try {
-      await c.query('BEGIN');
-      await c.query(`SET LOCAL ROLE ${role}`);
-      const { rows } = await c.query(sql);
-      await c.query('COMMIT');
-      return rows;
-    } catch (e) {
-      await c.query('ROLLBACK');
-      throw e;
-    } finally {
-      c.release();
-    }
-  };
+  const as = (role: string, pool: 'owner' | 'superuser', sql: string) => asRole(t, role, sql, [], pool);
 
   beforeAll(async () => {
     alice = t.role('alice');

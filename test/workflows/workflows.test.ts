@@ -4,7 +4,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { asRole as asRoleOf, useTestDb } from '../helpers/db.ts';
+import { asRole as asRoleOf, useTestDb, grantedRole } from '../helpers/db.ts';
 import { engineFor, outcome } from '../helpers/engine.ts';
 
 const t = useTestDb();
@@ -17,10 +17,7 @@ const asRole = <R = any>(role: string, sql: string, params: unknown[] = []) => a
 const drain = () => engineFor(t).drain();
 
 beforeAll(async () => {
-  alice = t.role('alice');
-  await t.superuser.query(`CREATE ROLE ${alice} LOGIN`);
-  await t.query('SELECT df.grant_usage($1)', [alice]);
-  await t.superuser.query(`GRANT ${alice} TO ${OWNER}`);
+  alice = await grantedRole(t, 'alice');
   await t.query('CREATE TABLE seen (v text)');
 });
 
