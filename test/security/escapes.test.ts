@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestDb } from '../helpers/db.ts';
 import { engineFor } from '../helpers/engine.ts';
-import { ident, useRoles, type RoleHandle } from './roles-helpers.ts';
+import { useRoles, type RoleHandle } from './roles-helpers.ts';
 
 const t = useTestDb();
 const role = useRoles(t);
