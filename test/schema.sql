@@ -77,6 +77,9 @@ table df.nodes 17:locked_until timestamp with time zone
 table df.nodes 18:attempts integer not null default 0
 table df.nodes 19:state jsonb
 table df.nodes 20:options jsonb
+table df.role_limits 1:role regrole not null
+table df.role_limits 2:max_concurrent_steps integer not null
+table df.role_limits 3:updated_at timestamp with time zone not null default now()
 table df.schedule_fires 1:schedule_id bigint not null
 table df.schedule_fires 2:fire_at timestamp with time zone not null
 table df.schedule_fires 3:owner regrole not null
@@ -137,6 +140,7 @@ table df.events rls=t force=f acl=default options={}
 table df.hook_deliveries rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df.instances rls=t force=f acl=default options={}
 table df.nodes rls=t force=f acl=default options={fillfactor=70,autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=2000,autovacuum_vacuum_insert_scale_factor=0.05,autovacuum_analyze_scale_factor=0.02,autovacuum_vacuum_cost_delay=0}
+table df.role_limits rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df.schedule_fires rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df.schedules rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df.scopes rls=t force=f acl=default options={autovacuum_vacuum_scale_factor=0,autovacuum_vacuum_threshold=2000,autovacuum_vacuum_cost_delay=0}
@@ -191,6 +195,8 @@ CASE
     WHEN (node_type = 'RACE'::text) THEN ((left_node IS NOT NULL) AND (right_node IS NOT NULL) AND (query IS NULL))
     ELSE false
 END) NOT VALID (not validated)
+constraint role_limits_max_check on df.role_limits: CHECK (((max_concurrent_steps >= 1) AND (max_concurrent_steps <= 1000)))
+constraint role_limits_pkey on df.role_limits: PRIMARY KEY (role)
 constraint schedule_fires_outcome_check on df.schedule_fires: CHECK ((outcome = ANY (ARRAY['started'::text, 'skipped_overlap'::text, 'missed'::text, 'failed'::text])))
 constraint schedule_fires_pkey on df.schedule_fires: PRIMARY KEY (schedule_id, fire_at)
 constraint schedule_fires_schedule_id_fkey on df.schedule_fires: FOREIGN KEY (schedule_id) REFERENCES df.schedules(id) ON DELETE CASCADE
@@ -229,8 +235,10 @@ CREATE UNIQUE INDEX instances_identity_key ON df.instances USING btree (id, subm
 CREATE INDEX instances_label_created_idx ON df.instances USING btree (label, created_at DESC, id) WHERE (label IS NOT NULL)
 CREATE UNIQUE INDEX instances_pkey ON df.instances USING btree (id)
 CREATE INDEX instances_status_created_idx ON df.instances USING btree (status, created_at DESC, id)
+CREATE INDEX nodes_leases_idx ON df.nodes USING btree (submitted_by, locked_until) WHERE ((locked_until IS NOT NULL) AND (run_at IS NOT NULL))
 CREATE UNIQUE INDEX nodes_pkey ON df.nodes USING btree (instance_id, id)
 CREATE INDEX nodes_ready_idx ON df.nodes USING btree (run_at) WHERE (run_at IS NOT NULL)
+CREATE UNIQUE INDEX role_limits_pkey ON df.role_limits USING btree (role)
 CREATE UNIQUE INDEX schedule_fires_pkey ON df.schedule_fires USING btree (schedule_id, fire_at)
 CREATE INDEX schedules_due_idx ON df.schedules USING btree (next_fire_at) WHERE ((NOT paused) AND (next_fire_at IS NOT NULL))
 CREATE UNIQUE INDEX schedules_owner_name_key ON df.schedules USING btree (owner, name)
@@ -433,15 +441,50 @@ AS $function$
 DECLARE
     v df.nodes%ROWTYPE;
     v_scope text;
+    v_full oid[] := '{}';
+    v_limit integer;
+    v_found boolean := false;
 BEGIN
-    IF p_instance_id IS NULL THEN
-        SELECT * INTO v FROM df.nodes n WHERE n.run_at <= p_now ORDER BY n.run_at LIMIT 1 FOR UPDATE SKIP LOCKED;
+    IF NOT EXISTS (SELECT 1 FROM df.role_limits) THEN
+        IF p_instance_id IS NULL THEN
+            SELECT * INTO v FROM df.nodes n WHERE n.run_at <= p_now ORDER BY n.run_at LIMIT 1 FOR UPDATE SKIP LOCKED;
+        ELSE
+            SELECT * INTO v FROM df.nodes n
+             WHERE n.instance_id = p_instance_id AND n.id = p_node_id AND n.run_at <= p_now
+               FOR UPDATE SKIP LOCKED;
+        END IF;
+        v_found := FOUND;
     ELSE
-        SELECT * INTO v FROM df.nodes n
-         WHERE n.instance_id = p_instance_id AND n.id = p_node_id AND n.run_at <= p_now
-           FOR UPDATE SKIP LOCKED;
+        -- Bounded: each round excludes one more full role; past that, nothing is claimed this time.
+        FOR v_round IN 1 .. 16 LOOP
+            BEGIN
+                IF p_instance_id IS NOT NULL THEN
+                    SELECT * INTO v FROM df.nodes n
+                     WHERE n.instance_id = p_instance_id AND n.id = p_node_id AND n.run_at <= p_now
+                       FOR UPDATE SKIP LOCKED;
+                ELSIF v_round = 1 THEN
+                    SELECT * INTO v FROM df.nodes n WHERE n.run_at <= p_now ORDER BY n.run_at LIMIT 1 FOR UPDATE SKIP LOCKED;
+                ELSE
+                    SELECT * INTO v FROM df.nodes n
+                     WHERE n.run_at <= p_now AND n.submitted_by::oid <> ALL (v_full)
+                     ORDER BY n.run_at LIMIT 1 FOR UPDATE SKIP LOCKED;
+                END IF;
+                IF NOT FOUND THEN
+                    EXIT;
+                END IF;
+                SELECT l.max_concurrent_steps INTO v_limit FROM df.role_limits l WHERE l.role = v.submitted_by;
+                IF FOUND AND NOT df._take_slot(v.submitted_by, v_limit, p_now) THEN
+                    RAISE EXCEPTION 'role at its step limit' USING ERRCODE = 'PFL01';  -- internal: undo the row lock and the slot
+                END IF;
+                v_found := true;
+                EXIT;
+            EXCEPTION WHEN SQLSTATE 'PFL01' THEN
+                v_full := v_full || v.submitted_by::oid;
+                EXIT WHEN p_instance_id IS NOT NULL;
+            END;
+        END LOOP;
     END IF;
-    IF NOT FOUND THEN
+    IF NOT v_found THEN
         RETURN;
     END IF;
     -- The scope a stamp belongs to: everything before its last '::'.
@@ -2530,6 +2573,24 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._role_in_flight(p_role regrole, p_now timestamp with time zone, OUT leases integer, OUT claims integer)
+ RETURNS record
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    SELECT count(*)::integer INTO claims FROM pg_locks l
+     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+       AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+       AND l.classid = p_role::oid AND l.objid::bigint BETWEEN 1885798400 AND 1885798400 + 999;
+    -- A separate statement, so its snapshot is newer than the lock table just read: a claim whose slot
+    -- was gone from pg_locks has committed, and its lease (if it took one) is visible here.
+    SELECT count(*)::integer INTO leases FROM df.nodes n
+     WHERE n.submitted_by = p_role AND n.locked_until > p_now AND n.run_at IS NOT NULL;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._run_step(p_owner regrole, p_sql text)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -2694,6 +2755,40 @@ AS $function$
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._take_slot(p_role regrole, p_limit integer, p_now timestamp with time zone)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_key1 integer := (p_role::oid::bigint - CASE WHEN p_role::oid::bigint >= 2147483648 THEN 4294967296 ELSE 0 END)::integer;
+    v_slot integer;
+    v_got  boolean := false;
+    v      record;
+BEGIN
+    FOR v_slot IN 0 .. p_limit - 1 LOOP
+        IF pg_try_advisory_xact_lock(v_key1, 1885798400 + v_slot) THEN
+            v_got := true;
+            EXIT;
+        END IF;
+    END LOOP;
+    IF NOT v_got THEN
+        RETURN false;  -- p_limit claim transactions already run
+    END IF;
+    -- Slots bound the claim transactions; leases take the rest of the limit. The common case, no live
+    -- lease of this role, needs no look at pg_locks.
+    IF NOT EXISTS (SELECT 1 FROM df.nodes n
+                    WHERE n.submitted_by = p_role AND n.locked_until > p_now AND n.run_at IS NOT NULL) THEN
+        RETURN true;
+    END IF;
+    v := df._role_in_flight(p_role, p_now);
+    -- claims includes our own slot. Two claims checking at once may both see each other and both give
+    -- up (the role's row waits for the next claim): never more than the limit.
+    RETURN v.claims + v.leases <= p_limit;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._tz_canonical(p_tz text)
  RETURNS text
  LANGUAGE plpgsql
@@ -2727,8 +2822,10 @@ AS $function$
       JOIN pg_proc p ON p.oid = f
      WHERE p.proname !~ '^_run_[0-9]+$'
        AND p.proname NOT IN ('_usage_functions_base', '_run_step', '_runner_problem', '_install_runner',
-                             -- engine internals added later (0016): only the worker runs them
-                             '_node_changes')
+                             -- engine internals added later (0016, 0017): only the worker runs them
+                             '_node_changes', '_role_in_flight', '_take_slot',
+                             -- 0017: only the schema owner manages limits
+                             'set_role_limit', 'list_role_limits')
        AND (p_with_grant OR p.proname NOT IN ('_grant_usage_base', '_revoke_usage_base'))
     UNION
     -- A delegate (with_grant) runs df.grant_usage/df.revoke_usage, which call these as the delegate.
@@ -3572,6 +3669,17 @@ BEGIN
 END;
 $function$
 
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.list_role_limits()
+ RETURNS TABLE(role text, max_concurrent_steps integer, claims integer, leases integer, updated_at timestamp with time zone)
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT l.role::text, l.max_concurrent_steps, f.claims, f.leases, l.updated_at
+      FROM df.role_limits l, LATERAL df._role_in_flight(l.role, now()) f
+     ORDER BY 1
+$function$
+
 -- acl {=X/<owner>,<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df.list_schedules()
  RETURNS TABLE(name text, workflow text, cron text, timezone text, input jsonb, missed text, overlap text, paused boolean, next_fire_at timestamp with time zone, last_fire_at timestamp with time zone, last_instance_id character varying, last_instance_status text, last_error text, last_error_at timestamp with time zone, created_at timestamp with time zone, updated_at timestamp with time zone)
@@ -3822,6 +3930,41 @@ CREATE OR REPLACE FUNCTION df.seq(a text, b text)
 AS $function$
 BEGIN
     RETURN df._envelope('THEN', df._ensure(a), df._ensure(b));
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df.set_role_limit(role text, max_concurrent_steps integer)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_role regrole;
+BEGIN
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
+       AND NOT pg_has_role(current_user, (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'df'), 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied: only the owner of schema df or a superuser may set role limits'
+            USING ERRCODE = '42501';
+    END IF;
+    IF set_role_limit.role IS NULL THEN
+        RAISE EXCEPTION 'df.set_role_limit(): role must not be NULL' USING ERRCODE = '22023';
+    END IF;
+    SELECT r.oid::regrole INTO v_role FROM pg_roles r WHERE r.rolname = set_role_limit.role;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'role "%" does not exist', set_role_limit.role USING ERRCODE = '42704';
+    END IF;
+    IF set_role_limit.max_concurrent_steps IS NULL THEN
+        DELETE FROM df.role_limits l WHERE l.role = v_role;
+        RETURN NULL;
+    END IF;
+    IF set_role_limit.max_concurrent_steps NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'max_concurrent_steps must be between 1 and 1000 (or NULL for no limit), got %',
+            set_role_limit.max_concurrent_steps USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO df.role_limits AS l (role, max_concurrent_steps) VALUES (v_role, set_role_limit.max_concurrent_steps)
+    ON CONFLICT ON CONSTRAINT role_limits_pkey DO UPDATE SET max_concurrent_steps = EXCLUDED.max_concurrent_steps, updated_at = now();
+    RETURN set_role_limit.max_concurrent_steps;
 END
 $function$
 

@@ -9,7 +9,9 @@ const t = useTestDb();
 const SECURITY_DEFINER_ALLOWED: string[] = [];
 const RUNNER = /^_run_\d+$/;
 // Public functions whose EXECUTE pg_durable revokes from PUBLIC (SPEC §6.2).
-const NOT_PUBLIC = ['http', 'http_multipart', 'metrics', 'grant_usage', 'revoke_usage'];
+const NOT_PUBLIC = ['http', 'http_multipart', 'metrics', 'grant_usage', 'revoke_usage',
+  // 0017: only the schema owner manages per-role limits
+  'set_role_limit', 'list_role_limits'];
 
 const functions = () =>
   t.query<{ name: string; args: string; config: string[] | null; secdef: boolean; public_exec: boolean }>(`
