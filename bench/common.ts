@@ -190,3 +190,11 @@ export function sizes(quick: boolean) {
     ? { chain: 200, chainRepeats: 3, drainItems: 3000, fanOut: 200, w3Samples: 30, floor8Tx: 3000 }
     : { chain: 1000, chainRepeats: 3, drainItems: 20000, fanOut: 1000, w3Samples: 200, floor8Tx: 20000 };
 }
+
+/** A Markdown table: the first row is the header. */
+export function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
+  const line = (r: string[]) => '| ' + r.map((c, i) => pad(c ?? '', widths[i])).join(' | ') + ' |';
+  return [line(rows[0]), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.slice(1).map(line)].join('\n');
+}

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../src/runtime/node/embedded.ts';
 import { createPgDb } from '../src/runtime/node/pg-db.ts';
 import { migrate } from '../src/migrate/runner.ts';
-import { connect, formatWindows, round, sizes, type BenchContext, type Measurement, type Window } from './common.ts';
+import { connect, formatWindows, round, sizes, table, type BenchContext, type Measurement, type Window } from './common.ts';
 import { floorChain, floorSustained, floorThroughput, floorWakeup } from './floor.ts';
 import { graphileChain, graphileDrain, graphileSetup, graphileSustained, graphileWakeup } from './graphile.ts';
 import { engineChain, engineDrain, engineFanOut, engineSustained, engineWakeup, loadEngine, unavailable } from './engine.ts';
@@ -241,15 +241,6 @@ function evaluateTargets(ms: Record<string, Measurement[]>): Target[] {
   return t;
 }
 
-function pad(s: string, n: number) {
-  return s.length >= n ? s : s + ' '.repeat(n - s.length);
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => '| ' + r.map((c, i) => pad(c ?? '', widths[i])).join(' | ') + ' |';
-  return [line(rows[0]), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.slice(1).map(line)].join('\n');
-}
 
 const TITLES: Record<string, string> = {
   W1: 'W1 — one chain of sequential SELECT 1 steps (ms per step, lower is better)',

@@ -36,7 +36,7 @@ import type { Db, DbClient } from '../src/engine/db.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { freePort } from '../src/runtime/node/embedded.ts';
 import { bundleWorker, COMPATIBILITY_DATE, COMPATIBILITY_FLAGS } from '../test/workerd/build.ts';
-import { checkpoint, connect, idleGapMs, mean, median, nowMs, percentile, round, sleep, type BenchContext, type Measurement } from './common.ts';
+import { checkpoint, connect, idleGapMs, mean, median, nowMs, percentile, round, sleep, table, type BenchContext, type Measurement } from './common.ts';
 import {
   chainExpression,
   clearInstances,
@@ -387,11 +387,11 @@ async function runLanes(w: Workerd, lanes: number, done: () => boolean): Promise
   await Promise.all(Array.from({ length: lanes }, lane));
 }
 
-async function workerdDrain(ctx: BenchContext, w: Workerd, s: WorkerdSizes, mode: 'local-queue' | 'lanes'): Promise<Measurement> {
-  await quiesce(w);
-  await clearInstances(ctx);
-  await startMany(ctx.ownerUrl, s.drainItems);
-  await checkpoint(ctx);
+/**
+ * One cron sweep sends the backlog's first messages; the local queue (or 8 lanes of deliveries) does the
+ * rest until `done` resolves. Returns the wall time and the queue profile of the run.
+ */
+async function queueRun(w: Workerd, mode: 'local-queue' | 'lanes', done: () => Promise<unknown>) {
   await w.trace();
   await w.sent().catch(() => undefined);
   const t0 = nowMs();
@@ -399,15 +399,24 @@ async function workerdDrain(ctx: BenchContext, w: Workerd, s: WorkerdSizes, mode
   let finished = false;
   const lanes = mode === 'lanes' ? runLanes(w, 8, () => finished) : Promise.resolve();
   try {
-    await waitAllDone(ctx, `workerd W2 drain (${mode})`);
+    await done();
   } finally {
     finished = true;
     await lanes;
   }
   const seconds = (nowMs() - t0) / 1000;
-  const value = round(s.drainItems / seconds, 1);
   const profile = profileQueue(await w.trace(), mode === 'local-queue');
   const how = mode === 'lanes' ? '8 deliveries in flight' : 'local queue (1 in flight)';
+  return { seconds, profile, how };
+}
+
+async function workerdDrain(ctx: BenchContext, w: Workerd, s: WorkerdSizes, mode: 'local-queue' | 'lanes'): Promise<Measurement> {
+  await quiesce(w);
+  await clearInstances(ctx);
+  await startMany(ctx.ownerUrl, s.drainItems);
+  await checkpoint(ctx);
+  const { seconds, profile, how } = await queueRun(w, mode, () => waitAllDone(ctx, `workerd W2 drain (${mode})`));
+  const value = round(s.drainItems / seconds, 1);
   ctx.log(`workerd W2 (${how}): ${s.drainItems} instances in ${round(seconds, 2)} s: ${value} steps/s; ${profile?.invocations} queue invocations`);
   return wd(`${s.drainItems} one-step instances started at once, ${how}: steps/s`, value, 'steps/s', 'higher', { seconds: round(seconds, 2), profile });
 }
@@ -424,22 +433,8 @@ async function workerdFanOut(ctx: BenchContext, w: Workerd, s: WorkerdSizes, mod
   } finally {
     await c.end();
   }
-  await w.trace();
-  await w.sent().catch(() => undefined);
-  const t0 = nowMs();
-  await w.cron();
-  let finished = false;
-  const lanes = mode === 'lanes' ? runLanes(w, 8, () => finished) : Promise.resolve();
-  try {
-    await waitInstance(ctx, id, `workerd fan-out (${mode})`);
-  } finally {
-    finished = true;
-    await lanes;
-  }
-  const seconds = (nowMs() - t0) / 1000;
+  const { seconds, profile, how } = await queueRun(w, mode, () => waitInstance(ctx, id, `workerd fan-out (${mode})`));
   const value = round(s.fanOut / seconds, 1);
-  const profile = profileQueue(await w.trace(), mode === 'local-queue');
-  const how = mode === 'lanes' ? '8 deliveries in flight' : 'local queue (1 in flight)';
   ctx.log(`workerd fan-out (${how}): JOIN of ${s.fanOut} in ${round(seconds, 2)} s: ${value} steps/s`);
   return wd(`one instance, JOIN of ${s.fanOut} branches, ${how}: steps/s`, value, 'steps/s', 'higher', { seconds: round(seconds, 3), profile });
 }
@@ -708,14 +703,6 @@ async function selectOnes(open: () => Promise<{ query(t: string): Promise<unknow
 // ---------------------------------------------------------------------------------------------------
 // Printing
 
-function pad(s: string, n: number) {
-  return s.length >= n ? s : s + ' '.repeat(n - s.length);
-}
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => '| ' + r.map((c, i) => pad(c ?? '', widths[i])).join(' | ') + ' |';
-  return [line(rows[0]), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.slice(1).map(line)].join('\n');
-}
 const f = (x: number | null | undefined, d = 2) => (x == null || !Number.isFinite(x) ? 'n/a' : String(round(x, d)));
 const p50 = (xs: number[]) => round(percentile(xs, 50), 3);
 

@@ -1,5 +1,6 @@
 import type { DbClient } from '../db.ts';
 import { literal } from '../sql-text.ts';
+import type { GraphRow } from '../../graph/advance.ts';
 
 /** A claimed df.nodes row with what running it needs from its instance and scope. */
 export interface ClaimedRow {
@@ -68,15 +69,7 @@ export async function relockLeased(client: DbClient, instanceId: string, nodeId:
 }
 
 export async function loadGraphRows(client: DbClient, instanceId: string) {
-  const { rows } = await client.query<{
-    id: string;
-    node_type: string;
-    query: string | null;
-    result_name: string | null;
-    left_node: string | null;
-    right_node: string | null;
-    options: ClaimedRow['options'];
-  }>(
+  const { rows } = await client.query<GraphRow & { options: ClaimedRow['options'] }>(
     'SELECT id, node_type, query, result_name, left_node, right_node, options FROM df.nodes WHERE instance_id = $1',
     [instanceId],
   );
