@@ -2,7 +2,7 @@
  * Where a step's time goes: `npx tsx bench/profile.ts [--chain 300] [--drain 2000] [--concurrency 8]`.
  *
  * Starts a throwaway embedded PostgreSQL like bench/run.ts, then
- *  - chain: one instance of N sequential `SELECT 1` steps, run by `engine.runOnce()` in a loop on one
+ *  - chain: one instance of N sequential `SELECT 1` steps, run by `engine.runSeries()` on one
  *    session, every round trip timed by the first words of its SQL (client-side: server time + wire);
  *  - drain: N one-step instances, `engine.drain({ concurrency })`, steps/s.
  * Not part of `npm run bench`: a tool for choosing between engine variants on the same server.
@@ -30,6 +30,8 @@ const { values: args } = parseArgs({
     // auto_explain of nested statements slower than this many ms, into --log-file.
     'explain-ms': { type: 'string' },
     'log-file': { type: 'string', default: join(tmpdir(), 'pgflare-profile.log') },
+    // Extra server settings for an experiment, e.g. --set plan_cache_mode=force_generic_plan.
+    set: { type: 'string', multiple: true, default: [] },
   },
 });
 
@@ -108,7 +110,7 @@ async function main() {
         'auto_explain.log_nested_statements': 'on',
       }
     : {};
-  const server = await startEmbeddedPostgres({ dataDir, settings: { synchronous_commit: 'off', ...stmts, ...explain },
+  const server = await startEmbeddedPostgres({ dataDir, settings: { synchronous_commit: 'off', ...stmts, ...explain, ...Object.fromEntries((args.set ?? []).map((kv) => kv.split(/=(.*)/s).slice(0, 2))) },
     onLog: args['explain-ms'] ? (line) => appendFileSync(args['log-file']!, line) : undefined,
   });
   try {
@@ -134,12 +136,11 @@ async function main() {
       if (args.statements) await su.query('SELECT pg_stat_statements_reset()');
       const t0 = performance.now();
       const [s0, n0] = [serverCpu(dataDir), nodeCpu()];
-      let runs = 0;
-      while (await engine.runOnce()) runs++;
+      const runs = await engine.runSeries();
       const total = performance.now() - t0;
       const [s1, n1] = [serverCpu(dataDir), nodeCpu()];
       console.log(
-        `chain of ${n}: ${runs} runs, ${(total / n).toFixed(3)} ms/step wall; CPU per step: server ${(((s1 - s0) * 1000) / n).toFixed(3)} ms, node ${(((n1 - n0) * 1000) / n).toFixed(3)} ms`,
+        `chain of ${n}: ${runs} runs, ${(total / n).toFixed(3)} ms/step wall; CPU per step: server ${(((s1 - s0) * 1000) / n).toFixed(3)} ms, node ${(((n1 - n0) * 1000) / n).toFixed(3)} ms; ${JSON.stringify(engine.stats())}`,
       );
       for (const [k, v] of [...timings].sort((a, b) => b[1].ms - a[1].ms)) {
         console.log(`  ${(v.ms / n).toFixed(3).padStart(7)} ms/step  ${String(v.n).padStart(6)}×  ${k}`);
@@ -168,7 +169,7 @@ async function main() {
       const s = (performance.now() - t0) / 1000;
       const [s1, n1] = [serverCpu(dataDir), nodeCpu()];
       const done = (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM df.instances WHERE status = 'completed'`)).rows[0].n;
-      console.log(`drain ${d} one-step instances, concurrency ${args.concurrency}: ${runs} runs, ${done} completed, ${(done / s).toFixed(1)} steps/s; CPU per instance: server ${(((s1 - s0) * 1000) / d).toFixed(3)} ms, node ${(((n1 - n0) * 1000) / d).toFixed(3)} ms`);
+      console.log(`drain ${d} one-step instances, concurrency ${args.concurrency}: ${runs} runs, ${done} completed, ${(done / s).toFixed(1)} steps/s; CPU per instance: server ${(((s1 - s0) * 1000) / d).toFixed(3)} ms, node ${(((n1 - n0) * 1000) / d).toFixed(3)} ms; ${JSON.stringify(engine.stats())}`);
       if (args.statements) {
         const { rows } = await su.query<{ ms: number; calls: number; q: string }>(
           `SELECT total_exec_time / $1 AS ms, calls, query AS q FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 20`,

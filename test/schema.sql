@@ -333,20 +333,22 @@ CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes 
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET enable_seqscan TO 'off'
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 DECLARE
     v_owner regrole;
     v_tids tid[];
     v_lock tid[];
+    v_cs jsonb[];
 BEGIN
     -- Each changed row's ctid, by one primary-key probe per change (a correlated subquery: no join for
     -- the planner to get wrong); then the rows are locked and written by ctid (TID scans).
-    SELECT array_agg(t.tid), array_agg(t.tid) FILTER (WHERE t.nowait)
-      INTO v_tids, v_lock
-      FROM (SELECT x.nowait, (SELECT n.ctid FROM df.nodes n WHERE n.instance_id = p_instance_id AND n.id = x.id) AS tid
-              FROM df._node_changes(p_changes) x
-            OFFSET 0) t  -- not pulled up: the subquery would run once per reference to t.tid
-     WHERE t.tid IS NOT NULL;
+    -- Each changed row's ctid and change, by one primary-key probe per change (LATERAL: a nested loop
+    -- over both key columns is the only plan, generic or not); then locked and written by ctid.
+    SELECT array_agg(n.ctid), array_agg(x.c), array_agg(n.ctid) FILTER (WHERE x.nowait)
+      INTO v_tids, v_cs, v_lock
+      FROM df._node_changes(p_changes) x,
+           LATERAL (SELECT q.ctid FROM df.nodes q WHERE q.instance_id = p_instance_id AND q.id = x.id) n;
     IF v_lock IS NOT NULL THEN
         -- We hold the instance row; waiting here for a node row another worker holds (a RACE loser still
         -- running when a loop re-activates it) would deadlock with that worker's checkpoint. NOWAIT fails
@@ -355,8 +357,8 @@ BEGIN
         PERFORM 1 FROM df.nodes n WHERE n.ctid = ANY (v_lock) FOR UPDATE NOWAIT;
     END IF;
     IF v_tids IS NOT NULL THEN
-        -- No instance_id condition here: it would offer the planner the instance's index range again.
-        -- The ctids came from this instance's rows, and a row updated since is followed to its new version.
+        -- A parameterized TID scan per change. No instance_id condition: it would offer the planner the
+        -- instance's index range again. The ctids came from this instance's rows just now.
         UPDATE df.nodes n SET
             status = CASE WHEN x.c ? 'status' THEN x.c ->> 'status' ELSE n.status END,
             result = CASE WHEN x.c ? 'result' THEN (x.c ->> 'result')::jsonb ELSE n.result END,
@@ -369,8 +371,8 @@ BEGIN
                               (SELECT coalesce(max(s.id), 0) FROM df.signals s WHERE s.instance_id = p_instance_id))
                          WHEN x.c ? 'state' THEN x.c -> 'state' ELSE n.state END,
             updated_at = now()
-          FROM df._node_changes(p_changes) x
-         WHERE n.ctid = ANY (v_tids) AND n.id = x.id;
+          FROM unnest(v_tids, v_cs) AS x(tid, c)
+         WHERE n.ctid = x.tid;
     END IF;
 
     IF jsonb_array_length(coalesce(p_changes -> 'scopes', '[]'::jsonb)) > 0
@@ -432,10 +434,37 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes jsonb, p_expect jsonb)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+DECLARE
+    v jsonb;
+BEGIN
+    v := df._lock_and_load(p_instance_id,
+                           ARRAY(SELECT jsonb_object_keys(p_expect -> 'nodes'))::varchar[],
+                           ARRAY(SELECT jsonb_object_keys(p_expect -> 'scopes')));
+    IF v -> 'instance' IS DISTINCT FROM p_expect -> 'instance'
+       OR (SELECT coalesce(jsonb_object_agg(e ->> 'id', e), '{}'::jsonb) FROM jsonb_array_elements(v -> 'nodes') e)
+          IS DISTINCT FROM p_expect -> 'nodes'
+       OR (SELECT coalesce(jsonb_object_agg(e ->> 'id', e), '{}'::jsonb) FROM jsonb_array_elements(v -> 'scopes') e)
+          IS DISTINCT FROM (SELECT coalesce(jsonb_object_agg(k, e), '{}'::jsonb)
+                              FROM jsonb_each(p_expect -> 'scopes') AS t(k, e) WHERE e <> 'null'::jsonb) THEN
+        RAISE EXCEPTION 'pgflare: checkpoint of instance % computed from a stale copy', p_instance_id
+            USING ERRCODE = 'PFS01';  -- internal: the engine catches it and reads afresh
+    END IF;
+    PERFORM df._apply(p_instance_id, p_changes);
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._claim(p_now timestamp with time zone, p_instance_id character varying DEFAULT NULL::character varying, p_node_id character varying DEFAULT NULL::character varying)
  RETURNS TABLE(instance_id character varying, id character varying, node_type text, query text, result_name text, status text, stamp text, state jsonb, attempts integer, run_at timestamp with time zone, options jsonb, instance_status text, root_node character varying, label text, vars jsonb, generation integer, owner text, owner_exists boolean, owner_is_superuser boolean, superuser_gate text, named jsonb, scope_status text, input text)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 #variable_conflict use_column
 DECLARE
@@ -2416,6 +2445,7 @@ CREATE OR REPLACE FUNCTION df._lock_and_load(p_instance_id character varying, p_
  RETURNS jsonb
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 DECLARE
     v_instance jsonb;

@@ -31,6 +31,12 @@ export interface ClaimedRow {
   input: string | null;
 }
 
+/** The claim statement (df._claim), as text for a multi-statement round trip. */
+export function claimSql(now: Date, target?: { instanceId: string; nodeId: string }): string {
+  const args = [literal(now.toISOString()) + '::timestamptz', ...(target ? [literal(target.instanceId), literal(target.nodeId)] : [])];
+  return `SELECT * FROM df._claim(${args.join(', ')})`;
+}
+
 /**
  * Opens the claim transaction and claims in one round trip: `BEGIN; <claim>; <after>`. `after` runs in
  * the same transaction (the engine prepares a SQL step's savepoint and settings there).
@@ -41,9 +47,7 @@ export async function beginAndClaim(
   target: { instanceId: string; nodeId: string } | undefined,
   after: string,
 ): Promise<ClaimedRow | null> {
-  const args = [literal(now.toISOString()) + '::timestamptz', ...(target ? [literal(target.instanceId), literal(target.nodeId)] : [])];
-  const sql = `SELECT * FROM df._claim(${args.join(', ')})`;
-  const results = (await client.query(`BEGIN; ${sql}; ${after}`)) as unknown as { rows: ClaimedRow[] }[];
+  const results = (await client.query(`BEGIN; ${claimSql(now, target)}; ${after}`)) as unknown as { rows: ClaimedRow[] }[];
   return results[1]?.rows[0] ?? null;
 }
 

@@ -101,12 +101,10 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
     let failures = 0;
     while (!stopping) {
       try {
-        const r = await engine.runOnce();
+        // Up to 100 steps on one session, each COMMIT claiming the next; then the pool gets it back.
+        const n = await engine.runSeries({ maxSteps: 100, more: () => !stopping, onResult: () => steps++ });
         failures = 0;
-        if (r) {
-          steps++;
-          continue;
-        }
+        if (n) continue;
       } catch (err) {
         failures++;
         log.error('step failed in the engine; backing off', { loop: n, error: err });
