@@ -345,10 +345,17 @@ BEGIN
     -- the planner to get wrong); then the rows are locked and written by ctid (TID scans).
     -- Each changed row's ctid and change, by one primary-key probe per change (LATERAL: a nested loop
     -- over both key columns is the only plan, generic or not); then locked and written by ctid.
-    SELECT array_agg(n.ctid), array_agg(x.c), array_agg(n.ctid) FILTER (WHERE x.nowait)
+    -- Each changed row's ctid by a correlated primary-key probe per change: as a subquery its only plan
+    -- is the probe on both key columns (a join was planned as a scan of the instance's rows when the
+    -- generic plan guesses 100 changes). The changes are unpacked inline: df._node_changes, a SQL
+    -- function, was planned afresh on every call (SQL functions keep no plans across calls), ~0.1 ms.
+    SELECT array_agg(t.tid), array_agg(t.c), array_agg(t.tid) FILTER (WHERE coalesce((t.c ->> 'nowait')::boolean, true))
       INTO v_tids, v_cs, v_lock
-      FROM df._node_changes(p_changes) x,
-           LATERAL (SELECT q.ctid FROM df.nodes q WHERE q.instance_id = p_instance_id AND q.id = x.id) n;
+      FROM (SELECT x.c, (SELECT q.ctid FROM df.nodes q WHERE q.instance_id = p_instance_id AND q.id = (x.c ->> 'id')::varchar) AS tid
+              FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) AS x(c)
+            OFFSET 0) t  -- not pulled up: the subquery would run once per reference to t.tid
+     WHERE t.tid IS NOT NULL;
+
     IF v_lock IS NOT NULL THEN
         -- We hold the instance row; waiting here for a node row another worker holds (a RACE loser still
         -- running when a loop re-activates it) would deadlock with that worker's checkpoint. NOWAIT fails
@@ -475,14 +482,35 @@ DECLARE
     v_found boolean := false;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM df.role_limits) THEN
+        -- No limits (the usual case): the claim and what comes with it are one statement.
         IF p_instance_id IS NULL THEN
-            SELECT * INTO v FROM df.nodes n WHERE n.run_at <= p_now ORDER BY n.run_at LIMIT 1 FOR UPDATE SKIP LOCKED;
+            RETURN QUERY
+            WITH c AS (SELECT * FROM df.nodes n WHERE n.run_at <= p_now ORDER BY n.run_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+            SELECT c.instance_id, c.id, c.node_type, c.query, c.result_name, c.status, c.status_details ->> 'execution_id',
+                   c.state, c.attempts, c.run_at, c.options, i.status, i.root_node, i.label, i.vars, i.generation,
+                   i.submitted_by::text, r.oid IS NOT NULL, coalesce(r.rolsuper, false),
+                   coalesce(nullif(current_setting('pg_durable.enable_superuser_instances', true), ''), 'off'),
+                   s.named, s.status, i.input::text
+              FROM c JOIN df.instances i ON i.id = c.instance_id
+              LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
+              LEFT JOIN df.scopes s ON s.instance_id = c.instance_id
+                                   AND s.scope_id = substring(c.status_details ->> 'execution_id' FROM '^(.*)::[0-9]+$');
         ELSE
-            SELECT * INTO v FROM df.nodes n
-             WHERE n.instance_id = p_instance_id AND n.id = p_node_id AND n.run_at <= p_now
-               FOR UPDATE SKIP LOCKED;
+            RETURN QUERY
+            WITH c AS (SELECT * FROM df.nodes n
+                        WHERE n.instance_id = p_instance_id AND n.id = p_node_id AND n.run_at <= p_now
+                          FOR UPDATE SKIP LOCKED)
+            SELECT c.instance_id, c.id, c.node_type, c.query, c.result_name, c.status, c.status_details ->> 'execution_id',
+                   c.state, c.attempts, c.run_at, c.options, i.status, i.root_node, i.label, i.vars, i.generation,
+                   i.submitted_by::text, r.oid IS NOT NULL, coalesce(r.rolsuper, false),
+                   coalesce(nullif(current_setting('pg_durable.enable_superuser_instances', true), ''), 'off'),
+                   s.named, s.status, i.input::text
+              FROM c JOIN df.instances i ON i.id = c.instance_id
+              LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
+              LEFT JOIN df.scopes s ON s.instance_id = c.instance_id
+                                   AND s.scope_id = substring(c.status_details ->> 'execution_id' FROM '^(.*)::[0-9]+$');
         END IF;
-        v_found := FOUND;
+        RETURN;
     ELSE
         -- Bounded: each round excludes one more full role; past that, nothing is claimed this time.
         FOR v_round IN 1 .. 16 LOOP
@@ -2506,17 +2534,6 @@ CREATE OR REPLACE FUNCTION df._new_id()
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
     SELECT right(replace(gen_random_uuid()::text, '-', ''), 8)::varchar(8)
-$function$
-
--- acl {<owner>=X/<owner>}
-CREATE OR REPLACE FUNCTION df._node_changes(p_changes jsonb)
- RETURNS TABLE(id character varying, nowait boolean, c jsonb)
- LANGUAGE sql
- IMMUTABLE STRICT ROWS 1
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-    SELECT (e ->> 'id')::varchar, coalesce((e ->> 'nowait')::boolean, true), e
-      FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) e
 $function$
 
 -- acl {<owner>=X/<owner>}

@@ -187,9 +187,9 @@ export function createEngine(options: EngineOptions): Engine {
         // An activation: before it, every node is pending and no scope exists, and the claim read the
         // instance. If the state machine asks for a row anyway (MissingData), the next round reads it.
         pre = { instance: { status: row.instance_status, generation: row.generation }, nodes: [], scopes: [] };
-        snapshots.set(row.instance_id, { complete: true, instance: { ...pre.instance! }, nodes: new Map(), scopes: new Map() });
+        snapshots.set(row.instance_id, { complete: true, running: new Set(), instance: { ...pre.instance! }, nodes: new Map(), scopes: new Map() });
       } else {
-        const cached = fresh ? null : fromSnapshot(snapshots.get(row.instance_id), read);
+        const cached = fresh ? null : fromSnapshot(snapshots.get(row.instance_id), read, row.id);
         if (cached) {
           pre = cached;
           assumed = true;
@@ -302,8 +302,9 @@ export function createEngine(options: EngineOptions): Engine {
       snapshots.delete(w.instanceId);
       return;
     }
-    const snap = snapshots.get(w.instanceId) ?? { complete: false, instance: { status: '', generation: 0 }, nodes: new Map(), scopes: new Map() };
-    if (!advanceSnapshot(snap, w.pre, w.read, w.ch)) {
+    const snap = snapshots.get(w.instanceId) ?? { complete: false, running: new Set<string>(), instance: { status: '', generation: 0 }, nodes: new Map(), scopes: new Map() };
+    const graph = graphs.get(w.instanceId)!;
+    if (!advanceSnapshot(snap, w.pre, w.read, w.ch, (id) => LEAF_ROOT.has(graph.nodes.get(id)?.type ?? ''))) {
       snapshots.delete(w.instanceId);
       return;
     }
@@ -857,14 +858,18 @@ type Loaded = { instance: { status: string; generation: number } | null; nodes: 
  */
 interface Snapshot {
   complete: boolean;
+  /** Leaves with status running. Another one is a sibling branch whose checkpoint may land first. */
+  running: Set<string>;
   instance: { status: string; generation: number };
   nodes: Map<string, RawNode>;
   scopes: Map<string, RawScope | null>;
 }
 
 /** The read of `read` answered from the snapshot, or null when it does not know every row. */
-function fromSnapshot(snap: Snapshot | undefined, read: { nodes: string[]; scopes: string[] }): Loaded | null {
-  if (!snap) return null;
+function fromSnapshot(snap: Snapshot | undefined, read: { nodes: string[]; scopes: string[] }, leafId: string): Loaded | null {
+  // Only a copy made from the activation, and only while no other branch is running: under a JOIN the
+  // siblings' checkpoints change the rows this one reads, and a refused guess costs a round trip.
+  if (!snap?.complete || [...snap.running].some((id) => id !== leafId)) return null;
   const nodes: RawNode[] = [];
   for (const id of read.nodes) {
     const n = snap.nodes.get(id) ?? (snap.complete ? { id, status: 'pending' as const, stamp: null, state: null } : undefined);
@@ -894,20 +899,31 @@ function expectation(pre: Loaded, read: { nodes: string[]; scopes: string[] }) {
  * Moves the snapshot past a committed write: `pre` (the rows read or assumed), then `ch` as df._apply
  * writes it. False when the result is not knowable here (a signal floor is computed by the server).
  */
-function advanceSnapshot(snap: Snapshot, pre: Loaded, read: { nodes: string[]; scopes: string[] }, ch: Changes): boolean {
+function advanceSnapshot(
+  snap: Snapshot,
+  pre: Loaded,
+  read: { nodes: string[]; scopes: string[] },
+  ch: Changes,
+  isLeaf: (id: string) => boolean,
+): boolean {
   if (!pre.instance) return false;
+  const set = (n: RawNode) => {
+    snap.nodes.set(n.id, n);
+    if (n.status === 'running' && isLeaf(n.id)) snap.running.add(n.id);
+    else snap.running.delete(n.id);
+  };
   snap.instance = { ...pre.instance };
-  for (const n of pre.nodes) snap.nodes.set(n.id, { ...n });
+  for (const n of pre.nodes) set({ ...n });
   for (const id of read.scopes) if (!pre.scopes.some((x) => x.id === id)) snap.scopes.set(id, null);
   for (const sc of pre.scopes) snap.scopes.set(sc.id, { ...sc, named: { ...sc.named } });
   for (const [id, c] of ch.nodes) {
     if (c.signal_floor) return false;
     const cur = snap.nodes.get(id) ?? (snap.complete ? { id, status: 'pending' as const, stamp: null, state: null } : undefined);
     if (!cur) {
-      if (c.status !== undefined && c.stamp !== undefined && 'state' in c) snap.nodes.set(id, { id, status: c.status, stamp: c.stamp, state: c.state ?? null });
+      if (c.status !== undefined && c.stamp !== undefined && 'state' in c) set({ id, status: c.status, stamp: c.stamp, state: c.state ?? null });
       continue;
     }
-    snap.nodes.set(id, {
+    set({
       id,
       status: c.status ?? cur.status,
       stamp: c.stamp !== undefined ? c.stamp : cur.stamp,
