@@ -134,24 +134,42 @@ $$;
 -- nodes: {id: {id, status, stamp, state}}, scopes: {id: {id, parent, root, generation, named, status,
 -- result} | null (expected absent)}}. Anything else raises PFS01 and writes nothing; the engine rolls back
 -- to its savepoint and checkpoints again from a fresh read. The instance row is locked first, as in
--- _lock_and_load, so from here on nobody else can change them.
+-- _lock_and_load, so from here on nobody else can change them. The comparison is field by field,
+-- exactly the fields _lock_and_load returns (a node's state: SQL NULL and JSON null are the same there).
 CREATE FUNCTION df._apply(p_instance_id varchar, p_changes jsonb, p_expect jsonb) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    v jsonb;
+    v_instance jsonb;
 BEGIN
-    v := df._lock_and_load(p_instance_id,
-                           ARRAY(SELECT jsonb_object_keys(p_expect -> 'nodes'))::varchar[],
-                           ARRAY(SELECT jsonb_object_keys(p_expect -> 'scopes')));
-    IF v -> 'instance' IS DISTINCT FROM p_expect -> 'instance'
-       OR (SELECT coalesce(jsonb_object_agg(e ->> 'id', e), '{}'::jsonb) FROM jsonb_array_elements(v -> 'nodes') e)
-          IS DISTINCT FROM p_expect -> 'nodes'
-       OR (SELECT coalesce(jsonb_object_agg(e ->> 'id', e), '{}'::jsonb) FROM jsonb_array_elements(v -> 'scopes') e)
-          IS DISTINCT FROM (SELECT coalesce(jsonb_object_agg(k, e), '{}'::jsonb)
-                              FROM jsonb_each(p_expect -> 'scopes') AS t(k, e) WHERE e <> 'null'::jsonb) THEN
+    SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
+      INTO v_instance
+      FROM df.instances i WHERE i.id = p_instance_id
+       FOR NO KEY UPDATE;  -- as in _lock_and_load: serializes checkpoints, lets df.signal's FK check through
+    -- One statement, a primary-key probe per expected row (correlated subqueries; no join to misplan).
+    IF v_instance IS DISTINCT FROM p_expect -> 'instance'
+       OR EXISTS (SELECT 1 FROM jsonb_each(p_expect -> 'nodes') AS e(k, x)
+                   WHERE NOT EXISTS (
+                         SELECT 1 FROM df.nodes n
+                          WHERE n.instance_id = p_instance_id AND n.id = e.k::varchar
+                            AND n.status = e.x ->> 'status'
+                            AND (n.status_details ->> 'execution_id') IS NOT DISTINCT FROM (e.x ->> 'stamp')
+                            AND coalesce(n.state, 'null'::jsonb) = coalesce(e.x -> 'state', 'null'::jsonb)))
+       OR EXISTS (SELECT 1 FROM jsonb_each(p_expect -> 'scopes') AS e(k, x)
+                   WHERE CASE WHEN e.x = 'null'::jsonb
+                         THEN EXISTS (SELECT 1 FROM df.scopes s WHERE s.instance_id = p_instance_id AND s.scope_id = e.k)
+                         ELSE NOT EXISTS (
+                              SELECT 1 FROM df.scopes s
+                               WHERE s.instance_id = p_instance_id AND s.scope_id = e.k
+                                 AND s.parent_scope IS NOT DISTINCT FROM (e.x ->> 'parent')
+                                 AND s.root_node = (e.x ->> 'root')::varchar
+                                 AND s.generation = (e.x ->> 'generation')::integer
+                                 AND s.named = e.x -> 'named'
+                                 AND s.status = e.x ->> 'status'
+                                 AND s.result IS NOT DISTINCT FROM (e.x ->> 'result'))
+                         END) THEN
         RAISE EXCEPTION 'pgflare: checkpoint of instance % computed from a stale copy', p_instance_id
             USING ERRCODE = 'PFS01';  -- internal: the engine catches it and reads afresh
     END IF;

@@ -448,17 +448,34 @@ CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes 
  SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 DECLARE
-    v jsonb;
+    v_instance jsonb;
 BEGIN
-    v := df._lock_and_load(p_instance_id,
-                           ARRAY(SELECT jsonb_object_keys(p_expect -> 'nodes'))::varchar[],
-                           ARRAY(SELECT jsonb_object_keys(p_expect -> 'scopes')));
-    IF v -> 'instance' IS DISTINCT FROM p_expect -> 'instance'
-       OR (SELECT coalesce(jsonb_object_agg(e ->> 'id', e), '{}'::jsonb) FROM jsonb_array_elements(v -> 'nodes') e)
-          IS DISTINCT FROM p_expect -> 'nodes'
-       OR (SELECT coalesce(jsonb_object_agg(e ->> 'id', e), '{}'::jsonb) FROM jsonb_array_elements(v -> 'scopes') e)
-          IS DISTINCT FROM (SELECT coalesce(jsonb_object_agg(k, e), '{}'::jsonb)
-                              FROM jsonb_each(p_expect -> 'scopes') AS t(k, e) WHERE e <> 'null'::jsonb) THEN
+    SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
+      INTO v_instance
+      FROM df.instances i WHERE i.id = p_instance_id
+       FOR NO KEY UPDATE;  -- as in _lock_and_load: serializes checkpoints, lets df.signal's FK check through
+    -- One statement, a primary-key probe per expected row (correlated subqueries; no join to misplan).
+    IF v_instance IS DISTINCT FROM p_expect -> 'instance'
+       OR EXISTS (SELECT 1 FROM jsonb_each(p_expect -> 'nodes') AS e(k, x)
+                   WHERE NOT EXISTS (
+                         SELECT 1 FROM df.nodes n
+                          WHERE n.instance_id = p_instance_id AND n.id = e.k::varchar
+                            AND n.status = e.x ->> 'status'
+                            AND (n.status_details ->> 'execution_id') IS NOT DISTINCT FROM (e.x ->> 'stamp')
+                            AND coalesce(n.state, 'null'::jsonb) = coalesce(e.x -> 'state', 'null'::jsonb)))
+       OR EXISTS (SELECT 1 FROM jsonb_each(p_expect -> 'scopes') AS e(k, x)
+                   WHERE CASE WHEN e.x = 'null'::jsonb
+                         THEN EXISTS (SELECT 1 FROM df.scopes s WHERE s.instance_id = p_instance_id AND s.scope_id = e.k)
+                         ELSE NOT EXISTS (
+                              SELECT 1 FROM df.scopes s
+                               WHERE s.instance_id = p_instance_id AND s.scope_id = e.k
+                                 AND s.parent_scope IS NOT DISTINCT FROM (e.x ->> 'parent')
+                                 AND s.root_node = (e.x ->> 'root')::varchar
+                                 AND s.generation = (e.x ->> 'generation')::integer
+                                 AND s.named = e.x -> 'named'
+                                 AND s.status = e.x ->> 'status'
+                                 AND s.result IS NOT DISTINCT FROM (e.x ->> 'result'))
+                         END) THEN
         RAISE EXCEPTION 'pgflare: checkpoint of instance % computed from a stale copy', p_instance_id
             USING ERRCODE = 'PFS01';  -- internal: the engine catches it and reads afresh
     END IF;

@@ -180,7 +180,9 @@ export function createEngine(options: EngineOptions): Engine {
     if (extra.requireScope && !read.scopes.includes(extra.requireScope)) read.scopes.push(extra.requireScope);
     const carry = tx.carry;
     let fresh = extra.fresh ?? false;
-    for (let round = 0; round < 10; round++) {
+    // Each MissingData round must add a row to the read set (a deep nest of JOINs failing upwards needs a
+    // round per level); one that adds nothing would repeat forever.
+    for (let round = 0; round < 1000; round++) {
       let pre: Loaded;
       let assumed = false;
       if (extra.fromClaim && round === 0) {
@@ -229,10 +231,12 @@ export function createEngine(options: EngineOptions): Engine {
         event(cp);
       } catch (e) {
         if (!(e instanceof MissingData)) throw e;
-        // The copy lacks a row the state machine expects to exist: it is out of date, read the rows.
-        if (assumed) fresh = true;
+        const before = read.nodes.length + read.scopes.length;
         for (const n of e.nodes) if (!read.nodes.includes(n)) read.nodes.push(n);
         for (const sc of e.scopes) if (!read.scopes.includes(sc)) read.scopes.push(sc);
+        // The copy lacks a row the state machine expects to exist: it is out of date, read the rows.
+        if (assumed) fresh = true;
+        else if (read.nodes.length + read.scopes.length === before) break;
         continue;
       }
       const own = cp.changes;

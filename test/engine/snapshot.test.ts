@@ -109,3 +109,26 @@ describe('runSeries', () => {
     for (const id of ids) expect((await outcome(t, id)).status).toBe('completed');
   });
 });
+
+describe('reads that grow round by round', () => {
+  it('the last leaf of 15 nested JOINs completes them all in one checkpoint (a read round per level)', async () => {
+    const depth = 15;
+    let dsl = `'SELECT ${depth} AS n'`;
+    for (let i = depth - 1; i >= 0; i--) dsl = `'SELECT ${i} AS n' & (${dsl})`;
+    const id = await start(t, dsl);
+    const e = engineFor(t);
+    const [{ root_node }] = await t.query<{ root_node: string }>('SELECT root_node FROM df.instances WHERE id = $1', [id]);
+    await e.runOnce({ target: { instanceId: id, nodeId: root_node } });
+    // Every leaf but the innermost, then the innermost: its checkpoint closes all 15 JOINs.
+    for (let i = 0; i <= depth; i++) {
+      const target = await nodeId(`SELECT ${i} AS n`);
+      const [{ status }] = await t.query<{ status: string }>('SELECT status FROM df.nodes WHERE instance_id = $1 AND id = $2', [id, target.nodeId]);
+      if (status === 'running') expect(await e.runOnce({ target })).toMatchObject({ kind: 'step' });
+    }
+    const o = await outcome(t, id);
+    expect(o.status).toBe('completed');
+    let expected: unknown = { rows: [{ n: depth }], row_count: 1 };
+    for (let i = depth - 1; i >= 0; i--) expected = [{ rows: [{ n: i }], row_count: 1 }, expected];
+    expect(o.result).toEqual(expected);
+  });
+});

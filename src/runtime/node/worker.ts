@@ -43,7 +43,11 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   let stopping = false;
   let steps = 0;
   const waiters = new Set<() => void>();
+  // Counts wake-ups, so a loop that was busy when one came (its claim had already looked) doesn't sleep
+  // through it until the next poll.
+  let wakes = 0;
   const wakeAll = () => {
+    wakes++;
     for (const w of [...waiters]) w();
   };
   const timers = new Set<NodeJS.Timeout>();
@@ -86,8 +90,9 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   };
   await listen();
 
-  const idle = (ms = pollMs) =>
+  const idle = (ms = pollMs, since = wakes) =>
     new Promise<void>((resolve) => {
+      if (wakes !== since) return resolve();
       const done = () => {
         clearTimeout(t);
         waiters.delete(done);
@@ -100,18 +105,19 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   const loop = async (n: number) => {
     let failures = 0;
     while (!stopping) {
+      const seen = wakes;
       try {
         // Up to 100 steps on one session, each COMMIT claiming the next; then the pool gets it back.
-        const n = await engine.runSeries({ maxSteps: 100, more: () => !stopping, onResult: () => steps++ });
+        const ran = await engine.runSeries({ maxSteps: 100, more: () => !stopping, onResult: () => steps++ });
         failures = 0;
-        if (n) continue;
+        if (ran) continue;
       } catch (err) {
         failures++;
         log.error('step failed in the engine; backing off', { loop: n, error: err });
         await idle(Math.min(30_000, 100 * 2 ** Math.min(failures, 8))); // stop() wakes it
         continue;
       }
-      await idle();
+      await idle(pollMs, seen);
     }
   };
 
