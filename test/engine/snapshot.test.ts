@@ -132,3 +132,14 @@ describe('reads that grow round by round', () => {
     expect(o.result).toEqual(expected);
   });
 });
+
+describe('due times', () => {
+  it('a row made ready earlier in the same millisecond is claimed (run_at has microseconds, now has not)', async () => {
+    const id = await start(t, `'INSERT INTO fx VALUES (1)'`);
+    await t.query(`UPDATE df.nodes SET run_at = '2026-01-01 00:00:00.000500+00' WHERE instance_id = $1`, [id]);
+    const e = engineFor(t);
+    expect(await e.runOnce({ now: new Date('2025-12-31T23:59:59.999Z') })).toBeNull();
+    expect(await e.runOnce({ now: new Date('2026-01-01T00:00:00.000Z') })).toMatchObject({ kind: 'step' });
+    expect(await fx()).toEqual([1]);
+  });
+});

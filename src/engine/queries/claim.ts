@@ -31,9 +31,14 @@ export interface ClaimedRow {
   input: string | null;
 }
 
-/** The claim statement (df._claim), as text for a multi-statement round trip. */
+/**
+ * The claim statement (df._claim), as text for a multi-statement round trip. `now` has milliseconds and
+ * `run_at` microseconds (df.start and df.signal write the database's now()), so `now` is taken to the end
+ * of its millisecond: a row made ready earlier in the same millisecond is due, not left for the next poll.
+ */
 export function claimSql(now: Date, target?: { instanceId: string; nodeId: string }): string {
-  const args = [literal(now.toISOString()) + '::timestamptz', ...(target ? [literal(target.instanceId), literal(target.nodeId)] : [])];
+  const at = `(${literal(now.toISOString())}::timestamptz + interval '999 microseconds')`;
+  const args = [at, ...(target ? [literal(target.instanceId), literal(target.nodeId)] : [])];
   return `SELECT * FROM df._claim(${args.join(', ')})`;
 }
 
