@@ -26,6 +26,7 @@ DECLARE
     v_tids tid[];
     v_lock tid[];
     v_cs jsonb[];
+    v_written integer;
 BEGIN
     -- Each changed row's ctid, by one primary-key probe per change (a correlated subquery: no join for
     -- the planner to get wrong); then the rows are locked and written by ctid (TID scans).
@@ -66,6 +67,14 @@ BEGIN
             updated_at = now()
           FROM unnest(v_tids, v_cs) AS x(tid, c)
          WHERE n.ctid = x.tid;
+        -- A row another transaction updated between the ctid probe and here has a new ctid: the UPDATE
+        -- finds nothing at the old one and would drop that change without an error. Fail as a lock
+        -- conflict instead (55P03): the engine rolls back and runs the step again shortly.
+        GET DIAGNOSTICS v_written = ROW_COUNT;
+        IF v_written <> cardinality(v_tids) THEN
+            RAISE EXCEPTION 'pgflare: a node row of instance % changed under its checkpoint', p_instance_id
+                USING ERRCODE = '55P03';
+        END IF;
     END IF;
 
     IF jsonb_array_length(coalesce(p_changes -> 'scopes', '[]'::jsonb)) > 0

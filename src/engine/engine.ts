@@ -244,17 +244,20 @@ export function createEngine(options: EngineOptions): Engine {
       // The activation this step continues (see runClaimed) is written with this checkpoint.
       const ch = carry ? mergeChanges(carry, own) : own;
       tx.carry = undefined;
-      const changes = `${literal(row.instance_id)}, ${literal(JSON.stringify(serialize(ch, extra.events ?? [], graph)))}::jsonb`;
+      // Built when commitTx sends it: an activation whose first step continues in this transaction is
+      // never sent on its own (runClaimed drops it), so it is not serialized either.
+      const changes = () => `${literal(row.instance_id)}, ${literal(JSON.stringify(serialize(ch, extra.events ?? [], graph)))}::jsonb`;
       // Written together with COMMIT (see commitTx): one round trip for the checkpoint's write.
       if (assumed) {
-        tx.apply = `${tx.prefix}SAVEPOINT pgflare_cp; SELECT df._apply(${changes}, ${literal(JSON.stringify(expectation(pre, read)))}::jsonb)`;
+        const prefix = tx.prefix;
+        tx.apply = () => `${prefix}SAVEPOINT pgflare_cp; SELECT df._apply(${changes()}, ${literal(JSON.stringify(expectation(pre, read)))}::jsonb)`;
         tx.prefix = '';
         tx.redo = () => {
           tx.carry = carry;
-          return checkpoint(client, tx, row, now, event, { ...extra, fresh: true });
+          return checkpoint(client, tx, row, now, event, { ...extra, fresh: true, fromClaim: false });
         };
       } else {
-        tx.apply = `SELECT df._apply(${changes})`;
+        tx.apply = () => `SELECT df._apply(${changes()})`;
         tx.redo = undefined;
       }
       tx.written = { instanceId: row.instance_id, pre, read, ch };
@@ -272,7 +275,8 @@ export function createEngine(options: EngineOptions): Engine {
    */
   async function commitTx(client: DbClient, tx: Tx, row: ClaimedRow, ch: Changes | null): Promise<{ ch: Changes | null } | null> {
     await hit('before-commit', { instanceId: row.instance_id, nodeId: row.id });
-    const head = `${tx.apply ? `${tx.apply}; ` : ''}COMMIT`;
+    const apply = tx.apply?.();
+    const head = `${apply ? `${apply}; ` : ''}COMMIT`;
     const sql = tx.ahead ? `${head}; BEGIN; ${claimSql(tx.ahead(), undefined)}; ${STEP_PREAMBLE(options.stepTimeoutMs ?? 0)}` : head;
     let res: unknown;
     try {
@@ -771,7 +775,7 @@ export function createEngine(options: EngineOptions): Engine {
 /** What a claim transaction still has to send: a prefix for its next query and the checkpoint write. */
 interface Tx {
   prefix: string;
-  apply: string | null;
+  apply: (() => string) | null;
   /** Claim the next row in the COMMIT's round trip, at this time (runSeries). */
   ahead?: (() => Date) | null;
   /** What that claim returned: a row (its transaction is open), or null (open, nothing claimed). */
