@@ -299,7 +299,8 @@ export function createEngine(options: EngineOptions): Engine {
     tx.written = undefined;
     if (tx.ahead) {
       const results = res as { rows: ClaimedRow[] }[];
-      tx.next = results[results.length - 3]?.rows[0] ?? null;
+      // The claim's result comes just before STEP_PREAMBLE's.
+      tx.next = results[results.length - 1 - PREAMBLE_STATEMENTS]?.rows[0] ?? null;
     }
     return { ch };
   }
@@ -788,6 +789,8 @@ interface Tx {
   carry?: Changes;
 }
 
+/** Statements in STEP_PREAMBLE (commitTx finds the claim's result by counting back over them). */
+const PREAMBLE_STATEMENTS = 2;
 /** Prepared with the claim, used only if the claimed row is a SQL step (a spare savepoint costs nothing). */
 const STEP_PREAMBLE = (timeoutMs: number) =>
   `SAVEPOINT pgflare_step; SELECT set_config('df.in_workflow', 'true', true), set_config('statement_timeout', '${Math.max(0, Math.floor(timeoutMs))}', true), set_config('datestyle', 'ISO, MDY', true)`;
