@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { useTestDb } from '../helpers/db.ts';
+import { serverUntil } from '../helpers/until.ts';
 
 const t = useTestDb();
 const bin = join(import.meta.dirname, '../../bin/pgflare.mjs');
@@ -20,15 +21,8 @@ afterAll(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
 });
 
-/** Polls on the server (pg_sleep), bounded, until `sql` returns true. */
-async function until(sql: string, maxChecks = 3000): Promise<void> {
-  for (let i = 0; i < maxChecks; i++) {
-    const [r] = await t.query(`SELECT (${sql}) AS ok`);
-    if (r.ok) return;
-    await t.query('SELECT pg_sleep(0.02)');
-  }
-  throw new Error(`condition never held: ${sql}`);
-}
+/** The worker processes' progress: polled on the server, bounded (test/helpers/until.ts). */
+const until = (sql: string) => serverUntil(t.query, sql, 3000, 0.02);
 
 it('kill -9 of the worker mid-run, then a restart: all 200 instances complete, every effect exactly once', async () => {
   await t.query('CREATE TABLE effects (instance int, step int)');

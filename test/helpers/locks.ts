@@ -1,19 +1,16 @@
 import type pg from 'pg';
+import { serverUntil } from './until.ts';
 
 /**
  * Waits until a session tagged `applicationName` is blocked on a lock, as seen in pg_stat_activity
  * (absurd's lock-order tests do the same). The wait is on the server, bounded, and fails loudly.
  */
 export async function waitUntilBlocked(observer: pg.Pool, applicationName: string, maxChecks = 500): Promise<void> {
-  for (let i = 0; i < maxChecks; i++) {
-    const { rows } = await observer.query(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
-      [applicationName],
-    );
-    if (rows[0].n > 0) return;
-    await observer.query('SELECT pg_sleep(0.01)');
-  }
-  throw new Error(`session ${applicationName} never blocked on a lock`);
+  await serverUntil(
+    async (text) => (await observer.query(text)).rows,
+    `EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = '${applicationName.replaceAll("'", "''")}' AND wait_event_type = 'Lock')`,
+    maxChecks,
+  );
 }
 
 /** A crash-point handler that parks the engine at `point` until released. */

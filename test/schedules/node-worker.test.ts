@@ -5,6 +5,7 @@
 import { afterAll, expect, it } from 'vitest';
 import { startNodeWorker, type NodeWorker } from '../../src/runtime/node/worker.ts';
 import { useTestDb } from '../helpers/db.ts';
+import { serverUntil } from '../helpers/until.ts';
 
 const t = useTestDb();
 const workers: NodeWorker[] = [];
@@ -13,15 +14,8 @@ afterAll(async () => {
   await Promise.all(workers.map((w) => w.stop().catch(() => undefined)));
 });
 
-/** Polls on the server (pg_sleep), bounded, until `sql` returns true. */
-async function until(sql: string, maxChecks = 1500): Promise<void> {
-  for (let i = 0; i < maxChecks; i++) {
-    const [r] = await t.query(`SELECT (${sql}) AS ok`);
-    if (r.ok) return;
-    await t.query('SELECT pg_sleep(0.02)');
-  }
-  throw new Error(`condition never held: ${sql}`);
-}
+/** The real workers' progress: polled on the server, bounded (test/helpers/until.ts). */
+const until = (sql: string) => serverUntil(t.query, sql, 1500, 0.02);
 
 it('two Node workers fire 20 due schedules once each and run the instances', async () => {
   await t.query('CREATE TABLE hits (label text)');

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDb, sqlError } from '../helpers/db.ts';
 import { engineFor, outcome } from '../helpers/engine.ts';
 import { gate } from '../helpers/locks.ts';
+import { serverUntil } from '../helpers/until.ts';
 import { useRoles, type RoleHandle } from './roles-helpers.ts';
 
 const t = useTestDb();
@@ -38,17 +39,14 @@ afterAll(async () => {
 const blockingStep = `'WITH e AS (INSERT INTO shared.effects (who) VALUES (''a'') RETURNING 1) SELECT count(*) AS n FROM shared.gate_a, e'`;
 
 /** Sessions waiting for the lock on shared.gate_a: A's steps in flight. */
+const GATE_WAITERS = `(SELECT count(*)::int FROM pg_locks WHERE relation = 'shared.gate_a'::regclass AND NOT granted)`;
 async function blockedOnGate(): Promise<number> {
-  const [r] = await t.query(`SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'shared.gate_a'::regclass AND NOT granted`);
+  const [r] = await t.query(`SELECT ${GATE_WAITERS} AS n`);
   return r.n;
 }
-async function waitBlocked(n: number): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if ((await blockedOnGate()) >= n) return;
-    await t.query('SELECT pg_sleep(0.01)');
-  }
-  throw new Error(`never saw ${n} steps blocked on shared.gate_a (saw ${await blockedOnGate()})`);
-}
+/** Steps in flight on other sessions: polled on the server, bounded (test/helpers/until.ts). */
+const waitBlocked = (n: number) =>
+  serverUntil(t.query, `${GATE_WAITERS} >= ${n}`);
 const effects = async (who: string) => (await t.query(`SELECT count(*)::int AS n FROM shared.effects WHERE who = $1`, [who]))[0].n;
 const limits = async () => t.query(`SELECT role, max_concurrent_steps, claims, leases FROM df.list_role_limits()`);
 
@@ -194,11 +192,13 @@ function tracked<T>(promise: Promise<T>): Tracked<T> {
   promise.then((v) => Object.assign(r, { settled: true, value: v }), () => (r.settled = true));
   return r;
 }
-/** Waits (on the server, bounded) until `n` of the runs have returned. */
-async function waitSettled(runs: Tracked<unknown>[], n: number): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (runs.filter((r) => r.settled).length >= n) return;
-    await t.query('SELECT pg_sleep(0.01)');
-  }
-  throw new Error(`only ${runs.filter((r) => r.settled).length} of ${runs.length} runs returned`);
+/** Resolves once `n` of the runs have returned (each settling checks; no clock involved). */
+function waitSettled(runs: Tracked<unknown>[], n: number): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (runs.filter((r) => r.settled).length >= n) resolve();
+    };
+    check();
+    for (const r of runs) r.promise.then(check, check);
+  });
 }
