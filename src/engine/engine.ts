@@ -207,17 +207,15 @@ export function createEngine(options: EngineOptions): Engine {
         }
       }
       const s = carry ? overlay(pre, carry) : pre;
-      if (!s.instance || !ACTIVE.has(s.instance.status)) {
-        if (assumed) snapshots.delete(row.instance_id);
-        if (assumed) continue; // the copy says so: make sure from the rows themselves
-        return null;
-      }
-      if (extra.requireScope && !s.scopes.some((x) => x.id === extra.requireScope && x.status === 'running')) {
-        if (assumed) {
-          snapshots.delete(row.instance_id);
-          continue;
-        }
-        return null;
+      if (
+        !s.instance ||
+        !ACTIVE.has(s.instance.status) ||
+        (extra.requireScope && !s.scopes.some((x) => x.id === extra.requireScope && x.status === 'running'))
+      ) {
+        if (!assumed) return null;
+        // Only the copy says the instance or the scope is gone: make sure from the rows themselves.
+        snapshots.delete(row.instance_id);
+        continue;
       }
       const cp = new Checkpoint({
         graph,
