@@ -32,12 +32,15 @@ const { values: args } = parseArgs({
     'log-file': { type: 'string', default: join(tmpdir(), 'pgflare-profile.log') },
     // Extra server settings for an experiment, e.g. --set plan_cache_mode=force_generic_plan.
     set: { type: 'string', multiple: true, default: [] },
+    // Extra SQL run as the superuser after migrating, e.g. --sql 'ALTER TABLE df.instances SET (fillfactor = 80)'.
+    sql: { type: 'string', multiple: true, default: [] },
   },
 });
 
 const timings = new Map<string, { n: number; ms: number }>();
 function label(text: string): string {
   return text
+    .slice(0, 200)
     .replace(/\s+/g, ' ')
     .replace(/'[^']*'/g, "'…'")
     .slice(0, 60);
@@ -125,10 +128,11 @@ async function main() {
     const c = await connect(url);
     const su = await connect(server.urlFor('prof'));
     if (args.statements) await su.query('CREATE EXTENSION pg_stat_statements');
+    for (const q of args.sql ?? []) await su.query(q);
     const n = Number(args.chain);
-    const graph = (await c.query<{ g: string }>(`SELECT ${chainExpression(n)} AS g`)).rows[0].g;
+    const graph = n > 0 ? (await c.query<{ g: string }>(`SELECT ${chainExpression(n)} AS g`)).rows[0].g : '';
 
-    for (let r = 0; r < Number(args.repeats); r++) {
+    for (let r = 0; r < Number(args.repeats) && n > 0; r++) {
       const db = createPgDb({ connectionString: url, max: 1 });
       const engine = createEngine({ db: timed(db) });
       await c.query(`SELECT df.start($1)`, [graph]);
@@ -170,6 +174,11 @@ async function main() {
       const [s1, n1] = [serverCpu(dataDir), nodeCpu()];
       const done = (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM df.instances WHERE status = 'completed'`)).rows[0].n;
       console.log(`drain ${d} one-step instances, concurrency ${args.concurrency}: ${runs} runs, ${done} completed, ${(done / s).toFixed(1)} steps/s; CPU per instance: server ${(((s1 - s0) * 1000) / d).toFixed(3)} ms, node ${(((n1 - n0) * 1000) / d).toFixed(3)} ms; ${JSON.stringify(engine.stats())}`);
+      // HOT updates (no index entries written) against all updates, per table, since the server started.
+      const hot = await su.query<{ t: string; upd: string; hot: string }>(
+        `SELECT relname AS t, n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE schemaname = 'df' AND n_tup_upd > 0 ORDER BY relname`,
+      );
+      console.log(`    updates (HOT): ${hot.rows.map((r) => `${r.t} ${r.upd} (${r.hot})`).join(', ')}`);
       if (args.statements) {
         const { rows } = await su.query<{ ms: number; calls: number; q: string }>(
           `SELECT total_exec_time / $1 AS ms, calls, query AS q FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 20`,

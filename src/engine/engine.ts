@@ -26,7 +26,7 @@ import {
 } from '../graph/advance.ts';
 import { parseNodeConfig } from '../graph/schema.ts';
 import { substitute, type SubstitutionContext } from '../graph/substitute.ts';
-import { beginAndClaim, claimSql, findSignal, loadGraphRows, relockLeased, type ClaimedRow } from './queries/claim.ts';
+import { beginAndClaim, claimedRow, claimSql, findSignal, STEP_SAVEPOINT, loadGraphRows, relockLeased, type ClaimedRow } from './queries/claim.ts';
 import { isNonTransactional, RESTORE_SESSION, runSqlStep } from './executors/sql.ts';
 import { capStepResult } from './limits.ts';
 import { foreignOwnerProblem, nonTransactionalForeignError, runSqlStepAsOwner } from './executors/runner.ts';
@@ -83,6 +83,12 @@ export interface SeriesOptions {
   /** Checked before each step. */
   more?: () => boolean;
   onResult?: (r: RunResult) => void;
+  /**
+   * Called when a claim finds nothing ready, with the session still held: resolve true to claim again
+   * on it (woken, or the poll interval passed), false to end the series. Without it the series ends.
+   * Keeping the session spares an idle worker's wake-up the pool checkout (bench/ W3).
+   */
+  idle?: () => Promise<boolean>;
 }
 
 export type RunKind = 'start' | 'step' | 'timer' | 'signal' | 'resume' | 'lease' | 'withdrawn' | 'retry' | 'contended';
@@ -275,7 +281,7 @@ export function createEngine(options: EngineOptions): Engine {
     await hit('before-commit', { instanceId: row.instance_id, nodeId: row.id });
     const apply = tx.apply?.();
     const head = `${apply ? `${apply}; ` : ''}COMMIT`;
-    const sql = tx.ahead ? `${head}; BEGIN; ${claimSql(tx.ahead(), undefined)}; ${STEP_PREAMBLE(options.stepTimeoutMs ?? 0)}` : head;
+    const sql = tx.ahead ? `${head}; BEGIN; ${claimSql(tx.ahead(), undefined, options.stepTimeoutMs ?? 0)}; ${STEP_SAVEPOINT}` : head;
     let res: unknown;
     try {
       res = await client.query(sql);
@@ -297,8 +303,8 @@ export function createEngine(options: EngineOptions): Engine {
     tx.written = undefined;
     if (tx.ahead) {
       const results = res as { rows: ClaimedRow[] }[];
-      // The claim's result comes just before STEP_PREAMBLE's.
-      tx.next = results[results.length - 1 - PREAMBLE_STATEMENTS]?.rows[0] ?? null;
+      // The claim's result comes just before the savepoint's.
+      tx.next = claimedRow(results[results.length - 2]);
     }
     return { ch };
   }
@@ -402,7 +408,7 @@ export function createEngine(options: EngineOptions): Engine {
     let claimed: ClaimedRow | null = null;
     try {
       // BEGIN, the claim, and a SQL step's savepoint and settings, in one round trip.
-      const row = pending !== undefined ? pending : await beginAndClaim(client, now, target, STEP_PREAMBLE(options.stepTimeoutMs ?? 0));
+      const row = pending !== undefined ? pending : await beginAndClaim(client, now, target, options.stepTimeoutMs ?? 0);
       if (!row) {
         await client.query('COMMIT');
         return { result: null };
@@ -463,7 +469,10 @@ export function createEngine(options: EngineOptions): Engine {
               lease = { row: out.lease, now };
               return false;
             }
-            if (!out.result) return true;
+            if (!out.result) {
+              if (opts.idle && (await opts.idle())) continue;
+              return true;
+            }
             ran(out.result);
           }
           return false;
@@ -786,12 +795,6 @@ interface Tx {
   /** An activation not yet written: the next checkpoint of this transaction reads through it and writes it. */
   carry?: Changes;
 }
-
-/** Statements in STEP_PREAMBLE (commitTx finds the claim's result by counting back over them). */
-const PREAMBLE_STATEMENTS = 2;
-/** Prepared with the claim, used only if the claimed row is a SQL step (a spare savepoint costs nothing). */
-const STEP_PREAMBLE = (timeoutMs: number) =>
-  `SAVEPOINT pgflare_step; SELECT set_config('df.in_workflow', 'true', true), set_config('statement_timeout', '${Math.max(0, Math.floor(timeoutMs))}', true), set_config('datestyle', 'ISO, MDY', true)`;
 
 function scopeIdOf(stamp: string): string {
   return stamp.slice(0, stamp.lastIndexOf('::'));

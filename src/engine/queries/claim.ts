@@ -35,25 +35,43 @@ export interface ClaimedRow {
  * The claim statement (df._claim), as text for a multi-statement round trip. `now` has milliseconds and
  * `run_at` microseconds (df.start and df.signal write the database's now()), so `now` is taken to the end
  * of its millisecond: a row made ready earlier in the same millisecond is due, not left for the next poll.
+ *
+ * The same statement sets a SQL step's settings for the rest of the transaction, and only when it claims
+ * a row (they are evaluated per row returned): one statement fewer per step than setting them apart
+ * (bench/_ W3: 0.13 ms of a cold claim round trip). The session restore resets them before a checkpoint.
  */
-export function claimSql(now: Date, target?: { instanceId: string; nodeId: string }): string {
+export function claimSql(now: Date, target: { instanceId: string; nodeId: string } | undefined, stepTimeoutMs: number): string {
   const at = `(${literal(now.toISOString())}::timestamptz + interval '999 microseconds')`;
   const args = [at, ...(target ? [literal(target.instanceId), literal(target.nodeId)] : [])];
-  return `SELECT * FROM df._claim(${args.join(', ')})`;
+  const timeout = Math.max(0, Math.floor(stepTimeoutMs));
+  return (
+    `SELECT c.*, concat(set_config('df.in_workflow', 'true', true), set_config('statement_timeout', '${timeout}', true), ` +
+    `set_config('datestyle', 'ISO, MDY', true)) AS step_settings FROM df._claim(${args.join(', ')}) c`
+  );
+}
+
+/** What follows the claim in its round trip: the savepoint a SQL step runs under (spare for other rows). */
+export const STEP_SAVEPOINT = 'SAVEPOINT pgflare_step';
+
+/** The claimed row from the claim statement's result (without the settings column), or null. */
+export function claimedRow(result: { rows: (ClaimedRow & { step_settings?: unknown })[] } | undefined): ClaimedRow | null {
+  const row = result?.rows[0];
+  if (!row) return null;
+  delete row.step_settings;
+  return row;
 }
 
 /**
- * Opens the claim transaction and claims in one round trip: `BEGIN; <claim>; <after>`. `after` runs in
- * the same transaction (the engine prepares a SQL step's savepoint and settings there).
+ * Opens the claim transaction and claims in one round trip: `BEGIN; <claim>; SAVEPOINT pgflare_step`.
  */
 export async function beginAndClaim(
   client: DbClient,
   now: Date,
   target: { instanceId: string; nodeId: string } | undefined,
-  after: string,
+  stepTimeoutMs: number,
 ): Promise<ClaimedRow | null> {
-  const results = (await client.query(`BEGIN; ${claimSql(now, target)}; ${after}`)) as unknown as { rows: ClaimedRow[] }[];
-  return results[1]?.rows[0] ?? null;
+  const results = (await client.query(`BEGIN; ${claimSql(now, target, stepTimeoutMs)}; ${STEP_SAVEPOINT}`)) as unknown as { rows: ClaimedRow[] }[];
+  return claimedRow(results[1]);
 }
 
 /**

@@ -23,10 +23,19 @@ export function createPgDb(options: PgDbOptions): Db & { pool: pg.Pool } {
   pool.on('error', () => undefined);
   const withClient = async <T>(fn: (c: DbClient) => Promise<T>): Promise<T> => {
     const client = await pool.connect();
+    // The pool listens for a lost connection only while the client is idle in it. A checked-out client
+    // (a worker loop holds one while it waits for work) would otherwise crash the process with an
+    // unhandled 'error'; its queries fail instead, and it is destroyed rather than pooled again.
+    let lost: Error | undefined;
+    const onError = (err: Error) => {
+      lost = err;
+    };
+    client.on('error', onError);
     try {
       return await fn(client as unknown as DbClient);
     } finally {
-      client.release();
+      client.removeListener('error', onError);
+      client.release(lost);
     }
   };
   return {

@@ -34,6 +34,9 @@ export interface NodeWorker {
   stop(): Promise<void>;
 }
 
+/** How long a loop keeps one session while it waits for work. */
+const HOLD_SESSION_MS = 60_000;
+
 export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWorker> {
   const log = opts.log ?? silentLogger;
   const concurrency = opts.concurrency ?? 4;
@@ -105,19 +108,29 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   const loop = async (n: number) => {
     let failures = 0;
     while (!stopping) {
-      const seen = wakes;
+      let seen = wakes;
+      const held = Date.now();
       try {
-        // Up to 100 steps on one session, each COMMIT claiming the next; then the pool gets it back.
-        const ran = await engine.runSeries({ maxSteps: 100, more: () => !stopping, onResult: () => steps++ });
+        // Up to 100 steps on one session, each COMMIT claiming the next; then the pool gets it back. With
+        // nothing ready the loop waits on the same session, and claims again when woken or polled.
+        await engine.runSeries({
+          maxSteps: 100,
+          more: () => !stopping,
+          onResult: () => steps++,
+          idle: async () => {
+            await idle(pollMs, seen);
+            seen = wakes;
+            // Hand the session back now and then, so the pool can retire it (maxLifetimeSeconds: a new
+            // session picks up ALTER DATABASE/ROLE … SET).
+            return !stopping && Date.now() - held < HOLD_SESSION_MS;
+          },
+        });
         failures = 0;
-        if (ran) continue;
       } catch (err) {
         failures++;
         log.error('step failed in the engine; backing off', { loop: n, error: err });
         await idle(Math.min(30_000, 100 * 2 ** Math.min(failures, 8))); // stop() wakes it
-        continue;
       }
-      await idle(pollMs, seen);
     }
   };
 
