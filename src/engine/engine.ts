@@ -26,7 +26,7 @@ import {
 } from '../graph/advance.ts';
 import { parseNodeConfig } from '../graph/schema.ts';
 import { substitute, type SubstitutionContext } from '../graph/substitute.ts';
-import { beginAndClaim, claimedRow, claimSql, findSignal, STEP_SAVEPOINT, loadGraphRows, relockLeased, type ClaimedRow } from './queries/claim.ts';
+import { beginAndClaim, claimedRow, claimSql, findSignal, prepareClaim, STEP_SAVEPOINT, loadGraphRows, relockLeased, type ClaimedRow } from './queries/claim.ts';
 import { isNonTransactional, RESTORE_SESSION, runSqlStep } from './executors/sql.ts';
 import { capStepResult } from './limits.ts';
 import { foreignOwnerProblem, nonTransactionalForeignError, runSqlStepAsOwner } from './executors/runner.ts';
@@ -404,11 +404,12 @@ export function createEngine(options: EngineOptions): Engine {
     target: { instanceId: string; nodeId: string } | undefined,
     pending: ClaimedRow | null | undefined,
     ahead: (() => Date) | null,
+    prepared = false,
   ): Promise<{ result: RunResult | null; lease?: ClaimedRow; next?: ClaimedRow | null }> {
     let claimed: ClaimedRow | null = null;
     try {
       // BEGIN, the claim, and a SQL step's savepoint and settings, in one round trip.
-      const row = pending !== undefined ? pending : await beginAndClaim(client, now, target, options.stepTimeoutMs ?? 0);
+      const row = pending !== undefined ? pending : await beginAndClaim(client, now, target, options.stepTimeoutMs ?? 0, prepared);
       if (!row) {
         await client.query('COMMIT');
         return { result: null };
@@ -456,6 +457,8 @@ export function createEngine(options: EngineOptions): Engine {
       let lease: { row: ClaimedRow; now: Date } | null = null;
       const idle = await db.withClient(async (client) => {
         let next: ClaimedRow | null | undefined;
+        // The claim is prepared on this session (only right after an idle wait: see prepareClaim).
+        let prepared = false;
         try {
           while (more()) {
             const now = opts.now ?? new Date();
@@ -463,14 +466,19 @@ export function createEngine(options: EngineOptions): Engine {
             const ahead = n + 1 < max ? () => opts.now ?? new Date() : null;
             const pending = next;
             next = undefined;
-            const out = await stepOn(client, now, undefined, pending, ahead);
+            const out = await stepOn(client, now, undefined, pending, ahead, prepared);
+            // A SQL step's session restore deallocates it.
+            if (out.result || out.lease) prepared = false;
             next = out.next;
             if (out.lease) {
               lease = { row: out.lease, now };
               return false;
             }
             if (!out.result) {
-              if (opts.idle && (await opts.idle())) continue;
+              if (!opts.idle) return true;
+              if (!prepared) await prepareClaim(client);
+              prepared = true;
+              if (await opts.idle()) continue;
               return true;
             }
             ran(out.result);
