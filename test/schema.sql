@@ -341,11 +341,8 @@ DECLARE
     v_lock tid[];
     v_cs jsonb[];
     v_written integer;
+    v_scope text;
 BEGIN
-    -- Each changed row's ctid, by one primary-key probe per change (a correlated subquery: no join for
-    -- the planner to get wrong); then the rows are locked and written by ctid (TID scans).
-    -- Each changed row's ctid and change, by one primary-key probe per change (LATERAL: a nested loop
-    -- over both key columns is the only plan, generic or not); then locked and written by ctid.
     -- Each changed row's ctid by a correlated primary-key probe per change: as a subquery its only plan
     -- is the probe on both key columns (a join was planned as a scan of the instance's rows when the
     -- generic plan guesses 100 changes). The changes are unpacked inline: df._node_changes, a SQL
@@ -410,9 +407,12 @@ BEGIN
     END IF;
 
     IF jsonb_array_length(coalesce(p_changes -> 'scope_deletes', '[]'::jsonb)) > 0 THEN
-    DELETE FROM df.scopes s
-     WHERE s.instance_id = p_instance_id
-       AND s.scope_id IN (SELECT jsonb_array_elements_text(p_changes -> 'scope_deletes'));
+    -- One DELETE per id, on both key columns: a probe of scopes_pkey each. As IN (SELECT …) or = ANY(…),
+    -- the generic plan, told by the statistics that an instance has a few scopes, read every scope of
+    -- the instance and filtered: 1 500 rows read to delete one (test/engine/plans.test.ts).
+    FOR v_scope IN SELECT jsonb_array_elements_text(p_changes -> 'scope_deletes') LOOP
+        DELETE FROM df.scopes s WHERE s.instance_id = p_instance_id AND s.scope_id = v_scope;
+    END LOOP;
     END IF;
 
     -- Cancelled scopes (a RACE loser): withdraw their queued rows and drop them and their nested scopes.
@@ -463,7 +463,6 @@ BEGIN
       INTO v_instance
       FROM df.instances i WHERE i.id = p_instance_id
        FOR NO KEY UPDATE;  -- as in _lock_and_load: serializes checkpoints, lets df.signal's FK check through
-    -- One statement, a primary-key probe per expected row (correlated subqueries; no join to misplan).
     IF v_instance IS DISTINCT FROM p_expect -> 'instance'
        OR EXISTS (SELECT 1 FROM jsonb_each(p_expect -> 'nodes') AS e(k, x)
                    WHERE NOT EXISTS (
@@ -471,10 +470,11 @@ BEGIN
                           WHERE n.instance_id = p_instance_id AND n.id = e.k::varchar
                             AND n.status = e.x ->> 'status'
                             AND (n.status_details ->> 'execution_id') IS NOT DISTINCT FROM (e.x ->> 'stamp')
-                            AND coalesce(n.state, 'null'::jsonb) = coalesce(e.x -> 'state', 'null'::jsonb)))
+                            AND coalesce(n.state, 'null'::jsonb) = coalesce(e.x -> 'state', 'null'::jsonb)
+                         OFFSET 0))
        OR EXISTS (SELECT 1 FROM jsonb_each(p_expect -> 'scopes') AS e(k, x)
                    WHERE CASE WHEN e.x = 'null'::jsonb
-                         THEN EXISTS (SELECT 1 FROM df.scopes s WHERE s.instance_id = p_instance_id AND s.scope_id = e.k)
+                         THEN EXISTS (SELECT 1 FROM df.scopes s WHERE s.instance_id = p_instance_id AND s.scope_id = e.k OFFSET 0)
                          ELSE NOT EXISTS (
                               SELECT 1 FROM df.scopes s
                                WHERE s.instance_id = p_instance_id AND s.scope_id = e.k
@@ -483,7 +483,8 @@ BEGIN
                                  AND s.generation = (e.x ->> 'generation')::integer
                                  AND s.named = e.x -> 'named'
                                  AND s.status = e.x ->> 'status'
-                                 AND s.result IS NOT DISTINCT FROM (e.x ->> 'result'))
+                                 AND s.result IS NOT DISTINCT FROM (e.x ->> 'result')
+                              OFFSET 0)
                          END) THEN
         RAISE EXCEPTION 'pgflare: checkpoint of instance % computed from a stale copy', p_instance_id
             USING ERRCODE = 'PFS01';  -- internal: the engine catches it and reads afresh
@@ -2511,8 +2512,7 @@ BEGIN
       INTO v_instance
       FROM df.instances i WHERE i.id = p_instance_id
        FOR NO KEY UPDATE;  -- serializes checkpoints, yet lets df.signal's FK check (KEY SHARE) through
-    -- One primary-key lookup per id. A set-based form (id = ANY(...), or a join) let the cached generic
-    -- plan scan every node of the instance: a new instance's size is never in the statistics.
+    -- One primary-key lookup per id.
     FOREACH v_id IN ARRAY p_node_ids LOOP
         SELECT jsonb_build_object('id', n.id, 'status', n.status, 'stamp', n.status_details ->> 'execution_id', 'state', n.state)
           INTO v_node
@@ -2525,9 +2525,13 @@ BEGIN
         'instance', v_instance,
         'nodes', v_nodes,
         'scopes', coalesce((
-            SELECT jsonb_agg(jsonb_build_object('id', s.scope_id, 'parent', s.parent_scope, 'root', s.root_node,
-                       'generation', s.generation, 'named', s.named, 'status', s.status, 'result', s.result))
-              FROM df.scopes s WHERE s.instance_id = p_instance_id AND s.scope_id = ANY (p_scope_ids)), '[]'::jsonb));
+            SELECT jsonb_agg(x.s)
+              FROM (SELECT (SELECT jsonb_build_object('id', s.scope_id, 'parent', s.parent_scope, 'root', s.root_node,
+                                       'generation', s.generation, 'named', s.named, 'status', s.status, 'result', s.result)
+                              FROM df.scopes s WHERE s.instance_id = p_instance_id AND s.scope_id = u.id) AS s
+                      FROM unnest(p_scope_ids) AS u(id)
+                    OFFSET 0) x  -- not pulled up: the probe runs once per id
+             WHERE x.s IS NOT NULL), '[]'::jsonb));
 END
 $function$
 
