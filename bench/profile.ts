@@ -16,6 +16,7 @@ import { startEmbeddedPostgres } from '../src/runtime/node/embedded.ts';
 import { createPgDb } from '../src/runtime/node/pg-db.ts';
 import { migrate } from '../src/migrate/runner.ts';
 import { createEngine } from '../src/engine/engine.ts';
+import { startNodeWorker } from '../src/runtime/node/worker.ts';
 import type { Db, DbClient } from '../src/engine/db.ts';
 import { connect } from './common.ts';
 
@@ -32,6 +33,8 @@ const { values: args } = parseArgs({
     'log-file': { type: 'string', default: join(tmpdir(), 'pgflare-profile.log') },
     // Extra server settings for an experiment, e.g. --set plan_cache_mode=force_generic_plan.
     set: { type: 'string', multiple: true, default: [] },
+    // Run the chain on a Node worker (concurrency 1, as bench W1) instead of engine.runSeries().
+    worker: { type: 'boolean', default: false },
     // Extra SQL run as the superuser after migrating, e.g. --sql 'ALTER TABLE df.instances SET (fillfactor = 80)'.
     sql: { type: 'string', multiple: true, default: [] },
   },
@@ -140,7 +143,15 @@ async function main() {
       if (args.statements) await su.query('SELECT pg_stat_statements_reset()');
       const t0 = performance.now();
       const [s0, n0] = [serverCpu(dataDir), nodeCpu()];
-      const runs = await engine.runSeries();
+      let runs = 0;
+      if (args.worker) {
+        // As bench W1: the worker runs the chain; completion is polled every 10 ms.
+        const w = await startNodeWorker({ connectionString: url, concurrency: 1 });
+        const [{ id }] = (await c.query<{ id: string }>(`SELECT id FROM df.instances WHERE status <> 'completed' LIMIT 1`)).rows;
+        while ((await c.query<{ s: string }>('SELECT df.status($1) AS s', [id])).rows[0].s !== 'completed') await new Promise((r) => setTimeout(r, 10));
+        await w.stop();
+        runs = n;
+      } else runs = await engine.runSeries();
       const total = performance.now() - t0;
       const [s1, n1] = [serverCpu(dataDir), nodeCpu()];
       console.log(
