@@ -328,7 +328,7 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
-CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes jsonb)
+CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes jsonb, p_expect jsonb DEFAULT NULL::jsonb)
  RETURNS void
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
@@ -336,6 +336,7 @@ CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes 
  SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 DECLARE
+    v_instance jsonb;
     v_owner regrole;
     v_tids tid[];
     v_lock tid[];
@@ -343,6 +344,41 @@ DECLARE
     v_written integer;
     v_scope text;
 BEGIN
+    -- ===== GUARD: the copy the checkpoint was computed from is still what the rows say =====
+    IF p_expect IS NOT NULL THEN
+        SELECT jsonb_build_object('status', i.status, 'generation', i.generation), i.submitted_by
+          INTO v_instance, v_owner
+          FROM df.instances i WHERE i.id = p_instance_id
+           FOR NO KEY UPDATE;  -- as in _lock_and_load: serializes checkpoints, lets df.signal's FK check through
+        IF v_instance IS DISTINCT FROM p_expect -> 'instance'
+           OR EXISTS (SELECT 1 FROM jsonb_each(p_expect -> 'nodes') AS e(k, x)
+                       WHERE NOT EXISTS (
+                             SELECT 1 FROM df.nodes n
+                              WHERE n.instance_id = p_instance_id AND n.id = e.k::varchar
+                                AND n.status = e.x ->> 'status'
+                                AND (n.status_details ->> 'execution_id') IS NOT DISTINCT FROM (e.x ->> 'stamp')
+                                AND coalesce(n.state, 'null'::jsonb) = coalesce(e.x -> 'state', 'null'::jsonb)
+                             OFFSET 0))
+           OR EXISTS (SELECT 1 FROM jsonb_each(p_expect -> 'scopes') AS e(k, x)
+                       WHERE CASE WHEN e.x = 'null'::jsonb
+                             THEN EXISTS (SELECT 1 FROM df.scopes s WHERE s.instance_id = p_instance_id AND s.scope_id = e.k OFFSET 0)
+                             ELSE NOT EXISTS (
+                                  SELECT 1 FROM df.scopes s
+                                   WHERE s.instance_id = p_instance_id AND s.scope_id = e.k
+                                     AND s.parent_scope IS NOT DISTINCT FROM (e.x ->> 'parent')
+                                     AND s.root_node = (e.x ->> 'root')::varchar
+                                     AND s.generation = (e.x ->> 'generation')::integer
+                                     AND s.named = e.x -> 'named'
+                                     AND s.status = e.x ->> 'status'
+                                     AND s.result IS NOT DISTINCT FROM (e.x ->> 'result')
+                                  OFFSET 0)
+                             END) THEN
+            RAISE EXCEPTION 'pgflare: checkpoint of instance % computed from a stale copy', p_instance_id
+                USING ERRCODE = 'PFS01';  -- internal: the engine catches it and reads afresh
+        END IF;
+    END IF;
+
+    -- ===== PHASE: write =====
     -- Each changed row's ctid by a correlated primary-key probe per change: as a subquery its only plan
     -- is the probe on both key columns (a join was planned as a scan of the instance's rows when the
     -- generic plan guesses 100 changes). The changes are unpacked inline: df._node_changes, a SQL
@@ -388,8 +424,8 @@ BEGIN
         END IF;
     END IF;
 
-    IF jsonb_array_length(coalesce(p_changes -> 'scopes', '[]'::jsonb)) > 0
-       OR jsonb_array_length(coalesce(p_changes -> 'events', '[]'::jsonb)) > 0 THEN
+    IF v_owner IS NULL AND (jsonb_array_length(coalesce(p_changes -> 'scopes', '[]'::jsonb)) > 0
+       OR jsonb_array_length(coalesce(p_changes -> 'events', '[]'::jsonb)) > 0) THEN
         SELECT i.submitted_by INTO v_owner FROM df.instances i WHERE i.id = p_instance_id;
     END IF;
 
@@ -446,50 +482,6 @@ BEGIN
     SELECT p_instance_id, e ->> 'node_id', e ->> 'kind', (e ->> 'attempt')::integer, e ->> 'detail', v_owner
       FROM jsonb_array_elements(p_changes -> 'events') e;
     END IF;
-END
-$function$
-
--- acl {<owner>=X/<owner>}
-CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes jsonb, p_expect jsonb)
- RETURNS void
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET plan_cache_mode TO 'force_generic_plan'
-AS $function$
-DECLARE
-    v_instance jsonb;
-BEGIN
-    SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
-      INTO v_instance
-      FROM df.instances i WHERE i.id = p_instance_id
-       FOR NO KEY UPDATE;  -- as in _lock_and_load: serializes checkpoints, lets df.signal's FK check through
-    IF v_instance IS DISTINCT FROM p_expect -> 'instance'
-       OR EXISTS (SELECT 1 FROM jsonb_each(p_expect -> 'nodes') AS e(k, x)
-                   WHERE NOT EXISTS (
-                         SELECT 1 FROM df.nodes n
-                          WHERE n.instance_id = p_instance_id AND n.id = e.k::varchar
-                            AND n.status = e.x ->> 'status'
-                            AND (n.status_details ->> 'execution_id') IS NOT DISTINCT FROM (e.x ->> 'stamp')
-                            AND coalesce(n.state, 'null'::jsonb) = coalesce(e.x -> 'state', 'null'::jsonb)
-                         OFFSET 0))
-       OR EXISTS (SELECT 1 FROM jsonb_each(p_expect -> 'scopes') AS e(k, x)
-                   WHERE CASE WHEN e.x = 'null'::jsonb
-                         THEN EXISTS (SELECT 1 FROM df.scopes s WHERE s.instance_id = p_instance_id AND s.scope_id = e.k OFFSET 0)
-                         ELSE NOT EXISTS (
-                              SELECT 1 FROM df.scopes s
-                               WHERE s.instance_id = p_instance_id AND s.scope_id = e.k
-                                 AND s.parent_scope IS NOT DISTINCT FROM (e.x ->> 'parent')
-                                 AND s.root_node = (e.x ->> 'root')::varchar
-                                 AND s.generation = (e.x ->> 'generation')::integer
-                                 AND s.named = e.x -> 'named'
-                                 AND s.status = e.x ->> 'status'
-                                 AND s.result IS NOT DISTINCT FROM (e.x ->> 'result')
-                              OFFSET 0)
-                         END) THEN
-        RAISE EXCEPTION 'pgflare: checkpoint of instance % computed from a stale copy', p_instance_id
-            USING ERRCODE = 'PFS01';  -- internal: the engine catches it and reads afresh
-    END IF;
-    PERFORM df._apply(p_instance_id, p_changes);
 END
 $function$
 
