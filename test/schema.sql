@@ -1591,6 +1591,8 @@ DECLARE
     v_ids    varchar(8)[];
     v_unique bigint;
     v_try    integer := 0;
+    v_id     varchar(8);
+    v_merge  boolean := false;  -- some node has a condition or extras to merge into its query
 BEGIN
     -- ===== PHASE 1: parse the root =====
     BEGIN
@@ -1726,6 +1728,7 @@ BEGIN
             n_path[v_count] := v_path || '.' || v_segments[i];
         END LOOP;
 
+        v_merge := v_merge OR coalesce(v_has_cond, false) OR v_extras IS NOT NULL;
         IF (v_has_cond OR v_extras IS NOT NULL) AND v_query IS NOT NULL THEN
             IF v_config_err IS NOT NULL THEN
                 RAISE EXCEPTION '%: query in % must be valid JSON config: %', c_prefix || v_path, v_type, v_config_err
@@ -1762,19 +1765,58 @@ BEGIN
     END LOOP;
 
     -- ===== PHASE 3: node ids, unique within the graph =====
-    LOOP
-        v_try := v_try + 1;
-        SELECT array_agg(g.x), count(DISTINCT g.x) INTO v_ids, v_unique
-          FROM (SELECT df._new_id() AS x FROM generate_series(1, v_count)) g;
-        EXIT WHEN v_unique = v_count;
-        IF v_try >= 10 THEN
-            RAISE EXCEPTION '%root: exhausted 10 attempts to generate a graph-unique node ID', c_prefix
-                USING ERRCODE = '23505';
-        END IF;
-    END LOOP;
+    IF v_count <= 64 THEN
+        -- A small graph draws its ids one by one: the set-based draw below costs a query (~55 µs), more
+        -- than all the draws of a graph this size.
+        v_ids := '{}';
+        WHILE cardinality(v_ids) < v_count LOOP
+            v_try := v_try + 1;
+            IF v_try > v_count + 10 THEN
+                RAISE EXCEPTION '%root: exhausted 10 attempts to generate a graph-unique node ID', c_prefix
+                    USING ERRCODE = '23505';
+            END IF;
+            v_id := df._new_id();
+            IF NOT v_id = ANY (v_ids) THEN
+                v_ids := v_ids || v_id;
+            END IF;
+        END LOOP;
+    ELSE
+        LOOP
+            v_try := v_try + 1;
+            SELECT array_agg(g.x), count(DISTINCT g.x) INTO v_ids, v_unique
+              FROM (SELECT df._new_id() AS x FROM generate_series(1, v_count)) g;
+            EXIT WHEN v_unique = v_count;
+            IF v_try >= 10 THEN
+                RAISE EXCEPTION '%root: exhausted 10 attempts to generate a graph-unique node ID', c_prefix
+                    USING ERRCODE = '23505';
+            END IF;
+        END LOOP;
+    END IF;
 
     -- ===== PHASE 4: rows in pre-order, with condition/extras merged into the config query =====
     -- Set-based (unnest + hash joins): subscripting large arrays inside a query is quadratic.
+    IF v_count <= 64 AND NOT v_merge THEN
+        -- A small graph with nothing to merge is returned row by row: starting the set-based query
+        -- below costs ~70 µs per call, most of a one-step df.start's flattening (bench/ W2 sustained).
+        FOR i IN 1 .. v_npre LOOP
+            v_ord := v_preorder[i];
+            ord := i;
+            id := v_ids[v_ord];
+            node_type := n_type[v_ord];
+            query := n_query[v_ord];
+            result_name := n_name[v_ord];
+            left_node := v_ids[n_left[v_ord]];
+            right_node := v_ids[n_right[v_ord]];
+            condition_node := NULL;
+            extra_nodes := NULL;
+            parent_id := v_ids[n_parent[v_ord]];
+            depth := n_depth[v_ord];
+            path := n_path[v_ord];
+            options := n_opts[v_ord];
+            RETURN NEXT;
+        END LOOP;
+        RETURN;
+    END IF;
     RETURN QUERY
     WITH ids AS (
         SELECT t.nid, t.o FROM unnest(v_ids) WITH ORDINALITY AS t(nid, o)
