@@ -41,7 +41,7 @@ interface Engine {
   drain(opts?: { concurrency?: number; until?: () => boolean; maxSteps?: number }): Promise<number>;
 }
 interface EngineModule {
-  createEngine(opts: { db: Db; log?: BenchLogger; workerId?: string }): Engine;
+  createEngine(opts: { db: Db; log?: BenchLogger; workerId?: string; queueVacuumSteps?: number }): Engine;
 }
 interface BenchLogger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -76,6 +76,11 @@ export interface EngineAvailability {
 const ENGINE_PATH = process.env.PGFLARE_BENCH_ENGINE_MODULE ?? '../src/engine/index.ts';
 const WORKER_PATH = process.env.PGFLARE_BENCH_WORKER_MODULE ?? '../src/runtime/node/worker.ts';
 const ENGINE_FALLBACK_PATH = '../src/engine/engine.ts';
+/**
+ * W2 drives the engine directly (drain), not the Node worker; it gets the worker's default queue vacuum
+ * (PGFLARE_QUEUE_VACUUM_STEPS), so the rate is the one `pgflare worker` would see.
+ */
+const NODE_WORKER_QUEUE_VACUUM_STEPS = 2000;
 
 async function tryImport<T>(path: string, exportName: string): Promise<{ mod?: T; why?: string }> {
   try {
@@ -232,7 +237,7 @@ export async function engineDrain(ctx: BenchContext, avail: EngineAvailability, 
   const watcher = await connect(ctx.ownerUrl);
   const sampler = new WindowSampler(() => countCompleted(watcher), ctx.windowSeconds);
   try {
-    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx) });
+    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: NODE_WORKER_QUEUE_VACUUM_STEPS });
     await sampler.start();
     const t0 = nowMs();
     let steps = 0;
@@ -277,7 +282,7 @@ export async function engineSustained(ctx: BenchContext, avail: EngineAvailabili
   });
   let timeUp = false;
   try {
-    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx) });
+    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: NODE_WORKER_QUEUE_VACUUM_STEPS });
     await runSampler.start();
     await sampler.start();
     const t0 = nowMs();
@@ -341,7 +346,7 @@ export async function engineFanOut(ctx: BenchContext, avail: EngineAvailability,
   const db = createPgDb({ connectionString: ctx.ownerUrl, max: 10, applicationName: 'pgflare-bench-engine' });
   const c = await connect(ctx.ownerUrl);
   try {
-    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx) });
+    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: NODE_WORKER_QUEUE_VACUUM_STEPS });
     const id = (await c.query<{ id: string }>('SELECT df.start($1) AS id', [graph])).rows[0].id;
     const t0 = nowMs();
     let status = 'pending';

@@ -27,6 +27,7 @@ const EnvSchema = z.object({
   PGFLARE_HTTP_ALLOWED_HOSTS: z.string().optional(),
   PGFLARE_MAX_RESULT_BYTES: int(1024, 1024 * 1024 * 1024).optional(),
   PGFLARE_MAX_RESPONSE_BYTES: int(1024, 1024 * 1024 * 1024).optional(),
+  PGFLARE_QUEUE_VACUUM_STEPS: int(0, 100_000_000).default(2000),
 });
 
 export interface RuntimeConfig {
@@ -44,6 +45,8 @@ export interface RuntimeConfig {
   maxResultBytes?: number;
   /** HTTP response body cap in bytes (undefined: the executor's default, 10 MiB). */
   maxResponseBytes?: number;
+  /** Steps between the Node worker's own vacuums of df.nodes; 0 leaves it to autovacuum (src/engine/queue-vacuum.ts). */
+  queueVacuumSteps: number;
 }
 
 export class ConfigError extends Error {}
@@ -68,5 +71,6 @@ export function loadConfig(env: Record<string, string | undefined>): RuntimeConf
     httpAllowedHosts: c.PGFLARE_HTTP_ALLOWED_HOSTS?.split(',').map((h) => h.trim()).filter(Boolean),
     maxResultBytes: c.PGFLARE_MAX_RESULT_BYTES,
     maxResponseBytes: c.PGFLARE_MAX_RESPONSE_BYTES,
+    queueVacuumSteps: c.PGFLARE_QUEUE_VACUUM_STEPS,
   };
 }

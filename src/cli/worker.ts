@@ -17,6 +17,7 @@ export async function startConfiguredWorker(databaseUrl: string, log: Logger, ov
     retentionDays: cfg.retentionDays,
     enableSuperuserInstances: cfg.enableSuperuserInstances,
     maxResultBytes: cfg.maxResultBytes,
+    queueVacuumSteps: cfg.queueVacuumSteps,
     http: createNodeHttpRunner({ databaseUrl, policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts, maxResponseBytes: cfg.maxResponseBytes }),
     log,
   });

@@ -34,6 +34,7 @@ import { lastRows, literal, textArray } from './sql-text.ts';
 import type { StepOutcome } from './executors/outcome.ts';
 import { noPoints, type PointHandler } from './points.ts';
 import { backoffMs, DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
+import { createQueueVacuum } from './queue-vacuum.ts';
 
 export interface ReadyNode {
   instanceId: string;
@@ -75,6 +76,11 @@ export interface EngineOptions {
   enableSuperuserInstances?: boolean;
   /** Cap on a step's result text in bytes (PGFLARE_MAX_RESULT_BYTES; default limits.ts). */
   maxResultBytes?: number;
+  /**
+   * Vacuum df.nodes in the background after this many steps (queue-vacuum.ts); 0 or absent: never (the
+   * Node worker's default is 2 000, PGFLARE_QUEUE_VACUUM_STEPS).
+   */
+  queueVacuumSteps?: number;
 }
 
 export interface SeriesOptions {
@@ -112,8 +118,13 @@ export interface Engine {
    * worker). Returns how many nodes ran.
    */
   runSeries(opts?: SeriesOptions): Promise<number>;
-  /** Checkpoints computed from the engine's copy of the rows, and those found stale and done again. */
-  stats(): { assumed: number; stale: number; cachedGraphs: number };
+  /**
+   * Checkpoints computed from the engine's copy of the rows, those found stale and done again, cached
+   * graphs, and queue vacuums run (queue-vacuum.ts).
+   */
+  stats(): { assumed: number; stale: number; cachedGraphs: number; vacuums: number };
+  /** Resolves when the engine's background work (a queue vacuum under way) has finished. */
+  settled(): Promise<void>;
   /** Runs until nothing is due; returns how many nodes ran. */
   drain(opts?: { concurrency?: number; now?: Date; maxSteps?: number }): Promise<number>;
 }
@@ -142,6 +153,7 @@ export function createEngine(options: EngineOptions): Engine {
   };
   const httpAccess = new WeakMap<ClaimedRow, Pick<HttpStep, 'policy' | 'canUseHttp'>>();
   let workerRole = options.workerRole;
+  const queueVacuum = createQueueVacuum(db, log, { everySteps: options.queueVacuumSteps ?? 0 });
 
   async function graphOf(client: DbClient, row: ClaimedRow): Promise<Graph> {
     let g = graphs.get(row.instance_id);
@@ -441,8 +453,9 @@ export function createEngine(options: EngineOptions): Engine {
   async function runOnce(opts: { now?: Date; target?: { instanceId: string; nodeId: string } } = {}): Promise<RunResult | null> {
     const now = opts.now ?? new Date();
     const out = await db.withClient((client) => stepOn(client, now, opts.target, undefined, null));
-    if (out.lease) return runLeased(out.lease, now);
-    return out.result;
+    const result = out.lease ? await runLeased(out.lease, now) : out.result;
+    if (result) queueVacuum.stepDone();
+    return result;
   }
 
   async function runSeries(opts: SeriesOptions = {}): Promise<number> {
@@ -451,6 +464,7 @@ export function createEngine(options: EngineOptions): Engine {
     const more = () => n < max && (opts.more?.() ?? true);
     const ran = (r: RunResult) => {
       n++;
+      queueVacuum.stepDone();
       opts.onResult?.(r);
     };
     while (more()) {
@@ -785,7 +799,13 @@ export function createEngine(options: EngineOptions): Engine {
     return count;
   }
 
-  return { runOnce, runSeries, drain, stats: () => ({ ...counts, cachedGraphs: graphs.size }) };
+  return {
+    runOnce,
+    runSeries,
+    drain,
+    stats: () => ({ ...counts, cachedGraphs: graphs.size, vacuums: queueVacuum.stats().vacuums }),
+    settled: () => queueVacuum.settled(),
+  };
 }
 
 /** What a claim transaction still has to send: a prefix for its next query and the checkpoint write. */

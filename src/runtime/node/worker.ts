@@ -67,7 +67,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   const dispatch = (ready: ReadyNode[]) => {
     for (const r of ready) wakeAt(r.runAt);
   };
-  const engine = createEngine({ ...opts, db, log, dispatch });
+  const engine = createEngine({ queueVacuumSteps: 2000, ...opts, db, log, dispatch });
   try {
     await db.withClient((c) => checkSchemaVersion(c, migrations.length));
   } catch (err) {
@@ -196,6 +196,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
       await firing;
       for (const t of timers) clearTimeout(t);
       await Promise.all(loops);
+      await engine.settled();
       await db.withClient((c) => c.query('DELETE FROM df._worker_epoch WHERE epoch_id = $1', [epochId])).catch(() => undefined);
       await db.end();
       log.info('worker stopped', { steps });
