@@ -510,10 +510,14 @@ BEGIN
                    i.submitted_by::text, r.oid IS NOT NULL, coalesce(r.rolsuper, false),
                    coalesce(nullif(current_setting('pg_durable.enable_superuser_instances', true), ''), 'off'),
                    s.named, s.status, i.input::text
-              FROM c JOIN df.instances i ON i.id = c.instance_id
+              FROM c
+              -- Probes by primary key as correlated subqueries (OFFSET 0: never pulled up into a join).
+              JOIN LATERAL (SELECT * FROM df.instances x WHERE x.id = c.instance_id OFFSET 0) i ON true
               LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
-              LEFT JOIN df.scopes s ON s.instance_id = c.instance_id
-                                   AND s.scope_id = substring(c.status_details ->> 'execution_id' FROM '^(.*)::[0-9]+$');
+              LEFT JOIN LATERAL (SELECT x.named, x.status FROM df.scopes x
+                                  WHERE x.instance_id = c.instance_id
+                                    AND x.scope_id = substring(c.status_details ->> 'execution_id' FROM '^(.*)::[0-9]+$')
+                                 OFFSET 0) s ON true;
         ELSE
             RETURN QUERY
             WITH c AS (SELECT * FROM df.nodes n
@@ -524,10 +528,14 @@ BEGIN
                    i.submitted_by::text, r.oid IS NOT NULL, coalesce(r.rolsuper, false),
                    coalesce(nullif(current_setting('pg_durable.enable_superuser_instances', true), ''), 'off'),
                    s.named, s.status, i.input::text
-              FROM c JOIN df.instances i ON i.id = c.instance_id
+              FROM c
+              -- Probes by primary key as correlated subqueries (OFFSET 0: never pulled up into a join).
+              JOIN LATERAL (SELECT * FROM df.instances x WHERE x.id = c.instance_id OFFSET 0) i ON true
               LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
-              LEFT JOIN df.scopes s ON s.instance_id = c.instance_id
-                                   AND s.scope_id = substring(c.status_details ->> 'execution_id' FROM '^(.*)::[0-9]+$');
+              LEFT JOIN LATERAL (SELECT x.named, x.status FROM df.scopes x
+                                  WHERE x.instance_id = c.instance_id
+                                    AND x.scope_id = substring(c.status_details ->> 'execution_id' FROM '^(.*)::[0-9]+$')
+                                 OFFSET 0) s ON true;
         END IF;
         RETURN;
     ELSE
@@ -572,7 +580,8 @@ BEGIN
            df._setting('enable_superuser_instances', 'off'), s.named, s.status, i.input::text
       FROM df.instances i
       LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
-      LEFT JOIN df.scopes s ON s.instance_id = v.instance_id AND s.scope_id = v_scope
+      LEFT JOIN LATERAL (SELECT x.named, x.status FROM df.scopes x
+                          WHERE x.instance_id = v.instance_id AND x.scope_id = v_scope OFFSET 0) s ON true
      WHERE i.id = v.instance_id;
 END
 $function$
