@@ -8,6 +8,12 @@
 -- another contender's phase (EXPLAIN of the claim: 11 057 scope rows read, 12 ms; the rate fell from
 -- 1 000 to 200 steps/s within a minute). The instance and the scope are now correlated subqueries with
 -- OFFSET 0, which are never pulled up into a join, so their only plan is a probe on both key columns.
+--
+-- The same statistics also price a probe of scopes_pkey above a scan of the whole table once it has grown
+-- (a cost scaled by the index's current size over the one row it had): the generic plan flipped to a
+-- sequential scan of df.scopes per claim (EXPLAIN: 599 pages read, 16-19 ms; the rate fell to 400 steps/s
+-- until autoanalyze came). Every table access in df._claim and df._lock_and_load is a probe or the
+-- ready-index scan, so both now run with enable_seqscan = off, as df._apply has since 0016.
 -- test/engine/claim-plans.test.ts reproduces those statistics and counts the rows a claim reads.
 --
 -- Same signature, columns and role-limit path as 0018. Error codes: none raised here.
@@ -20,6 +26,7 @@ RETURNS TABLE (
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -114,3 +121,5 @@ BEGIN
      WHERE i.id = v.instance_id;
 END
 $$;
+
+ALTER FUNCTION df._lock_and_load(varchar, varchar[], text[]) SET enable_seqscan = off;

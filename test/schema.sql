@@ -491,6 +491,7 @@ CREATE OR REPLACE FUNCTION df._claim(p_now timestamp with time zone, p_instance_
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_seqscan TO 'off'
 AS $function$
 #variable_conflict use_column
 DECLARE
@@ -2544,6 +2545,7 @@ CREATE OR REPLACE FUNCTION df._lock_and_load(p_instance_id character varying, p_
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_seqscan TO 'off'
 AS $function$
 DECLARE
     v_instance jsonb;
