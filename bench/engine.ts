@@ -13,6 +13,9 @@
  *   W3  start committed → the step's SQL begins, Node worker idle at concurrency 1
  */
 import { createPgDb } from '../src/runtime/node/pg-db.ts';
+// W2 drives the engine directly (drain), not the Node worker, with the worker's default queue vacuum
+// (PGFLARE_QUEUE_VACUUM_STEPS), so the rate is the one `pgflare worker` would see.
+import { DEFAULT_QUEUE_VACUUM_STEPS } from '../src/engine/queue-vacuum.ts';
 import type { Db } from '../src/engine/db.ts';
 import {
   checkpoint,
@@ -76,11 +79,6 @@ export interface EngineAvailability {
 const ENGINE_PATH = process.env.PGFLARE_BENCH_ENGINE_MODULE ?? '../src/engine/index.ts';
 const WORKER_PATH = process.env.PGFLARE_BENCH_WORKER_MODULE ?? '../src/runtime/node/worker.ts';
 const ENGINE_FALLBACK_PATH = '../src/engine/engine.ts';
-/**
- * W2 drives the engine directly (drain), not the Node worker; it gets the worker's default queue vacuum
- * (PGFLARE_QUEUE_VACUUM_STEPS), so the rate is the one `pgflare worker` would see.
- */
-const NODE_WORKER_QUEUE_VACUUM_STEPS = 2000;
 
 async function tryImport<T>(path: string, exportName: string): Promise<{ mod?: T; why?: string }> {
   try {
@@ -237,7 +235,7 @@ export async function engineDrain(ctx: BenchContext, avail: EngineAvailability, 
   const watcher = await connect(ctx.ownerUrl);
   const sampler = new WindowSampler(() => countCompleted(watcher), ctx.windowSeconds);
   try {
-    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: NODE_WORKER_QUEUE_VACUUM_STEPS });
+    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: DEFAULT_QUEUE_VACUUM_STEPS });
     await sampler.start();
     const t0 = nowMs();
     let steps = 0;
@@ -282,7 +280,7 @@ export async function engineSustained(ctx: BenchContext, avail: EngineAvailabili
   });
   let timeUp = false;
   try {
-    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: NODE_WORKER_QUEUE_VACUUM_STEPS });
+    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: DEFAULT_QUEUE_VACUUM_STEPS });
     await runSampler.start();
     await sampler.start();
     const t0 = nowMs();
@@ -346,7 +344,7 @@ export async function engineFanOut(ctx: BenchContext, avail: EngineAvailability,
   const db = createPgDb({ connectionString: ctx.ownerUrl, max: 10, applicationName: 'pgflare-bench-engine' });
   const c = await connect(ctx.ownerUrl);
   try {
-    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: NODE_WORKER_QUEUE_VACUUM_STEPS });
+    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: DEFAULT_QUEUE_VACUUM_STEPS });
     const id = (await c.query<{ id: string }>('SELECT df.start($1) AS id', [graph])).rows[0].id;
     const t0 = nowMs();
     let status = 'pending';

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { RetryPolicy } from './engine/retry.ts';
+import { DEFAULT_QUEUE_VACUUM_STEPS } from './engine/queue-vacuum.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z
@@ -27,7 +28,7 @@ const EnvSchema = z.object({
   PGFLARE_HTTP_ALLOWED_HOSTS: z.string().optional(),
   PGFLARE_MAX_RESULT_BYTES: int(1024, 1024 * 1024 * 1024).optional(),
   PGFLARE_MAX_RESPONSE_BYTES: int(1024, 1024 * 1024 * 1024).optional(),
-  PGFLARE_QUEUE_VACUUM_STEPS: int(0, 100_000_000).default(2000),
+  PGFLARE_QUEUE_VACUUM_STEPS: int(0, 100_000_000).default(DEFAULT_QUEUE_VACUUM_STEPS),
 });
 
 export interface RuntimeConfig {

@@ -17,11 +17,12 @@
 import type { Db } from './db.ts';
 import type { Logger } from '../log.ts';
 
+/** Steps between two vacuums in the Node worker (PGFLARE_QUEUE_VACUUM_STEPS) and in bench W2. */
+export const DEFAULT_QUEUE_VACUUM_STEPS = 2000;
+
 export interface QueueVacuumOptions {
   /** Steps this engine runs between two vacuums; 0 disables. */
   everySteps: number;
-  /** Never sooner than this after the last one ended (ms). */
-  minIntervalMs?: number;
 }
 
 export interface QueueVacuum {
@@ -34,14 +35,15 @@ export interface QueueVacuum {
 }
 
 /** How a vacuum is sent: autocommit on its own session; never waits for a lock, keeps the file's length. */
-export const QUEUE_VACUUM_SQL = 'VACUUM (SKIP_LOCKED, TRUNCATE false) df.nodes';
+const QUEUE_VACUUM_SQL = 'VACUUM (SKIP_LOCKED, TRUNCATE false) df.nodes';
 
 /** At most this share of wall time spent vacuuming: the pause after a vacuum is (1/share − 1) × its length. */
 const DUTY = 0.05;
+/** And never sooner than this after the last one ended (ms). */
+const MIN_INTERVAL_MS = 1000;
 
 export function createQueueVacuum(db: Db, log: Logger, opts: QueueVacuumOptions): QueueVacuum {
   const every = Math.max(0, Math.floor(opts.everySteps));
-  const minInterval = opts.minIntervalMs ?? 1000;
   let off = every === 0;
   let owner: boolean | undefined;
   let since = 0;
@@ -73,7 +75,7 @@ export function createQueueVacuum(db: Db, log: Logger, opts: QueueVacuumOptions)
       log.warn('queue vacuum failed', { error: err });
     } finally {
       const ms = Date.now() - t0;
-      notBefore = Date.now() + Math.max(minInterval, Math.ceil(ms * (1 / DUTY - 1)));
+      notBefore = Date.now() + Math.max(MIN_INTERVAL_MS, Math.ceil(ms * (1 / DUTY - 1)));
       running = null;
     }
   }

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createEngine, type Engine, type EngineOptions, type ReadyNode } from '../../engine/engine.ts';
 import { checkSchemaVersion, heartbeat, pruneHistory } from '../../engine/sweep.ts';
+import { DEFAULT_QUEUE_VACUUM_STEPS } from '../../engine/queue-vacuum.ts';
 import { fireDueSchedules } from '../../engine/schedules.ts';
 import { migrations } from '../../migrate/generated/migrations.ts';
 import { silentLogger, type Logger } from '../../log.ts';
@@ -67,7 +68,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   const dispatch = (ready: ReadyNode[]) => {
     for (const r of ready) wakeAt(r.runAt);
   };
-  const engine = createEngine({ queueVacuumSteps: 2000, ...opts, db, log, dispatch });
+  const engine = createEngine({ ...opts, queueVacuumSteps: opts.queueVacuumSteps ?? DEFAULT_QUEUE_VACUUM_STEPS, db, log, dispatch });
   try {
     await db.withClient((c) => checkSchemaVersion(c, migrations.length));
   } catch (err) {
