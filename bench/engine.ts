@@ -14,8 +14,10 @@
  */
 import { createPgDb } from '../src/runtime/node/pg-db.ts';
 // W2 drives the engine directly (drain), not the Node worker, with the worker's default queue vacuum
-// (PGFLARE_QUEUE_VACUUM_STEPS), so the rate is the one `pgflare worker` would see.
+// (PGFLARE_QUEUE_VACUUM_STEPS) and batch size (PGFLARE_BATCH_SIZE), so the rate is the one `pgflare worker`
+// would see.
 import { DEFAULT_QUEUE_VACUUM_STEPS } from '../src/engine/queue-vacuum.ts';
+import { DEFAULT_BATCH_SIZE } from '../src/engine/batch.ts';
 import type { Db } from '../src/engine/db.ts';
 import {
   checkpoint,
@@ -44,7 +46,7 @@ interface Engine {
   drain(opts?: { concurrency?: number; until?: () => boolean; maxSteps?: number }): Promise<number>;
 }
 interface EngineModule {
-  createEngine(opts: { db: Db; log?: BenchLogger; workerId?: string; queueVacuumSteps?: number }): Engine;
+  createEngine(opts: { db: Db; log?: BenchLogger; workerId?: string; queueVacuumSteps?: number; batchSize?: number }): Engine;
 }
 interface BenchLogger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -235,7 +237,7 @@ export async function engineDrain(ctx: BenchContext, avail: EngineAvailability, 
   const watcher = await connect(ctx.ownerUrl);
   const sampler = new WindowSampler(() => countCompleted(watcher), ctx.windowSeconds);
   try {
-    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: DEFAULT_QUEUE_VACUUM_STEPS });
+    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: DEFAULT_QUEUE_VACUUM_STEPS, batchSize: DEFAULT_BATCH_SIZE });
     await sampler.start();
     const t0 = nowMs();
     let steps = 0;
@@ -280,7 +282,7 @@ export async function engineSustained(ctx: BenchContext, avail: EngineAvailabili
   });
   let timeUp = false;
   try {
-    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: DEFAULT_QUEUE_VACUUM_STEPS });
+    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: DEFAULT_QUEUE_VACUUM_STEPS, batchSize: DEFAULT_BATCH_SIZE });
     await runSampler.start();
     await sampler.start();
     const t0 = nowMs();
@@ -344,7 +346,7 @@ export async function engineFanOut(ctx: BenchContext, avail: EngineAvailability,
   const db = createPgDb({ connectionString: ctx.ownerUrl, max: 10, applicationName: 'pgflare-bench-engine' });
   const c = await connect(ctx.ownerUrl);
   try {
-    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: DEFAULT_QUEUE_VACUUM_STEPS });
+    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: DEFAULT_QUEUE_VACUUM_STEPS, batchSize: DEFAULT_BATCH_SIZE });
     const id = (await c.query<{ id: string }>('SELECT df.start($1) AS id', [graph])).rows[0].id;
     const t0 = nowMs();
     let status = 'pending';

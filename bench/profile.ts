@@ -37,6 +37,8 @@ const { values: args } = parseArgs({
     worker: { type: 'boolean', default: false },
     // Extra SQL run as the superuser after migrating, e.g. --sql 'ALTER TABLE df.instances SET (fillfactor = 80)'.
     sql: { type: 'string', multiple: true, default: [] },
+    // Largest batch of one-step instances per transaction in the drain (src/engine/batch.ts; 1 = none).
+    batch: { type: 'string', default: '1' },
   },
 });
 
@@ -176,7 +178,7 @@ async function main() {
       await c.query(`SELECT df.start('SELECT 1') FROM generate_series(1, $1)`, [d]);
       await c.query(`VACUUM ANALYZE df.nodes, df.instances`);
       const db = createPgDb({ connectionString: url, max: Number(args.concurrency) + 1 });
-      const engine = createEngine({ db });
+      const engine = createEngine({ db, batchSize: Number(args.batch) });
       if (args.statements) await su.query('SELECT pg_stat_statements_reset()');
       const t0 = performance.now();
       const [s0, n0] = [serverCpu(dataDir), nodeCpu()];

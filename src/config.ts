@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { RetryPolicy } from './engine/retry.ts';
 import { DEFAULT_QUEUE_VACUUM_STEPS } from './engine/queue-vacuum.ts';
+import { DEFAULT_BATCH_SIZE } from './engine/batch.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z
@@ -29,6 +30,7 @@ const EnvSchema = z.object({
   PGFLARE_MAX_RESULT_BYTES: int(1024, 1024 * 1024 * 1024).optional(),
   PGFLARE_MAX_RESPONSE_BYTES: int(1024, 1024 * 1024 * 1024).optional(),
   PGFLARE_QUEUE_VACUUM_STEPS: int(0, 100_000_000).default(DEFAULT_QUEUE_VACUUM_STEPS),
+  PGFLARE_BATCH_SIZE: int(1, 1000).default(DEFAULT_BATCH_SIZE),
 });
 
 export interface RuntimeConfig {
@@ -48,6 +50,8 @@ export interface RuntimeConfig {
   maxResponseBytes?: number;
   /** Steps between the Node worker's own vacuums of df.nodes; 0 leaves it to autovacuum (src/engine/queue-vacuum.ts). */
   queueVacuumSteps: number;
+  /** Largest batch of one-step instances per transaction; 1 runs one per transaction (src/engine/batch.ts). */
+  batchSize: number;
 }
 
 export class ConfigError extends Error {}
@@ -73,5 +77,6 @@ export function loadConfig(env: Record<string, string | undefined>): RuntimeConf
     maxResultBytes: c.PGFLARE_MAX_RESULT_BYTES,
     maxResponseBytes: c.PGFLARE_MAX_RESPONSE_BYTES,
     queueVacuumSteps: c.PGFLARE_QUEUE_VACUUM_STEPS,
+    batchSize: c.PGFLARE_BATCH_SIZE,
   };
 }

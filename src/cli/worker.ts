@@ -18,6 +18,7 @@ export async function startConfiguredWorker(databaseUrl: string, log: Logger, ov
     enableSuperuserInstances: cfg.enableSuperuserInstances,
     maxResultBytes: cfg.maxResultBytes,
     queueVacuumSteps: cfg.queueVacuumSteps,
+    batchSize: cfg.batchSize,
     http: createNodeHttpRunner({ databaseUrl, policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts, maxResponseBytes: cfg.maxResponseBytes }),
     log,
   });

@@ -26,8 +26,20 @@ import {
 } from '../graph/advance.ts';
 import { parseNodeConfig } from '../graph/schema.ts';
 import { substitute, type SubstitutionContext } from '../graph/substitute.ts';
-import { beginAndClaim, claimedRow, claimSql, findSignal, prepareClaim, STEP_SAVEPOINT, loadGraphRows, relockLeased, type ClaimedRow } from './queries/claim.ts';
-import { isNonTransactional, RESTORE_SESSION, runSqlStep } from './executors/sql.ts';
+import {
+  beginAndClaim,
+  claimedRows,
+  claimSettings,
+  claimSql,
+  findSignal,
+  prepareClaim,
+  STEP_SAVEPOINT,
+  loadGraphRows,
+  relockLeased,
+  type ClaimedRow,
+} from './queries/claim.ts';
+import { isNonTransactional, RESTORE_SESSION, runBatchedStep, runSqlStep, transactionControlError } from './executors/sql.ts';
+import { BATCH_BUDGET_MS, BatchSizer, isSimpleStatement } from './batch.ts';
 import { capStepResult } from './limits.ts';
 import { foreignOwnerProblem, nonTransactionalForeignError, runSqlStepAsOwner } from './executors/runner.ts';
 import { lastRows, literal, textArray } from './sql-text.ts';
@@ -81,6 +93,11 @@ export interface EngineOptions {
    * Node worker's default is 2 000, PGFLARE_QUEUE_VACUUM_STEPS).
    */
   queueVacuumSteps?: number;
+  /**
+   * Largest batch of one-step instances runSeries runs in one transaction (batch.ts); 1 or absent: one
+   * per transaction (the Node worker's default is 16, PGFLARE_BATCH_SIZE).
+   */
+  batchSize?: number;
 }
 
 export interface SeriesOptions {
@@ -120,9 +137,10 @@ export interface Engine {
   runSeries(opts?: SeriesOptions): Promise<number>;
   /**
    * Checkpoints computed from the engine's copy of the rows, those found stale and done again, cached
-   * graphs, and queue vacuums run (queue-vacuum.ts).
+   * graphs, queue vacuums run (queue-vacuum.ts), steps run in batches of two or more (batch.ts) and
+   * batches undone (their rows ran again one per transaction).
    */
-  stats(): { assumed: number; stale: number; cachedGraphs: number; vacuums: number };
+  stats(): { assumed: number; stale: number; cachedGraphs: number; vacuums: number; batched: number; undone: number };
   /** Resolves when the engine's background work (a queue vacuum under way) has finished. */
   settled(): Promise<void>;
   /** Runs until nothing is due; returns how many nodes ran. */
@@ -145,7 +163,8 @@ export function createEngine(options: EngineOptions): Engine {
   /** This engine's copy of instances' rows (see checkpoint). */
   const snapshots = new Map<string, Snapshot>();
   /** Checkpoints computed from a snapshot, and those whose copy turned out stale (done again). */
-  const counts = { assumed: 0, stale: 0 };
+  const counts = { assumed: 0, stale: 0, batched: 0, undone: 0 };
+  const batchMax = Math.max(1, Math.floor(options.batchSize ?? 1));
   const forget = (instanceId: string) => {
     graphs.delete(instanceId);
     graphOptions.delete(instanceId);
@@ -260,20 +279,19 @@ export function createEngine(options: EngineOptions): Engine {
       // The activation this step continues (see runClaimed) is written with this checkpoint.
       const ch = carry ? mergeChanges(carry, own) : own;
       tx.carry = undefined;
-      // Built when commitTx sends it: an activation whose first step continues in this transaction is
+      // Serialized when commitTx sends it: an activation whose first step continues in this transaction is
       // never sent on its own (runClaimed drops it), so it is not serialized either.
-      const changes = () => `${literal(row.instance_id)}, ${literal(JSON.stringify(serialize(ch, extra.events ?? [], graph)))}::jsonb`;
+      const changes = () => serialize(ch, extra.events ?? [], graph);
       // Written together with COMMIT (see commitTx): one round trip for the checkpoint's write.
       if (assumed) {
-        const prefix = tx.prefix;
-        tx.apply = () => `${prefix}SAVEPOINT pgflare_cp; SELECT df._apply(${changes()}, ${literal(JSON.stringify(expectation(pre, read)))}::jsonb)`;
+        tx.write = { instanceId: row.instance_id, prefix: tx.prefix, changes, expect: expectation(pre, read) };
         tx.prefix = '';
         tx.redo = () => {
           tx.carry = carry;
           return checkpoint(client, tx, row, now, event, { ...extra, fresh: true, fromClaim: false });
         };
       } else {
-        tx.apply = () => `SELECT df._apply(${changes()})`;
+        tx.write = { instanceId: row.instance_id, prefix: '', changes, expect: null };
         tx.redo = undefined;
       }
       tx.written = { instanceId: row.instance_id, pre, read, ch };
@@ -291,9 +309,10 @@ export function createEngine(options: EngineOptions): Engine {
    */
   async function commitTx(client: DbClient, tx: Tx, row: ClaimedRow, ch: Changes | null): Promise<{ ch: Changes | null } | null> {
     await hit('before-commit', { instanceId: row.instance_id, nodeId: row.id });
-    const apply = tx.apply?.();
+    const apply = tx.write ? applySql(tx.write) : null;
     const head = `${apply ? `${apply}; ` : ''}COMMIT`;
-    const sql = tx.ahead ? `${head}; BEGIN; ${claimSql(tx.ahead(), undefined, options.stepTimeoutMs ?? 0)}; ${STEP_SAVEPOINT}` : head;
+    const next = tx.ahead?.(1);
+    const sql = next ? `${head}; BEGIN; ${claimSql(next.at, undefined, options.stepTimeoutMs ?? 0, false, next.limit)}; ${STEP_SAVEPOINT}` : head;
     let res: unknown;
     try {
       res = await client.query(sql);
@@ -309,14 +328,14 @@ export function createEngine(options: EngineOptions): Engine {
       if (!again) return null;
       return commitTx(client, tx, row, again);
     }
-    tx.apply = null;
+    tx.write = null;
     tx.redo = undefined;
     if (tx.written) remember(tx.written);
     tx.written = undefined;
-    if (tx.ahead) {
+    if (next) {
       const results = res as { rows: ClaimedRow[] }[];
       // The claim's result comes just before the savepoint's.
-      tx.next = claimedRow(results[results.length - 2]);
+      tx.next = claimedRows(results[results.length - 2]);
     }
     return { ch };
   }
@@ -407,31 +426,171 @@ export function createEngine(options: EngineOptions): Engine {
   }
 
   /**
-   * One step on `client`: claims (or takes `pending`, a row the previous step's COMMIT already claimed;
-   * null = that claim found nothing), runs it, commits. With `ahead`, the COMMIT also claims the next row.
+   * The step text a row runs in a batch, or null when it cannot join one: only an instance's first claim
+   * of a SQL root (a one-step instance, whose whole run is one checkpoint computed from the claimed row),
+   * owned by the worker's role (others run through their step runner), unblocked, and a step that
+   * isSimpleStatement accepts and that runs inside a transaction.
+   */
+  function batchStep(row: ClaimedRow): string | null {
+    if (batchMax <= 1 || row.node_type !== 'SQL' || row.id !== row.root_node || row.stamp !== null) return null;
+    if (!ACTIVE.has(row.instance_status) || row.owner !== workerRole || ownerBlock(row) !== null) return null;
+    const sub = substitute(row.query ?? '', substitutionContext(row), 'sql');
+    if (!sub.ok || isNonTransactional(sub.text) || transactionControlError(sub.text) || !isSimpleStatement(sub.text)) return null;
+    return sub.text;
+  }
+  const batchable = (row: ClaimedRow) => batchStep(row) !== null;
+
+  /**
+   * Runs claimed one-step instances in the open claim transaction (batch.ts): each is activated and its
+   * step run under a savepoint of its own, the session restored between steps, in one round trip per
+   * step; then one df._apply_many writes every checkpoint with the COMMIT (and, with `ahead`, the next
+   * claim). It stops early at a row that cannot join (`rows[0]` can) or when the batch has run longer
+   * than BATCH_BUDGET_MS; the rows it did not run are only locked and are free again at the COMMIT.
+   * When the write fails (a concurrent df.cancel made a copy stale, a node row is held) the whole
+   * transaction is rolled back, nothing of it happened, and its rows run again one per transaction.
+   */
+  async function runBatch(
+    client: DbClient,
+    rows: ClaimedRow[],
+    now: Date,
+    ahead: Ahead | null,
+    sizer: BatchSizer,
+  ): Promise<{ results: RunResult[]; next?: ClaimedRow[] }> {
+    const started = Date.now();
+    const items: { row: ClaimedRow; tx: Tx; ch: Changes; kind: RunKind }[] = [];
+    const defaultTimeout = options.stepTimeoutMs ?? 0;
+    // What the transaction owes before its next statement: the last step's savepoint release and the
+    // session restore (sent with the next step, or with the write).
+    let owed = '';
+    let cut = false;
+    let overBudget = false;
+    const undo = async (why: unknown) => {
+      await client.query('ROLLBACK');
+      for (const it of items) forget(it.row.instance_id);
+      for (const r of rows) forget(r.instance_id);
+      counts.undone++;
+      sizer.batch({ claimed: rows.length, ran: 0, cut: false, overBudget: false, failed: true });
+      log.warn('batch undone; its rows run again one per transaction', { rows: rows.length, error: why });
+      return { results: [] };
+    };
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i];
+      if (i > 0 && Date.now() - started > BATCH_BUDGET_MS) {
+        overBudget = true;
+        break;
+      }
+      const text = batchStep(row);
+      if (text === null) {
+        cut = true;
+        break;
+      }
+      await hit('after-claim', { instanceId: row.instance_id, nodeId: row.id });
+      const tx: Tx = { prefix: owed, write: null };
+      // The activation, from the claimed row alone (no read), carried into the step's checkpoint as in
+      // runClaimed.
+      const start = await checkpoint(client, tx, row, now, (cp) => cp.start(), { fromClaim: true });
+      owed = tx.prefix;
+      const step = start ? continuation(row, start, now) : null;
+      if (!start || !step) return undo(new Error(`instance ${row.instance_id}: no first step to continue with`));
+      tx.write = null;
+      tx.carry = { ...start, ready: start.ready.filter((r) => r.id !== step.id) };
+      await hit('after-claim', { instanceId: step.instance_id, nodeId: step.id });
+      const timeout = timeoutFor(step);
+      // The first row's settings and savepoint came with the claim; later rows bring their own.
+      const savepoint = i === 0 ? 'pgflare_step' : `pgflare_step_${i}`;
+      const head =
+        i === 0
+          ? timeout === defaultTimeout
+            ? owed
+            : `${owed}SELECT set_config('statement_timeout', '${timeout}', true); `
+          : `${owed}SELECT ${claimSettings(`'${timeout}'`)}; SAVEPOINT ${savepoint}; `;
+      owed = '';
+      const t0 = Date.now();
+      let out;
+      try {
+        out = await runBatchedStep(client, head, text, savepoint, options.maxResultBytes);
+      } catch (err) {
+        // The round trip failed before the step's savepoint existed: the transaction's state is unknown.
+        return undo(err);
+      }
+      if (Date.now() - t0 > BATCH_BUDGET_MS) overBudget = true;
+      const attempt = step.attempts + 1;
+      const events: unknown[] = [];
+      const outcome: Outcome = out.ok ? { kind: 'ok', text: out.resultText } : { kind: 'fail', error: out.error };
+      tx.prefix = `RELEASE SAVEPOINT ${savepoint}; ${RESTORE_SESSION}; `;
+      const ch = await checkpoint(client, tx, step, now, leafEvent(step, outcome, now, attempt, events), {
+        events,
+        leafChange: { attempts: attempt },
+        requireScope: scopeIdOf(step.stamp!),
+      });
+      // (checkpoint set tx.write; TypeScript still sees the null assigned above.)
+      const write = tx.write as Write | null;
+      if (!ch || !write || ch.scopeDeletes.size || ch.cancelScopes.length) {
+        return undo(new Error(`instance ${row.instance_id}: its checkpoint cannot join a batch`));
+      }
+      owed = write.prefix || tx.prefix;
+      write.prefix = '';
+      tx.prefix = '';
+      const retried = events.some((e) => (e as { kind: string }).kind === 'attempt_failed');
+      items.push({ row: step, tx, ch, kind: retried ? 'retry' : 'step' });
+      if (overBudget) break;
+    }
+    for (const it of items) await hit('before-commit', { instanceId: it.row.instance_id, nodeId: it.row.id });
+    const payload = items.map(({ tx }) => ({ id: tx.write!.instanceId, changes: tx.write!.changes(), ...(tx.write!.expect ? { expect: tx.write!.expect } : {}) }));
+    sizer.batch({ claimed: rows.length, ran: items.length, cut, overBudget, failed: false });
+    const next = ahead?.(items.length);
+    const claim = next ? `; BEGIN; ${claimSql(next.at, undefined, defaultTimeout, false, next.limit)}; ${STEP_SAVEPOINT}` : '';
+    let res: unknown;
+    try {
+      res = await client.query(`${owed}SELECT df._apply_many(${literal(JSON.stringify(payload))}::jsonb); COMMIT${claim}`);
+    } catch (err) {
+      if (!BATCH_UNDO.has((err as { code?: string }).code ?? '')) throw err;
+      return undo(err);
+    }
+    if (items.length > 1) counts.batched += items.length;
+    const results: RunResult[] = [];
+    for (const it of items) {
+      if (it.tx.written) remember(it.tx.written);
+      results.push(await afterCommit(it.row, it.kind, it.ch));
+    }
+    if (!next) return { results };
+    const out = res as { rows: ClaimedRow[] }[];
+    return { results, next: claimedRows(out[out.length - 2]) };
+  }
+
+  /**
+   * One step on `client`, or a batch: claims (or takes `pending`, the rows the previous step's COMMIT
+   * already claimed; empty = that claim found nothing), runs, commits. With `ahead`, the COMMIT also
+   * claims the next rows. With `sizer` (runSeries) a claim may take several rows: when the first can join
+   * a batch they run as one (runBatch); otherwise the first runs alone and the others, only locked, are
+   * free again at its commit.
    */
   async function stepOn(
     client: DbClient,
     now: Date,
     target: { instanceId: string; nodeId: string } | undefined,
-    pending: ClaimedRow | null | undefined,
-    ahead: (() => Date) | null,
+    pending: ClaimedRow[] | undefined,
+    ahead: Ahead | null,
     prepared = false,
-  ): Promise<{ result: RunResult | null; lease?: ClaimedRow; next?: ClaimedRow | null }> {
+    sizer?: BatchSizer,
+  ): Promise<{ claimed: boolean; results: RunResult[]; lease?: ClaimedRow; next?: ClaimedRow[] }> {
     let claimed: ClaimedRow | null = null;
     try {
       // BEGIN, the claim, and a SQL step's savepoint and settings, in one round trip.
-      const row = pending !== undefined ? pending : await beginAndClaim(client, now, target, options.stepTimeoutMs ?? 0, prepared);
-      if (!row) {
+      const rows = pending ?? (await beginAndClaim(client, now, target, options.stepTimeoutMs ?? 0, prepared, sizer?.size ?? 1));
+      if (!rows.length) {
         await client.query('COMMIT');
-        return { result: null };
+        return { claimed: false, results: [] };
       }
+      if (sizer && rows.length > 1 && batchable(rows[0])) return { claimed: true, ...(await runBatch(client, rows, now, ahead, sizer)) };
+      const row = rows[0];
       claimed = row;
+      sizer?.single(batchable(row));
       await hit('after-claim', { instanceId: row.instance_id, nodeId: row.id });
-      const tx: Tx = { prefix: 'RELEASE SAVEPOINT pgflare_step; ', apply: null, ahead };
+      const tx: Tx = { prefix: 'RELEASE SAVEPOINT pgflare_step; ', write: null, ahead };
       const r = await runClaimed(client, tx, row, now);
-      if ('lease' in r) return { result: null, lease: r.lease };
-      return { result: r, next: tx.next };
+      if ('lease' in r) return { claimed: true, results: [], lease: r.lease };
+      return { claimed: true, results: [r], next: tx.next };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       // A checkpoint met a node row another worker holds (NOWAIT in df._apply): nothing happened,
@@ -444,7 +603,7 @@ export function createEngine(options: EngineOptions): Engine {
             WHERE instance_id = $1 AND id = $2 AND status_details ->> 'execution_id' IS NOT DISTINCT FROM $3 AND run_at IS NOT NULL`,
           [row.instance_id, row.id, row.stamp],
         );
-        return { result: { kind: 'contended' as const, instanceId: row.instance_id, nodeId: row.id, ready: [] } };
+        return { claimed: true, results: [{ kind: 'contended' as const, instanceId: row.instance_id, nodeId: row.id, ready: [] }] };
       }
       throw err;
     }
@@ -453,7 +612,7 @@ export function createEngine(options: EngineOptions): Engine {
   async function runOnce(opts: { now?: Date; target?: { instanceId: string; nodeId: string } } = {}): Promise<RunResult | null> {
     const now = opts.now ?? new Date();
     const out = await db.withClient((client) => stepOn(client, now, opts.target, undefined, null));
-    const result = out.lease ? await runLeased(out.lease, now) : out.result;
+    const result = out.lease ? await runLeased(out.lease, now) : (out.results[0] ?? null);
     if (result) queueVacuum.stepDone();
     return result;
   }
@@ -461,6 +620,7 @@ export function createEngine(options: EngineOptions): Engine {
   async function runSeries(opts: SeriesOptions = {}): Promise<number> {
     const max = opts.maxSteps ?? Number.POSITIVE_INFINITY;
     let n = 0;
+    const sizer = new BatchSizer(batchMax);
     const more = () => n < max && (opts.more?.() ?? true);
     const ran = (r: RunResult) => {
       n++;
@@ -470,32 +630,38 @@ export function createEngine(options: EngineOptions): Engine {
     while (more()) {
       let lease: { row: ClaimedRow; now: Date } | null = null;
       const idle = await db.withClient(async (client) => {
-        let next: ClaimedRow | null | undefined;
+        let next: ClaimedRow[] | undefined;
         // The claim is prepared on this session (only right after an idle wait: see prepareClaim).
         let prepared = false;
+        // Whether a row can join a batch depends on its owner being the worker's role.
+        if (batchMax > 1) await roleOf(client);
         try {
           while (more()) {
             const now = opts.now ?? new Date();
             // The next claim rides on this step's COMMIT unless this is the last step allowed.
-            const ahead = n + 1 < max ? () => opts.now ?? new Date() : null;
+            const ahead: Ahead = (inflight) => {
+              const left = max - n - inflight;
+              return left > 0 ? { at: opts.now ?? new Date(), limit: Math.min(sizer.size, left) } : null;
+            };
             const pending = next;
             next = undefined;
-            const out = await stepOn(client, now, undefined, pending, ahead, prepared);
+            if (pending === undefined) sizer.size = Math.min(sizer.size, Math.max(1, max - n));
+            const out = await stepOn(client, now, undefined, pending, ahead, prepared, sizer);
             // A SQL step's session restore deallocates it.
-            if (out.result || out.lease) prepared = false;
+            if (out.claimed) prepared = false;
             next = out.next;
             if (out.lease) {
               lease = { row: out.lease, now };
               return false;
             }
-            if (!out.result) {
+            if (!out.claimed) {
               if (!opts.idle) return true;
               if (!prepared) await prepareClaim(client);
               prepared = true;
               if (await opts.idle()) continue;
               return true;
             }
-            ran(out.result);
+            for (const r of out.results) ran(r);
           }
           return false;
         } finally {
@@ -551,7 +717,7 @@ export function createEngine(options: EngineOptions): Engine {
         // two (bench/ W2, W3). Nothing is written before the step's SQL runs, so the step holds only
         // the claimed row (df.cancel never waits for it), and a crash or a failed checkpoint leaves the
         // instance unstarted. The step's SQL runs under the claim's savepoint, still open.
-        tx.apply = null;
+        tx.write = null;
         tx.carry = { ...ch, ready: ch.ready.filter((r) => r.id !== row2.id) };
         await hit('after-claim', { instanceId: row2.instance_id, nodeId: row2.id });
         return runClaimed(client, tx, row2, now);
@@ -763,7 +929,7 @@ export function createEngine(options: EngineOptions): Engine {
           return { kind: 'withdrawn' as const, instanceId: row.instance_id, nodeId: row.id, ready: [] };
         }
         const events: unknown[] = [];
-        const tx: Tx = { prefix: '', apply: null };
+        const tx: Tx = { prefix: '', write: null };
         const ch = await checkpoint(client, tx, row, now, leafEvent(row, outcome, now, attempt, events), {
           events,
           leafChange: { locked_until: null },
@@ -811,11 +977,12 @@ export function createEngine(options: EngineOptions): Engine {
 /** What a claim transaction still has to send: a prefix for its next query and the checkpoint write. */
 interface Tx {
   prefix: string;
-  apply: (() => string) | null;
-  /** Claim the next row in the COMMIT's round trip, at this time (runSeries). */
-  ahead?: (() => Date) | null;
-  /** What that claim returned: a row (its transaction is open), or null (open, nothing claimed). */
-  next?: ClaimedRow | null;
+  /** The checkpoint's write, sent with COMMIT (or gathered into a batch's df._apply_many). */
+  write: Write | null;
+  /** Claim the next rows in the COMMIT's round trip (runSeries). */
+  ahead?: Ahead | null;
+  /** What that claim returned: rows (their transaction is open), or none (open, nothing claimed). */
+  next?: ClaimedRow[];
   /** The checkpoint was computed from a Snapshot: how to do it again from a fresh read (PFS01). */
   redo?: () => Promise<Changes | null>;
   /** What the pending write does, for the Snapshot once it commits. */
@@ -824,9 +991,40 @@ interface Tx {
   carry?: Changes;
 }
 
+/**
+ * When and how many rows the claim riding on a COMMIT takes, given the steps that COMMIT completes
+ * (`inflight`, not yet counted); null: claim nothing (maxSteps reached).
+ */
+type Ahead = (inflight: number) => { at: Date; limit: number } | null;
+
+/**
+ * A checkpoint's write: df._apply's arguments, and what the transaction still owed before it (`prefix`).
+ * With `expect` (computed from a Snapshot) a savepoint goes first, so a stale copy (PFS01) can be undone
+ * and the checkpoint done again from a fresh read (tx.redo).
+ */
+interface Write {
+  instanceId: string;
+  prefix: string;
+  changes: () => ReturnType<typeof serialize>;
+  expect: ReturnType<typeof expectation> | null;
+}
+
+function applySql(w: Write): string {
+  const changes = `${literal(w.instanceId)}, ${literal(JSON.stringify(w.changes()))}::jsonb`;
+  return w.expect
+    ? `${w.prefix}SAVEPOINT pgflare_cp; SELECT df._apply(${changes}, ${literal(JSON.stringify(w.expect))}::jsonb)`
+    : `${w.prefix}SELECT df._apply(${changes})`;
+}
+
 function scopeIdOf(stamp: string): string {
   return stamp.slice(0, stamp.lastIndexOf('::'));
 }
+
+/**
+ * Errors of a batch's write that undo the batch (its rows then run one per transaction): a stale copy,
+ * a node row held or moved, a change df._apply_many does not take, a deadlock or serialization failure.
+ */
+const BATCH_UNDO = new Set(['PFS01', '55P03', 'PFB01', '40P01', '40001']);
 
 function isLockNotAvailable(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: string }).code === '55P03';

@@ -59,6 +59,29 @@ export interface SqlStepOptions {
 }
 
 /**
+ * Runs a step of a batch (batch.ts) inside the claim transaction: `head` (what the transaction owes
+ * before it: the previous step's savepoint release, the session restore, this step's settings and its
+ * savepoint `savepoint`) and the step's SQL in one simple-protocol round trip. Only for text that
+ * isSimpleStatement accepts. A failing step is rolled back to its savepoint; an error before the
+ * savepoint exists makes that rollback fail too, and the error reaches the caller (the batch is undone).
+ */
+export async function runBatchedStep(client: DbClient, head: string, sql: string, savepoint: string, maxResultBytes?: number): Promise<StepOutcome> {
+  try {
+    const out = (await client.query({ text: `${head}${sql}`, rowMode: 'array', types: RAW_TYPES } as never)) as unknown as
+      | { fields?: { name: string; dataTypeID: number }[]; rows: (string | null)[][] }
+      | { fields?: { name: string; dataTypeID: number }[]; rows: (string | null)[][] }[];
+    const res = Array.isArray(out) ? out[out.length - 1] : out;
+    const built = buildSqlResult(res.fields ?? [], res.rows ?? []);
+    const outcome: StepOutcome = built.ok ? capStepResult({ ok: true, resultText: built.text }, maxResultBytes) : { ok: false, error: built.error };
+    if (built.ok && !outcome.ok) await client.query(`ROLLBACK TO SAVEPOINT ${savepoint}`);
+    return outcome;
+  } catch (err) {
+    await client.query(`ROLLBACK TO SAVEPOINT ${savepoint}`);
+    return { ok: false, error: `SQL execution failed: error returned from database: ${(err as Error).message}` };
+  }
+}
+
+/**
  * Runs one step's SQL (already substituted) as one statement over the extended protocol, so
  * multi-statement text fails as in pg_durable.
  */

@@ -45,9 +45,12 @@ export function claimSql(
   target: { instanceId: string; nodeId: string } | undefined,
   stepTimeoutMs: number,
   prepared = false,
+  limit = 1,
 ): string {
   const at = `(${literal(now.toISOString())}::timestamptz + interval '999 microseconds')`;
   const timeout = Math.max(0, Math.floor(stepTimeoutMs));
+  // Several rows for a batch (batch.ts; df._claim_many, 0023).
+  if (limit > 1 && !target) return `SELECT c.*, ${claimSettings(`'${timeout}'`)} AS step_settings FROM df._claim_many(${at}, ${Math.floor(limit)}) c`;
   if (prepared) {
     const t = target ? `${literal(target.instanceId)}, ${literal(target.nodeId)}` : 'NULL, NULL';
     return `EXECUTE ${PREPARED_CLAIM}(${at}, ${t}, ${timeout})`;
@@ -56,7 +59,7 @@ export function claimSql(
   return `SELECT c.*, ${claimSettings(`'${timeout}'`)} AS step_settings FROM df._claim(${args.join(', ')}) c`;
 }
 
-const claimSettings = (timeout: string) =>
+export const claimSettings = (timeout: string) =>
   `concat(set_config('df.in_workflow', 'true', true), set_config('statement_timeout', ${timeout}, true), set_config('datestyle', 'ISO, MDY', true))`;
 
 /**
@@ -81,16 +84,16 @@ export async function prepareClaim(client: DbClient): Promise<void> {
 /** What follows the claim in its round trip: the savepoint a SQL step runs under (spare for other rows). */
 export const STEP_SAVEPOINT = 'SAVEPOINT pgflare_step';
 
-/** The claimed row from the claim statement's result (without the settings column), or null. */
-export function claimedRow(result: { rows: (ClaimedRow & { step_settings?: unknown })[] } | undefined): ClaimedRow | null {
-  const row = result?.rows[0];
-  if (!row) return null;
-  delete row.step_settings;
-  return row;
+/** The claimed rows from the claim statement's result (without the settings column), oldest first. */
+export function claimedRows(result: { rows: (ClaimedRow & { step_settings?: unknown })[] } | undefined): ClaimedRow[] {
+  const rows = result?.rows ?? [];
+  for (const row of rows) delete row.step_settings;
+  return rows;
 }
 
 /**
  * Opens the claim transaction and claims in one round trip: `BEGIN; <claim>; SAVEPOINT pgflare_step`.
+ * Up to `limit` rows (a batch), else one; none when nothing is due.
  */
 export async function beginAndClaim(
   client: DbClient,
@@ -98,9 +101,12 @@ export async function beginAndClaim(
   target: { instanceId: string; nodeId: string } | undefined,
   stepTimeoutMs: number,
   prepared = false,
-): Promise<ClaimedRow | null> {
-  const results = (await client.query(`BEGIN; ${claimSql(now, target, stepTimeoutMs, prepared)}; ${STEP_SAVEPOINT}`)) as unknown as { rows: ClaimedRow[] }[];
-  return claimedRow(results[1]);
+  limit = 1,
+): Promise<ClaimedRow[]> {
+  const results = (await client.query(`BEGIN; ${claimSql(now, target, stepTimeoutMs, prepared && limit <= 1, limit)}; ${STEP_SAVEPOINT}`)) as unknown as {
+    rows: ClaimedRow[];
+  }[];
+  return claimedRows(results[1]);
 }
 
 /**

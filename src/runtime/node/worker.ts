@@ -9,6 +9,7 @@ import pg from 'pg';
 import { createEngine, type Engine, type EngineOptions, type ReadyNode } from '../../engine/engine.ts';
 import { checkSchemaVersion, heartbeat, pruneHistory } from '../../engine/sweep.ts';
 import { DEFAULT_QUEUE_VACUUM_STEPS } from '../../engine/queue-vacuum.ts';
+import { DEFAULT_BATCH_SIZE } from '../../engine/batch.ts';
 import { fireDueSchedules } from '../../engine/schedules.ts';
 import { migrations } from '../../migrate/generated/migrations.ts';
 import { silentLogger, type Logger } from '../../log.ts';
@@ -68,7 +69,14 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   const dispatch = (ready: ReadyNode[]) => {
     for (const r of ready) wakeAt(r.runAt);
   };
-  const engine = createEngine({ ...opts, queueVacuumSteps: opts.queueVacuumSteps ?? DEFAULT_QUEUE_VACUUM_STEPS, db, log, dispatch });
+  const engine = createEngine({
+    ...opts,
+    queueVacuumSteps: opts.queueVacuumSteps ?? DEFAULT_QUEUE_VACUUM_STEPS,
+    batchSize: opts.batchSize ?? DEFAULT_BATCH_SIZE,
+    db,
+    log,
+    dispatch,
+  });
   try {
     await db.withClient((c) => checkSchemaVersion(c, migrations.length));
   } catch (err) {

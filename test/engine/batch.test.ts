@@ -1,0 +1,188 @@
+/**
+ * Batches (src/engine/batch.ts, 0023): runSeries with `batchSize` runs several one-step instances in one
+ * transaction. Each must behave as if it had run alone: its effects exactly once, a failing step undone
+ * alone, nothing a step sets seen by the next, and a batch whose write fails leaves nothing behind.
+ */
+import { describe, expect, it } from 'vitest';
+import { useTestDb } from '../helpers/db.ts';
+import { engineFor, outcome, start } from '../helpers/engine.ts';
+import type { CrashPoint, PointHandler } from '../../src/engine/points.ts';
+
+const t = useTestDb();
+
+/** Starts one instance per statement, each in its own transaction: run_at order = this order. */
+async function startEach(steps: string[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const s of steps) ids.push(await start(t, `'${s.replaceAll("'", "''")}'`));
+  return ids;
+}
+
+const effects = async () => (await t.query<{ n: number }>('SELECT n FROM effects ORDER BY n')).map((r) => r.n);
+
+async function freshEffects() {
+  await t.query('DROP TABLE IF EXISTS effects; CREATE TABLE effects (n int, seen text)');
+}
+
+describe('batches of one-step instances', () => {
+  it('run many instances per transaction, each effect exactly once, each result its own', async () => {
+    await freshEffects();
+    const ids = await startEach(Array.from({ length: 40 }, (_, i) => `INSERT INTO effects (n) VALUES (${i}) RETURNING n`));
+    const engine = engineFor(t, { batchSize: 16 });
+    expect(await engine.drain({ concurrency: 2 })).toBe(40);
+    expect(await effects()).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    for (const [i, id] of ids.entries()) {
+      expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: { rows: [{ n: i }], row_count: 1 } });
+    }
+    // Most ran in batches (the first claims of each series take one row, then the size doubles).
+    expect(engine.stats().batched).toBeGreaterThanOrEqual(30);
+    expect(engine.stats().undone).toBe(0);
+    // Every instance has its root scope and its node's checkpoint, as when run one per transaction.
+    const [rows] = await t.query(
+      `SELECT (SELECT count(DISTINCT instance_id) FROM df.scopes WHERE status = 'completed')::int AS scopes,
+              (SELECT count(*) FROM df.nodes WHERE status = 'completed' AND attempts = 1 AND run_at IS NULL)::int AS nodes`,
+    );
+    expect(rows).toEqual({ scopes: 40, nodes: 40 });
+  });
+
+  it('off unless asked for: the bare engine runs one instance per transaction', async () => {
+    await freshEffects();
+    await startEach(Array.from({ length: 6 }, (_, i) => `INSERT INTO effects (n) VALUES (${i})`));
+    const engine = engineFor(t);
+    expect(await engine.drain()).toBe(6);
+    expect(engine.stats().batched).toBe(0);
+    expect(await effects()).toHaveLength(6);
+  });
+
+  it('a failing step is undone alone: its instance fails, the others in its batch complete', async () => {
+    await freshEffects();
+    const ids = await startEach([
+      'INSERT INTO effects (n) VALUES (1)',
+      'INSERT INTO effects (n) VALUES (2)',
+      'WITH a AS (INSERT INTO effects (n) VALUES (99) RETURNING n) SELECT n / 0 FROM a',
+      'INSERT INTO effects (n) VALUES (3)',
+      'INSERT INTO effects (n) VALUES (4)',
+    ]);
+    const engine = engineFor(t, { batchSize: 8 });
+    expect(await engine.runSeries()).toBe(5);
+    expect(engine.stats().batched).toBeGreaterThanOrEqual(3);
+    expect(await effects()).toEqual([1, 2, 3, 4]);
+    const failed = await outcome(t, ids[2]);
+    expect(failed.status).toBe('failed');
+    expect(failed.output).toBe('SQL execution failed: error returned from database: division by zero');
+    for (const i of [0, 1, 3, 4]) expect((await outcome(t, ids[i])).status).toBe('completed');
+  });
+
+  it('a step sees nothing the step before it in the batch set: settings, temp tables, time-out, search_path', async () => {
+    await freshEffects();
+    const leaks = [
+      "SELECT set_config('pgflare_test.leak', 'leaked', false)",
+      'SELECT 1 AS x INTO TEMP leak_tt',
+      "SELECT set_config('statement_timeout', '1234', false)",
+      "SELECT set_config('search_path', 'pg_temp', false)",
+    ];
+    const check =
+      "INSERT INTO public.effects (n, seen) SELECT 1, concat_ws(',', current_setting('pgflare_test.leak', true), " +
+      "CASE WHEN to_regclass('pg_temp.leak_tt') IS NOT NULL THEN 'temp' END, " +
+      "CASE WHEN current_setting('statement_timeout') <> '0' THEN current_setting('statement_timeout') END, " +
+      "CASE WHEN current_setting('search_path') = 'pg_temp' THEN 'path' END, " +
+      "CASE WHEN current_user <> session_user THEN current_user END)";
+    const steps = leaks.flatMap((l) => [l, check]);
+    await startEach(steps);
+    const engine = engineFor(t, { batchSize: 16 });
+    // One series: the first claim takes one row, the next two, then four, then the rest.
+    expect(await engine.runSeries()).toBe(steps.length);
+    expect(engine.stats().batched).toBeGreaterThanOrEqual(6);
+    const seen = await t.query<{ seen: string }>('SELECT seen FROM effects');
+    expect(seen).toHaveLength(4);
+    for (const s of seen) expect(s.seen).toBe('');
+  });
+
+  it.each<CrashPoint>(['after-claim', 'before-commit'])('a crash at %s inside a batch leaves nothing; the re-run counts each effect once', async (point) => {
+    await freshEffects();
+    const ids = await startEach(Array.from({ length: 12 }, (_, i) => `INSERT INTO effects (n) VALUES (${i})`));
+    // Crash at the point's 10th hit: well inside a batch (sizes 1, 2, 4, 8 in one series).
+    let hits = 0;
+    const h: PointHandler = (p) => {
+      if (p === point && ++hits === 10) throw new Error(`crash at ${point}`);
+    };
+    const engine = engineFor(t, { batchSize: 8, points: h });
+    await expect(engine.runSeries()).rejects.toThrow(`crash at ${point}`);
+    const before = (await effects()).length;
+    const [open] = await t.query(`SELECT count(*)::int AS n FROM df.instances WHERE status = 'pending'`);
+    // Whatever committed before the crash counted once; the crashed batch left its rows pending and ready.
+    expect(before + open.n).toBe(12);
+    expect(open.n).toBeGreaterThan(0);
+    await engineFor(t, { batchSize: 8 }).drain();
+    expect(await effects()).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    for (const id of ids) expect((await outcome(t, id)).status).toBe('completed');
+  });
+
+  it('a batch whose write finds a copy stale (an instance cancelled meanwhile) is undone and its rows run again one by one', async () => {
+    await freshEffects();
+    const ids = await startEach(Array.from({ length: 6 }, (_, i) => `INSERT INTO effects (n) VALUES (${i})`));
+    // The series' first claim runs ids[0] alone; ids[1] and ids[2] then form a batch. Just before that
+    // batch's write, ids[2] is cancelled behind the engine's back (its row is not locked yet).
+    let batchCommits = 0;
+    const h: PointHandler = async (p, at) => {
+      if (p === 'before-commit' && at.instanceId === ids[2] && batchCommits++ === 0) {
+        await t.superuser.query(`UPDATE df.instances SET status = 'cancelled' WHERE id = $1`, [ids[2]]);
+      }
+    };
+    const engine = engineFor(t, { batchSize: 4, points: h });
+    await engine.drain();
+    expect(engine.stats().undone).toBe(1);
+    // The cancelled instance's step never took effect; every other one exactly once.
+    expect(await effects()).toEqual([0, 1, 3, 4, 5]);
+    expect((await outcome(t, ids[2])).status).toBe('cancelled');
+    for (const i of [0, 1, 3, 4, 5]) expect((await outcome(t, ids[i])).status).toBe('completed');
+  });
+
+  it('stops at a row that cannot join (a chain, a multi-statement step, VACUUM) and runs it as before', async () => {
+    await freshEffects();
+    const one = (n: number) => `'INSERT INTO effects (n) VALUES (${n})'`;
+    const ids = [
+      await start(t, one(1)),
+      await start(t, one(2)),
+      await start(t, `${one(3)} ~> ${one(4)}`),
+      await start(t, one(5)),
+      await start(t, `'SELECT 1; SELECT 2'`),
+      await start(t, one(6)),
+      await start(t, `'VACUUM effects'`),
+      await start(t, one(7)),
+      await start(t, one(8)),
+    ];
+    const engine = engineFor(t, { batchSize: 8 });
+    await engine.drain();
+    expect(await effects()).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    const multi = await outcome(t, ids[4]);
+    expect(multi.status).toBe('failed');
+    expect(multi.output).toMatch(/cannot insert multiple commands into a prepared statement/);
+    for (const i of [0, 1, 2, 3, 5, 6, 7, 8]) expect((await outcome(t, ids[i])).status).toBe('completed');
+  });
+
+  it("a step's own time-out, result cap and retry policy hold inside a batch", async () => {
+    await freshEffects();
+    const ids = [
+      await start(t, `'INSERT INTO effects (n) VALUES (1)'`),
+      await start(t, `'INSERT INTO effects (n) VALUES (2)'`),
+      await start(t, `df.timeout('WITH a AS (INSERT INTO effects (n) VALUES (90) RETURNING n) SELECT pg_sleep(5) FROM a', 0.05)`),
+      await start(t, `'WITH a AS (INSERT INTO effects (n) VALUES (91) RETURNING n) SELECT repeat(''x'', 5000) FROM a'`),
+      await start(t, `df.retry('SELECT 1/0', 3, 60)`),
+      await start(t, `'INSERT INTO effects (n) VALUES (3)'`),
+    ];
+    const engine = engineFor(t, { batchSize: 8, maxResultBytes: 1024 });
+    expect(await engine.runSeries()).toBe(6);
+    expect(await effects()).toEqual([1, 2, 3]);
+    const timedOut = await outcome(t, ids[2]);
+    expect(timedOut).toMatchObject({ status: 'failed', output: 'SQL execution failed: error returned from database: canceling statement due to statement timeout' });
+    const capped = await outcome(t, ids[3]);
+    expect(capped.status).toBe('failed');
+    expect(capped.output).toMatch(/1024/);
+    // The retried step waits for its next attempt: running, one failed attempt recorded.
+    expect((await outcome(t, ids[4])).status).toBe('running');
+    const events = await t.query(`SELECT kind, attempt FROM df.events WHERE instance_id = $1`, [ids[4]]);
+    expect(events).toEqual([{ kind: 'attempt_failed', attempt: 1 }]);
+    const [node] = await t.query(`SELECT attempts, status, run_at IS NOT NULL AS queued FROM df.nodes WHERE instance_id = $1`, [ids[4]]);
+    expect(node).toEqual({ attempts: 1, status: 'running', queued: true });
+  });
+});
