@@ -51,9 +51,9 @@ export function claimSql(
   const timeout = Math.max(0, Math.floor(stepTimeoutMs));
   // Several rows for a batch (batch.ts; df._claim_many, 0023).
   if (limit > 1 && !target) return `SELECT c.*, ${claimSettings(`'${timeout}'`)} AS step_settings FROM df._claim_many(${at}, ${Math.floor(limit)}) c`;
-  if (prepared) {
-    const t = target ? `${literal(target.instanceId)}, ${literal(target.nodeId)}` : 'NULL, NULL';
-    return `EXECUTE ${PREPARED_CLAIM}(${at}, ${t}, ${timeout})`;
+  if (prepared && !target) {
+    // Under the generic plan cached by prepareClaim, restored before the step runs.
+    return `SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE ${PREPARED_CLAIM}(${at}, '${timeout}'); RESET plan_cache_mode`;
   }
   const args = [at, ...(target ? [literal(target.instanceId), literal(target.nodeId)] : [])];
   return `SELECT c.*, ${claimSettings(`'${timeout}'`)} AS step_settings FROM df._claim(${args.join(', ')}) c`;
@@ -63,21 +63,49 @@ export const claimSettings = (timeout: string) =>
   `concat(set_config('df.in_workflow', 'true', true), set_config('statement_timeout', ${timeout}, true), set_config('datestyle', 'ISO, MDY', true))`;
 
 /**
- * The claim as a prepared statement of the session, for the claim that ends an idle wait: parsing and
- * planning it then cost 0.15 ms of a cold round trip (bench/ W3). Prepared when a loop goes idle, off the
- * critical path; busy loops send the plain statement, since a SQL step's session restore (DEALLOCATE
- * ALL) drops it.
+ * The claim that ends an idle wait, as a prepared statement of the session (bench/ W3). Not a call of
+ * df._claim but its query, under a generic plan cached beforehand: cold, right after a NOTIFY, that
+ * round trip's p50 was 2.31-2.98× a `SELECT 1`'s against 2.40-3.22× for the call (bench/claim-cold.ts,
+ * five rounds), and in the traced Node worker 0.58-0.61 ms against 0.72 (docs/ARCHITECTURE.md, "The Node
+ * runtime"). Its columns are
+ * df._claim's (0022), which test/engine/claim-prepared.test.ts compares row for row. With role limits in
+ * place it claims nothing; the caller, finding nothing, asks whether limits exist and then claims through
+ * df._claim, whose rounds apply them (a wrapper returning that flag with every claim cost 0.1 ms of the
+ * cold round trip; the extra question is asked only when a wake-up found nothing).
+ *
+ * Prepared when a loop goes idle, off the critical path, together with one execution under
+ * force_generic_plan, which plans and caches the generic plan; the wake-up's execution then runs under
+ * force_generic_plan too (in auto mode the first five executions of a prepared statement are planned
+ * afresh), and the setting is reset before the step runs. Busy loops send df._claim: a SQL step's
+ * session restore (DEALLOCATE ALL) drops the statement.
  */
 const PREPARED_CLAIM = 'pgflare_claim';
 
+const PREPARED_CLAIM_SQL = `
+  SELECT q.instance_id, q.id, q.node_type, q.query, q.result_name, q.status, q.status_details ->> 'execution_id' AS stamp,
+         q.state, q.attempts, q.run_at, q.options, i.status AS instance_status, i.root_node, i.label, i.vars, i.generation,
+         i.submitted_by::text AS owner, r.oid IS NOT NULL AS owner_exists, coalesce(r.rolsuper, false) AS owner_is_superuser,
+         coalesce(nullif(current_setting('pg_durable.enable_superuser_instances', true), ''), 'off') AS superuser_gate,
+         s.named, s.status AS scope_status, i.input::text AS input, ${claimSettings('$2')} AS step_settings
+    FROM (SELECT * FROM df.nodes n
+           WHERE n.run_at <= $1 AND NOT EXISTS (SELECT 1 FROM df.role_limits)
+           ORDER BY n.run_at LIMIT 1 FOR UPDATE SKIP LOCKED) q
+    JOIN LATERAL (SELECT * FROM df.instances x WHERE x.id = q.instance_id OFFSET 0) i ON true
+    LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
+    LEFT JOIN LATERAL (SELECT x.named, x.status FROM df.scopes x
+                        WHERE x.instance_id = q.instance_id
+                          AND x.scope_id = substring(q.status_details ->> 'execution_id' FROM '^(.*)::[0-9]+$')
+                       OFFSET 0) s ON true`;
+
 /**
- * (Re)prepares the claim on this session. DEALLOCATE ALL first, as after every SQL step: a statement left
- * from before (one a migration has since made stale) must not survive.
+ * (Re)prepares the wake-up claim on this session and caches its generic plan. DEALLOCATE ALL first, as
+ * after every SQL step: a statement left from before (one a migration has since made stale) must not
+ * survive.
  */
 export async function prepareClaim(client: DbClient): Promise<void> {
   await client.query(
-    `DEALLOCATE ALL; PREPARE ${PREPARED_CLAIM}(timestamptz, varchar, varchar, integer) AS ` +
-      `SELECT c.*, ${claimSettings('$4::text')} AS step_settings FROM df._claim($1, $2, $3) c`,
+    `DEALLOCATE ALL; PREPARE ${PREPARED_CLAIM}(timestamptz, text) AS ${PREPARED_CLAIM_SQL}; ` +
+      `BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE ${PREPARED_CLAIM}('-infinity', '0'); ROLLBACK`,
   );
 }
 
@@ -103,10 +131,21 @@ export async function beginAndClaim(
   prepared = false,
   limit = 1,
 ): Promise<ClaimedRow[]> {
-  const results = (await client.query(`BEGIN; ${claimSql(now, target, stepTimeoutMs, prepared && limit <= 1, limit)}; ${STEP_SAVEPOINT}`)) as unknown as {
+  const usePrepared = prepared && limit <= 1 && !target;
+  const results = (await client.query(`BEGIN; ${claimSql(now, target, stepTimeoutMs, usePrepared, limit)}; ${STEP_SAVEPOINT}`)) as unknown as {
     rows: ClaimedRow[];
   }[];
-  return claimedRows(results[1]);
+  // The prepared claim's result comes after its SET LOCAL; the savepoint's (and RESET's) after it.
+  const claim = results[usePrepared ? 2 : 1];
+  if (usePrepared && !claim.rows.length) {
+    const { rows } = await client.query<{ limited: boolean }>('SELECT EXISTS (SELECT 1 FROM df.role_limits) AS limited');
+    if (rows[0].limited) {
+      // Role limits exist: df._claim applies them.
+      await client.query('ROLLBACK');
+      return beginAndClaim(client, now, target, stepTimeoutMs, false, limit);
+    }
+  }
+  return claimedRows(claim);
 }
 
 /**
