@@ -375,17 +375,18 @@ export async function engineFanOut(ctx: BenchContext, avail: EngineAvailability,
 }
 
 /** W3: df.start committed → the step's SQL begins, on an idle Node worker. */
-export async function engineWakeup(ctx: BenchContext, avail: EngineAvailability, size: SizeOverrides = {}): Promise<Measurement> {
-  const { w3Samples } = { ...sizes(ctx.quick), ...size };
-  const metric = 'df.start committed → step begins: p50 ms';
-  if (!avail.worker) return unavailable(metric, 'ms', 'lower', `worker ${avail.workerWhy}`);
+/**
+ * pgflare's side of W3: a Node worker at concurrency 1, and `sample(i)`, which starts instance i (its
+ * step records when it began) in a transaction and waits for the record. bench/run.ts runs the samples
+ * alone (engineWakeup) or interleaved with graphile-worker's (w3-paired.ts).
+ */
+export async function engineW3(avail: EngineAvailability, ctx: BenchContext): Promise<{ sample(i: number): Promise<void>; stop(): Promise<void> }> {
   await clearInstances(ctx);
   const worker = await startWorker(avail, ctx, 1);
   const starter = await connect(ctx.ownerUrl);
-  try {
-    await sleep(200);
-    for (let i = 1; i <= w3Samples; i++) {
-      await sleep(idleGapMs());
+  await sleep(200);
+  return {
+    async sample(i: number) {
       await starter.query('BEGIN');
       await starter.query(`INSERT INTO bench_w3_start (contender, sample) VALUES ('pgflare', $1)`, [i]);
       await starter.query('SELECT df.start($1)', [
@@ -398,10 +399,27 @@ export async function engineWakeup(ctx: BenchContext, avail: EngineAvailability,
         2,
         `pgflare W3 sample ${i}`,
       );
+    },
+    async stop() {
+      await starter.end();
+      await worker.stop();
+    },
+  };
+}
+
+export const ENGINE_W3_METRIC = 'df.start committed → step begins: p50 ms';
+
+export async function engineWakeup(ctx: BenchContext, avail: EngineAvailability, size: SizeOverrides = {}): Promise<Measurement> {
+  const { w3Samples } = { ...sizes(ctx.quick), ...size };
+  if (!avail.worker) return unavailable(ENGINE_W3_METRIC, 'ms', 'lower', `worker ${avail.workerWhy}`);
+  const e = await engineW3(avail, ctx);
+  try {
+    for (let i = 1; i <= w3Samples; i++) {
+      await sleep(idleGapMs());
+      await e.sample(i);
     }
   } finally {
-    await starter.end();
-    await worker.stop();
+    await e.stop();
   }
-  return w3Latencies(ctx, 'pgflare', metric);
+  return w3Latencies(ctx, 'pgflare', ENGINE_W3_METRIC);
 }

@@ -219,8 +219,12 @@ export async function graphileSustained(ctx: BenchContext): Promise<Measurement>
 }
 
 /** W3: add_job committed → task begins, on an idle worker. */
-export async function graphileWakeup(ctx: BenchContext): Promise<Measurement> {
-  const { w3Samples } = sizes(ctx.quick);
+/**
+ * graphile-worker's side of W3: a runner at concurrency 1 whose task records when it began, and
+ * `sample(i)`, which adds job i in a transaction and waits for the task to record it. bench/run.ts runs
+ * the samples alone (graphileWakeup) or interleaved with pgflare's (w3-paired.ts).
+ */
+export async function graphileW3(ctx: BenchContext): Promise<{ sample(i: number): Promise<void>; stop(): Promise<void> }> {
   await clearJobs(ctx);
   const runner = await startRunner(ctx, 1, {
     w3: async (payload, helpers) => {
@@ -230,10 +234,9 @@ export async function graphileWakeup(ctx: BenchContext): Promise<Measurement> {
     },
   });
   const starter = await connect(ctx.ownerUrl);
-  try {
-    await sleep(500); // let the worker park on LISTEN
-    for (let i = 1; i <= w3Samples; i++) {
-      await sleep(idleGapMs());
+  await sleep(500); // let the worker park on LISTEN
+  return {
+    async sample(i: number) {
       await starter.query('BEGIN');
       await starter.query(`INSERT INTO bench_w3_start (contender, sample) VALUES ('graphile', $1)`, [i]);
       await starter.query(`SELECT graphile_worker.add_job('w3', json_build_object('sample', $1::int))`, [i]);
@@ -244,10 +247,26 @@ export async function graphileWakeup(ctx: BenchContext): Promise<Measurement> {
         2,
         `graphile W3 sample ${i}`,
       );
+    },
+    async stop() {
+      await starter.end();
+      await runner.stop();
+    },
+  };
+}
+
+export const GRAPHILE_W3_METRIC = 'add_job committed → task starts: p50 ms';
+
+export async function graphileWakeup(ctx: BenchContext): Promise<Measurement> {
+  const { w3Samples } = sizes(ctx.quick);
+  const g = await graphileW3(ctx);
+  try {
+    for (let i = 1; i <= w3Samples; i++) {
+      await sleep(idleGapMs());
+      await g.sample(i);
     }
   } finally {
-    await starter.end();
-    await runner.stop();
+    await g.stop();
   }
-  return w3Latencies(ctx, 'graphile', 'add_job committed → task starts: p50 ms');
+  return w3Latencies(ctx, 'graphile', GRAPHILE_W3_METRIC);
 }

@@ -18,6 +18,7 @@ import { floorChain, floorSustained, floorThroughput, floorWakeup } from './floo
 import { graphileChain, graphileDrain, graphileSetup, graphileSustained, graphileWakeup } from './graphile.ts';
 import { engineChain, engineDrain, engineFanOut, engineSustained, engineWakeup, loadEngine, unavailable } from './engine.ts';
 import { W3_TABLES } from './w3.ts';
+import { pairedWakeup } from './w3-paired.ts';
 
 const OWNER = 'bench_owner';
 const OWNER_PASSWORD = 'bench';
@@ -131,7 +132,16 @@ async function main() {
       );
     }
 
-    const plan: Array<[string, string, () => Promise<Measurement>]> = [
+    // W3 interleaves graphile-worker's samples with pgflare's when both run (w3-paired.ts).
+    const paired = contenders.has('graphile') && contenders.has('pgflare');
+    type Step = [string, string, () => Promise<Measurement | Measurement[]>];
+    const w3: Step[] = paired
+      ? [['W3', 'graphile', () => pairedWakeup(ctx, avail)]]
+      : [
+          ['W3', 'graphile', () => graphileWakeup(ctx)],
+          ['W3', 'pgflare', () => engineWakeup(ctx, avail)],
+        ];
+    const plan: Step[] = [
       ['W1', 'floor', () => floorChain(ctx)],
       ['W1', 'graphile', () => graphileChain(ctx)],
       ['W1', 'pgflare', () => engineChain(ctx, avail)],
@@ -143,14 +153,14 @@ async function main() {
       ['W2', 'graphile', () => graphileSustained(ctx)],
       ['W2', 'pgflare', () => engineSustained(ctx, avail)],
       ['W3', 'floor', () => floorWakeup(ctx)],
-      ['W3', 'graphile', () => graphileWakeup(ctx)],
-      ['W3', 'pgflare', () => engineWakeup(ctx, avail)],
+      ...w3,
     ];
     for (const [w, who, fn] of plan) {
       if (!only.has(w) || !contenders.has(who)) continue;
       log(`${w} ${who} …`);
       try {
-        measurements[w].push(await fn());
+        const m = await fn();
+        measurements[w].push(...(Array.isArray(m) ? m : [m]));
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
         log(`${w} ${who} FAILED: ${msg}`);
