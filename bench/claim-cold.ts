@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { startEmbeddedPostgres } from '../src/runtime/node/embedded.ts';
 import { createPgDb } from '../src/runtime/node/pg-db.ts';
 import { migrate } from '../src/migrate/runner.ts';
-import { claimSql, prepareClaim } from '../src/engine/queries/claim.ts';
+import { claimSql, prepareClaim, type PreparedClaim } from '../src/engine/queries/claim.ts';
 import type { DbClient } from '../src/engine/db.ts';
 import { connect, percentile, round, sleep } from './common.ts';
 
@@ -40,13 +40,17 @@ async function main() {
     await notifier.query(`SELECT df.start('SELECT 1')`);
     await listener.query('LISTEN claim_cold');
     const w = worker as unknown as DbClient;
+    let mode: PreparedClaim = false;
     const variants: Record<string, { idle: () => Promise<unknown>; claim: () => string }> = {
       select1: { idle: async () => undefined, claim: () => 'SELECT 1' },
       call: {
         idle: () => worker.query(`DEALLOCATE ALL; PREPARE old_claim(timestamptz) AS SELECT * FROM df._claim($1)`),
         claim: () => `BEGIN; EXECUTE old_claim(now()); SAVEPOINT pgflare_step`,
       },
-      engine: { idle: () => prepareClaim(w), claim: () => `BEGIN; ${claimSql(new Date(), undefined, 0, true)}; SAVEPOINT pgflare_step` },
+      engine: {
+        idle: async () => (mode = await prepareClaim(w)),
+        claim: () => `BEGIN; ${claimSql(new Date(), undefined, 0, mode)}; SAVEPOINT pgflare_step`,
+      },
     };
     const p50s: Record<string, number[]> = {};
     for (let r = 0; r < Number(args.rounds); r++) {

@@ -37,6 +37,7 @@ import {
   loadGraphRows,
   relockLeased,
   type ClaimedRow,
+  type PreparedClaim,
 } from './queries/claim.ts';
 import { isNonTransactional, RESTORE_SESSION, runBatchedStep, runSqlStep, transactionControlError } from './executors/sql.ts';
 import { BATCH_BUDGET_MS, BatchSizer, isSimpleStatement } from './batch.ts';
@@ -460,7 +461,12 @@ export function createEngine(options: EngineOptions): Engine {
     await hit('after-claim', { instanceId: row.instance_id, nodeId: row.id });
     const timeout = timeoutFor(row);
     const stepTimeout = timeout === (options.stepTimeoutMs ?? 0) ? null : timeout;
-    const step = runSqlStep(client, text, { inTransaction: true, statementTimeoutMs: stepTimeout, maxResultBytes: options.maxResultBytes });
+    // One plain statement goes over the simple protocol, as in a batch (isSimpleStatement); anything else
+    // over the extended one, which refuses multi-statement text as pg_durable does.
+    const step =
+      isSimpleStatement(text) && !transactionControlError(text)
+        ? runBatchedStep(client, stepTimeout === null ? '' : `SELECT set_config('statement_timeout', '${stepTimeout}', true); `, text, 'pgflare_step', options.maxResultBytes)
+        : runSqlStep(client, text, { inTransaction: true, statementTimeoutMs: stepTimeout, maxResultBytes: options.maxResultBytes });
     let start: Changes | null;
     try {
       // noRead: a query now would queue behind the statement and run in whatever session it left.
@@ -609,7 +615,7 @@ export function createEngine(options: EngineOptions): Engine {
     target: { instanceId: string; nodeId: string } | undefined,
     pending: ClaimedRow[] | undefined,
     ahead: Ahead | null,
-    prepared = false,
+    prepared: PreparedClaim = false,
     sizer?: BatchSizer,
   ): Promise<{ claimed: boolean; results: RunResult[]; lease?: ClaimedRow; next?: ClaimedRow[] }> {
     let claimed: ClaimedRow | null = null;
@@ -672,7 +678,7 @@ export function createEngine(options: EngineOptions): Engine {
       const idle = await db.withClient(async (client) => {
         let next: ClaimedRow[] | undefined;
         // The claim is prepared on this session (only right after an idle wait: see prepareClaim).
-        let prepared = false;
+        let prepared: PreparedClaim = false;
         // Whether a row can join a batch depends on its owner being the worker's role.
         if (batchMax > 1) await roleOf(client);
         try {
@@ -698,8 +704,7 @@ export function createEngine(options: EngineOptions): Engine {
               // After a wait the queue was empty: the claim a wake-up sends takes one row (prepared).
               sizer.size = 1;
               if (!opts.idle) return true;
-              if (!prepared) await prepareClaim(client);
-              prepared = true;
+              if (!prepared) prepared = await prepareClaim(client);
               if (await opts.idle()) continue;
               return true;
             }

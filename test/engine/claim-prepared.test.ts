@@ -29,10 +29,11 @@ describe('the prepared wake-up claim', () => {
     await engineFor(t).runOnce();
     await t.query(`UPDATE df.nodes SET run_at = now() - interval '1 hour' WHERE instance_id = $1 AND id = (SELECT root_node FROM df.instances WHERE id = $1)`, [first]);
     await t.db.withClient(async (c) => {
-      await prepareClaim(c);
+      // Six executions on going idle settle the statement on its generic plan.
+      expect(await prepareClaim(c)).toBe('generic');
       const now = new Date(Date.now() + 60_000);
       for (let round = 0; round < 2; round++) {
-        const viaPrepared = await claimWith(c, claimSql(now, undefined, 1234, true));
+        const viaPrepared = await claimWith(c, claimSql(now, undefined, 1234, round === 0 ? 'generic' : 'force'));
         const viaFunction = await claimWith(c, claimSql(now, undefined, 1234, false));
         expect(viaPrepared).toHaveLength(1);
         expect(viaPrepared).toEqual(viaFunction);
@@ -43,15 +44,18 @@ describe('the prepared wake-up claim', () => {
         expect(row.stamp === null).toBe(round === 0);
         await t.query(`UPDATE df.nodes SET run_at = NULL WHERE instance_id = $1`, [first]);
       }
+      // The wake-up claims reused the generic plan: no custom plan after the five of the warm-up.
+      const { rows } = await c.query(`SELECT generic_plans >= 3 AS generic, custom_plans FROM pg_prepared_statements WHERE name = 'pgflare_claim'`);
+      expect(rows).toEqual([{ generic: true, custom_plans: 5 }]);
     });
   });
 
-  it('runs the step with plan_cache_mode as before and the settings the claim sets', async () => {
+  it.each(['generic', 'force'] as const)('runs the step (%s) with plan_cache_mode as before and the settings the claim sets', async (mode) => {
     await t.query('DELETE FROM df.instances');
     await start(t, `'SELECT 1'`);
     await t.db.withClient(async (c) => {
       await prepareClaim(c);
-      const rows = await beginAndClaim(c, new Date(Date.now() + 60_000), undefined, 4321, true);
+      const rows = await beginAndClaim(c, new Date(Date.now() + 60_000), undefined, 4321, mode);
       expect(rows).toHaveLength(1);
       const { rows: s } = await c.query<{ mode: string; timeout: string; wf: string }>(
         `SELECT current_setting('plan_cache_mode') AS mode, current_setting('statement_timeout') AS timeout, current_setting('df.in_workflow') AS wf`,
@@ -69,18 +73,17 @@ describe('the prepared wake-up claim', () => {
     await t.query('SELECT df.set_role_limit($1, 1)', [me]);
     try {
       await t.db.withClient(async (c) => {
-        await prepareClaim(c);
+        const mode = await prepareClaim(c);
         // The statement alone claims nothing.
-        const res = (await c.query(`BEGIN; ${claimSql(new Date(Date.now() + 60_000), undefined, 0, true)}`)) as unknown as { rows: unknown[] }[];
-        expect(res[2].rows).toEqual([]);
+        const res = (await c.query(`BEGIN; ${claimSql(new Date(Date.now() + 60_000), undefined, 0, mode)}`)) as unknown as { rows: unknown[] }[];
+        expect(res[1].rows).toEqual([]);
         await c.query('ROLLBACK');
         // The claim the engine sends falls back to df._claim: one row, and the role's one slot taken, so
         // the same claim on another session gets nothing although the second instance is ready.
-        const rows = await beginAndClaim(c, new Date(Date.now() + 60_000), undefined, 0, true);
+        const rows = await beginAndClaim(c, new Date(Date.now() + 60_000), undefined, 0, mode);
         expect(rows).toHaveLength(1);
         await t.db.withClient(async (other) => {
-          await prepareClaim(other);
-          expect(await beginAndClaim(other, new Date(Date.now() + 60_000), undefined, 0, true)).toEqual([]);
+          expect(await beginAndClaim(other, new Date(Date.now() + 60_000), undefined, 0, await prepareClaim(other))).toEqual([]);
           await other.query('ROLLBACK');
         });
         await c.query('ROLLBACK');

@@ -44,15 +44,16 @@ export function claimSql(
   now: Date,
   target: { instanceId: string; nodeId: string } | undefined,
   stepTimeoutMs: number,
-  prepared = false,
+  prepared: PreparedClaim = false,
   limit = 1,
 ): string {
   const at = `(${literal(now.toISOString())}::timestamptz + interval '999 microseconds')`;
   const timeout = Math.max(0, Math.floor(stepTimeoutMs));
   // Several rows for a batch (batch.ts; df._claim_many, 0023).
   if (limit > 1 && !target) return `SELECT c.*, ${claimSettings(`'${timeout}'`)} AS step_settings FROM df._claim_many(${at}, ${Math.floor(limit)}) c`;
-  if (prepared && !target) {
-    // Under the generic plan cached by prepareClaim, restored before the step runs.
+  if (prepared === 'generic' && !target) return `EXECUTE ${PREPARED_CLAIM}(${at}, '${timeout}')`;
+  if (prepared === 'force' && !target) {
+    // Under the generic plan cached by prepareClaim; the setting is restored before the step runs.
     return `SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE ${PREPARED_CLAIM}(${at}, '${timeout}'); RESET plan_cache_mode`;
   }
   const args = [at, ...(target ? [literal(target.instanceId), literal(target.nodeId)] : [])];
@@ -73,10 +74,11 @@ export const claimSettings = (timeout: string) =>
  * df._claim, whose rounds apply them (a wrapper returning that flag with every claim cost 0.1 ms of the
  * cold round trip; the extra question is asked only when a wake-up found nothing).
  *
- * Prepared when a loop goes idle, off the critical path, together with one execution under
- * force_generic_plan, which plans and caches the generic plan; the wake-up's execution then runs under
- * force_generic_plan too (in auto mode the first five executions of a prepared statement are planned
- * afresh), and the setting is reset before the step runs. Busy loops send df._claim: a SQL step's
+ * Prepared when a loop goes idle, off the critical path, and executed there six times claiming nothing:
+ * in plan_cache_mode auto the first five executions of a prepared statement are planned afresh (custom
+ * plans), and the sixth settles on the generic plan, which the wake-up's execution then reuses. Should
+ * the sixth still be custom (the costs say so), the wake-up runs it under force_generic_plan instead,
+ * reset before the step runs (two statements more, ~0.02 ms). Busy loops send df._claim: a SQL step's
  * session restore (DEALLOCATE ALL) drops the statement.
  */
 const PREPARED_CLAIM = 'pgflare_claim';
@@ -102,12 +104,18 @@ const PREPARED_CLAIM_SQL = `
  * after every SQL step: a statement left from before (one a migration has since made stale) must not
  * survive.
  */
-export async function prepareClaim(client: DbClient): Promise<void> {
-  await client.query(
+export async function prepareClaim(client: DbClient): Promise<Exclude<PreparedClaim, false>> {
+  const noop = `EXECUTE ${PREPARED_CLAIM}('-infinity', '0'); `;
+  const res = (await client.query(
     `DEALLOCATE ALL; PREPARE ${PREPARED_CLAIM}(timestamptz, text) AS ${PREPARED_CLAIM_SQL}; ` +
-      `BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE ${PREPARED_CLAIM}('-infinity', '0'); ROLLBACK`,
-  );
+      `BEGIN; ${noop.repeat(6)}ROLLBACK; ` +
+      `SELECT generic_plans > 0 AS generic FROM pg_catalog.pg_prepared_statements WHERE name = '${PREPARED_CLAIM}'`,
+  )) as unknown as { rows: { generic: boolean }[] }[];
+  return res[res.length - 1].rows[0]?.generic ? 'generic' : 'force';
 }
+
+/** How the claim is sent: df._claim (false), or the session's prepared wake-up claim (see prepareClaim). */
+export type PreparedClaim = false | 'generic' | 'force';
 
 /** What follows the claim in its round trip: the savepoint a SQL step runs under (spare for other rows). */
 export const STEP_SAVEPOINT = 'SAVEPOINT pgflare_step';
@@ -128,15 +136,15 @@ export async function beginAndClaim(
   now: Date,
   target: { instanceId: string; nodeId: string } | undefined,
   stepTimeoutMs: number,
-  prepared = false,
+  prepared: PreparedClaim = false,
   limit = 1,
 ): Promise<ClaimedRow[]> {
-  const usePrepared = prepared && limit <= 1 && !target;
+  const usePrepared = limit <= 1 && !target ? prepared : false;
   const results = (await client.query(`BEGIN; ${claimSql(now, target, stepTimeoutMs, usePrepared, limit)}; ${STEP_SAVEPOINT}`)) as unknown as {
     rows: ClaimedRow[];
   }[];
-  // The prepared claim's result comes after its SET LOCAL; the savepoint's (and RESET's) after it.
-  const claim = results[usePrepared ? 2 : 1];
+  // Under force_generic_plan, the claim's result comes after its SET LOCAL.
+  const claim = results[usePrepared === 'force' ? 2 : 1];
   if (usePrepared && !claim.rows.length) {
     const { rows } = await client.query<{ limited: boolean }>('SELECT EXISTS (SELECT 1 FROM df.role_limits) AS limited');
     if (rows[0].limited) {
