@@ -12,6 +12,9 @@
  * and how big the next batch is.
  */
 
+import { isSingleStatement } from './executors/runner.ts';
+import { stripLeadingComments } from './executors/sql.ts';
+
 /** Default largest batch of the Node worker (PGFLARE_BATCH_SIZE; 1 = one instance per transaction). */
 export const DEFAULT_BATCH_SIZE = 16;
 
@@ -22,102 +25,14 @@ const FIRST_WORD = /^(select|insert|update|delete|with|values|table)\b/i;
 
 /**
  * True when `sql` is certainly one plain statement (DML or a query) that can follow other statements in
- * one simple-protocol message: no `;` outside quotes, comments and dollar quotes except trailing ones,
- * and nothing the scanner cannot follow exactly (backslash escapes in E'' strings). Anything else runs
- * alone over the extended protocol, which refuses multi-statement text as pg_durable does, so a wrong
- * "false" costs only a round trip.
+ * one simple-protocol message: one statement by the runner's scanner (isSingleStatement: quotes, nested
+ * comments and dollar quotes), beginning with one of FIRST_WORD, and without a backslash, whose meaning
+ * in a string depends on standard_conforming_strings (a role's setting may turn it off). Anything else
+ * runs alone over the extended protocol, which refuses multi-statement text as pg_durable does, so a
+ * wrong "false" costs only a round trip.
  */
 export function isSimpleStatement(sql: string): boolean {
-  let i = 0;
-  const n = sql.length;
-  let start = -1;
-  let ended = false;
-  while (i < n) {
-    const ch = sql[i];
-    if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || ch === '\f') {
-      i++;
-      continue;
-    }
-    if (ch === '-' && sql[i + 1] === '-') {
-      const nl = sql.indexOf('\n', i);
-      i = nl === -1 ? n : nl + 1;
-      continue;
-    }
-    if (ch === '/' && sql[i + 1] === '*') {
-      // Block comments nest in PostgreSQL.
-      let depth = 1;
-      i += 2;
-      while (i < n && depth > 0) {
-        if (sql[i] === '/' && sql[i + 1] === '*') {
-          depth++;
-          i += 2;
-        } else if (sql[i] === '*' && sql[i + 1] === '/') {
-          depth--;
-          i += 2;
-        } else i++;
-      }
-      if (depth > 0) return false;
-      continue;
-    }
-    // Anything but blanks and comments after the statement's `;`: a second statement.
-    if (ended) {
-      if (ch === ';') {
-        i++;
-        continue;
-      }
-      return false;
-    }
-    if (start === -1) start = i;
-    if (ch === ';') {
-      ended = true;
-      i++;
-      continue;
-    }
-    if (ch === "'") {
-      // E'…' (backslash escapes) cannot be followed without knowing standard_conforming_strings.
-      const prev = sql[i - 1];
-      if (prev === 'e' || prev === 'E') return false;
-      const close = closeQuote(sql, i, "'");
-      if (close === -1) return false;
-      i = close;
-      continue;
-    }
-    if (ch === '"') {
-      const close = closeQuote(sql, i, '"');
-      if (close === -1) return false;
-      i = close;
-      continue;
-    }
-    if (ch === '$') {
-      const m = /^\$([A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/.exec(sql.slice(i, i + 64));
-      const prev = sql[i - 1];
-      // A `$` inside an identifier (a$b$) or a parameter ($1) is not a dollar quote.
-      if (m && !(prev && /[A-Za-z_0-9$\u0080-\uffff]/.test(prev))) {
-        const tag = m[0];
-        const close = sql.indexOf(tag, i + tag.length);
-        if (close === -1) return false;
-        i = close + tag.length;
-        continue;
-      }
-    }
-    if (ch === '\\') return false;
-    i++;
-  }
-  return start !== -1 && FIRST_WORD.test(sql.slice(start));
-}
-
-/** Index just past the quote that closes the one at `open` (a doubled quote is part of the text), or -1. */
-function closeQuote(sql: string, open: number, q: string): number {
-  let i = open + 1;
-  for (;;) {
-    const j = sql.indexOf(q, i);
-    if (j === -1) return -1;
-    if (sql[j + 1] === q) {
-      i = j + 2;
-      continue;
-    }
-    return j + 1;
-  }
+  return !sql.includes('\\') && isSingleStatement(sql) && FIRST_WORD.test(stripLeadingComments(sql));
 }
 
 /**

@@ -24,14 +24,28 @@ export function isNonTransactional(sql: string): boolean {
   return NON_TRANSACTIONAL.test(stripLeadingComments(sql));
 }
 
-function stripLeadingComments(sql: string): string {
+/** The text from its first token on (blanks and comments before it dropped). */
+export function stripLeadingComments(sql: string): string {
   let s = sql;
   for (;;) {
     const t = s.replace(/^\s+/, '');
     if (t.startsWith('--')) s = t.slice(t.indexOf('\n') === -1 ? t.length : t.indexOf('\n'));
-    else if (t.startsWith('/*')) s = t.slice(t.indexOf('*/') === -1 ? t.length : t.indexOf('*/') + 2);
+    else if (t.startsWith('/*')) s = t.slice(blockCommentEnd(t));
     else return t;
   }
+}
+
+/** Index just past the block comment `t` starts with (they nest in PostgreSQL), or t.length. */
+function blockCommentEnd(t: string): number {
+  let depth = 0;
+  for (let i = 0; i < t.length - 1; i++) {
+    if (t[i] === '/' && t[i + 1] === '*') (depth++, i++);
+    else if (t[i] === '*' && t[i + 1] === '/') {
+      i++;
+      if (--depth === 0) return i + 1;
+    }
+  }
+  return t.length;
 }
 
 /**
