@@ -76,6 +76,21 @@ export async function checkpoint(ctx: BenchContext): Promise<void> {
   }
 }
 
+/**
+ * VACUUM ANALYZE of the whole bench database, then CHECKPOINT: the garbage of earlier phases (W2 leaves
+ * ~150 000 finished instances, and each contender empties its tables before W3) is cleaned before a
+ * latency phase instead of by autovacuum during it.
+ */
+export async function settle(ctx: BenchContext): Promise<void> {
+  const c = await connect(ctx.superUrl);
+  try {
+    await c.query('VACUUM ANALYZE');
+    await c.query('CHECKPOINT');
+  } finally {
+    await c.end();
+  }
+}
+
 export interface Window {
   /** Seconds since the phase started, at the window's end. */
   t: number;
