@@ -10,32 +10,19 @@
  * Prints p10/p50/p90 ms and the p50 as a ratio to select1's, measured in the same run. Not part of
  * `npm run bench`: the numbers behind the choice of the wake-up claim (docs/ARCHITECTURE.md).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { startEmbeddedPostgres } from '../src/runtime/node/embedded.ts';
-import { createPgDb } from '../src/runtime/node/pg-db.ts';
-import { migrate } from '../src/migrate/runner.ts';
 import { claimSql, prepareClaim, type PreparedClaim } from '../src/engine/queries/claim.ts';
 import type { DbClient } from '../src/engine/db.ts';
 import { connect, percentile, round, sleep } from './common.ts';
+import { throwawayDatabase } from './throwaway.ts';
 
 const { values: args } = parseArgs({ options: { samples: { type: 'string', default: '80' }, rounds: { type: 'string', default: '2' } } });
 
 async function main() {
-  const dataDir = mkdtempSync(join(tmpdir(), 'pgflare-claim-cold-'));
-  const server = await startEmbeddedPostgres({ dataDir, settings: { synchronous_commit: 'off' } });
+  const db = await throwawayDatabase('cold');
   try {
-    const admin = await connect(server.superuserUrl);
-    await admin.query(`CREATE ROLE cold LOGIN PASSWORD 'cold'`);
-    await admin.query(`CREATE DATABASE cold OWNER cold`);
-    await admin.end();
-    const url = server.urlFor('cold', 'cold', 'cold');
-    const mdb = createPgDb({ connectionString: url, max: 1 });
-    await migrate(mdb);
-    await mdb.end();
+    const url = db.url;
     const [listener, worker, notifier] = [await connect(url), await connect(url), await connect(url)];
     await notifier.query(`SELECT df.start('SELECT 1')`);
     await listener.query('LISTEN claim_cold');
@@ -76,8 +63,7 @@ async function main() {
     }
     await Promise.all([listener.end(), worker.end(), notifier.end()]);
   } finally {
-    await server.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await db.stop();
   }
 }
 

@@ -7,18 +7,17 @@
  *  - drain: N one-step instances, `engine.drain({ concurrency })`, steps/s.
  * Not part of `npm run bench`: a tool for choosing between engine variants on the same server.
  */
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { startEmbeddedPostgres } from '../src/runtime/node/embedded.ts';
 import { createPgDb } from '../src/runtime/node/pg-db.ts';
-import { migrate } from '../src/migrate/runner.ts';
 import { createEngine } from '../src/engine/engine.ts';
 import { startNodeWorker } from '../src/runtime/node/worker.ts';
 import type { Db, DbClient } from '../src/engine/db.ts';
 import { connect } from './common.ts';
+import { throwawayDatabase } from './throwaway.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -107,7 +106,6 @@ function chainExpression(n: number): string {
 }
 
 async function main() {
-  const dataDir = mkdtempSync(join(tmpdir(), 'pgflare-profile-'));
   const stmts: Record<string, string> = args.statements
     ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' }
     : {};
@@ -118,20 +116,15 @@ async function main() {
         'auto_explain.log_nested_statements': 'on',
       }
     : {};
-  const server = await startEmbeddedPostgres({ dataDir, settings: { synchronous_commit: 'off', ...stmts, ...explain, ...Object.fromEntries((args.set ?? []).map((kv) => kv.split(/=(.*)/s).slice(0, 2))) },
-    onLog: args['explain-ms'] ? (line) => appendFileSync(args['log-file']!, line) : undefined,
-  });
+  const db0 = await throwawayDatabase(
+    'prof',
+    { ...stmts, ...explain, ...Object.fromEntries((args.set ?? []).map((kv) => kv.split(/=(.*)/s).slice(0, 2))) },
+    args['explain-ms'] ? (line) => appendFileSync(args['log-file']!, line) : undefined,
+  );
+  const { dataDir, url } = db0;
   try {
-    const admin = await connect(server.superuserUrl);
-    await admin.query(`CREATE ROLE prof LOGIN PASSWORD 'prof'`);
-    await admin.query(`CREATE DATABASE prof OWNER prof`);
-    await admin.end();
-    const url = server.urlFor('prof', 'prof', 'prof');
-    const mdb = createPgDb({ connectionString: url, max: 1 });
-    await migrate(mdb);
-    await mdb.end();
     const c = await connect(url);
-    const su = await connect(server.urlFor('prof'));
+    const su = await connect(db0.superUrl);
     if (args.statements) await su.query('CREATE EXTENSION pg_stat_statements');
     for (const q of args.sql ?? []) await su.query(q);
     const n = Number(args.chain);
@@ -204,8 +197,7 @@ async function main() {
     await c.end();
     await su.end();
   } finally {
-    await server.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await db0.stop();
   }
 }
 
