@@ -35,7 +35,7 @@ import {
   type Measurement,
   type Window,
 } from './common.ts';
-import { w3Latencies } from './w3.ts';
+import { w3Latencies, W3_QUIET_MS } from './w3.ts';
 
 interface Engine {
   /** Not called by the bench. */
@@ -393,6 +393,7 @@ export async function engineW3(avail: EngineAvailability, ctx: BenchContext): Pr
         `INSERT INTO public.bench_w3_seen (contender, sample, began) VALUES ('pgflare', ${i}, clock_timestamp())`,
       ]);
       await starter.query('COMMIT');
+      await sleep(W3_QUIET_MS);
       await waitFor(
         async () => (await starter.query(`SELECT 1 FROM bench_w3_seen WHERE contender = 'pgflare' AND sample = $1`, [i])).rows.length > 0,
         10_000,

@@ -32,7 +32,7 @@ import {
   type BenchContext,
   type Measurement,
 } from './common.ts';
-import { w3Latencies } from './w3.ts';
+import { w3Latencies, W3_QUIET_MS } from './w3.ts';
 
 const CLAIM = {
   name: 'floor_claim',
@@ -293,6 +293,7 @@ export async function floorWakeup(ctx: BenchContext): Promise<Measurement> {
       await starter.query(`INSERT INTO floor_queue (payload) VALUES (jsonb_build_object('sample', $1::int))`, [i]);
       await starter.query(`NOTIFY floor_ready`);
       await starter.query('COMMIT');
+      await sleep(W3_QUIET_MS);
       await waitFor(
         async () => (await starter.query(`SELECT 1 FROM bench_w3_seen WHERE contender = 'floor' AND sample = $1`, [i])).rows.length > 0,
         10_000,

@@ -27,7 +27,7 @@ import {
   type BenchContext,
   type Measurement,
 } from './common.ts';
-import { w3Latencies } from './w3.ts';
+import { w3Latencies, W3_QUIET_MS } from './w3.ts';
 
 const JOBS_TABLE = 'graphile_worker._private_jobs';
 
@@ -241,6 +241,7 @@ export async function graphileW3(ctx: BenchContext): Promise<{ sample(i: number)
       await starter.query(`INSERT INTO bench_w3_start (contender, sample) VALUES ('graphile', $1)`, [i]);
       await starter.query(`SELECT graphile_worker.add_job('w3', json_build_object('sample', $1::int))`, [i]);
       await starter.query('COMMIT');
+      await sleep(W3_QUIET_MS);
       await waitFor(
         async () => (await starter.query(`SELECT 1 FROM bench_w3_seen WHERE contender = 'graphile' AND sample = $1`, [i])).rows.length > 0,
         10_000,

@@ -7,6 +7,14 @@
  */
 import { connect, percentile, median, round, type BenchContext, type Measurement } from './common.ts';
 
+/**
+ * How long the harness waits after a sample's COMMIT before it first asks whether the step began. A
+ * sample takes 1-3 ms; polling every 2 ms from the start put the harness's own round trips and event-loop
+ * work on the measured path, on the same 2 cores (and, interleaved, in the same Node process as both
+ * workers). The latency itself is read from the server's clocks, so waiting adds nothing to it.
+ */
+export const W3_QUIET_MS = 20;
+
 export const W3_TABLES = `
   CREATE TABLE IF NOT EXISTS bench_w3_start (contender text NOT NULL, sample int NOT NULL, PRIMARY KEY (contender, sample));
   CREATE TABLE IF NOT EXISTS bench_w3_seen (contender text NOT NULL, sample int NOT NULL, began timestamptz NOT NULL);`;
