@@ -39,7 +39,7 @@ import {
   type ClaimedRow,
   type PreparedClaim,
 } from './queries/claim.ts';
-import { isNonTransactional, RESTORE_SESSION, runBatchedStep, runSqlStep, transactionControlError } from './executors/sql.ts';
+import { isNonTransactional, RESTORE_SESSION, runBatchedStep, runSqlStep } from './executors/sql.ts';
 import { BATCH_BUDGET_MS, BatchSizer, isSimpleStatement } from './batch.ts';
 import { capStepResult } from './limits.ts';
 import { foreignOwnerProblem, nonTransactionalForeignError, runSqlStepAsOwner } from './executors/runner.ts';
@@ -432,25 +432,34 @@ export function createEngine(options: EngineOptions): Engine {
    * The step text a row runs in a batch, or null when it cannot join one: only an instance's first claim
    * of a SQL root (a one-step instance, whose whole run is one checkpoint computed from the claimed row),
    * owned by the worker's role (others run through their step runner), unblocked, and a step that
-   * isSimpleStatement accepts and that runs inside a transaction.
+   * isSimpleStatement accepts (a DML first word: never transaction control) and that runs inside a
+   * transaction.
    */
   function batchStep(row: ClaimedRow): string | null {
     if (batchMax <= 1 || row.owner !== workerRole) return null;
     const text = oneStepText(row);
-    return text !== null && !transactionControlError(text) && isSimpleStatement(text) ? text : null;
+    return text !== null && isSimpleStatement(text) ? text : null;
   }
 
   /**
    * A one-step instance's statement, substituted, when its first claim can run it at once: a SQL root,
    * first claimed, active, not blocked, a statement that runs inside a transaction. (Ownership is the
-   * caller's check.) Its activation reads nothing and changes nothing the statement sees.
+   * caller's check.) Its activation reads nothing and changes nothing the statement sees. Kept per
+   * claimed row: the claim, a batch and the next claim's size all ask about the same row.
    */
   function oneStepText(row: ClaimedRow): string | null {
-    if (row.node_type !== 'SQL' || row.id !== row.root_node || row.stamp !== null) return null;
-    if (!ACTIVE.has(row.instance_status) || ownerBlock(row) !== null) return null;
-    const sub = substitute(row.query ?? '', substitutionContext(row), 'sql');
-    return sub.ok && !isNonTransactional(sub.text) ? sub.text : null;
+    let text = oneStepTexts.get(row);
+    if (text === undefined) {
+      text = null;
+      if (row.node_type === 'SQL' && row.id === row.root_node && row.stamp === null && ACTIVE.has(row.instance_status) && ownerBlock(row) === null) {
+        const sub = substitute(row.query ?? '', substitutionContext(row), 'sql');
+        if (sub.ok && !isNonTransactional(sub.text)) text = sub.text;
+      }
+      oneStepTexts.set(row, text);
+    }
+    return text;
   }
+  const oneStepTexts = new WeakMap<ClaimedRow, string | null>();
 
   /**
    * A one-step instance's first claim: its statement is sent before the activation is computed, which
@@ -464,7 +473,7 @@ export function createEngine(options: EngineOptions): Engine {
     // One plain statement goes over the simple protocol, as in a batch (isSimpleStatement); anything else
     // over the extended one, which refuses multi-statement text as pg_durable does.
     const step =
-      isSimpleStatement(text) && !transactionControlError(text)
+      isSimpleStatement(text)
         ? runBatchedStep(client, stepTimeout === null ? '' : `SELECT set_config('statement_timeout', '${stepTimeout}', true); `, text, 'pgflare_step', options.maxResultBytes)
         : runSqlStep(client, text, { inTransaction: true, statementTimeoutMs: stepTimeout, maxResultBytes: options.maxResultBytes });
     let start: Changes | null;
