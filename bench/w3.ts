@@ -19,16 +19,23 @@ export const W3_TABLES = `
   CREATE TABLE IF NOT EXISTS bench_w3_start (contender text NOT NULL, sample int NOT NULL, PRIMARY KEY (contender, sample));
   CREATE TABLE IF NOT EXISTS bench_w3_seen (contender text NOT NULL, sample int NOT NULL, began timestamptz NOT NULL);`;
 
-export async function w3Latencies(ctx: BenchContext, contender: Measurement['contender'], metric: string): Promise<Measurement> {
+export async function w3Latencies(
+  ctx: BenchContext,
+  contender: Measurement['contender'],
+  metric: string,
+  /** Only samples numbered from..to (both included). */
+  range: [number, number] = [1, 2_147_483_647],
+  label = '',
+): Promise<Measurement> {
   const c = await connect(ctx.superUrl);
   let ms: number[];
   try {
     const { rows } = await c.query<{ ms: number }>(
       `SELECT extract(epoch FROM (min(v.began) - pg_xact_commit_timestamp(s.xmin))) * 1000 AS ms
          FROM bench_w3_start s JOIN bench_w3_seen v USING (contender, sample)
-        WHERE s.contender = $1
+        WHERE s.contender = $1 AND s.sample BETWEEN $2 AND $3
         GROUP BY s.sample, s.xmin`,
-      [contender],
+      [contender, range[0], range[1]],
     );
     ms = rows.map((r) => Number(r.ms));
   } finally {
@@ -36,7 +43,7 @@ export async function w3Latencies(ctx: BenchContext, contender: Measurement['con
   }
   const p50 = round(percentile(ms, 50));
   const p99 = round(percentile(ms, 99));
-  ctx.log(`${contender} W3: ${ms.length} samples, p50 ${p50} ms, p99 ${p99} ms, max ${round(Math.max(...ms))} ms`);
+  ctx.log(`${contender} W3${label}: ${ms.length} samples, p50 ${p50} ms, p99 ${p99} ms, max ${round(Math.max(...ms))} ms`);
   return {
     contender,
     metric,

@@ -462,9 +462,12 @@ export function createEngine(options: EngineOptions): Engine {
   const oneStepTexts = new WeakMap<ClaimedRow, string | null>();
 
   /**
-   * A one-step instance's first claim: its statement is sent before the activation is computed, which
-   * then happens while the server runs it (bench/ W3: the step begins ~0.1 ms sooner after a wake-up).
-   * Then as runClaimed's continuation: the step's checkpoint carries the activation.
+   * A one-step instance's first claim: its statement is sent at once, and the activation is computed
+   * only when it has run. The activation reads nothing the statement sees, so it can wait; computing it
+   * while the server ran the statement (or before sending it) delayed the step: on this 2-core machine
+   * the woken backend was queued behind this busy process (bench/w3-trace.ts, "send → clock_timestamp()"
+   * 0.14-0.15 ms against 0.09-0.10 when this process sleeps meanwhile). Then as runClaimed's
+   * continuation: the step's checkpoint carries the activation.
    */
   async function runOneStep(client: DbClient, tx: Tx, row: ClaimedRow, now: Date, text: string): Promise<RunResult | { lease: ClaimedRow }> {
     await hit('after-claim', { instanceId: row.instance_id, nodeId: row.id });
@@ -472,19 +475,11 @@ export function createEngine(options: EngineOptions): Engine {
     const stepTimeout = timeout === (options.stepTimeoutMs ?? 0) ? null : timeout;
     // One plain statement goes over the simple protocol, as in a batch (isSimpleStatement); anything else
     // over the extended one, which refuses multi-statement text as pg_durable does.
-    const step =
-      isSimpleStatement(text)
-        ? runBatchedStep(client, stepTimeout === null ? '' : `SELECT set_config('statement_timeout', '${stepTimeout}', true); `, text, 'pgflare_step', options.maxResultBytes)
-        : runSqlStep(client, text, { inTransaction: true, statementTimeoutMs: stepTimeout, maxResultBytes: options.maxResultBytes });
-    let start: Changes | null;
-    try {
-      // noRead: a query now would queue behind the statement and run in whatever session it left.
-      start = await checkpoint(client, tx, row, now, (cp) => cp.start(), { fromClaim: true, noRead: true });
-    } catch (err) {
-      await step.catch(() => undefined);
-      throw err;
-    }
-    const out = await step;
+    const out = await (isSimpleStatement(text)
+      ? runBatchedStep(client, stepTimeout === null ? '' : `SELECT set_config('statement_timeout', '${stepTimeout}', true); `, text, 'pgflare_step', options.maxResultBytes)
+      : runSqlStep(client, text, { inTransaction: true, statementTimeoutMs: stepTimeout, maxResultBytes: options.maxResultBytes }));
+    // noRead: the session is as the statement left it until the checkpoint's restore.
+    const start = await checkpoint(client, tx, row, now, (cp) => cp.start(), { fromClaim: true, noRead: true });
     const next = start ? continuation(row, start, now) : null;
     if (!start || !next) throw new Error(`instance ${row.instance_id}: a one-step instance's activation did not continue with its step`);
     tx.write = null;
