@@ -1,12 +1,14 @@
 /**
- * W3 traced side by side: `npx tsx bench/w3-trace.ts [--samples 200]`.
+ * W3 traced side by side: `npx tsx bench/w3-trace.ts [--samples 200] [--first graphile|pgflare]`.
  *
  * graphile-worker and a pgflare Node worker idle in this one process on a throwaway server; samples are
  * interleaved as in bench W3 (w3-paired.ts). Every query a worker sends is timestamped on the way out and
  * back (pg.Client is wrapped), and so is every notification, so each sample splits into: commit →
  * notification heard (commit time from track_commit_timestamp), → claim (get_job) sent, its round trip, →
  * step (task) statement sent, → `clock_timestamp()` in it. Prints the median of each part per contender.
- * Server and Node clocks are the same machine's. Not part of `npm run bench`: the numbers behind
+ * Server and Node clocks are the same machine's. `--first` picks whose LISTEN session connects first:
+ * PostgreSQL signals the listeners of a database in backend-id order, so that one hears every NOTIFY
+ * first (bench W3 takes half its samples each way). Not part of `npm run bench`: the numbers behind
  * docs/ARCHITECTURE.md, "Measured" (what is left of W3).
  */
 import { parseArgs } from 'node:util';
@@ -17,7 +19,7 @@ import { startNodeWorker } from '../src/runtime/node/worker.ts';
 import { sleep } from './common.ts';
 import { throwawayDatabase } from './throwaway.ts';
 
-const { values: args } = parseArgs({ options: { samples: { type: 'string', default: '200' } } });
+const { values: args } = parseArgs({ options: { samples: { type: 'string', default: '200' }, first: { type: 'string', default: 'graphile' } } });
 const now = () => performance.timeOrigin + performance.now();
 
 async function main() {
@@ -52,6 +54,8 @@ async function main() {
       this.prependListener('notification', (m) => ev.push({ t: now(), what: `notification ${m.channel}` }));
       return origConnect.apply(this, a);
     };
+    const startPgflare = () => startNodeWorker({ connectionString: url, concurrency: 1, pollIntervalMs: 1000 });
+    const early = args.first === 'pgflare' ? await startPgflare() : null;
     const runner = await run({
       connectionString: url,
       concurrency: 1,
@@ -60,7 +64,7 @@ async function main() {
       pollInterval: 2000,
       taskList: { w3: async (p, h) => void (await h.query("INSERT INTO seen VALUES ('g', $1, clock_timestamp())", [(p as { i: number }).i])) },
     });
-    const w = await startNodeWorker({ connectionString: url, concurrency: 1, pollIntervalMs: 1000 });
+    const w = early ?? (await startPgflare());
     await sleep(500);
     const rows: Record<string, Record<string, number>[]> = { g: [], p: [] };
     for (let i = 0; i < Number(args.samples); i++) {
