@@ -50,6 +50,26 @@ describe('the prepared wake-up claim', () => {
     });
   });
 
+  it("takes the same rows as df._claim at the edge of `now`'s millisecond", async () => {
+    await t.query('DELETE FROM df.instances');
+    const id = await start(t, `'SELECT 1'`);
+    const now = new Date('2026-12-05T04:30:00.123Z');
+    await t.db.withClient(async (c) => {
+      expect(await prepareClaim(c)).toBe('generic');
+      // Due up to the end of now's millisecond (…123 999 µs), not a microsecond later.
+      for (const [runAt, due] of [
+        ['2026-12-05T04:30:00.123999Z', true],
+        ['2026-12-05T04:30:00.124Z', false],
+        ['1970-01-01T00:00:00.000001Z', true],
+      ] as const) {
+        await t.query(`UPDATE df.nodes SET run_at = $2 WHERE instance_id = $1`, [id, runAt]);
+        for (const mode of ['generic', 'force', false] as const) {
+          expect(await claimWith(c, claimSql(now, undefined, 0, mode)), `${runAt} ${mode}`).toHaveLength(due ? 1 : 0);
+        }
+      }
+    });
+  });
+
   it.each(['generic', 'force'] as const)('runs the step (%s) with plan_cache_mode as before and the settings the claim sets', async (mode) => {
     await t.query('DELETE FROM df.instances');
     await start(t, `'SELECT 1'`);
