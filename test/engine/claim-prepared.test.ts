@@ -85,6 +85,33 @@ describe('the prepared wake-up claim', () => {
     });
   });
 
+  it("gives the step DateStyle ISO, MDY and its own timeout, whatever the session's values", async () => {
+    await t.query('DELETE FROM df.instances');
+    await start(t, `'SELECT 1'`);
+    await t.db.withClient(async (c) => {
+      const mode = await prepareClaim(c);
+      const settings = async () =>
+        (await c.query<{ d: string; s: string }>(`SELECT current_setting('datestyle') AS d, current_setting('statement_timeout') AS s`)).rows[0];
+      try {
+        for (const [session, timeout, expected] of [
+          [`SET datestyle = 'SQL, DMY'; SET statement_timeout = '7s'`, 4321, { d: 'ISO, MDY', s: '4321ms' }],
+          [`SET datestyle = 'German'; SET statement_timeout = '7s'`, 0, { d: 'ISO, MDY', s: '0' }],
+          // Already the step's values: left as they are.
+          [`SET datestyle = 'ISO, MDY'; SET statement_timeout = 0`, 0, { d: 'ISO, MDY', s: '0' }],
+        ] as const) {
+          for (const m of [mode, false] as const) {
+            await c.query(session);
+            expect(await beginAndClaim(c, new Date(Date.now() + 60_000), undefined, timeout, m)).toHaveLength(1);
+            expect(await settings(), `${session} ${m}`).toEqual(expected);
+            await c.query('ROLLBACK');
+          }
+        }
+      } finally {
+        await c.query('RESET datestyle; RESET statement_timeout');
+      }
+    });
+  });
+
   it('defers to df._claim when role limits exist, which applies them', async () => {
     await t.query('DELETE FROM df.instances');
     await start(t, `'SELECT 1'`);
