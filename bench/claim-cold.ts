@@ -17,7 +17,7 @@
  */
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { claimSql, prepareClaim, type PreparedClaim } from '../src/engine/queries/claim.ts';
+import { claimSql, prepareClaim, PREPARED_CLAIM_SQL, type PreparedClaim } from '../src/engine/queries/claim.ts';
 import type { DbClient } from '../src/engine/db.ts';
 import { connect, percentile, round, sleep } from './common.ts';
 import { throwawayDatabase } from './throwaway.ts';
@@ -91,29 +91,44 @@ async function main() {
   }
 }
 
-/** The engine's wake-up claim (PREPARED_CLAIM_SQL) as groups of columns over the same rows and joins. */
+/**
+ * The engine's wake-up claim (PREPARED_CLAIM_SQL), with `now` as a timestamptz parameter so a variant can
+ * pass now() or a literal, cut into groups of its columns over the same rows and joins.
+ */
 function claimParts() {
-  const cols = {
-    ids: 'q.instance_id, q.id',
-    texts: 'q.node_type, q.query, q.result_name, q.status, i.status AS instance_status, i.root_node, i.label',
-    stamp: "q.status_details ->> 'execution_id' AS stamp",
-    json: 'q.state, q.options, i.vars, s.named',
-    ints: 'q.attempts, i.generation',
-    ts: 'q.run_at',
-    role: 'i.submitted_by::text AS owner, r.oid IS NOT NULL AS owner_exists, coalesce(r.rolsuper, false) AS owner_is_superuser',
-    gate: "coalesce(nullif(current_setting('pg_durable.enable_superuser_instances', true), ''), 'off') AS superuser_gate",
-    input: 's.status AS scope_status, i.input::text AS input',
-    settings: "concat(set_config('df.in_workflow', 'true', true), set_config('statement_timeout', $2, true), set_config('datestyle', 'ISO, MDY', true)) AS step_settings",
+  const number = "timestamptz 'epoch' + $1 * interval '1 microsecond'";
+  if (!PREPARED_CLAIM_SQL.includes(number)) throw new Error('claim-cold: the wake-up claim no longer takes now as a number');
+  const sql = PREPARED_CLAIM_SQL.replace(number, '$1');
+  const at = sql.search(/\n\s*FROM /);
+  const from = sql.slice(at);
+  // The select list, split at its top-level commas.
+  const columns: string[] = [];
+  let depth = 0;
+  let cur = '';
+  for (const ch of sql.slice(0, at).replace(/^\s*SELECT\s+/, '')) {
+    if (ch === ',' && depth === 0) {
+      columns.push(cur.trim());
+      cur = '';
+      continue;
+    }
+    if (ch === '(') depth++;
+    if (ch === ')') depth--;
+    cur += ch;
+  }
+  columns.push(cur.trim());
+  const groups = {
+    ids: (c: string) => c === 'q.instance_id' || c === 'q.id',
+    ts: (c: string) => c === 'q.run_at',
+    role: (c: string) => /owner/.test(c),
+    json: (c: string) => ['q.state', 'q.options', 'i.vars', 's.named'].includes(c),
+    settings: (c: string) => c.endsWith('AS step_settings'),
   };
-  const from = `FROM (SELECT * FROM df.nodes n WHERE n.run_at <= $1 AND NOT EXISTS (SELECT 1 FROM df.role_limits) ORDER BY n.run_at LIMIT 1 FOR UPDATE SKIP LOCKED) q
-    JOIN LATERAL (SELECT * FROM df.instances x WHERE x.id = q.instance_id OFFSET 0) i ON true
-    LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
-    LEFT JOIN LATERAL (SELECT x.named, x.status FROM df.scopes x WHERE x.instance_id = q.instance_id
-                         AND x.scope_id = substring(q.status_details ->> 'execution_id' FROM '^(.*)::[0-9]+$') OFFSET 0) s ON true`;
-  type Part = keyof typeof cols;
-  const keys = Object.keys(cols) as Part[];
-  const select = (ks: Part[]) => `SELECT ${ks.map((k) => cols[k]).join(', ')} ${from}`;
-  return { all: select(keys), without: (k: Part) => select(keys.filter((x) => x !== k)), only: (k: Part) => select([k]) };
+  type Part = keyof typeof groups;
+  for (const k of Object.keys(groups) as Part[]) {
+    if (!columns.some(groups[k])) throw new Error(`claim-cold: no ${k} columns in the wake-up claim`);
+  }
+  const select = (keep: (c: string) => boolean) => `SELECT ${columns.filter(keep).join(', ')}${from}`;
+  return { all: select(() => true), without: (k: Part) => select((c) => !groups[k](c)), only: (k: Part) => select(groups[k]) };
 }
 
 await main();

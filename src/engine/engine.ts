@@ -407,6 +407,12 @@ export function createEngine(options: EngineOptions): Engine {
     return typeof t === 'number' && t > 0 ? Math.round(t * 1000) : (options.stepTimeoutMs ?? 0);
   }
 
+  /** The node's own statement_timeout when it differs from the default the claim set, else null. */
+  function ownTimeout(row: ClaimedRow): number | null {
+    const timeout = timeoutFor(row);
+    return timeout === (options.stepTimeoutMs ?? 0) ? null : timeout;
+  }
+
   /** Turns a finished attempt into the checkpoint event: complete, or retry per policy. */
   function leafEvent(row: ClaimedRow, outcome: Outcome, now: Date, attempt: number, events: unknown[]) {
     const policy = policyFor(row);
@@ -471,8 +477,7 @@ export function createEngine(options: EngineOptions): Engine {
    */
   async function runOneStep(client: DbClient, tx: Tx, row: ClaimedRow, now: Date, text: string): Promise<RunResult | { lease: ClaimedRow }> {
     await hit('after-claim', { instanceId: row.instance_id, nodeId: row.id });
-    const timeout = timeoutFor(row);
-    const stepTimeout = timeout === (options.stepTimeoutMs ?? 0) ? null : timeout;
+    const stepTimeout = ownTimeout(row);
     // One plain statement goes over the simple protocol, as in a batch (isSimpleStatement); anything else
     // over the extended one, which refuses multi-statement text as pg_durable does.
     const out = await (isSimpleStatement(text)
@@ -543,15 +548,15 @@ export function createEngine(options: EngineOptions): Engine {
       tx.write = null;
       tx.carry = { ...start, ready: start.ready.filter((r) => r.id !== step.id) };
       await hit('after-claim', { instanceId: step.instance_id, nodeId: step.id });
-      const timeout = timeoutFor(step);
       // The first row's settings and savepoint came with the claim; later rows bring their own.
       const savepoint = i === 0 ? 'pgflare_step' : `pgflare_step_${i}`;
+      const own = ownTimeout(step);
       const head =
         i === 0
-          ? timeout === defaultTimeout
+          ? own === null
             ? owed
-            : `${owed}SELECT set_config('statement_timeout', '${timeout}', true); `
-          : `${owed}SELECT ${claimSettings(`'${timeout}'`)}; SAVEPOINT ${savepoint}; `;
+            : `${owed}SELECT set_config('statement_timeout', '${own}', true); `
+          : `${owed}SELECT ${claimSettings(`'${timeoutFor(step)}'`)}; SAVEPOINT ${savepoint}; `;
       owed = '';
       const t0 = Date.now();
       let out;
@@ -816,8 +821,7 @@ export function createEngine(options: EngineOptions): Engine {
           if (role !== row.owner) return leaf('step', { kind: 'fail', error: nonTransactionalForeignError(row.owner, role) });
           return takeLease(client, row, now, options.leaseMs ?? 30 * 60_000);
         }
-        const timeout = timeoutFor(row);
-        const stepTimeout = timeout === (options.stepTimeoutMs ?? 0) ? null : timeout;
+        const stepTimeout = ownTimeout(row);
         let out =
           role === row.owner
             ? await runSqlStep(client, sub.text, { inTransaction: true, statementTimeoutMs: stepTimeout, maxResultBytes: options.maxResultBytes })

@@ -80,17 +80,32 @@ export interface SqlStepOptions {
  * savepoint exists makes that rollback fail too, and the error reaches the caller (the batch is undone).
  */
 export async function runBatchedStep(client: DbClient, head: string, sql: string, savepoint: string, maxResultBytes?: number): Promise<StepOutcome> {
+  return stepOutcome(
+    async () => {
+      const out = (await client.query({ text: `${head}${sql}`, rowMode: 'array', types: RAW_TYPES } as never)) as unknown as RawResult | RawResult[];
+      return Array.isArray(out) ? out[out.length - 1] : out;
+    },
+    maxResultBytes,
+    () => client.query(`ROLLBACK TO SAVEPOINT ${savepoint}`),
+  );
+}
+
+type RawResult = { fields?: { name: string; dataTypeID: number }[]; rows: (string | null)[][] };
+
+/**
+ * A step statement's result as its outcome, capped at maxResultBytes. `undo` (null outside a
+ * transaction) rolls the statement back when it raised or its result is over the cap.
+ */
+async function stepOutcome(run: () => Promise<RawResult>, maxResultBytes: number | undefined, undo: (() => Promise<unknown>) | null): Promise<StepOutcome> {
   try {
-    const out = (await client.query({ text: `${head}${sql}`, rowMode: 'array', types: RAW_TYPES } as never)) as unknown as
-      | { fields?: { name: string; dataTypeID: number }[]; rows: (string | null)[][] }
-      | { fields?: { name: string; dataTypeID: number }[]; rows: (string | null)[][] }[];
-    const res = Array.isArray(out) ? out[out.length - 1] : out;
+    const res = await run();
     const built = buildSqlResult(res.fields ?? [], res.rows ?? []);
     const outcome: StepOutcome = built.ok ? capStepResult({ ok: true, resultText: built.text }, maxResultBytes) : { ok: false, error: built.error };
-    if (built.ok && !outcome.ok) await client.query(`ROLLBACK TO SAVEPOINT ${savepoint}`);
+    // Over the result limit: undo what the statement did, as for a statement that raised.
+    if (built.ok && !outcome.ok && undo) await undo();
     return outcome;
   } catch (err) {
-    await client.query(`ROLLBACK TO SAVEPOINT ${savepoint}`);
+    if (undo) await undo();
     return { ok: false, error: `SQL execution failed: error returned from database: ${(err as Error).message}` };
   }
 }
@@ -111,20 +126,11 @@ export async function runSqlStep(client: DbClient, sql: string, opts: SqlStepOpt
   } else if (timeout !== null) {
     await client.query(`SELECT set_config('statement_timeout', '${timeout}', ${local})`);
   }
-  let outcome: StepOutcome;
-  try {
-    const res = (await client.query({ text: sql, rowMode: 'array', types: RAW_TYPES, queryMode: 'extended' } as never)) as unknown as {
-      fields?: { name: string; dataTypeID: number }[];
-      rows: (string | null)[][];
-    };
-    const built = buildSqlResult(res.fields ?? [], res.rows ?? []);
-    outcome = built.ok ? capStepResult({ ok: true, resultText: built.text }, opts.maxResultBytes) : { ok: false, error: built.error };
-    // Over the result limit: undo what the statement did, as for a statement that raised.
-    if (built.ok && !outcome.ok && opts.inTransaction) await client.query('ROLLBACK TO SAVEPOINT pgflare_step');
-  } catch (err) {
-    outcome = { ok: false, error: `SQL execution failed: error returned from database: ${(err as Error).message}` };
-    if (opts.inTransaction) await client.query('ROLLBACK TO SAVEPOINT pgflare_step');
-  }
+  const outcome = await stepOutcome(
+    async () => (await client.query({ text: sql, rowMode: 'array', types: RAW_TYPES, queryMode: 'extended' } as never)) as unknown as RawResult,
+    opts.maxResultBytes,
+    opts.inTransaction ? () => client.query('ROLLBACK TO SAVEPOINT pgflare_step') : null,
+  );
   if (!opts.inTransaction) await client.query(RESTORE_SESSION);
   return outcome;
 }

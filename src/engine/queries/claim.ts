@@ -99,7 +99,7 @@ export const claimSettings = (timeout: string) =>
  */
 const PREPARED_CLAIM = 'pgflare_claim';
 
-const PREPARED_CLAIM_SQL = `
+export const PREPARED_CLAIM_SQL = `
   SELECT q.instance_id, q.id, q.node_type, q.query, q.result_name, q.status, q.status_details ->> 'execution_id' AS stamp,
          q.state, q.attempts, q.run_at, q.options, i.status AS instance_status, i.root_node, i.label, i.vars, i.generation,
          i.submitted_by::text AS owner, r.oid IS NOT NULL AS owner_exists, coalesce(r.rolsuper, false) AS owner_is_superuser,
