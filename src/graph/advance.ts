@@ -6,181 +6,25 @@
  * transaction (DESIGN 6).
  *
  * Scopes. A scope is one durable execution context: the instance root, a JOIN/RACE branch, or a loop
- * that is not already the root of its scope. Its id is the instance id for the root, else
- * `<parent scope>::<parent generation>::<root node id>`; a node run in it is stamped
- * `<scope id>::<generation>` (SPEC §3.0). Loops bump their scope's generation per iteration.
+ * that is not already the root of its scope (ids and stamps: scope-ids.ts). Loops bump their scope's
+ * generation per iteration. The graph is built in graph.ts; what the machine reads and writes is in
+ * changes.ts (re-exported here).
  *
  * When the machine needs a row it was not given, it throws MissingData naming it; the engine loads it
  * and runs the event again from scratch (the machine is deterministic, so a re-run is safe).
  */
 import { nextFireAfter } from './cron.ts';
-import { stringifyJson, tryParseJson } from './json.ts';
 import { NodeConfigError, parseNodeConfig, type NodeStatus, type NodeType } from './schema.ts';
 import { evaluateIfRows, isConditionTrue } from './truthy.ts';
+import { branchesOf, type Graph, type GraphNode } from './graph.ts';
+import { childScopeId, scopeOfStamp, stampOf } from './scope-ids.ts';
+import { MissingData, type Changes, type InstanceChange, type NodeChange, type NodeState, type Outcome, type ScopeState } from './changes.ts';
+import { breakValueText, storedResult } from './result-text.ts';
 
-export interface GraphNode {
-  id: string;
-  type: NodeType;
-  query: string | null;
-  resultName: string | null;
-  left: string | null;
-  right: string | null;
-  /** IF/LOOP condition node id (from the row's query JSON). */
-  condition: string | null;
-  /** JOIN extra branch ids (from the row's query JSON). */
-  extras: string[];
-  parent: string | null;
-}
-
-export interface Graph {
-  instanceId: string;
-  root: string;
-  nodes: Map<string, GraphNode>;
-}
-
-export interface GraphRow {
-  id: string;
-  node_type: string;
-  query: string | null;
-  result_name: string | null;
-  left_node: string | null;
-  right_node: string | null;
-}
-
-/** Builds the static graph (immutable for an instance's life, so the engine caches it). */
-export function buildGraph(instanceId: string, root: string, rows: readonly GraphRow[]): Graph {
-  const nodes = new Map<string, GraphNode>();
-  for (const r of rows) {
-    let condition: string | null = null;
-    let extras: string[] = [];
-    if (r.query && (r.node_type === 'IF' || r.node_type === 'LOOP' || r.node_type === 'JOIN')) {
-      const q = safeJson(r.query);
-      if (q && typeof q === 'object') {
-        const o = q as Record<string, unknown>;
-        if (typeof o.condition_node === 'string') condition = o.condition_node;
-        if (Array.isArray(o.extra_nodes)) extras = o.extra_nodes.filter((x): x is string => typeof x === 'string');
-      }
-    }
-    nodes.set(r.id, {
-      id: r.id,
-      type: r.node_type as NodeType,
-      query: r.query,
-      resultName: r.result_name,
-      left: r.left_node,
-      right: r.right_node,
-      condition,
-      extras,
-      parent: null,
-    });
-  }
-  for (const n of nodes.values()) {
-    for (const c of childrenOf(n)) {
-      const child = nodes.get(c);
-      if (child) child.parent = n.id;
-    }
-  }
-  if (!nodes.has(root)) throw new Error(`instance ${instanceId}: root node ${root} is missing`);
-  return { instanceId, root, nodes };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-export function childrenOf(n: GraphNode): string[] {
-  const out: (string | null)[] =
-    n.type === 'IF' ? [n.condition, n.left, n.right] : n.type === 'LOOP' ? [n.left, n.condition] : [n.left, n.right, ...n.extras];
-  return out.filter((x): x is string => x !== null);
-}
-
-export function branchesOf(n: GraphNode): string[] {
-  return [n.left, n.right, ...n.extras].filter((x): x is string => x !== null);
-}
-
-/** Ancestors of a node, nearest first. */
-export function ancestorsOf(g: Graph, id: string): string[] {
-  const out: string[] = [];
-  for (let p = g.nodes.get(id)?.parent ?? null; p !== null; p = g.nodes.get(p)?.parent ?? null) out.push(p);
-  return out;
-}
-
-/** The scope ids a stamp lives in, outermost first: `a::1::b::2` → [`a`, `a::1::b`]. */
-export function scopeChainOfStamp(stamp: string): string[] {
-  const parts = stamp.split('::');
-  const chain: string[] = [];
-  for (let i = 1; i <= parts.length - 1; i += 2) chain.push(parts.slice(0, i).join('::'));
-  return chain;
-}
-
-export function scopeOfStamp(stamp: string): string {
-  return stamp.slice(0, stamp.lastIndexOf('::'));
-}
-
-export type Outcome = { kind: 'ok'; text: string } | { kind: 'fail'; error: string } | { kind: 'break'; text: string };
-
-export type ScopeStatus = 'running' | 'completed' | 'failed' | 'broke' | 'cancelled';
-
-export interface ScopeState {
-  id: string;
-  parent: string | null;
-  root: string;
-  generation: number;
-  /** result_name → result text (in-memory form, column order kept). */
-  named: Record<string, string>;
-  status: ScopeStatus;
-  /** The outcome text once finished: the result, the error, or the break value. */
-  result: string | null;
-}
-
-export interface NodeState {
-  id: string;
-  status: NodeStatus;
-  stamp: string | null;
-  state: Record<string, unknown> | null;
-}
-
-export interface NodeChange {
-  status?: NodeStatus;
-  /** The JSON text to store in `result`, or null for SQL NULL. */
-  result?: string | null;
-  stamp?: string;
-  run_at?: string | null;
-  state?: Record<string, unknown> | null;
-  attempts?: number;
-  locked_until?: string | null;
-  /** Record the instance's newest signal id in state.after_signal_id (SIGNAL subscription). */
-  signal_floor?: boolean;
-}
-
-export interface InstanceChange {
-  status?: 'running' | 'completed' | 'failed';
-  output?: string;
-  generation?: number;
-}
-
-export interface Changes {
-  nodes: Map<string, NodeChange>;
-  scopes: Map<string, ScopeState>;
-  scopeDeletes: Set<string>;
-  /** Scopes whose queued rows are withdrawn and whose scope rows (and nested ones) are deleted. */
-  cancelScopes: string[];
-  instance: InstanceChange | null;
-  /** Leaves made ready, with when they are due (ISO). */
-  ready: { id: string; runAt: string }[];
-}
-
-export class MissingData extends Error {
-  constructor(
-    readonly nodes: string[],
-    readonly scopes: string[],
-  ) {
-    super(`checkpoint needs nodes [${nodes.join(', ')}] and scopes [${scopes.join(', ')}]`);
-  }
-}
+export * from './graph.ts';
+export * from './scope-ids.ts';
+export * from './changes.ts';
+export * from './result-text.ts';
 
 export const BREAK_OUTSIDE_LOOP =
   'df.break() was called outside of a loop. df.break() may only be used inside df.loop().';
@@ -188,11 +32,6 @@ export const LOOP_ITERATION_CAP = 100_000;
 export const LOOP_MIN_ITERATION_MS = 1000;
 const LOSER_LOOP = 'Loop branch cancelled after losing RACE';
 const STORES_NAME: ReadonlySet<NodeType> = new Set(['SQL', 'THEN', 'IF', 'JOIN', 'RACE', 'LOOP', 'SIGNAL', 'HTTP', 'HTTP_MULTIPART']);
-
-/** The JSON text stored in `result` for a result text: JSON as is, anything else as a JSON string. */
-export function storedResult(text: string): string {
-  return tryParseJson(text) !== undefined ? text : JSON.stringify(text);
-}
 
 export interface CheckpointInput {
   graph: Graph;
@@ -603,31 +442,7 @@ export class Checkpoint {
   }
 }
 
-export function stampOf(scope: Pick<ScopeState, 'id' | 'generation'>): string {
-  return `${scope.id}::${scope.generation}`;
-}
-
-export function childScopeId(parent: Pick<ScopeState, 'id' | 'generation'>, rootId: string): string {
-  return `${stampOf(parent)}::${rootId}`;
-}
-
-/** SPEC §3.7: the literal break value, as JSON when it parses, else a JSON string; absent → null. */
-export function breakValueText(value: string | null): string {
-  if (value === null) return 'null';
-  const parsed = tryParseJson(value);
-  return parsed !== undefined ? stringifyJson(parsed) : JSON.stringify(value);
-}
-
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** The node rows and scope rows a checkpoint for `leafId` (stamped `stamp`) will most likely read. */
-export function checkpointReadSet(g: Graph, leafId: string, stamp: string | null): { nodes: string[]; scopes: string[] } {
-  const nodes = [leafId];
-  for (const a of ancestorsOf(g, leafId)) {
-    const t = g.nodes.get(a)!.type;
-    if (t === 'LOOP' || t === 'JOIN' || t === 'RACE') nodes.push(a);
-  }
-  return { nodes, scopes: stamp ? scopeChainOfStamp(stamp) : [] };
-}

@@ -1,6 +1,6 @@
 import type { DbClient } from '../db.ts';
 import { literal } from '../sql-text.ts';
-import type { GraphRow } from '../../graph/advance.ts';
+import type { GraphRow } from '../../graph/graph.ts';
 
 /** A claimed df.nodes row with what running it needs from its instance and scope. */
 export interface ClaimedRow {
