@@ -1,5 +1,5 @@
 /**
- * Batches: several one-step instances run in one claim transaction (engine.ts runBatch, 0023).
+ * Batches: several one-step instances run in one claim transaction (runBatch, 0023).
  *
  * A one-step instance (its root is a SQL leaf) is activated, run and completed by a single checkpoint that
  * the engine computes from the claimed row alone. Run one per transaction, each pays a claim, a df._apply
@@ -8,12 +8,24 @@
  * before one COMMIT. Effects still commit exactly once: all together, or (any error outside a step)
  * none, after which the rows run again one per transaction.
  *
- * This file holds the pure parts: which step text may share a round trip with the statements around it,
- * and how big the next batch is.
+ * This file holds which rows may join a batch (batchStep; isSimpleStatement: which step text may share a
+ * round trip with the statements around it), how big the next batch is (BatchSizer), and the batch
+ * itself (runBatch).
  */
-
+import type { DbClient } from './db.ts';
+import type { Changes } from '../graph/changes.ts';
+import { scopeOfStamp } from '../graph/scope-ids.ts';
 import { isSingleStatement } from './executors/runner.ts';
-import { stripLeadingComments } from './executors/sql.ts';
+import { runBatchedStep, stripLeadingComments } from './executors/sql.ts';
+import { claimedRows, claimSettings, type ClaimedRow } from './queries/claim.ts';
+import { applyManySql, claimNextSql } from './queries/checkpoint.ts';
+import { activateAndContinue, oneStepText } from './activate.ts';
+import { afterCommit, checkpoint, remember } from './checkpoint.ts';
+import { forget, type EngineContext } from './context.ts';
+import { BATCH_UNDO, sqlState } from './errors.ts';
+import { isRetry, leafEvent, ownTimeout, timeoutFor, toOutcome } from './step-policy.ts';
+import { Owed, STEP_SAVEPOINT_NAME, type Ahead, type Tx } from './tx.ts';
+import type { RunKind, RunResult } from './types.ts';
 
 /** Default largest batch of the Node worker (PGFLARE_BATCH_SIZE; 1 = one instance per transaction). */
 export const DEFAULT_BATCH_SIZE = 16;
@@ -61,4 +73,124 @@ export class BatchSizer {
     else if (r.cut) this.size = Math.max(1, r.ran);
     else if (r.ran === r.claimed && r.claimed >= this.size) this.size = Math.min(this.max, this.size * 2);
   }
+}
+
+/**
+ * The step text a row runs in a batch, or null when it cannot join one: only an instance's first claim
+ * of a SQL root (a one-step instance, whose whole run is one checkpoint computed from the claimed row),
+ * owned by the worker's role (others run through their step runner), unblocked, and a step that
+ * isSimpleStatement accepts (a DML first word: never transaction control) and that runs inside a
+ * transaction.
+ */
+export function batchStep(ctx: EngineContext, row: ClaimedRow): string | null {
+  if (ctx.batchMax <= 1 || row.owner !== ctx.workerRole) return null;
+  const text = oneStepText(ctx, row);
+  return text !== null && isSimpleStatement(text) ? text : null;
+}
+
+export const batchable = (ctx: EngineContext, row: ClaimedRow): boolean => batchStep(ctx, row) !== null;
+
+/**
+ * Runs claimed one-step instances in the open claim transaction: each is activated and its step run
+ * under a savepoint of its own, the session restored between steps, in one round trip per step; then
+ * one df._apply_many writes every checkpoint with the COMMIT (and, with `ahead`, the next claim). It
+ * stops early at a row that cannot join (`rows[0]` can) or when the batch has run longer than
+ * BATCH_BUDGET_MS; the rows it did not run are only locked and are free again at the COMMIT. When the
+ * write fails (a concurrent df.cancel made a copy stale, a node row is held) the whole transaction is
+ * rolled back, nothing of it happened, and its rows run again one per transaction.
+ */
+export async function runBatch(
+  ctx: EngineContext,
+  client: DbClient,
+  rows: ClaimedRow[],
+  now: Date,
+  ahead: Ahead | null,
+  sizer: BatchSizer,
+): Promise<{ results: RunResult[]; next?: ClaimedRow[] }> {
+  const started = Date.now();
+  const items: { row: ClaimedRow; tx: Tx; ch: Changes; kind: RunKind }[] = [];
+  // What the transaction owes before its next statement: the last step's savepoint release and the
+  // session restore (sent with the next step, or with the write). The batch sends it itself.
+  const owes = new Owed();
+  let cut = false;
+  let overBudget = false;
+  const undo = async (why: unknown) => {
+    await client.query('ROLLBACK');
+    for (const it of items) forget(ctx, it.row.instance_id);
+    for (const r of rows) forget(ctx, r.instance_id);
+    ctx.counts.undone++;
+    sizer.batch({ claimed: rows.length, ran: 0, cut: false, overBudget: false, failed: true });
+    ctx.log.warn('batch undone; its rows run again one per transaction', { rows: rows.length, error: why });
+    return { results: [] };
+  };
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i];
+    if (i > 0 && Date.now() - started > BATCH_BUDGET_MS) {
+      overBudget = true;
+      break;
+    }
+    const text = batchStep(ctx, row);
+    if (text === null) {
+      cut = true;
+      break;
+    }
+    await ctx.hit('after-claim', { instanceId: row.instance_id, nodeId: row.id });
+    const tx: Tx = { owes, keepsOwed: true, write: null };
+    // The activation, from the claimed row alone (no read), carried into the step's checkpoint.
+    const { next: step } = await activateAndContinue(ctx, client, tx, row, now);
+    if (!step) return undo(new Error(`instance ${row.instance_id}: no first step to continue with`));
+    await ctx.hit('after-claim', { instanceId: step.instance_id, nodeId: step.id });
+    // The first row's settings and savepoint came with the claim; later rows bring their own.
+    const savepoint = i === 0 ? STEP_SAVEPOINT_NAME : `${STEP_SAVEPOINT_NAME}_${i}`;
+    const own = ownTimeout(ctx, step);
+    const head =
+      i === 0
+        ? own === null
+          ? owes.take()
+          : `${owes.take()}SELECT set_config('statement_timeout', '${own}', true); `
+        : `${owes.take()}SELECT ${claimSettings(`'${timeoutFor(ctx, step)}'`)}; SAVEPOINT ${savepoint}; `;
+    const t0 = Date.now();
+    let out;
+    try {
+      out = await runBatchedStep(client, head, text, savepoint, ctx.maxResultBytes);
+    } catch (err) {
+      // The round trip failed before the step's savepoint existed: the transaction's state is unknown.
+      return undo(err);
+    }
+    if (Date.now() - t0 > BATCH_BUDGET_MS) overBudget = true;
+    const attempt = step.attempts + 1;
+    const events: unknown[] = [];
+    const outcome = toOutcome(out);
+    owes.releaseSavepoint(savepoint).restoreSession();
+    const ch = await checkpoint(ctx, client, tx, step, now, leafEvent(ctx, step, outcome, now, attempt, events), {
+      events,
+      leafChange: { attempts: attempt },
+      requireScope: scopeOfStamp(step.stamp!),
+    });
+    if (!ch || !tx.write || ch.scopeDeletes.size || ch.cancelScopes.length) {
+      return undo(new Error(`instance ${row.instance_id}: its checkpoint cannot join a batch`));
+    }
+    items.push({ row: step, tx, ch, kind: isRetry(events) ? 'retry' : 'step' });
+    if (overBudget) break;
+  }
+  for (const it of items) await ctx.hit('before-commit', { instanceId: it.row.instance_id, nodeId: it.row.id });
+  const payload = items.map(({ tx }) => ({ id: tx.write!.instanceId, changes: tx.write!.changes(), ...(tx.write!.expect ? { expect: tx.write!.expect } : {}) }));
+  sizer.batch({ claimed: rows.length, ran: items.length, cut, overBudget, failed: false });
+  const next = ahead?.(items.length);
+  let res: unknown;
+  try {
+    res = await client.query(applyManySql(owes.take(), payload, next ? claimNextSql(next, ctx.stepTimeoutMs) : null));
+  } catch (err) {
+    if (!BATCH_UNDO.has(sqlState(err))) throw err;
+    return undo(err);
+  }
+  if (items.length > 1) ctx.counts.batched += items.length;
+  const results: RunResult[] = [];
+  for (const it of items) {
+    if (it.tx.written) remember(ctx, it.tx.written);
+    results.push(await afterCommit(ctx, it.row, it.kind, it.ch));
+  }
+  if (!next) return { results };
+  const out = res as { rows: ClaimedRow[] }[];
+  return { results, next: claimedRows(out[out.length - 2]) };
 }

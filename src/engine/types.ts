@@ -1,0 +1,112 @@
+/**
+ * The engine's ports and results: what a runtime hands createEngine (the Db, a Dispatcher, an HttpRunner,
+ * options) and what it gets back (Engine, RunResult). Types only, so runtimes, tests and executors can
+ * import them without loading the engine.
+ */
+import type { Db } from './db.ts';
+import type { Logger } from '../log.ts';
+import type { SubstitutionContext } from '../graph/substitute.ts';
+import type { ClaimedRow } from './queries/claim.ts';
+import type { StepOutcome } from './executors/outcome.ts';
+import type { PointHandler } from './points.ts';
+import type { RetryPolicy } from './retry.ts';
+
+export interface ReadyNode {
+  instanceId: string;
+  nodeId: string;
+  runAt: Date;
+}
+
+/** Receives nodes made ready by a committed checkpoint. Hints only: the rows are the truth. */
+export type Dispatcher = (ready: ReadyNode[]) => void | Promise<void>;
+
+/** Runs a lease-path HTTP step; the runtime provides it (fetch, DNS port, egress policy). */
+export type HttpRunner = (step: HttpStep) => Promise<StepOutcome>;
+
+export interface HttpStep {
+  row: ClaimedRow;
+  ctx: SubstitutionContext;
+  idempotencyKey: string;
+  /** Read from the database when the lease was taken: pg_durable.http_policy, pgflare.http_allowed_hosts. */
+  policy: { mode: string; allowedHosts: string | null };
+  /** The owner holds EXECUTE on df.http / df.http_multipart (or is a superuser): re-checked per request. */
+  canUseHttp: boolean;
+}
+
+export interface EngineOptions {
+  db: Db;
+  log?: Logger;
+  points?: PointHandler;
+  dispatch?: Dispatcher;
+  http?: HttpRunner;
+  /** statement_timeout for a step's SQL (ms; 0 = none, pg_durable's behaviour). */
+  stepTimeoutMs?: number;
+  /** Lease length for non-transactional SQL (ms). */
+  leaseMs?: number;
+  /** Default retry policy for failed steps (default: no retry, as pg_durable). */
+  retry?: RetryPolicy;
+  /** Role steps run as when it equals the instance owner; read from the connection when omitted. */
+  workerRole?: string;
+  /** Superuser gate override (PGFLARE_ENABLE_SUPERUSER_INSTANCES); else the database setting. */
+  enableSuperuserInstances?: boolean;
+  /** Cap on a step's result text in bytes (PGFLARE_MAX_RESULT_BYTES; default limits.ts). */
+  maxResultBytes?: number;
+  /**
+   * Vacuum df.nodes in the background after this many steps (queue-vacuum.ts); 0 or absent: never (the
+   * Node worker's default is 2 000, PGFLARE_QUEUE_VACUUM_STEPS).
+   */
+  queueVacuumSteps?: number;
+  /**
+   * Largest batch of one-step instances runSeries runs in one transaction (batch.ts); 1 or absent: one
+   * per transaction (the Node worker's default is 16, PGFLARE_BATCH_SIZE). runSeries keeps to its own
+   * maxSteps; drain's may be passed by up to one batch per loop.
+   */
+  batchSize?: number;
+}
+
+export interface SeriesOptions {
+  now?: Date;
+  maxSteps?: number;
+  /** Checked before each step. */
+  more?: () => boolean;
+  onResult?: (r: RunResult) => void;
+  /**
+   * Called when a claim finds nothing ready, with the session still held: resolve true to claim again
+   * on it (woken, or the poll interval passed), false to end the series. Without it the series ends.
+   * Keeping the session spares an idle worker's wake-up the pool checkout (bench/ W3).
+   */
+  idle?: () => Promise<boolean>;
+}
+
+export type RunKind = 'start' | 'step' | 'timer' | 'signal' | 'resume' | 'lease' | 'withdrawn' | 'retry' | 'contended';
+
+export interface RunResult {
+  kind: RunKind;
+  instanceId: string;
+  nodeId: string;
+  ready: ReadyNode[];
+}
+
+export interface Engine {
+  /**
+   * Claims and runs at most one ready node; null when nothing is due at `now`. With `target`, only that
+   * node (a queue message): a duplicate or late message finds it taken or done and returns null.
+   */
+  runOnce(opts?: { now?: Date; target?: { instanceId: string; nodeId: string } }): Promise<RunResult | null>;
+  /**
+   * Runs ready nodes one after another on one session until nothing is due, `maxSteps` ran or `more()`
+   * says stop; each step's COMMIT also claims the next row (one round trip less per step for a busy
+   * worker). Returns how many nodes ran.
+   */
+  runSeries(opts?: SeriesOptions): Promise<number>;
+  /**
+   * Checkpoints computed from the engine's copy of the rows, those found stale and done again, cached
+   * graphs, queue vacuums run (queue-vacuum.ts), steps run in batches of two or more (batch.ts) and
+   * batches undone (their rows ran again one per transaction).
+   */
+  stats(): { assumed: number; stale: number; cachedGraphs: number; vacuums: number; batched: number; undone: number };
+  /** Resolves when the engine's background work (a queue vacuum under way) has finished. */
+  settled(): Promise<void>;
+  /** Runs until nothing is due; returns how many nodes ran. */
+  drain(opts?: { concurrency?: number; now?: Date; maxSteps?: number }): Promise<number>;
+}
