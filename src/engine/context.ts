@@ -35,7 +35,7 @@ export interface EngineContext extends StepDefaults {
   readonly counts: { assumed: number; stale: number; batched: number; undone: number };
   /** What the lease of an HTTP row read (its policy, the owner's right to df.http), for runLeased. */
   readonly httpAccess: WeakMap<ClaimedRow, Pick<HttpStep, 'policy' | 'canUseHttp'>>;
-  /** A claimed row's one-step text (one-step.ts), asked for by the claim, a batch and the next claim's size. */
+  /** A claimed row's one-step text (activate.ts oneStepText), asked for by the claim, a batch and the next claim's size. */
   readonly oneStepTexts: WeakMap<ClaimedRow, string | null>;
   /** Role steps run as when it equals the instance owner (roleOf reads it once). */
   workerRole: string | undefined;

@@ -35,21 +35,9 @@ export async function runClaimed(
   /** A SQL step's outcome when its statement already ran (a one-step instance's early step, below). */
   ran?: StepOutcome,
 ): Promise<RunResult | { lease: ClaimedRow }> {
-  const commit = async (kind: RunKind, ch: Changes | null) => {
-    const done = await commitTx(ctx, client, tx, row, ch);
-    return done ? afterCommit(ctx, row, kind, done.ch) : abandon();
-  };
-  const abandon = async () => {
-    await client.query('ROLLBACK');
-    await client.query('BEGIN');
-    await withdraw(client, row);
-    await client.query('COMMIT');
-    return withdrawn(row);
-  };
-
   if (!ACTIVE.has(row.instance_status)) {
     await withdraw(client, row);
-    return commit('withdrawn', null);
+    return commit(ctx, client, tx, row, 'withdrawn', null);
   }
   // The instance's first claim: df.start only made its root claimable.
   if (row.id === row.root_node && row.stamp === null) {
@@ -60,49 +48,38 @@ export async function runClaimed(
       await withdraw(client, row);
       await failInstance(client, row.instance_id, blocked);
       ctx.log.warn('instance blocked', { instance: row.instance_id, reason: blocked });
-      return commit('withdrawn', null);
+      return commit(ctx, client, tx, row, 'withdrawn', null);
     }
     const early = worker === row.owner && tx.owes.pending ? oneStepText(ctx, row) : null;
     if (early !== null) return runOneStep(ctx, client, tx, row, now, early);
     // The first step runs under the claim's savepoint, still open (activate.ts).
     const { ch, next } = await activateAndContinue(ctx, client, tx, row, now, { needsStepSavepoint: true });
-    if (!ch) return abandon();
+    if (!ch) return abandon(client, row);
     if (next) {
       await ctx.hit('after-claim', { instanceId: next.instance_id, nodeId: next.id });
       return runClaimed(ctx, client, tx, next, now);
     }
-    return commit('start', ch);
+    return commit(ctx, client, tx, row, 'start', ch);
   }
   // Only a leaf the engine activated itself runs: status running, in a live scope. Anything else
   // (a run_at set by hand, a stale row) is withdrawn.
-  if (row.scope_status !== 'running' || row.stamp === null || row.status !== 'running') return abandon();
+  if (row.scope_status !== 'running' || row.stamp === null || row.status !== 'running') return abandon(client, row);
   if (row.state && row.state.resume === true) {
     const ch = await checkpoint(ctx, client, tx, row, now, (cp) => cp.resumeLoop(row.id, row.stamp!));
-    return ch ? commit('resume', ch) : abandon();
+    return ch ? commit(ctx, client, tx, row, 'resume', ch) : abandon(client, row);
   }
-
-  const attempt = row.attempts + 1;
-  const events: unknown[] = [];
-  const leaf = async (kind: RunKind, outcome: Outcome) => {
-    const ch = await checkpoint(ctx, client, tx, row, now, leafEvent(ctx, row, outcome, now, attempt, events), {
-      events,
-      leafChange: { attempts: attempt },
-      requireScope: scopeOfStamp(row.stamp!),
-    });
-    return ch ? commit(outcome.kind === 'fail' && isRetry(events) ? 'retry' : kind, ch) : abandon();
-  };
 
   switch (row.node_type) {
     case 'SQL': {
       if (ran) {
         tx.owes.releaseSavepoint(STEP_SAVEPOINT_NAME).restoreSession();
-        return leaf('step', toOutcome(ran));
+        return finishLeaf(ctx, client, tx, row, now, 'step', toOutcome(ran));
       }
       const sub = substitute(row.query ?? '', substitutionContext(row), 'sql');
-      if (!sub.ok) return leaf('step', { kind: 'fail', error: sub.error });
+      if (!sub.ok) return finishLeaf(ctx, client, tx, row, now, 'step', { kind: 'fail', error: sub.error });
       const role = await roleOf(ctx, client);
       if (isNonTransactional(sub.text)) {
-        if (role !== row.owner) return leaf('step', { kind: 'fail', error: nonTransactionalForeignError(row.owner, role) });
+        if (role !== row.owner) return finishLeaf(ctx, client, tx, row, now, 'step', { kind: 'fail', error: nonTransactionalForeignError(row.owner, role) });
         return takeLease(client, row, now, ctx.options.leaseMs ?? DEFAULT_LEASE_MS);
       }
       const stepTimeout = ownTimeout(ctx, row);
@@ -117,14 +94,14 @@ export async function runClaimed(
       }
       // The step may have changed the session: restore it before the checkpoint runs on it.
       tx.owes.releaseSavepoint(STEP_SAVEPOINT_NAME).restoreSession();
-      return leaf('step', toOutcome(out));
+      return finishLeaf(ctx, client, tx, row, now, 'step', toOutcome(out));
     }
     case 'SLEEP':
     case 'WAIT_SCHEDULE':
-      return leaf('timer', timerOutcome(row));
+      return finishLeaf(ctx, client, tx, row, now, 'timer', timerOutcome(row));
     case 'SIGNAL': {
       const outcome = await signalOutcome(client, row, now);
-      return outcome ? leaf('signal', outcome) : commit('signal', null);
+      return outcome ? finishLeaf(ctx, client, tx, row, now, 'signal', outcome) : commit(ctx, client, tx, row, 'signal', null);
     }
     case 'HTTP':
     case 'HTTP_MULTIPART': {
@@ -132,15 +109,42 @@ export async function runClaimed(
       try {
         timeout = httpTimeoutSeconds(row.node_type, row.query);
       } catch (e) {
-        return leaf('step', { kind: 'fail', error: (e as Error).message });
+        return finishLeaf(ctx, client, tx, row, now, 'step', { kind: 'fail', error: (e as Error).message });
       }
       return leaseHttp(ctx, client, row, now, timeout);
     }
     default:
       // A composite node with run_at set but no pending resume: nothing to do.
       await withdraw(client, row);
-      return commit('withdrawn', null);
+      return commit(ctx, client, tx, row, 'withdrawn', null);
   }
+}
+
+/** A leaf's attempt ended with `outcome`: its checkpoint (complete, or a retry), then commit. */
+async function finishLeaf(ctx: EngineContext, client: DbClient, tx: Tx, row: ClaimedRow, now: Date, kind: RunKind, outcome: Outcome): Promise<RunResult> {
+  const attempt = row.attempts + 1;
+  const events: unknown[] = [];
+  const ch = await checkpoint(ctx, client, tx, row, now, leafEvent(ctx, row, outcome, now, attempt, events), {
+    events,
+    leafChange: { attempts: attempt },
+    requireScope: scopeOfStamp(row.stamp!),
+  });
+  return ch ? commit(ctx, client, tx, row, outcome.kind === 'fail' && isRetry(events) ? 'retry' : kind, ch) : abandon(client, row);
+}
+
+/** Commits the transaction (with its checkpoint's write), or abandons the row if its checkpoint found it gone. */
+async function commit(ctx: EngineContext, client: DbClient, tx: Tx, row: ClaimedRow, kind: RunKind, ch: Changes | null): Promise<RunResult> {
+  const done = await commitTx(ctx, client, tx, row, ch);
+  return done ? afterCommit(ctx, row, kind, done.ch) : abandon(client, row);
+}
+
+/** The instance or the row's scope is gone: undo the transaction, and take the row out of the queue. */
+async function abandon(client: DbClient, row: ClaimedRow): Promise<RunResult> {
+  await client.query('ROLLBACK');
+  await client.query('BEGIN');
+  await withdraw(client, row);
+  await client.query('COMMIT');
+  return withdrawn(row);
 }
 
 /**
