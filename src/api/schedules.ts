@@ -6,7 +6,7 @@
 import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import type { DbClient } from '../engine/db.ts';
-import type { ApiEnv, RouteKit } from './app.ts';
+import type { ApiEnv, RouteKit } from './kit.ts';
 import { ApiError, mapDbError, type ErrorStatus } from './errors.ts';
 
 export const ScheduleName = z

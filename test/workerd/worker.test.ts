@@ -38,7 +38,7 @@ describe('workerd runtime', () => {
       body: JSON.stringify({ workflow: `'SELECT 1 AS a' ~> 'SELECT 2 AS b'` }),
     });
     expect(res.status).toBeLessThan(300);
-    const { id } = (await res.json()) as { id: string };
+    const { instance_id: id } = (await res.json()) as { instance_id: string };
     // The message is sent in ctx.waitUntil, after the response: look for it a bounded number of times.
     let sent: Sent[] = [];
     for (let i = 0; i < 50 && !sent.length; i++) sent = mine(await w.sent(), id);
