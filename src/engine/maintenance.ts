@@ -19,11 +19,9 @@ export interface SchemaCheck {
 
 /** Compares df._migrations with the `expected` migration count of this code. */
 export async function checkSchema(client: DbClient, expected: number): Promise<SchemaCheck> {
-  const { rows } = await client.query<{ v: number | null }>(
-    `SELECT CASE WHEN to_regclass('df._migrations') IS NULL THEN NULL
-                 ELSE (SELECT max(version) FROM df._migrations) END AS v`,
-  );
-  const v = rows[0]?.v ?? null;
+  // Two statements: one naming df._migrations does not even parse where the table is missing.
+  const { rows: table } = await client.query<{ t: string | null }>(`SELECT to_regclass('df._migrations')::text AS t`);
+  const v = table[0]?.t ? ((await client.query<{ v: number | null }>('SELECT max(version) AS v FROM df._migrations')).rows[0]?.v ?? null) : null;
   const at = (state: SchemaState, message: string | null): SchemaCheck => ({ state, database: v, expected, message });
   if (v === null || v === 0) return at('missing', 'schema df is not installed in this database: run `pgflare migrate` first');
   if (v < expected) return at('behind', `schema df is at migration ${v}, this pgflare needs ${expected}: run \`pgflare migrate\``);
@@ -81,9 +79,10 @@ export interface RetentionOptions {
 
 /**
  * Deletes terminal instances past retention (their nodes, scopes, signals, events and webhook
- * deliveries cascade), at most `batch` of them, in one transaction under PRUNE_LOCK_KEY. Returns how
- * many were deleted, or null when another prune holds the lock: it skips rather than waits, since two
- * prunes would only queue behind each other's row locks. `client` must not be inside a transaction.
+ * deliveries cascade), at most `batch` of them, oldest first, in one transaction under PRUNE_LOCK_KEY.
+ * Returns how many were deleted, or null when another prune holds the lock: it skips rather than
+ * waits, since two prunes would only queue behind each other's row locks. `client` must not be inside
+ * a transaction.
  */
 export async function pruneHistory(client: DbClient, opts: RetentionOptions): Promise<number | null> {
   return inTransaction(client, async (tx) => {
@@ -98,6 +97,7 @@ export async function pruneHistory(client: DbClient, opts: RetentionOptions): Pr
          SELECT id FROM ranked
           WHERE rank > $1
              OR at < coalesce($4::timestamptz, now()) - make_interval(days => coalesce($2::int, df._setting('retention_days', '30')::int))
+          ORDER BY rank DESC -- oldest first, so a bounded pass takes the oldest
           LIMIT $3
        )
        DELETE FROM df.instances i USING doomed d WHERE i.id = d.id`,
