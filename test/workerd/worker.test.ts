@@ -48,6 +48,26 @@ describe('workerd runtime', () => {
     expect((await outcome(t, id)).status).toBe('completed');
   });
 
+  it('a signal through the API sends the waiting node its message at once (the ready port, no cron)', async () => {
+    const id = await startSql(`df.wait_for_signal('go') ~> 'SELECT 42 AS answer'`);
+    await w.sent();
+    await w.cron();
+    await pump(w);
+    expect((await outcome(t, id)).status).toBe('running'); // parked on the signal, no message pending
+    const res = await w.fetch(`/v1/instances/${id}/signals/go`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: '{"ok":true}',
+    });
+    expect(res.status).toBe(200);
+    let sent: Sent[] = [];
+    for (let i = 0; i < 50 && !sent.length; i++) sent = mine(await w.sent(), id);
+    expect(sent.length).toBeGreaterThanOrEqual(1);
+    for (const m of sent) await w.deliver([m.body]);
+    await pump(w);
+    expect((await outcome(t, id)).status).toBe('completed');
+  });
+
   it('runs the branches of a three-way JOIN in separate queue invocations', async () => {
     const id = await startSql(
       `'INSERT INTO effects (tag) VALUES (''a'') RETURNING 1 AS a' & 'INSERT INTO effects (tag) VALUES (''b'') RETURNING 2 AS b' & 'INSERT INTO effects (tag) VALUES (''c'') RETURNING 3 AS c'`,
