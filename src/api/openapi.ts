@@ -5,7 +5,7 @@
 import { hookOpenApi } from './hooks-openapi.ts';
 import { authErrors, error, internal, json, schema } from './openapi-kit.ts';
 import * as s from './schemas.ts';
-import { scheduleOpenApi } from './schedules.ts';
+import { scheduleOpenApi } from './schedules-openapi.ts';
 
 const idParam = { name: 'instance_id', in: 'path', required: true, description: 'Instance id (8 hex characters)', schema: { type: 'string', pattern: '^[0-9a-f]{8}$' } };
 const nameParam = { name: 'name', in: 'path', required: true, description: 'Workflow name', schema: schema(s.WorkflowName, 'input') };
@@ -21,7 +21,7 @@ export function openApiDocument(): Record<string, unknown> {
 
 function build(): Record<string, unknown> {
   const listQuery = s.ListQuery.shape;
-  const schedules = scheduleOpenApi(schema, { json, error, authErrors, internal });
+  const schedules = scheduleOpenApi();
   const hooks = hookOpenApi();
   return {
     openapi: '3.1.0',
