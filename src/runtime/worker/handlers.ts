@@ -287,9 +287,9 @@ export async function handleFetch(request: Request, env: Env, ctx: ExecutionCont
     console.error(`pgflare: ${(err as Error).message}`);
     return Response.json({ error: { code: 'misconfigured', message: 'the worker is misconfigured; see its logs' } }, { status: 500 });
   }
-  // The API's ready port: after a start, a signal or a webhook delivery commits, send the instance's
-  // messages at once (without them the new ready row would wait for the next cron tick, ≤ 1 min). The
-  // sends finish in ctx.waitUntil, after the response, and the pool closes after them.
+  // The API's ready port: once a start, a signal or a webhook delivery has committed, send the
+  // instance's messages (without them the new ready row would wait for the next cron tick, ≤ 1 min).
+  // The response does not wait for them: ctx.waitUntil does, and closes the pool after them.
   const sends: Promise<void>[] = [];
   const onReady = (instanceId: string) => {
     sends.push(kick(inv, env, instanceId).catch((err: unknown) => inv.log.warn('api: dispatch after commit failed; the sweep will find the row', { instance: instanceId, error: err })));
