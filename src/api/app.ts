@@ -41,8 +41,6 @@ export interface AppDeps {
   onReady?: (instanceId: string) => void | Promise<void>;
 }
 
-export type { ApiEnv } from './kit.ts';
-
 const DEFAULT_MAX_BODY = 1_114_112;
 
 export function createApp(deps: AppDeps): Hono<ApiEnv> {
