@@ -9,12 +9,12 @@
  */
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import type { z } from 'zod';
 import type { Db, DbClient } from '../engine/db.ts';
 import type { Logger } from '../log.ts';
 import { bearerToken, createTokenResolver } from './auth.ts';
-import { ApiError, errorBody, mapDbError, sqlState, validationError, WORKFLOW_ERRORS } from './errors.ts';
+import { ApiError, errorBody, mapDbError, sqlState, WORKFLOW_ERRORS } from './errors.ts';
 import { mountHooks } from './hooks.ts';
+import { jsonBody, parse, type ApiEnv, type RouteKit } from './kit.ts';
 import { openApiDocument } from './openapi.ts';
 import { CancelBody, InstanceId, ListQuery, SignalName, StartBody } from './schemas.ts';
 import { workflowRoutes } from './workflows.ts';
@@ -31,15 +31,14 @@ export interface AppDeps {
   statementTimeoutMs?: number;
   /** Clock for webhook signature timestamps (ms since the epoch; tests move it). */
   now?: () => number;
-}
-
-export type ApiEnv = { Variables: { role: string } };
-
-/** What route modules beside this file need: the per-request transaction as the token's role, and body parsing. */
-export interface RouteKit {
-  asRole: <T>(c: Context<ApiEnv>, fn: (client: DbClient) => Promise<T>) => Promise<T>;
-  parse: typeof parse;
-  jsonBody: typeof jsonBody;
+  /**
+   * The ready port: called with an instance id once a request's transaction has committed and left
+   * work of that instance ready to run (POST /v1/instances, /v1/workflows/{name}/instances,
+   * /v1/instances/{instance_id}/signals/{name}, a new webhook delivery). The Workers runtime sends the
+   * queue messages from it; the Node worker needs none (df.start and df.signal NOTIFY it). Not awaited:
+   * the answer does not wait for it, and a failure is logged (the sweep finds the rows anyway).
+   */
+  onReady?: (instanceId: string) => void | Promise<void>;
 }
 
 const DEFAULT_MAX_BODY = 1_114_112;
@@ -59,6 +58,15 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
       }
     });
   const app = new Hono<ApiEnv>();
+
+  const ready = (instanceId: string) => {
+    const warn = (err: unknown) => log?.warn('api: onReady failed; the sweep will find the ready rows', { instance: instanceId, error: err });
+    try {
+      void Promise.resolve(deps.onReady?.(instanceId)).catch(warn);
+    } catch (err) {
+      warn(err);
+    }
+  };
 
   app.onError((err, c) => {
     const api = err instanceof ApiError ? err : mapDbError(err);
@@ -119,7 +127,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   };
 
   const instanceId = (c: Context<ApiEnv>) => {
-    const id = c.req.param('id') ?? '';
+    const id = c.req.param('instance_id') ?? '';
     if (!InstanceId.safeParse(id).success) throw new ApiError(404, 'not_found', `instance ${id} not found`);
     return id;
   };
@@ -139,7 +147,8 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
         throw mapDbError(err, WORKFLOW_ERRORS) ?? err;
       }
     });
-    return c.json({ id: started.id, status: started.status }, 201, { Location: `/v1/instances/${started.id}` });
+    ready(started.id);
+    return c.json({ instance_id: started.id, status: started.status }, 201, { Location: `/v1/instances/${started.id}` });
   });
 
   app.get('/v1/instances', async (c) => {
@@ -149,7 +158,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
         const { rows } = await client.query<{ page: { instances: unknown[]; next_cursor: string | null } }>(
           `SELECT json_build_object(
                     'instances', coalesce(json_agg(json_build_object(
-                        'id', l.instance_id, 'label', l.label, 'status', l.status,
+                        'instance_id', l.instance_id, 'label', l.label, 'status', l.status,
                         'execution_count', l.execution_count, 'output', l.output,
                         'created_at', l.created_at, 'completed_at', l.completed_at) ORDER BY l.ord), '[]'::json),
                     'next_cursor', max(l.next_cursor)) AS page
@@ -166,13 +175,13 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     return c.json(page);
   });
 
-  app.get('/v1/instances/:id', async (c) => {
+  app.get('/v1/instances/:instance_id', async (c) => {
     const id = instanceId(c);
     const instance = await asRole(c, async (client) => {
       await requireInstance(client, id);
       const { rows } = await client.query<{ instance: unknown }>(
         `SELECT json_build_object(
-                  'id', info.instance_id, 'label', info.label, 'status', info.status,
+                  'instance_id', info.instance_id, 'label', info.label, 'status', info.status,
                   'result', df.result($1)::json, 'output', info.output,
                   'created_at', i.created_at, 'completed_at', i.completed_at,
                   'nodes', (SELECT coalesce(json_agg(json_build_object(
@@ -195,7 +204,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     return c.json(instance as object);
   });
 
-  app.get('/v1/instances/:id/explain', async (c) => {
+  app.get('/v1/instances/:instance_id/explain', async (c) => {
     const id = instanceId(c);
     const text = await asRole(c, async (client) => {
       await requireInstance(client, id);
@@ -204,7 +213,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     return c.json({ text });
   });
 
-  app.get('/v1/instances/:id/events', async (c) => {
+  app.get('/v1/instances/:instance_id/events', async (c) => {
     const id = instanceId(c);
     const events = await asRole(c, async (client) => {
       await requireInstance(client, id);
@@ -220,7 +229,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     return c.json({ events });
   });
 
-  app.post('/v1/instances/:id/cancel', async (c) => {
+  app.post('/v1/instances/:instance_id/cancel', async (c) => {
     const id = instanceId(c);
     const body = parse(CancelBody, await jsonBody(c, {}), 'body');
     const message = await asRole(c, async (client) => {
@@ -234,11 +243,12 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     return c.json({ message });
   });
 
-  workflowRoutes(app, { asRole, parse, jsonBody });
-  scheduleRoutes(app, { asRole, parse, jsonBody });
-  mountHooks(app, { asRole, parse, jsonBody, db, log, now: deps.now ?? Date.now });
+  const kit: RouteKit = { asRole, parse, jsonBody, ready };
+  workflowRoutes(app, kit);
+  scheduleRoutes(app, kit);
+  mountHooks(app, { ...kit, db, log, now: deps.now ?? Date.now });
 
-  app.post('/v1/instances/:id/signals/:name', async (c) => {
+  app.post('/v1/instances/:instance_id/signals/:name', async (c) => {
     const id = instanceId(c);
     const name = c.req.param('name');
     if (!SignalName.safeParse(name).success) throw new ApiError(400, 'invalid_signal_name', 'signal name must be 1 to 200 characters');
@@ -250,6 +260,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
       }
       await client.query('SELECT df.signal($1, $2, $3)', [id, name, JSON.stringify(payload)]);
     });
+    ready(id);
     return c.json({ ok: true });
   });
 
@@ -261,24 +272,4 @@ async function lockedStatus(client: DbClient, id: string): Promise<string> {
   const { rows } = await client.query<{ status: string }>('SELECT i.status FROM df.instances AS i WHERE i.id = $1 FOR UPDATE', [id]);
   if (!rows[0]) throw new ApiError(404, 'not_found', `instance ${id} not found`);
   return rows[0].status;
-}
-
-/** The request body as JSON; `empty` stands in for an empty body when given, else an empty body is a 400. */
-export async function jsonBody(c: Context<ApiEnv>, empty?: unknown): Promise<unknown> {
-  const text = await c.req.text();
-  if (text.trim() === '') {
-    if (empty !== undefined) return empty;
-    throw new ApiError(400, 'invalid_json', 'request body must be JSON');
-  }
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new ApiError(400, 'invalid_json', 'request body is not valid JSON');
-  }
-}
-
-export function parse<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'query'): z.output<S> {
-  const r = schema.safeParse(value);
-  if (!r.success) throw validationError(r.error, where);
-  return r.data;
 }

@@ -1,10 +1,10 @@
 /** OpenAPI entries for webhooks (merged into openapi.ts), generated from the zod shapes in hooks.ts. */
 import { CreateHookBody, HookAccepted, HookCreated, HookDetail, HookInfo, HookList, HookSecret, RotateHookBody } from './hooks.ts';
-import { authErrors as auth, error, internal, json, schema } from './openapi.ts';
+import { authErrors as auth, error, internal, json, schema } from './openapi-kit.ts';
 
 const nameParam = { name: 'name', in: 'path', required: true, description: 'Webhook name', schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$' } };
 
-/** Called from openapi.ts's build(), after both modules have loaded (they import each other). */
+/** The webhook schemas and paths, merged into the document by openapi.ts. */
 export function hookOpenApi(): { schemas: Record<string, unknown>; paths: Record<string, unknown> } {
   const notFound = { 404: error('No such webhook, or it belongs to another role (`not_found`)') };
   return {

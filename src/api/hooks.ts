@@ -8,7 +8,7 @@
  * It answers at once: 202 {instance_id} for a new instance, 200 {instance_id, redelivered: true} when
  * the (hook, delivery id) pair was seen before. Steps never run inside the request: df.start_workflow
  * makes the root node ready and NOTIFYs the Node worker; the Workers runtime sends the queue message
- * after the response (src/runtime/worker/handlers.ts).
+ * from the app's onReady port after the response (src/runtime/worker/handlers.ts).
  *
  * `/v1/hooks` (bearer auth, as the token's role) manages them: create (the secret is in the 201 answer
  * and nowhere else, ever), list, get, rotate the secret, delete.
@@ -17,7 +17,7 @@ import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import type { Db, DbClient } from '../engine/db.ts';
 import type { Logger } from '../log.ts';
-import type { ApiEnv, RouteKit } from './app.ts';
+import type { ApiEnv, RouteKit } from './kit.ts';
 import { ApiError, mapDbError, sqlState, WORKFLOW_ERRORS, type ErrorStatus } from './errors.ts';
 import { deliveryIdOf, HOOK_SCHEMES, verifySignature, type HookScheme } from './hook-signature.ts';
 
@@ -96,7 +96,7 @@ const LIST_SQL = `SELECT coalesce(json_agg(json_build_object(
 class Redelivered extends Error {}
 
 export function mountHooks(app: Hono<ApiEnv>, deps: HookDeps): void {
-  const { db, log, asRole, parse, jsonBody } = deps;
+  const { db, log, asRole, parse, jsonBody, ready } = deps;
 
   const lookup = (name: string) =>
     db.withClient(async (client) => {
@@ -176,6 +176,7 @@ export function mountHooks(app: Hono<ApiEnv>, deps: HookDeps): void {
       if (!prior) throw new Error('webhook: a concurrent delivery won, but its row is gone');
       result = { id: prior, redelivered: true };
     }
+    if (!result.redelivered) ready(result.id);
     return c.json({ instance_id: result.id, redelivered: result.redelivered }, result.redelivered ? 200 : 202);
   });
 

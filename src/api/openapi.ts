@@ -2,29 +2,15 @@
  * The OpenAPI 3.1 document served at /v1/openapi.json. Paths are written out here; request and response
  * schemas are generated from the zod schemas the routes validate with (schemas.ts), so they cannot drift.
  */
-import { z } from 'zod';
 import { hookOpenApi } from './hooks-openapi.ts';
+import { authErrors, error, internal, json, schema } from './openapi-kit.ts';
 import * as s from './schemas.ts';
-import { scheduleOpenApi } from './schedules.ts';
+import { scheduleOpenApi } from './schedules-openapi.ts';
 
-export const schema = (t: z.ZodType, io: 'input' | 'output' = 'output') => {
-  const { $schema: _drop, ...rest } = z.toJSONSchema(t, { io, unrepresentable: 'any' }) as Record<string, unknown>;
-  return rest;
-};
-
-export const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-export const json = (name: string) => ({ 'application/json': { schema: ref(name) } });
-export const error = (description: string) => ({ description, content: json('Error') });
-
-const idParam = { name: 'id', in: 'path', required: true, description: 'Instance id (8 hex characters)', schema: { type: 'string', pattern: '^[0-9a-f]{8}$' } };
-export const authErrors = { 401: error('Missing, malformed, unknown or revoked token (`unauthorized`)'), 403: error("The token's role may not be used (`forbidden`)") };
+const idParam = { name: 'instance_id', in: 'path', required: true, description: 'Instance id (8 hex characters)', schema: { type: 'string', pattern: '^[0-9a-f]{8}$' } };
 const nameParam = { name: 'name', in: 'path', required: true, description: 'Workflow name', schema: schema(s.WorkflowName, 'input') };
 const workflowNotFound = { 404: error('No such workflow (or version), or it belongs to another role (`not_found`)') };
 const notFound = { 404: error('No such instance, or it belongs to another role (`not_found`)') };
-export const internal = {
-  500: error('Unexpected failure (`internal`); details are logged, never returned'),
-  503: error('The request ran longer than the API statement timeout (`statement_timeout`)'),
-};
 
 let cached: Record<string, unknown> | undefined;
 
@@ -35,7 +21,7 @@ export function openApiDocument(): Record<string, unknown> {
 
 function build(): Record<string, unknown> {
   const listQuery = s.ListQuery.shape;
-  const schedules = scheduleOpenApi(schema, { json, error, authErrors, internal });
+  const schedules = scheduleOpenApi();
   const hooks = hookOpenApi();
   return {
     openapi: '3.1.0',
@@ -124,7 +110,7 @@ function build(): Record<string, unknown> {
           },
         },
       },
-      '/v1/instances/{id}': {
+      '/v1/instances/{instance_id}': {
         get: {
           operationId: 'getInstance',
           summary: 'Status, result, output and nodes of one instance',
@@ -132,7 +118,7 @@ function build(): Record<string, unknown> {
           responses: { 200: { description: 'The instance', content: json('Instance') }, ...authErrors, ...notFound, ...internal },
         },
       },
-      '/v1/instances/{id}/explain': {
+      '/v1/instances/{instance_id}/explain': {
         get: {
           operationId: 'explainInstance',
           summary: 'The instance graph as text with per-node status markers (df.explain)',
@@ -140,7 +126,7 @@ function build(): Record<string, unknown> {
           responses: { 200: { description: 'Explain text', content: json('Explain') }, ...authErrors, ...notFound, ...internal },
         },
       },
-      '/v1/instances/{id}/events': {
+      '/v1/instances/{instance_id}/events': {
         get: {
           operationId: 'instanceEvents',
           summary: 'History of the instance: claims, attempts, retries, failures (df.instance_events)',
@@ -148,7 +134,7 @@ function build(): Record<string, unknown> {
           responses: { 200: { description: 'Events, oldest first', content: json('Events') }, ...authErrors, ...notFound, ...internal },
         },
       },
-      '/v1/instances/{id}/cancel': {
+      '/v1/instances/{instance_id}/cancel': {
         post: {
           operationId: 'cancelInstance',
           summary: 'Cancel an instance (idempotent for an already cancelled one)',
@@ -213,7 +199,7 @@ function build(): Record<string, unknown> {
           },
         },
       },
-      '/v1/instances/{id}/signals/{name}': {
+      '/v1/instances/{instance_id}/signals/{name}': {
         post: {
           operationId: 'signalInstance',
           summary: 'Send a signal; the body (any JSON, {} when empty) is the payload df.wait_for_signal returns',

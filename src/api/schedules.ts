@@ -6,7 +6,7 @@
 import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import type { DbClient } from '../engine/db.ts';
-import type { ApiEnv, RouteKit } from './app.ts';
+import type { ApiEnv, RouteKit } from './kit.ts';
 import { ApiError, mapDbError, type ErrorStatus } from './errors.ts';
 
 export const ScheduleName = z
@@ -174,84 +174,4 @@ async function read(client: DbClient, name: string): Promise<Record<string, unkn
   const { rows } = await client.query<{ s: Record<string, unknown> }>('SELECT to_json(s) AS s FROM df.list_schedules() s WHERE s.name = $1', [name]);
   if (!rows[0]) throw new ApiError(404, 'not_found', `schedule "${name}" not found`);
   return rows[0].s;
-}
-
-/** OpenAPI paths and component schemas for these routes (merged into openapi.ts). */
-export function scheduleOpenApi(
-  schema: (t: z.ZodType, io?: 'input' | 'output') => Record<string, unknown>,
-  h: { json: (name: string) => unknown; error: (description: string) => unknown; authErrors: object; internal: object },
-): { paths: Record<string, unknown>; schemas: Record<string, unknown> } {
-  const nameParam = { name: 'name', in: 'path', required: true, description: 'Schedule name', schema: schema(ScheduleName, 'input') };
-  const notFound = { 404: h.error('No such schedule, or it belongs to another role (`not_found`)') };
-  const badBody = { 400: h.error('Body is not JSON (`invalid_json`) or does not match the schema (`invalid_body`)') };
-  const bad = { ...badBody, 422: h.error('Bad cron, time zone or policy (`invalid_schedule`)') };
-  const one = (description: string) => ({ description, content: h.json('Schedule') });
-  return {
-    schemas: {
-      CreateScheduleRequest: schema(CreateScheduleBody, 'input'),
-      AlterScheduleRequest: schema(AlterScheduleBody, 'input'),
-      Schedule: schema(Schedule),
-      ScheduleWithFires: schema(ScheduleWithFires),
-      ScheduleList: schema(ScheduleList),
-    },
-    paths: {
-      '/v1/schedules': {
-        post: {
-          operationId: 'createSchedule',
-          summary: 'Create a cron schedule that starts a named workflow',
-          requestBody: { required: true, content: h.json('CreateScheduleRequest') },
-          responses: {
-            201: { ...one('Created'), headers: { Location: { schema: { type: 'string' } } } },
-            ...badBody,
-            ...h.authErrors,
-            409: h.error('The role already has a schedule of that name (`conflict`)'),
-            422: h.error('Bad cron, time zone or policy (`invalid_schedule`), or no such workflow (`unknown_workflow`)'),
-            ...h.internal,
-          },
-        },
-        get: {
-          operationId: 'listSchedules',
-          summary: "The role's schedules with next and last fire times",
-          responses: { 200: { description: 'Schedules by name', content: h.json('ScheduleList') }, ...h.authErrors, ...h.internal },
-        },
-      },
-      '/v1/schedules/{name}': {
-        get: {
-          operationId: 'getSchedule',
-          summary: 'A schedule and its newest 20 fires',
-          parameters: [nameParam],
-          responses: { 200: { description: 'The schedule', content: h.json('ScheduleWithFires') }, ...h.authErrors, ...notFound, ...h.internal },
-        },
-        patch: {
-          operationId: 'alterSchedule',
-          summary: 'Change workflow, cron, time zone, input or policies; a new cron or zone recomputes the next fire',
-          parameters: [nameParam],
-          requestBody: { required: true, content: h.json('AlterScheduleRequest') },
-          responses: { 200: one('Changed'), ...bad, ...h.authErrors, ...notFound, ...h.internal },
-        },
-        delete: {
-          operationId: 'dropSchedule',
-          summary: 'Remove a schedule and its fire history (instances it started are unaffected)',
-          parameters: [nameParam],
-          responses: { 200: { description: 'Removed', content: h.json('Ok') }, ...h.authErrors, ...notFound, ...h.internal },
-        },
-      },
-      '/v1/schedules/{name}/pause': {
-        post: {
-          operationId: 'pauseSchedule',
-          summary: 'Stop firing until resumed',
-          parameters: [nameParam],
-          responses: { 200: one('Paused'), ...h.authErrors, ...notFound, ...h.internal },
-        },
-      },
-      '/v1/schedules/{name}/resume': {
-        post: {
-          operationId: 'resumeSchedule',
-          summary: 'Fire again from the next due time after now (fires skipped while paused are not caught up)',
-          parameters: [nameParam],
-          responses: { 200: one('Resumed'), ...h.authErrors, ...notFound, ...h.internal },
-        },
-      },
-    },
-  };
 }

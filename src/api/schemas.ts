@@ -50,10 +50,10 @@ export const ErrorResponse = z.object({
   error: z.object({ code: z.string(), message: z.string() }),
 });
 
-export const Started = z.object({ id: z.string(), status: z.enum(STATUSES) });
+export const Started = z.object({ instance_id: z.string(), status: z.enum(STATUSES) });
 
 export const InstanceSummary = z.object({
-  id: z.string(),
+  instance_id: z.string(),
   label: z.string().nullable(),
   status: z.enum(STATUSES),
   execution_count: z.number().int(),
@@ -83,7 +83,7 @@ export const Node = z.object({
 });
 
 export const Instance = z.object({
-  id: z.string(),
+  instance_id: z.string(),
   label: z.string().nullable(),
   status: z.enum(STATUSES),
   result: z.unknown().describe('The root node result (JSON) once the instance completed, else null'),
@@ -145,5 +145,5 @@ export const Workflow = z.object({
   graph: z.unknown().describe('The latest version as graph JSON'),
   versions: z.array(WorkflowVersion),
 });
-export const WorkflowStarted = z.object({ id: z.string(), status: z.enum(STATUSES), version: z.number().int() });
+export const WorkflowStarted = z.object({ instance_id: z.string(), status: z.enum(STATUSES), version: z.number().int() });
 export const Removed = z.object({ removed: z.number().int() });

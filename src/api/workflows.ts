@@ -7,9 +7,9 @@ import type { Context, Hono } from 'hono';
 import type { DbClient } from '../engine/db.ts';
 import { ApiError, mapDbError, WORKFLOW_ERRORS } from './errors.ts';
 import { DefineWorkflowBody, StartWorkflowBody, WorkflowName } from './schemas.ts';
-import type { ApiEnv, RouteKit } from './app.ts';
+import type { ApiEnv, RouteKit } from './kit.ts';
 
-export function workflowRoutes(app: Hono<ApiEnv>, { asRole, parse, jsonBody }: RouteKit): void {
+export function workflowRoutes(app: Hono<ApiEnv>, { asRole, parse, jsonBody, ready }: RouteKit): void {
   const nameParam = (c: Context<ApiEnv>) => {
     const name = c.req.param('name') ?? '';
     if (!WorkflowName.safeParse(name).success) throw new ApiError(404, 'not_found', `workflow "${name}" not found`);
@@ -70,7 +70,8 @@ export function workflowRoutes(app: Hono<ApiEnv>, { asRole, parse, jsonBody }: R
     const name = nameParam(c);
     const body = parse(StartWorkflowBody, await jsonBody(c, {}), 'body');
     const started = await asRole(c, (client) => startByName(client, name, body));
-    return c.json(started, 201, { Location: `/v1/instances/${started.id}` });
+    ready(started.instance_id);
+    return c.json(started, 201, { Location: `/v1/instances/${started.instance_id}` });
   });
 
   app.delete('/v1/workflows/:name', async (c) => {
@@ -88,11 +89,11 @@ export async function startByName(
   client: DbClient,
   name: string,
   opts: { input?: unknown; label?: string; version?: number },
-): Promise<{ id: string; status: string; version: number }> {
+): Promise<{ instance_id: string; status: string; version: number }> {
   try {
-    const { rows } = await client.query<{ id: string; status: string; version: number }>(
+    const { rows } = await client.query<{ instance_id: string; status: string; version: number }>(
       `WITH s AS MATERIALIZED (SELECT df.start_workflow($1, $2::jsonb, $3, $4) AS id)
-       SELECT s.id, df.status(s.id) AS status,
+       SELECT s.id AS instance_id, df.status(s.id) AS status,
               (SELECT max(w.version) FROM df.workflows w WHERE w.name = $1 AND ($4::integer IS NULL OR w.version = $4)) AS version
          FROM s`,
       [name, opts.input === undefined ? null : JSON.stringify(opts.input), opts.label ?? null, opts.version ?? null],

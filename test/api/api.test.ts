@@ -34,7 +34,7 @@ async function makeRole(base: string, memberOfOwner: boolean): Promise<string> {
 const start = async (token: string, workflow: string, label?: string) => {
   const r = await call('POST', '/v1/instances', { token, body: { workflow, ...(label ? { label } : {}) } });
   expect(r.status, JSON.stringify(r.body)).toBe(201);
-  return r.body.id as string;
+  return r.body.instance_id as string;
 };
 const drain = () => engineFor(t).drain();
 
@@ -94,11 +94,11 @@ describe('unauthenticated routes', () => {
         'GET /v1/openapi.json',
         'POST /v1/instances',
         'GET /v1/instances',
-        'GET /v1/instances/{id}',
-        'GET /v1/instances/{id}/explain',
-        'GET /v1/instances/{id}/events',
-        'POST /v1/instances/{id}/cancel',
-        'POST /v1/instances/{id}/signals/{name}',
+        'GET /v1/instances/{instance_id}',
+        'GET /v1/instances/{instance_id}/explain',
+        'GET /v1/instances/{instance_id}/events',
+        'POST /v1/instances/{instance_id}/cancel',
+        'POST /v1/instances/{instance_id}/signals/{name}',
         'POST /v1/workflows',
         'GET /v1/workflows',
         'GET /v1/workflows/{name}',
@@ -169,7 +169,7 @@ describe('POST /v1/instances', () => {
   it('starts a DSL workflow as the token role', async () => {
     const r = await call('POST', '/v1/instances', { token: aliceToken, body: { workflow: `'SELECT 1'`, label: 'alice' } });
     expect(r).toMatchObject({ status: 201, body: { status: 'pending' } });
-    const [row] = await t.query('SELECT submitted_by::text AS owner, label FROM df.instances WHERE id = $1', [r.body.id]);
+    const [row] = await t.query('SELECT submitted_by::text AS owner, label FROM df.instances WHERE id = $1', [r.body.instance_id]);
     expect(row).toEqual({ owner: alice, label: 'alice' });
   });
 
@@ -177,12 +177,12 @@ describe('POST /v1/instances', () => {
   it('starts a DSL workflow that the engine then runs to completion', async () => {
     const r = await call('POST', '/v1/instances', { token: ownerToken, body: { workflow: `'SELECT 20 AS n' |=> 'n' ~> 'SELECT $n + 22 AS answer'`, label: 'first' } });
     expect(r.status).toBe(201);
-    expect(r.body).toEqual({ id: expect.stringMatching(/^[0-9a-f]{8}$/), status: 'pending' });
-    expect(r.headers.get('Location')).toBe(`/v1/instances/${r.body.id}`);
+    expect(r.body).toEqual({ instance_id: expect.stringMatching(/^[0-9a-f]{8}$/), status: 'pending' });
+    expect(r.headers.get('Location')).toBe(`/v1/instances/${r.body.instance_id}`);
     await drain();
-    const got = await call('GET', `/v1/instances/${r.body.id}`, { token: ownerToken });
+    const got = await call('GET', `/v1/instances/${r.body.instance_id}`, { token: ownerToken });
     expect(got.status).toBe(200);
-    expect(got.body).toMatchObject({ id: r.body.id, label: 'first', status: 'completed', result: { rows: [{ answer: 42 }] } });
+    expect(got.body).toMatchObject({ instance_id: r.body.instance_id, label: 'first', status: 'completed', result: { rows: [{ answer: 42 }] } });
     expect(got.body.created_at).toMatch(/^\d{4}-\d\d-\d\dT/);
     expect(got.body.completed_at).toMatch(/^\d{4}-\d\d-\d\dT/);
     expect(got.body.output).toEqual(expect.any(String));
@@ -196,7 +196,7 @@ describe('POST /v1/instances', () => {
     const r = await call('POST', '/v1/instances', { token: STATIC, body: { graph: g } });
     expect(r.status).toBe(201);
     await drain();
-    expect((await call('GET', `/v1/instances/${r.body.id}`, { token: STATIC })).body).toMatchObject({ status: 'completed', result: { rows: [{ two: 2 }] } });
+    expect((await call('GET', `/v1/instances/${r.body.instance_id}`, { token: STATIC })).body).toMatchObject({ status: 'completed', result: { rows: [{ two: 2 }] } });
   });
 
   it('422 invalid_workflow for an invalid graph or DSL, with the database message', async () => {
@@ -289,7 +289,7 @@ describe('GET /v1/instances', () => {
       const r: any = await call('GET', `/v1/instances?label=paged&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: bobToken });
       expect(r.status).toBe(200);
       sizes.push(r.body.instances.length);
-      seen.push(...r.body.instances.map((i: any) => i.id));
+      seen.push(...r.body.instances.map((i: any) => i.instance_id));
       cursor = r.body.next_cursor;
     } while (cursor);
     expect(sizes).toEqual([2, 2, 1]);
@@ -301,7 +301,7 @@ describe('GET /v1/instances', () => {
     expect(r.body.instances).toHaveLength(5);
     expect(r.body.next_cursor).toBeNull();
     expect(r.body.instances[0]).toEqual({
-      id: ids[4],
+      instance_id: ids[4],
       label: 'paged',
       status: 'pending',
       execution_count: 1,
@@ -369,7 +369,7 @@ describe('one instance', () => {
       expect(r, `${method} ${path}`).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
     }
     // Bob sees his own instance, untouched: still waiting for its signal (the worker runs it as bob).
-    expect((await call('GET', `/v1/instances/${bobId}`, { token: bobToken })).body).toMatchObject({ id: bobId, status: 'running', result: null });
+    expect((await call('GET', `/v1/instances/${bobId}`, { token: bobToken })).body).toMatchObject({ instance_id: bobId, status: 'running', result: null });
   });
 
   it('unknown and malformed ids are 404s', async () => {

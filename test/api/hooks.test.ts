@@ -8,7 +8,7 @@ import { createHmac } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
-import { pruneHistory } from '../../src/engine/sweep.ts';
+import { pruneHistory } from '../../src/engine/maintenance.ts';
 import { asRole as asRoleOf, useTestDb, grantedRole } from '../helpers/db.ts';
 import { engineFor, outcome } from '../helpers/engine.ts';
 import { client } from './helpers.ts';

@@ -41,9 +41,9 @@ describe('/v1/workflows', () => {
 
   it('starts by name; the engine runs it with the input as $input', async () => {
     const r = await call('POST', '/v1/workflows/orders.sync/instances', { token: ownerToken, body: { input: { x: "it's" } } });
-    expect(r).toMatchObject({ status: 201, body: { id: expect.stringMatching(/^[0-9a-f]{8}$/), status: 'pending', version: 2 } });
+    expect(r).toMatchObject({ status: 201, body: { instance_id: expect.stringMatching(/^[0-9a-f]{8}$/), status: 'pending', version: 2 } });
     await engineFor(t).drain();
-    const inst = await call('GET', `/v1/instances/${r.body.id}`, { token: ownerToken });
+    const inst = await call('GET', `/v1/instances/${r.body.instance_id}`, { token: ownerToken });
     expect(inst.body).toMatchObject({ status: 'completed', label: 'orders.sync', result: { rows: [{ x: "it's" }] } });
 
     const pinned = await call('POST', '/v1/workflows/orders.sync/instances', { token: ownerToken, body: { version: 1, label: 'pinned' } });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { useTestDb } from '../helpers/db.ts';
 import { engineFor, later, outcome, start } from '../helpers/engine.ts';
-import { checkSchemaVersion, heartbeat, pruneHistory, sweepDue } from '../../src/engine/sweep.ts';
+import { heartbeat, pruneHistory, requireSchema } from '../../src/engine/maintenance.ts';
+import { sweepDue } from '../../src/engine/sweep.ts';
 import { migrations } from '../../src/migrate/generated/migrations.ts';
 
 const t = useTestDb();
@@ -67,8 +68,8 @@ describe('sweep, heartbeat, retention, schema version', () => {
   it('a worker refuses a database whose schema is older than its code', async () => {
     const c = await t.owner.connect();
     try {
-      await expect(checkSchemaVersion(c, migrations.length)).resolves.toBeUndefined();
-      await expect(checkSchemaVersion(c, migrations.length + 1)).rejects.toThrow(/run `pgflare migrate`/);
+      await expect(requireSchema(c, migrations.length)).resolves.toBeUndefined();
+      await expect(requireSchema(c, migrations.length + 1)).rejects.toThrow(/run `pgflare migrate`/);
     } finally {
       c.release();
     }

@@ -250,8 +250,8 @@ describe(`fuzz (seed ${SEED})`, () => {
           if (body === undefined) bad.push(`${what} → ${res.status} with a non-JSON body`);
           if (rc.method === 'POST' && res.status === 201) {
             created++;
-            if (typeof body?.id !== 'string') bad.push(`${what} → 201 without an id`);
-            else (keepIt[i] ? kept : cancel).push(body.id);
+            if (typeof body?.instance_id !== 'string') bad.push(`${what} → 201 without an instance_id`);
+            else (keepIt[i] ? kept : cancel).push(body.instance_id);
           }
         } else {
           bump(seen.rest, `${res.status}:${body?.error?.code}`);

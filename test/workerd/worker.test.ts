@@ -38,12 +38,32 @@ describe('workerd runtime', () => {
       body: JSON.stringify({ workflow: `'SELECT 1 AS a' ~> 'SELECT 2 AS b'` }),
     });
     expect(res.status).toBeLessThan(300);
-    const { id } = (await res.json()) as { id: string };
+    const { instance_id: id } = (await res.json()) as { instance_id: string };
     // The message is sent in ctx.waitUntil, after the response: look for it a bounded number of times.
     let sent: Sent[] = [];
     for (let i = 0; i < 50 && !sent.length; i++) sent = mine(await w.sent(), id);
     expect(sent).toHaveLength(1);
     await w.deliver([sent[0].body]);
+    await pump(w);
+    expect((await outcome(t, id)).status).toBe('completed');
+  });
+
+  it('a signal through the API sends the waiting node its message at once (the ready port, no cron)', async () => {
+    const id = await startSql(`df.wait_for_signal('go') ~> 'SELECT 42 AS answer'`);
+    await w.sent();
+    await w.cron();
+    await pump(w);
+    expect((await outcome(t, id)).status).toBe('running'); // parked on the signal, no message pending
+    const res = await w.fetch(`/v1/instances/${id}/signals/go`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: '{"ok":true}',
+    });
+    expect(res.status).toBe(200);
+    let sent: Sent[] = [];
+    for (let i = 0; i < 50 && !sent.length; i++) sent = mine(await w.sent(), id);
+    expect(sent.length).toBeGreaterThanOrEqual(1);
+    for (const m of sent) await w.deliver([m.body]);
     await pump(w);
     expect((await outcome(t, id)).status).toBe('completed');
   });

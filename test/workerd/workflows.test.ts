@@ -25,7 +25,7 @@ describe('named workflows on the Workers runtime', () => {
       body: JSON.stringify({ input: { n: 21 } }),
     });
     expect(res.status).toBe(201);
-    const { id } = (await res.json()) as { id: string };
+    const { instance_id: id } = (await res.json()) as { instance_id: string };
     let sent: Sent[] = [];
     for (let i = 0; i < 50 && !sent.length; i++) sent = (await w.sent()).filter((m) => m.body.instanceId === id);
     expect(sent).toHaveLength(1);

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createEngine, type Engine, type EngineOptions, type ReadyNode } from '../../engine/engine.ts';
-import { checkSchemaVersion, heartbeat, pruneHistory } from '../../engine/sweep.ts';
+import { heartbeat, pruneHistory, requireSchema, retireEpoch } from '../../engine/maintenance.ts';
 import { DEFAULT_QUEUE_VACUUM_STEPS } from '../../engine/queue-vacuum.ts';
 import { DEFAULT_BATCH_SIZE } from '../../engine/batch.ts';
 import { fireDueSchedules } from '../../engine/schedules.ts';
@@ -78,7 +78,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
     dispatch,
   });
   try {
-    await db.withClient((c) => checkSchemaVersion(c, migrations.length));
+    await db.withClient((c) => requireSchema(c, migrations.length));
   } catch (err) {
     await db.end();
     throw err;
@@ -155,8 +155,10 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   const pruneMs = opts.pruneIntervalMs ?? 3_600_000;
   const prune = async () => {
     try {
+      // Under the prune lock: of several workers on one database, one prunes and the others skip.
       const n = await db.withClient((c) => pruneHistory(c, { retentionDays: opts.retentionDays ?? null, keep: 10_000, batch: 1000 }));
       if (n) log.info('pruned history', { instances: n });
+      else if (n === null) log.debug('prune skipped: another worker holds the prune lock');
     } catch (err) {
       log.warn('prune failed', { error: err });
     }
@@ -206,7 +208,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
       for (const t of timers) clearTimeout(t);
       await Promise.all(loops);
       await engine.settled();
-      await db.withClient((c) => c.query('DELETE FROM df._worker_epoch WHERE epoch_id = $1', [epochId])).catch(() => undefined);
+      await db.withClient((c) => retireEpoch(c, epochId)).catch(() => undefined);
       await db.end();
       log.info('worker stopped', { steps });
     },

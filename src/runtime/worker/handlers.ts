@@ -11,7 +11,8 @@
  *    re-sends a message for every row due within the next minute (instances started from plain SQL,
  *    lost messages, expired leases, due timers; at most PGFLARE_SWEEP_LIMIT), prunes history. It only
  *    sends hints and takes an advisory lock for pruning, so overlapping sweeps do no harm.
- *  - fetch(): the REST API, the Hono app shared with the Node runtime (src/api/app.ts).
+ *  - fetch(): the REST API, the Hono app shared with the Node runtime (src/api/app.ts). Its onReady port
+ *    sends the first messages of work a request made ready (a start, a signal, a webhook delivery).
  *
  * Each invocation opens its own Neon pool (Workers share no I/O objects between invocations) and ends
  * it through ctx.waitUntil.
@@ -43,10 +44,11 @@ import { z } from 'zod';
 import { createApp } from '../../api/app.ts';
 import { parseStaticTokens } from '../../api/auth.ts';
 import { loadConfig, type RuntimeConfig } from '../../config.ts';
-import type { Db, DbClient } from '../../engine/db.ts';
+import type { Db } from '../../engine/db.ts';
 import { createEngine, type Engine } from '../../engine/engine.ts';
 import { createHttpRunner } from '../../engine/executors/http-runner.ts';
-import { heartbeat, pruneHistory, sweepDue } from '../../engine/sweep.ts';
+import { checkSchema, heartbeat, pruneHistory } from '../../engine/maintenance.ts';
+import { sweepDue } from '../../engine/sweep.ts';
 import { fireDueSchedules } from '../../engine/schedules.ts';
 import { createLogger, type Logger, type LogLevel } from '../../log.ts';
 import { migrations as bundledMigrations } from '../../migrate/generated/migrations.ts';
@@ -73,8 +75,6 @@ export const STEP_TIMEOUT_CAP_MS = 14 * 60_000;
 const QUEUE_CONCURRENCY = 3;
 /** Timers due within this window get a delayed message from the sweep. Cron fires every minute. */
 const SWEEP_HORIZON_MS = 60_000;
-/** Lock key that serialises pruning between overlapping sweeps ("pgflare" + 1). */
-const PRUNE_LOCK_KEY = '31638886994244198';
 
 const WorkerEnv = z.object({
   PGFLARE_SWEEP_LIMIT: z.coerce.number().int().min(1).max(10_000).default(1000),
@@ -224,8 +224,16 @@ export async function handleScheduled(controller: Pick<ScheduledController, 'sch
       if (report.migrated.length) log.info('sweep: migrated schema df', { applied: report.migrated.join(',') });
     }
     await inv.db.withClient(async (client) => {
-      report.schema = await checkSchema(client, log);
-      if (report.schema === 'missing') return;
+      const schema = await checkSchema(client, bundledMigrations.length);
+      report.schema = schema.state;
+      // Loud, but only 'missing' stops the sweep: behind or ahead, steps may still run (and fail
+      // visibly), and the heartbeat tells operators a worker is deployed.
+      if (schema.state === 'missing') {
+        log.error(`SCHEMA df IS NOT INSTALLED: ${schema.message} against DATABASE_URL (or set PGFLARE_AUTO_MIGRATE=on); nothing was swept`);
+        return;
+      }
+      if (schema.state === 'behind') log.error(`SCHEMA df IS BEHIND THIS WORKER: ${schema.message} (steps may fail until then)`);
+      if (schema.state === 'ahead') log.error(`SCHEMA df IS NEWER THAN THIS WORKER: ${schema.message}: deploy the current pgflare worker`);
       await step(log, 'heartbeat', () => heartbeat(client, epochId!));
       // Fire due schedules before the dispatch pass, which then sends the new instances' first messages.
       if (wenv.PGFLARE_SCHEDULE_LIMIT > 0) {
@@ -245,7 +253,8 @@ export async function handleScheduled(controller: Pick<ScheduledController, 'sch
       });
       if (wenv.PGFLARE_PRUNE_BATCH > 0) {
         await step(log, 'prune', async () => {
-          report.pruned = await pruneLocked(client, inv.cfg.retentionDays ?? null, wenv.PGFLARE_PRUNE_BATCH);
+          // null: an overlapping sweep holds the prune lock and prunes instead.
+          report.pruned = (await pruneHistory(client, { retentionDays: inv.cfg.retentionDays ?? null, keep: 10_000, batch: wenv.PGFLARE_PRUNE_BATCH })) ?? 0;
         });
       }
     });
@@ -270,46 +279,6 @@ async function step(log: Logger, name: string, fn: () => Promise<void>): Promise
   }
 }
 
-/** Compares df._migrations with the migrations bundled into this worker; loud when they differ. */
-async function checkSchema(client: DbClient, log: Logger): Promise<SweepReport['schema']> {
-  const { rows } = await client.query<{ v: number | null }>(
-    `SELECT CASE WHEN to_regclass('df._migrations') IS NULL THEN NULL
-                 ELSE (SELECT coalesce(max(version), 0) FROM df._migrations) END AS v`,
-  );
-  const db = rows[0]?.v ?? null;
-  const bundled = bundledMigrations.length;
-  if (db === null || db === 0) {
-    log.error('SCHEMA df IS NOT INSTALLED in this database: run `pgflare migrate` against DATABASE_URL (or set PGFLARE_AUTO_MIGRATE=on); nothing was swept');
-    return 'missing';
-  }
-  if (db < bundled) {
-    log.error(`SCHEMA df IS BEHIND THIS WORKER: database at migration ${db}, worker bundles ${bundled}; run \`pgflare migrate\` (steps may fail until then)`);
-    return 'behind';
-  }
-  if (db > bundled) {
-    log.error(`SCHEMA df IS NEWER THAN THIS WORKER: database at migration ${db}, worker bundles ${bundled}; deploy the current pgflare worker`);
-    return 'ahead';
-  }
-  return 'ok';
-}
-
-/** pruneHistory under a transaction-scoped try-lock: an overlapping sweep skips instead of contending. */
-async function pruneLocked(client: DbClient, retentionDays: number | null, batch: number): Promise<number> {
-  await client.query('BEGIN');
-  try {
-    const { rows } = await client.query<{ got: boolean }>(`SELECT pg_try_advisory_xact_lock(${PRUNE_LOCK_KEY}) AS got`);
-    const n = rows[0]?.got ? await pruneHistory(client, { retentionDays, keep: 10_000, batch }) : 0;
-    await client.query('COMMIT');
-    return n;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
-}
-
-/** POST routes after which an instance has a row ready now: a start (DSL, graph or named workflow), a signal to a waiting node, a webhook. */
-const KICK_ROUTE = /^\/v1\/instances(?:\/([^/]+)\/signals\/[^/]+)?\/?$|^\/v1\/workflows\/[^/]+\/instances\/?$|^\/hooks\/[^/]+\/?$/;
-
 export async function handleFetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   let inv: Invocation;
   try {
@@ -318,23 +287,18 @@ export async function handleFetch(request: Request, env: Env, ctx: ExecutionCont
     console.error(`pgflare: ${(err as Error).message}`);
     return Response.json({ error: { code: 'misconfigured', message: 'the worker is misconfigured; see its logs' } }, { status: 500 });
   }
-  let after: Promise<unknown> = Promise.resolve();
+  // The API's ready port: once a start, a signal or a webhook delivery has committed, send the
+  // instance's messages (without them the new ready row would wait for the next cron tick, ≤ 1 min).
+  // The response does not wait for them: ctx.waitUntil does, and closes the pool after them.
+  const sends: Promise<void>[] = [];
+  const onReady = (instanceId: string) => {
+    sends.push(kick(inv, env, instanceId).catch((err: unknown) => inv.log.warn('api: dispatch after commit failed; the sweep will find the row', { instance: instanceId, error: err })));
+  };
   try {
-    const app = createApp({ db: inv.db, log: inv.log, staticTokens: parseStaticTokens(env.PGFLARE_API_TOKENS) });
-    const res = await app.fetch(request);
-    // The API commits df.start / df.signal; without a message the new ready row would wait for the
-    // next cron tick (≤ 1 min). Send its message after the response, like the engine's dispatch.
-    const m = request.method === 'POST' && res.ok ? KICK_ROUTE.exec(new URL(request.url).pathname) : null;
-    if (m) {
-      after = (async () => {
-        const started = m[1] ? null : ((await res.clone().json().catch(() => null)) as { id?: unknown; instance_id?: unknown } | null);
-        const id = m[1] ? decodeURIComponent(m[1]) : (started?.id ?? started?.instance_id);
-        if (typeof id === 'string') await kick(inv, env, id);
-      })().catch((err: unknown) => inv.log.warn('api: dispatch after commit failed; the sweep will find the row', { error: err }));
-    }
-    return res;
+    const app = createApp({ db: inv.db, log: inv.log, staticTokens: parseStaticTokens(env.PGFLARE_API_TOKENS), onReady });
+    return await app.fetch(request);
   } finally {
-    ctx.waitUntil(after.finally(() => inv.db.end().catch(() => undefined)));
+    ctx.waitUntil(Promise.all(sends).finally(() => inv.db.end().catch(() => undefined)));
   }
 }
 
