@@ -1,7 +1,7 @@
 /**
  * A `fetch` for Node whose connections check the address they actually dial (closes DNS rebinding).
  *
- * The egress check (src/engine/egress.ts) resolves the host and refuses restricted addresses, but the
+ * The egress check (src/engine/executors/http/egress.ts) resolves the host and refuses restricted addresses, but the
  * global `fetch` resolves the name again when it connects, and a hostile DNS server can answer a public
  * address the first time and 127.0.0.1 the second. Here the connection's own `lookup` runs the check:
  * every address the name resolves to at connect time must pass, or the socket is never opened. Sockets
@@ -16,7 +16,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { Readable, pipeline, type Duplex } from 'node:stream';
 import zlib from 'node:zlib';
-import type { Resolver } from '../../engine/egress.ts';
+import type { Resolver } from '../../engine/executors/http/egress.ts';
 
 /** Returns the refusal text for `host` resolving to `addresses`, or null when they may be dialled. */
 export type AddressCheck = (host: string, addresses: readonly string[]) => string | null;

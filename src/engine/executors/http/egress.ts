@@ -41,6 +41,9 @@ export interface EgressPolicy {
 /** DNS port: every address `host` resolves to (IPv4 dotted quads and/or IPv6 text). */
 export type Resolver = (host: string) => Promise<string[]>;
 
+/** Rule 6 as a function: the refusal text for `host` resolving to `addresses`, or null when they may be dialled. */
+export type AddressCheck = (host: string, addresses: readonly string[]) => string | null;
+
 /** Data-plane Azure suffixes (SPEC §6.4 rule 4). Each starts with `.`, so the apex never matches. */
 export const AZURE_DOMAIN_SUFFIXES: readonly string[] = [
   '.blob.core.windows.net',
