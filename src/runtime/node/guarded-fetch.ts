@@ -53,7 +53,11 @@ function agentFor(check: AddressCheck, resolve: Resolver): Agent {
   let byResolver = agents.get(check);
   if (!byResolver) agents.set(check, (byResolver = new WeakMap()));
   let agent = byResolver.get(resolve);
-  if (!agent) byResolver.set(resolve, (agent = new Agent({ connect: { lookup: guardedLookup(check, resolve) } })));
+  if (!agent) {
+    // No header or body timeout of its own: the step's deadline (its AbortSignal) covers the whole exchange.
+    agent = new Agent({ connect: { lookup: guardedLookup(check, resolve) }, headersTimeout: 0, bodyTimeout: 0 });
+    byResolver.set(resolve, agent);
+  }
   return agent;
 }
 
