@@ -24,3 +24,6 @@ export {
 export { breakLoop, http, httpMultipart, sleep, waitForSchedule, waitForSignal, type HttpMethod, type HttpMultipartOptions, type HttpOptions, type MultipartPart } from './steps.ts';
 export { toSeconds, type Duration } from './duration.ts';
 export type { RefsIn, Unbound } from './names.ts';
+export { createClient, type Checked, type InstancePages, type PgflareClient, type StartOptions, type WaitOptions, type WorkflowInput } from './client.ts';
+export { PgflareError, PgflareTimeoutError, type ClientOptions, type FetchLike } from './transport.ts';
+export type * from './api-types.ts';
