@@ -143,9 +143,16 @@ export function envelope(type: NodeType, parts: Omit<GraphNode, 'node_type'> = {
   return n;
 }
 
+/** A Step, also one made by another copy of this module (two installs of the package). */
+export function isStep(x: unknown): x is Step<any, any> {
+  if (x instanceof Step) return true;
+  const n = (x as { node?: { node_type?: unknown } } | null)?.node;
+  return typeof x === 'object' && x !== null && typeof n?.node_type === 'string' && typeof (x as Step).toGraph === 'function';
+}
+
 /** A step for a string (a SQL step) or the step itself. */
 export function toStep<S extends StepLike>(s: S): Step<BindsOf<S>, RefsOf<S>> {
-  if (s instanceof Step) return s;
+  if (isStep(s)) return s as Step<BindsOf<S>, RefsOf<S>>;
   if (typeof s !== 'string') throw new TypeError('a step is a Step or a SQL string');
   return new Step(envelope('SQL', { query: s }));
 }
@@ -223,4 +230,12 @@ export function loop<Bd extends StepLike, C extends StepLike = never>(
 ): Step<BindsOf<Bd>, RefsOf<Bd> | RefsOf<C>> {
   const condition = whileCondition === undefined ? undefined : toStep(whileCondition).node;
   return new Step(envelope('LOOP', { left_node: toStep(body).node, condition_node: condition }));
+}
+
+/**
+ * The query that starts `step` with node-postgres or any driver that takes `{ text, values }`:
+ * `const { rows: [{ id }] } = await pool.query(startQuery(wf))`.
+ */
+export function startQuery<S extends Step<any, any>>(step: S & Closed<S>, label?: string): { text: string; values: [string, string | null] } {
+  return { text: 'SELECT df.start($1, $2) AS id', values: [step.toString(), label ?? step.startLabel ?? null] };
 }

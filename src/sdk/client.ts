@@ -6,7 +6,7 @@
  *   const { id } = await pf.instances.start(seq(sql('SELECT 1').as('a'), 'SELECT $a'));
  *   const done = await pf.instances.wait(id, { timeout: '2 minutes' });
  */
-import { Step, type Closed, type GraphNode, type StepLike } from './builder.ts';
+import { isStep, Step, type Closed, type GraphNode, type StepLike } from './builder.ts';
 import { toSeconds, type Duration } from './duration.ts';
 import type * as T from './api-types.ts';
 import { createTransport, PgflareTimeoutError, seg, type ClientOptions, type Transport } from './transport.ts';
@@ -54,7 +54,7 @@ export type PgflareClient = ReturnType<typeof createClient>;
 
 function workflowBody(workflow: WorkflowInput): { workflow: string } | { graph: Record<string, unknown> } {
   if (typeof workflow === 'string') return { workflow };
-  if (workflow instanceof Step) return { graph: workflow.toGraph() as unknown as Record<string, unknown> };
+  if (isStep(workflow)) return { graph: workflow.toGraph() as unknown as Record<string, unknown> };
   return { graph: workflow as unknown as Record<string, unknown> };
 }
 
@@ -77,7 +77,7 @@ function instances(call: Transport) {
   };
 
   const start = <W extends WorkflowInput>(workflow: W & Checked<W>, o: StartOptions = {}): Promise<T.Started> => {
-    const label = o.label ?? (workflow instanceof Step ? workflow.startLabel : undefined);
+    const label = o.label ?? (isStep(workflow) ? workflow.startLabel : undefined);
     return call<T.Started>('POST', '/v1/instances', { body: { ...workflowBody(workflow), label } });
   };
 

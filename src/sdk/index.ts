@@ -6,6 +6,8 @@ export {
   Step,
   envelope,
   fromGraph,
+  isStep,
+  startQuery,
   join,
   loop,
   race,

@@ -13,7 +13,7 @@ import { useTestDb } from '../helpers/db.ts';
 import { engineFor, outcome } from '../helpers/engine.ts';
 import { CASES } from './builder-cases.ts';
 import { EnvelopeSchema } from '../../src/graph/schema.ts';
-import { breakLoop, http, join, loop, race, seq, sleep, sql, waitForSchedule, waitForSignal, when, whenRows, type Closed, type Step } from '../../src/sdk/index.ts';
+import { breakLoop, http, join, loop, race, seq, sleep, sql, startQuery, waitForSchedule, waitForSignal, when, whenRows, type Closed, type Step } from '../../src/sdk/index.ts';
 
 const t = useTestDb();
 let c: pg.PoolClient;
@@ -63,7 +63,7 @@ describe('builder graphs start and run', () => {
       loop(seq(`INSERT INTO effects VALUES ('loop')`, breakLoop('out'))),
       whenRows('batch', `SELECT $winner AS w`, `SELECT 0`),
     ).label('sdk-run');
-    const [{ id }] = await t.query(`SELECT df.start($1, $2) AS id`, [JSON.stringify(wf), wf.startLabel]);
+    const { rows: [{ id }] } = await t.owner.query(startQuery(wf));
     await engineFor(t).drain();
     const done = await outcome(t, id);
     expect(done.status).toBe('completed');
