@@ -128,7 +128,11 @@ export type StepLike = Step<any, any> | string;
 export type BindsOf<S> = S extends Step<infer B, any> ? B : never;
 export type RefsOf<S> = S extends Step<any, infer R> ? R : S extends string ? RefsIn<S> : never;
 /** The step itself when every `$name` it reads is bound inside it (or is one of `Given`), else `Unbound<names>`. */
-export type Closed<S, Given extends string = never> = [Exclude<RefsOf<S>, Given>] extends [never] ? S : Unbound<Exclude<RefsOf<S>, Given>>;
+export type Closed<S, Given extends string = never> = 0 extends 1 & RefsOf<S> // Step<any, any>: nothing known, nothing checked
+  ? S
+  : [Exclude<RefsOf<S>, Given>] extends [never]
+    ? S
+    : Unbound<Exclude<RefsOf<S>, Given>>;
 
 /** Envelope with keys in the order the DSL writes them (df._envelope). */
 export function envelope(type: NodeType, parts: Omit<GraphNode, 'node_type'> = {}): GraphNode {
