@@ -129,6 +129,19 @@ describe('instances', () => {
     expect(err).toMatchObject({ instanceId: id, lastStatus: 'pending' });
   });
 
+  it('wait stops when its AbortSignal fires', async () => {
+    const { id } = await pf.instances.start(waitForSignal('never'));
+    const ctl = new AbortController();
+    const waiting = pf.instances.wait(id, { timeout: 60, interval: 0.01, signal: ctl.signal });
+    ctl.abort(new Error('stop waiting'));
+    await expect(waiting).rejects.toThrow('stop waiting');
+  });
+
+  it('an answer that is not the API error body is an http_error with the status', async () => {
+    const proxy = createClient({ baseUrl: server.url, token: TOKEN, fetch: async () => new Response('<html>bad gateway</html>', { status: 502 }) });
+    await expect(proxy.instances.get('deadbeef')).rejects.toMatchObject({ name: 'PgflareError', status: 502, code: 'http_error', message: expect.stringContaining('bad gateway') });
+  });
+
   it('turns the API error body into PgflareError (404, 400, 422, 401)', async () => {
     const codeOf = (p: Promise<unknown>) => p.then(() => 'no error', (e: PgflareError) => [e.constructor.name, e.status, e.code]);
     expect(await codeOf(pf.instances.get('deadbeef'))).toEqual(['PgflareError', 404, 'not_found']);
