@@ -86,8 +86,8 @@ function instances(call: Transport) {
     start,
     /** Starts, then waits for the instance to finish (see wait). */
     run: async <W extends WorkflowInput>(workflow: W & Checked<W>, o: StartOptions & WaitOptions = {}): Promise<T.Instance> => {
-      const { id } = await start(workflow as never, o);
-      return wait(id, o);
+      const { instance_id } = await start(workflow as never, o);
+      return wait(instance_id, o);
     },
     /** GET /v1/instances/:id: the instance with its nodes and result. */
     get,

@@ -54,14 +54,14 @@ describe('instances', () => {
 
   it('starts DSL text with a label, gets it, waits for it', async () => {
     const started = await pf.instances.start(`('SELECT 41 AS n' |=> 'a') ~> 'SELECT $a.n + 1 AS answer'`, { label: 'sdk-dsl' });
-    expect(started).toEqual({ id: expect.stringMatching(/^[0-9a-f]{8}$/), status: 'pending' });
-    const before = await pf.instances.get(started.id);
-    expect(before).toMatchObject({ id: started.id, label: 'sdk-dsl', status: 'pending', result: null });
-    const done = await driven(pf.instances.wait(started.id, fast));
+    expect(started).toEqual({ instance_id: expect.stringMatching(/^[0-9a-f]{8}$/), status: 'pending' });
+    const before = await pf.instances.get(started.instance_id);
+    expect(before).toMatchObject({ instance_id: started.instance_id, label: 'sdk-dsl', status: 'pending', result: null });
+    const done = await driven(pf.instances.wait(started.instance_id, fast));
     expect(done.status).toBe('completed');
     expect(done.result).toEqual({ row_count: 1, rows: [{ answer: 42 }] });
     expect(done.nodes.length).toBe(3);
-    expect(fetched.filter((f) => f.includes(`/v1/instances/${started.id}`)).length).toBeGreaterThanOrEqual(2);
+    expect(fetched.filter((f) => f.includes(`/v1/instances/${started.instance_id}`)).length).toBeGreaterThanOrEqual(2);
   });
 
   it('runs a builder graph (label from the step) and a raw envelope', async () => {
@@ -75,9 +75,9 @@ describe('instances', () => {
 
   it('lists every instance across pages, by status and label', async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await pf.instances.start(`'SELECT ${i}'`, { label: 'sdk-pages' })).id);
+    for (let i = 0; i < 5; i++) ids.push((await pf.instances.start(`'SELECT ${i}'`, { label: 'sdk-pages' })).instance_id);
     const seen: string[] = [];
-    for await (const i of pf.instances.list({ label: 'sdk-pages', limit: 2 })) seen.push(i.id);
+    for await (const i of pf.instances.list({ label: 'sdk-pages', limit: 2 })) seen.push(i.instance_id);
     expect(seen.sort()).toEqual([...ids].sort());
     const pages = [];
     for await (const p of pf.instances.list({ label: 'sdk-pages', limit: 2 }).pages()) pages.push(p.instances.length);
@@ -85,15 +85,15 @@ describe('instances', () => {
     const one = await pf.instances.page({ label: 'sdk-pages', limit: 2 });
     expect(one.next_cursor).toEqual(expect.any(String));
     const second = await pf.instances.page({ label: 'sdk-pages', limit: 2, cursor: one.next_cursor! });
-    expect(second.instances.map((i) => i.id)).not.toContain(one.instances[0].id);
+    expect(second.instances.map((i) => i.instance_id)).not.toContain(one.instances[0].instance_id);
     await driven(pf.instances.wait(ids[4], fast));
     const completed = [];
-    for await (const i of pf.instances.list({ label: 'sdk-pages', status: 'completed' })) completed.push(i.id);
+    for await (const i of pf.instances.list({ label: 'sdk-pages', status: 'completed' })) completed.push(i.instance_id);
     expect(completed.sort()).toEqual([...ids].sort());
   });
 
   it('signals a waiting instance; explain and events describe it', async () => {
-    const { id } = await pf.instances.start(seq(waitForSignal('go').as('sig'), `SELECT $sig::jsonb AS sig`));
+    const { instance_id: id } = await pf.instances.start(seq(waitForSignal('go').as('sig'), `SELECT $sig::jsonb AS sig`));
     await engine.drain();
     expect((await pf.instances.get(id)).status).toBe('running');
     expect(await pf.instances.explain(id)).toMatch(/SIGNAL/);
@@ -105,32 +105,32 @@ describe('instances', () => {
   it('events tell the story of a retried step that failed', async () => {
     const done = await driven(pf.instances.run(sql('SELECT 1/0').retry({ maxAttempts: 2, backoff: 0 }), fast));
     expect(done.status).toBe('failed');
-    const events = await pf.instances.events(done.id);
+    const events = await pf.instances.events(done.instance_id);
     expect(events.filter((e) => e.attempt !== null).map((e) => e.attempt)).toContain(1);
     expect(events.map((e) => e.detail).join('\n')).toMatch(/division by zero/);
     expect(events.map((e) => e.event_id)).toEqual([...events.map((e) => e.event_id)].sort((a, b) => a - b));
   });
 
   it('cancels; a finished instance is a typed 409', async () => {
-    const { id } = await pf.instances.start(waitForSignal('never'));
+    const { instance_id: id } = await pf.instances.start(waitForSignal('never'));
     await engine.drain();
     expect((await pf.instances.cancel(id, 'sdk test')).message).toEqual(expect.any(String));
     expect((await pf.instances.wait(id)).status).toBe('cancelled');
     const done = await driven(pf.instances.run(`'SELECT 1'`, fast));
-    const err = await pf.instances.cancel(done.id).catch((e) => e);
+    const err = await pf.instances.cancel(done.instance_id).catch((e) => e);
     expect(err).toBeInstanceOf(PgflareError);
     expect(err).toMatchObject({ status: 409, code: 'instance_finished', method: 'POST' });
   });
 
   it('wait gives up after its time-out with a typed error', async () => {
-    const { id } = await pf.instances.start(waitForSignal('never'));
+    const { instance_id: id } = await pf.instances.start(waitForSignal('never'));
     const err = await pf.instances.wait(id, { timeout: 0.05, interval: 0.01 }).catch((e) => e);
     expect(err).toBeInstanceOf(PgflareTimeoutError);
     expect(err).toMatchObject({ instanceId: id, lastStatus: 'pending' });
   });
 
   it('wait stops when its AbortSignal fires', async () => {
-    const { id } = await pf.instances.start(waitForSignal('never'));
+    const { instance_id: id } = await pf.instances.start(waitForSignal('never'));
     const ctl = new AbortController();
     const waiting = pf.instances.wait(id, { timeout: 60, interval: 0.01, signal: ctl.signal });
     ctl.abort(new Error('stop waiting'));
@@ -178,7 +178,7 @@ describe('named workflows, schedules, hooks', () => {
     expect(got.versions.map((v) => v.version)).toEqual([1, 2]);
     const started = await pf.workflows.start('sdk.double', { input: { n: 20 }, version: 1 });
     expect(started).toMatchObject({ version: 1, status: 'pending' });
-    const done = await driven(pf.instances.wait(started.id, fast));
+    const done = await driven(pf.instances.wait(started.instance_id, fast));
     expect(done).toMatchObject({ label: 'sdk.double', result: { rows: [{ out: 41 }] } });
     expect(await pf.workflows.drop('sdk.double')).toBe(2);
     await expect(pf.workflows.get('sdk.double')).rejects.toMatchObject({ status: 404, code: 'not_found' });

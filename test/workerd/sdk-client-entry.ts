@@ -15,8 +15,8 @@ export default {
     const pf = createClient({ baseUrl: 'https://pgflare.internal/', token: env.TOKEN, fetch: (url, init) => env.PGFLARE.fetch(url, init) });
     const wf = seq(sql(`INSERT INTO effects (tag) VALUES ('from-workerd') RETURNING 6 AS n`).as('a'), sql('SELECT $a.n * 7 AS answer')).label('sdk-in-workerd');
     const started = await pf.instances.start(wf);
-    const done = await pf.instances.wait(started.id, { timeout: 30, interval: 0.02, maxInterval: 0.2 });
-    const got = await pf.instances.get(started.id);
+    const done = await pf.instances.wait(started.instance_id, { timeout: 30, interval: 0.02, maxInterval: 0.2 });
+    const got = await pf.instances.get(started.instance_id);
     const missing = await pf.instances.get('deadbeef').then(
       () => null,
       (e: unknown) => (e instanceof PgflareError ? { status: e.status, code: e.code } : String(e)),

@@ -72,7 +72,7 @@ it('a Worker starts a builder workflow through the client, awaits it and reads i
   const res = await mf.dispatchFetch('http://client/');
   const body = (await res.json()) as any;
   expect(res.status, JSON.stringify(body)).toBe(200);
-  expect(body.started).toEqual({ id: expect.stringMatching(/^[0-9a-f]{8}$/), status: 'pending' });
+  expect(body.started).toEqual({ instance_id: expect.stringMatching(/^[0-9a-f]{8}$/), status: 'pending' });
   expect(body).toMatchObject({ status: 'completed', label: 'sdk-in-workerd', nodes: 3, result: { rows: [{ answer: 42 }] } });
   expect(body.missing).toEqual({ status: 404, code: 'not_found' });
   expect(await t.query(`SELECT tag FROM effects`)).toEqual([{ tag: 'from-workerd' }]);
