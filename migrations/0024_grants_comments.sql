@@ -34,8 +34,12 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH RECURSIVE fns AS (
-        SELECT p.oid, p.proname::text AS name, p.prosrc, p.prosecdef
-          FROM pg_proc p WHERE p.pronamespace = 'df'::regnamespace
+        SELECT p.oid, p.proname::text AS name FROM pg_proc p WHERE p.pronamespace = 'df'::regnamespace
+    ), calls AS (
+        -- Who calls whom: every df._name a SECURITY INVOKER body mentions, read once per function.
+        SELECT DISTINCT p.oid AS caller, m[1] AS callee
+          FROM pg_proc p, regexp_matches(p.prosrc, 'df\.(_[a-z0-9_]+)', 'g') AS m
+         WHERE p.pronamespace = 'df'::regnamespace AND NOT p.prosecdef
     ), granted(oid) AS (
         SELECT f.oid FROM fns f
          WHERE (f.name !~ '^_' AND has_function_privilege('public', f.oid, 'EXECUTE'))
@@ -43,9 +47,7 @@ AS $$
             OR (p_with_grant AND f.name IN ('metrics', 'grant_usage', 'revoke_usage'))
             OR f.name IN ('_eval_dsl', '_api_token_role', '_hook_for_delivery')
         UNION
-        SELECT callee.oid
-          FROM granted g JOIN fns caller ON caller.oid = g.oid AND NOT caller.prosecdef
-          JOIN fns callee ON callee.name ~ '^_' AND caller.prosrc ~ ('df\.' || callee.name || '\M')
+        SELECT f.oid FROM granted g JOIN calls c ON c.caller = g.oid JOIN fns f ON f.name = c.callee
     )
     SELECT oid::regprocedure FROM granted
 $$;
@@ -244,3 +246,65 @@ COMMENT ON FUNCTION df.set_role_limit(text, integer) IS
     'Owner of schema df or a superuser only. Sets the most steps of a role running at once (NULL removes the limit); the claim skips a role at its limit.';
 COMMENT ON FUNCTION df.list_role_limits() IS 'Owner only. The per-role step limits set with df.set_role_limit, with the steps of each role in flight.';
 COMMENT ON FUNCTION df.metrics() IS 'Counts of instances by status, executions and events, of the rows the caller may see; revoked from PUBLIC, granted with with_grant.';
+
+-- The public API (pg_durable's SQL surface; docs/SQL.md has the details).
+COMMENT ON FUNCTION df.start(text, text, text, text) IS 'Validates a workflow graph and starts it as an instance owned by current_user, in the caller''s transaction; returns the instance id. Steps run later, on the worker, as that owner.';
+COMMENT ON FUNCTION df.sql(text) IS 'DSL: a SQL step (a leaf). Plain text where a step is expected means the same.';
+COMMENT ON FUNCTION df.seq(text, text) IS 'DSL (operator ~>): runs a, then b.';
+COMMENT ON FUNCTION df."as"(text, text) IS 'DSL: names a step''s result, for $name.column substitution in later steps.';
+COMMENT ON FUNCTION df.as_op(text, text) IS 'DSL operator |=>: df.as.';
+COMMENT ON FUNCTION df."join"(text, text) IS 'DSL (operator &): runs a and b in parallel and waits for both.';
+COMMENT ON FUNCTION df.join3(text, text, text) IS 'DSL: runs three branches in parallel and waits for all.';
+COMMENT ON FUNCTION df.race(text, text) IS 'DSL (operator |): runs a and b in parallel; the first to finish decides, the other''s scope is cancelled.';
+COMMENT ON FUNCTION df."if"(text, text, text) IS 'DSL: runs the condition step, then then_branch or else_branch by its result.';
+COMMENT ON FUNCTION df.if_then_op(text, text) IS 'DSL operator ?>: the condition and then-branch of an IF, completed by !>.';
+COMMENT ON FUNCTION df.if_else_op(text, text) IS 'DSL operator !>: adds the else-branch to a ?> IF.';
+COMMENT ON FUNCTION df.if_rows(text, text, text) IS 'DSL: then_branch if the named result has rows, else else_branch.';
+COMMENT ON FUNCTION df.loop(text, text) IS 'DSL: repeats body while the condition step holds (forever without one, until df.break).';
+COMMENT ON FUNCTION df.loop_prefix_op(text) IS 'DSL prefix operator @>: df.loop(body).';
+COMMENT ON FUNCTION df.break(text) IS 'DSL: leaves the innermost loop, with an optional value.';
+COMMENT ON FUNCTION df.sleep(bigint) IS 'DSL: a durable timer; the instance waits this many seconds without holding a connection.';
+COMMENT ON FUNCTION df.wait_for_signal(text, integer) IS 'DSL: waits for a signal of this name sent with df.signal (optionally at most timeout_seconds); its data is the step''s result.';
+COMMENT ON FUNCTION df.wait_for_schedule(text) IS 'DSL: waits until the next time the cron expression matches.';
+COMMENT ON FUNCTION df.retry(text, integer, numeric, numeric) IS 'DSL: retries a failing step up to max_attempts times with exponential backoff.';
+COMMENT ON FUNCTION df.timeout(text, numeric) IS 'DSL: fails a step that runs longer than this many seconds.';
+COMMENT ON FUNCTION df.http(text, text, text, jsonb, integer) IS 'DSL: an HTTP request step, run by the worker under the egress policy; revoked from PUBLIC, granted with include_http.';
+COMMENT ON FUNCTION df.http_multipart(text, text, jsonb, jsonb, integer) IS 'DSL: a multipart/form-data HTTP request step; revoked from PUBLIC, granted with include_http.';
+COMMENT ON FUNCTION df.explain(text) IS 'Renders a workflow graph (DSL text, an envelope, or an instance id with per-node status) as a tree.';
+COMMENT ON FUNCTION df.signal(text, text, text) IS 'Sends a named signal, with optional data, to an instance of the caller''s; a waiting df.wait_for_signal step receives it.';
+COMMENT ON FUNCTION df.cancel(text, text) IS 'Cancels an instance of the caller''s: withdraws its queued work and marks it cancelled.';
+COMMENT ON FUNCTION df.status(text) IS 'An instance''s status (pending, running, completed, failed, cancelled), or NULL when the caller cannot see it.';
+COMMENT ON FUNCTION df.result(text) IS 'The result of an instance''s root node once it completed (NULL before).';
+COMMENT ON FUNCTION df.await_instance(text, integer) IS 'Waits up to timeout_seconds for an instance of the caller''s to finish; returns its status.';
+COMMENT ON FUNCTION df.wait_for_completion(text, integer) IS 'Deprecated alias of df.await_instance (raises a warning).';
+COMMENT ON FUNCTION df.run(text) IS 'pg_durable compatibility: a no-op that reports a triggered run; the worker picks up ready work by itself.';
+COMMENT ON FUNCTION df.list_instances(text, integer) IS 'The caller''s instances, newest first, optionally by status.';
+COMMENT ON FUNCTION df.list_instances(text, integer, text, text) IS 'The caller''s instances, newest first, by status and label, paged with a cursor.';
+COMMENT ON FUNCTION df.instance_info(text) IS 'One instance''s summary: id, label, status, generation, output.';
+COMMENT ON FUNCTION df.instance_nodes(text) IS 'The nodes of one instance, with their status and results.';
+COMMENT ON FUNCTION df.instance_nodes(text, integer) IS 'The nodes of one instance, limited to the last N executions.';
+COMMENT ON FUNCTION df.instance_executions(text, integer) IS 'The executions (runs of steps) of one instance, newest first.';
+COMMENT ON FUNCTION df.instance_events(text) IS 'The event history of one instance (activations, completions, failures, retries).';
+COMMENT ON FUNCTION df.setvar(text, text) IS 'Sets a variable of the caller''s, read by steps as {name}.';
+COMMENT ON FUNCTION df.getvar(text) IS 'A variable of the caller''s, or NULL.';
+COMMENT ON FUNCTION df.unsetvar(text) IS 'Removes a variable of the caller''s.';
+COMMENT ON FUNCTION df.clearvars() IS 'Removes every variable of the caller''s.';
+COMMENT ON FUNCTION df.define_workflow(text, text, text) IS 'Validates a graph and stores it as the next version of a named workflow of the caller''s; returns the version.';
+COMMENT ON FUNCTION df.start_workflow(text, jsonb, text, integer) IS 'Starts the latest (or the given) version of a named workflow, with an input steps read as the named result input.';
+COMMENT ON FUNCTION df.drop_workflow(text) IS 'Removes every version of a named workflow; running instances are unaffected.';
+COMMENT ON FUNCTION df.create_schedule(text, text, text, text, jsonb, text, text) IS 'Starts a named workflow on a cron schedule in a time zone, with missed and overlap policies.';
+COMMENT ON FUNCTION df.alter_schedule(text, text, text, jsonb, text, text, text) IS 'Changes a schedule of the caller''s (NULL arguments keep their value); returns its next fire time.';
+COMMENT ON FUNCTION df.pause_schedule(text) IS 'Pauses a schedule: it does not fire until resumed.';
+COMMENT ON FUNCTION df.resume_schedule(text) IS 'Resumes a paused schedule from the next fire time after now; returns it.';
+COMMENT ON FUNCTION df.drop_schedule(text) IS 'Removes a schedule of the caller''s.';
+COMMENT ON FUNCTION df.list_schedules() IS 'The caller''s schedules with their next and last fires.';
+COMMENT ON FUNCTION df.schedule_history(text, integer) IS 'The fires of a schedule, newest first, with the instance each started.';
+COMMENT ON FUNCTION df.cron_next_fire(text, text, timestamptz) IS 'The next time a cron expression fires in a time zone after a given instant.';
+COMMENT ON FUNCTION df.create_hook(text, text, text, text, integer, integer) IS 'Creates a webhook that starts a named workflow on each verified delivery (HMAC signature); returns its secret.';
+COMMENT ON FUNCTION df.rotate_hook_secret(text, text) IS 'Replaces a webhook''s secret; returns the new one.';
+COMMENT ON FUNCTION df.drop_hook(text) IS 'Removes a webhook of the caller''s.';
+COMMENT ON FUNCTION df.list_hooks() IS 'The caller''s webhooks (never their secrets).';
+COMMENT ON FUNCTION df.create_api_token(text, text) IS 'Makes a REST API bearer token for a role and returns it (shown only once; only its hash is stored).';
+COMMENT ON FUNCTION df.revoke_api_token(text, text) IS 'Revokes a REST API token of a role.';
+COMMENT ON FUNCTION df.target_database() IS 'The database steps run in (the current one).';
+COMMENT ON FUNCTION df.version() IS 'The pg_durable version this surface implements, and pgflare''s.';

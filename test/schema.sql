@@ -3082,8 +3082,12 @@ CREATE OR REPLACE FUNCTION df._usage_functions(p_include_http boolean, p_with_gr
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
     WITH RECURSIVE fns AS (
-        SELECT p.oid, p.proname::text AS name, p.prosrc, p.prosecdef
-          FROM pg_proc p WHERE p.pronamespace = 'df'::regnamespace
+        SELECT p.oid, p.proname::text AS name FROM pg_proc p WHERE p.pronamespace = 'df'::regnamespace
+    ), calls AS (
+        -- Who calls whom: every df._name a SECURITY INVOKER body mentions, read once per function.
+        SELECT DISTINCT p.oid AS caller, m[1] AS callee
+          FROM pg_proc p, regexp_matches(p.prosrc, 'df\.(_[a-z0-9_]+)', 'g') AS m
+         WHERE p.pronamespace = 'df'::regnamespace AND NOT p.prosecdef
     ), granted(oid) AS (
         SELECT f.oid FROM fns f
          WHERE (f.name !~ '^_' AND has_function_privilege('public', f.oid, 'EXECUTE'))
@@ -3091,9 +3095,7 @@ AS $function$
             OR (p_with_grant AND f.name IN ('metrics', 'grant_usage', 'revoke_usage'))
             OR f.name IN ('_eval_dsl', '_api_token_role', '_hook_for_delivery')
         UNION
-        SELECT callee.oid
-          FROM granted g JOIN fns caller ON caller.oid = g.oid AND NOT caller.prosecdef
-          JOIN fns callee ON callee.name ~ '^_' AND caller.prosrc ~ ('df\.' || callee.name || '\M')
+        SELECT f.oid FROM granted g JOIN calls c ON c.caller = g.oid JOIN fns f ON f.name = c.callee
     )
     SELECT oid::regprocedure FROM granted
 $function$
@@ -3114,6 +3116,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Changes a schedule of the caller's (NULL arguments keep their value); returns its next fire time.
 CREATE OR REPLACE FUNCTION df.alter_schedule(name text, cron text DEFAULT NULL::text, timezone text DEFAULT NULL::text, input jsonb DEFAULT NULL::jsonb, missed text DEFAULT NULL::text, overlap text DEFAULT NULL::text, workflow text DEFAULT NULL::text)
  RETURNS timestamp with time zone
  LANGUAGE plpgsql
@@ -3150,6 +3153,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: names a step's result, for $name.column substitution in later steps.
 CREATE OR REPLACE FUNCTION df."as"(fut text, name text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3172,6 +3176,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL operator |=>: df.as.
 CREATE OR REPLACE FUNCTION df.as_op(fut text, name text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3184,6 +3189,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Waits up to timeout_seconds for an instance of the caller's to finish; returns its status.
 CREATE OR REPLACE FUNCTION df.await_instance(instance_id text, timeout_seconds integer DEFAULT 30)
  RETURNS text
  LANGUAGE plpgsql
@@ -3225,6 +3231,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: leaves the innermost loop, with an optional value.
 CREATE OR REPLACE FUNCTION df.break(value text DEFAULT NULL::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3236,6 +3243,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Cancels an instance of the caller's: withdraws its queued work and marks it cancelled.
 CREATE OR REPLACE FUNCTION df.cancel(instance_id text, reason text DEFAULT 'Cancelled by user'::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3277,6 +3285,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Removes every variable of the caller's.
 CREATE OR REPLACE FUNCTION df.clearvars()
  RETURNS text
  LANGUAGE plpgsql
@@ -3294,6 +3303,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Makes a REST API bearer token for a role and returns it (shown only once; only its hash is stored).
 CREATE OR REPLACE FUNCTION df.create_api_token(name text, role text DEFAULT CURRENT_USER)
  RETURNS text
  LANGUAGE plpgsql
@@ -3322,6 +3332,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Creates a webhook that starts a named workflow on each verified delivery (HMAC signature); returns its secret.
 CREATE OR REPLACE FUNCTION df.create_hook(name text, workflow text, scheme text, secret text DEFAULT NULL::text, tolerance_seconds integer DEFAULT 300, max_body_bytes integer DEFAULT 1048576)
  RETURNS text
  LANGUAGE plpgsql
@@ -3355,6 +3366,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Starts a named workflow on a cron schedule in a time zone, with missed and overlap policies.
 CREATE OR REPLACE FUNCTION df.create_schedule(name text, workflow text, cron text, timezone text DEFAULT 'UTC'::text, input jsonb DEFAULT NULL::jsonb, missed text DEFAULT 'skip'::text, overlap text DEFAULT 'skip'::text)
  RETURNS timestamp with time zone
  LANGUAGE plpgsql
@@ -3386,6 +3398,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The next time a cron expression fires in a time zone after a given instant.
 CREATE OR REPLACE FUNCTION df.cron_next_fire(cron text, timezone text DEFAULT 'UTC'::text, after timestamp with time zone DEFAULT now())
  RETURNS timestamp with time zone
  LANGUAGE plpgsql
@@ -3398,6 +3411,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Validates a graph and stores it as the next version of a named workflow of the caller's; returns the version.
 CREATE OR REPLACE FUNCTION df.define_workflow(name text, fut text, description text DEFAULT NULL::text)
  RETURNS integer
  LANGUAGE plpgsql
@@ -3435,6 +3449,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Removes a webhook of the caller's.
 CREATE OR REPLACE FUNCTION df.drop_hook(name text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3453,6 +3468,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Removes a schedule of the caller's.
 CREATE OR REPLACE FUNCTION df.drop_schedule(name text)
  RETURNS void
  LANGUAGE plpgsql
@@ -3467,6 +3483,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Removes every version of a named workflow; running instances are unaffected.
 CREATE OR REPLACE FUNCTION df.drop_workflow(name text)
  RETURNS integer
  LANGUAGE plpgsql
@@ -3485,6 +3502,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Renders a workflow graph (DSL text, an envelope, or an instance id with per-node status) as a tree.
 CREATE OR REPLACE FUNCTION df.explain(input text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3572,6 +3590,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment A variable of the caller's, or NULL.
 CREATE OR REPLACE FUNCTION df.getvar(name text)
  RETURNS text
  LANGUAGE sql
@@ -3636,6 +3655,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment DSL: an HTTP request step, run by the worker under the egress policy; revoked from PUBLIC, granted with include_http.
 CREATE OR REPLACE FUNCTION df.http(url text, method text DEFAULT 'POST'::text, body text DEFAULT NULL::text, headers jsonb DEFAULT NULL::jsonb, timeout_seconds integer DEFAULT 30)
  RETURNS text
  LANGUAGE plpgsql
@@ -3654,6 +3674,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment DSL: a multipart/form-data HTTP request step; revoked from PUBLIC, granted with include_http.
 CREATE OR REPLACE FUNCTION df.http_multipart(url text, method text DEFAULT 'POST'::text, parts jsonb DEFAULT NULL::jsonb, headers jsonb DEFAULT NULL::jsonb, timeout_seconds integer DEFAULT 30)
  RETURNS text
  LANGUAGE plpgsql
@@ -3679,6 +3700,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: runs the condition step, then then_branch or else_branch by its result.
 CREATE OR REPLACE FUNCTION df.if(condition text, then_branch text, else_branch text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3695,6 +3717,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL operator !>: adds the else-branch to a ?> IF.
 CREATE OR REPLACE FUNCTION df.if_else_op(partial_if text, else_branch text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3716,6 +3739,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: then_branch if the named result has rows, else else_branch.
 CREATE OR REPLACE FUNCTION df.if_rows(result_name text, then_branch text, else_branch text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3729,6 +3753,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL operator ?>: the condition and then-branch of an IF, completed by !>.
 CREATE OR REPLACE FUNCTION df.if_then_op(condition text, then_branch text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3750,6 +3775,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The event history of one instance (activations, completions, failures, retries).
 CREATE OR REPLACE FUNCTION df.instance_events(instance_id text)
  RETURNS TABLE(event_id bigint, node_id text, kind text, attempt integer, detail text, created_at timestamp with time zone)
  LANGUAGE sql
@@ -3762,6 +3788,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The executions (runs of steps) of one instance, newest first.
 CREATE OR REPLACE FUNCTION df.instance_executions(instance_id text, limit_count integer DEFAULT 5)
  RETURNS TABLE(execution_id bigint, status text, event_count bigint, duration_ms bigint, output text)
  LANGUAGE plpgsql
@@ -3806,6 +3833,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment One instance's summary: id, label, status, generation, output.
 CREATE OR REPLACE FUNCTION df.instance_info(instance_id text)
  RETURNS TABLE(instance_id text, label text, function_name text, function_version text, current_execution_id bigint, status text, output text)
  LANGUAGE sql
@@ -3819,6 +3847,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The nodes of one instance, with their status and results.
 CREATE OR REPLACE FUNCTION df.instance_nodes(instance_id_param text)
  RETURNS TABLE(node_id text, node_type text, query text, result_name text, left_node text, right_node text, status text, result text, status_details text, inferred_status text, inferred_status_from_ancestor_id text, updated_at timestamp with time zone)
  LANGUAGE sql
@@ -3835,6 +3864,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The nodes of one instance, limited to the last N executions.
 CREATE OR REPLACE FUNCTION df.instance_nodes(instance_id_param text, _last_n_executions integer)
  RETURNS TABLE(execution_id bigint, node_id text, node_type text, query text, result_name text, left_node text, right_node text, status text, result text, updated_at timestamp with time zone)
  LANGUAGE sql
@@ -3848,6 +3878,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL (operator &): runs a and b in parallel and waits for both.
 CREATE OR REPLACE FUNCTION df."join"(a text, b text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3860,6 +3891,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: runs three branches in parallel and waits for all.
 CREATE OR REPLACE FUNCTION df.join3(a text, b text, c text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3872,6 +3904,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The caller's webhooks (never their secrets).
 CREATE OR REPLACE FUNCTION df.list_hooks()
  RETURNS TABLE(name text, workflow text, scheme text, tolerance_seconds integer, max_body_bytes integer, created_at timestamp with time zone, secret_rotated_at timestamp with time zone, deliveries bigint, last_delivery_at timestamp with time zone)
  LANGUAGE sql
@@ -3886,6 +3919,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The caller's instances, newest first, optionally by status.
 CREATE OR REPLACE FUNCTION df.list_instances(status_filter text DEFAULT NULL::text, limit_count integer DEFAULT 100)
  RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text)
  LANGUAGE plpgsql
@@ -3906,6 +3940,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The caller's instances, newest first, by status and label, paged with a cursor.
 CREATE OR REPLACE FUNCTION df.list_instances(status_filter text, limit_count integer, label_filter text, after_cursor text DEFAULT NULL::text)
  RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text, created_at timestamp with time zone, completed_at timestamp with time zone, next_cursor text)
  LANGUAGE plpgsql
@@ -3961,6 +3996,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The caller's schedules with their next and last fires.
 CREATE OR REPLACE FUNCTION df.list_schedules()
  RETURNS TABLE(name text, workflow text, cron text, timezone text, input jsonb, missed text, overlap text, paused boolean, next_fire_at timestamp with time zone, last_fire_at timestamp with time zone, last_instance_id character varying, last_instance_status text, last_error text, last_error_at timestamp with time zone, created_at timestamp with time zone, updated_at timestamp with time zone)
  LANGUAGE sql
@@ -3976,6 +4012,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: repeats body while the condition step holds (forever without one, until df.break).
 CREATE OR REPLACE FUNCTION df.loop(body text, condition text DEFAULT NULL::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3990,6 +4027,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL prefix operator @>: df.loop(body).
 CREATE OR REPLACE FUNCTION df.loop_prefix_op(body text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4019,6 +4057,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Pauses a schedule: it does not fire until resumed.
 CREATE OR REPLACE FUNCTION df.pause_schedule(name text)
  RETURNS void
  LANGUAGE plpgsql
@@ -4033,6 +4072,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL (operator |): runs a and b in parallel; the first to finish decides, the other's scope is cancelled.
 CREATE OR REPLACE FUNCTION df.race(a text, b text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4045,6 +4085,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The result of an instance's root node once it completed (NULL before).
 CREATE OR REPLACE FUNCTION df.result(instance_id text)
  RETURNS text
  LANGUAGE sql
@@ -4058,6 +4099,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Resumes a paused schedule from the next fire time after now; returns it.
 CREATE OR REPLACE FUNCTION df.resume_schedule(name text)
  RETURNS timestamp with time zone
  LANGUAGE plpgsql
@@ -4078,6 +4120,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: retries a failing step up to max_attempts times with exponential backoff.
 CREATE OR REPLACE FUNCTION df.retry(step text, max_attempts integer, backoff_seconds numeric DEFAULT 1, max_backoff_seconds numeric DEFAULT 300)
  RETURNS text
  LANGUAGE plpgsql
@@ -4099,6 +4142,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Revokes a REST API token of a role.
 CREATE OR REPLACE FUNCTION df.revoke_api_token(name text, role text DEFAULT CURRENT_USER)
  RETURNS text
  LANGUAGE plpgsql
@@ -4161,6 +4205,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Replaces a webhook's secret; returns the new one.
 CREATE OR REPLACE FUNCTION df.rotate_hook_secret(name text, secret text DEFAULT NULL::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4181,6 +4226,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment pg_durable compatibility: a no-op that reports a triggered run; the worker picks up ready work by itself.
 CREATE OR REPLACE FUNCTION df.run(instance_id text DEFAULT NULL::text)
  RETURNS text
  LANGUAGE sql
@@ -4192,6 +4238,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The fires of a schedule, newest first, with the instance each started.
 CREATE OR REPLACE FUNCTION df.schedule_history(name text, limit_count integer DEFAULT 100)
  RETURNS TABLE(fire_at timestamp with time zone, outcome text, instance_id character varying, instance_status text, error text, fired_at timestamp with time zone)
  LANGUAGE plpgsql
@@ -4220,6 +4267,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL (operator ~>): runs a, then b.
 CREATE OR REPLACE FUNCTION df.seq(a text, b text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4268,6 +4316,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Sets a variable of the caller's, read by steps as {name}.
 CREATE OR REPLACE FUNCTION df.setvar(name text, value text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4289,6 +4338,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Sends a named signal, with optional data, to an instance of the caller's; a waiting df.wait_for_signal step receives it.
 CREATE OR REPLACE FUNCTION df.signal(instance_id text, signal_name text, signal_data text DEFAULT '{}'::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4340,6 +4390,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: a durable timer; the instance waits this many seconds without holding a connection.
 CREATE OR REPLACE FUNCTION df.sleep(seconds bigint)
  RETURNS text
  LANGUAGE plpgsql
@@ -4355,6 +4406,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: a SQL step (a leaf). Plain text where a step is expected means the same.
 CREATE OR REPLACE FUNCTION df.sql(query text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4367,6 +4419,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Validates a workflow graph and starts it as an instance owned by current_user, in the caller's transaction; returns the instance id. Steps run later, on the worker, as that owner.
 CREATE OR REPLACE FUNCTION df.start(fut text, label text DEFAULT NULL::text, database text DEFAULT NULL::text, transaction_mode text DEFAULT 'caller'::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4486,6 +4539,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Starts the latest (or the given) version of a named workflow, with an input steps read as the named result input.
 CREATE OR REPLACE FUNCTION df.start_workflow(name text, input jsonb DEFAULT NULL::jsonb, label text DEFAULT NULL::text, version integer DEFAULT NULL::integer)
  RETURNS text
  LANGUAGE plpgsql
@@ -4513,6 +4567,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment An instance's status (pending, running, completed, failed, cancelled), or NULL when the caller cannot see it.
 CREATE OR REPLACE FUNCTION df.status(instance_id text)
  RETURNS text
  LANGUAGE sql
@@ -4523,6 +4578,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The database steps run in (the current one).
 CREATE OR REPLACE FUNCTION df.target_database()
  RETURNS text
  LANGUAGE sql
@@ -4533,6 +4589,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: fails a step that runs longer than this many seconds.
 CREATE OR REPLACE FUNCTION df.timeout(step text, seconds numeric)
  RETURNS text
  LANGUAGE plpgsql
@@ -4551,6 +4608,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Removes a variable of the caller's.
 CREATE OR REPLACE FUNCTION df.unsetvar(name text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4570,6 +4628,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The pg_durable version this surface implements, and pgflare's.
 CREATE OR REPLACE FUNCTION df.version()
  RETURNS text
  LANGUAGE sql
@@ -4580,6 +4639,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Deprecated alias of df.await_instance (raises a warning).
 CREATE OR REPLACE FUNCTION df.wait_for_completion(instance_id text, timeout_seconds integer DEFAULT 30)
  RETURNS text
  LANGUAGE plpgsql
@@ -4593,6 +4653,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: waits until the next time the cron expression matches.
 CREATE OR REPLACE FUNCTION df.wait_for_schedule(cron_expr text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4606,6 +4667,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: waits for a signal of this name sent with df.signal (optionally at most timeout_seconds); its data is the step's result.
 CREATE OR REPLACE FUNCTION df.wait_for_signal(name text, timeout_seconds integer DEFAULT NULL::integer)
  RETURNS text
  LANGUAGE plpgsql

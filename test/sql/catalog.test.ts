@@ -64,6 +64,16 @@ describe('catalog rules for schema df', () => {
     expect(fns.filter((f) => !NOT_PUBLIC.includes(f.name) && !f.public_exec).map((f) => `${f.name}(${f.args})`)).toEqual([]);
   });
 
+  it('every API function and every engine internal (a _ function df.grant_usage never grants) has a COMMENT', async () => {
+    const bare = await t.query(`
+      SELECT p.oid::regprocedure::text AS fn FROM pg_proc p
+       WHERE p.pronamespace = 'df'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL
+         AND p.proname !~ '^_run_[0-9]+$'
+         AND (p.proname !~ '^_' OR p.oid NOT IN (SELECT f FROM df._usage_functions(true, true) f))
+       ORDER BY 1`);
+    expect(bare.map((b) => b.fn)).toEqual([]);
+  });
+
   it('PUBLIC has no privileges on schema df or its tables (USAGE is granted per role)', async () => {
     const rows = await t.query(`
       SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
