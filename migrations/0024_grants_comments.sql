@@ -102,6 +102,7 @@ AS $$
 DECLARE
     v_opt text := CASE WHEN with_grant THEN ' WITH GRANT OPTION' ELSE '' END;
     v_fn regprocedure;
+    v_refused text;
     v_why text;
 BEGIN
     IF to_regrole(quote_ident(p_role)) IS NULL THEN
@@ -109,14 +110,16 @@ BEGIN
     END IF;
     -- The caller passes on what it holds with grant option (the owner holds everything). What PUBLIC may
     -- execute anyway needs no passing on; anything else is refused before anything is granted.
-    FOR v_fn IN SELECT * FROM df._usage_functions(include_http, with_grant) LOOP
-        IF has_function_privilege(current_user, v_fn, 'EXECUTE WITH GRANT OPTION') THEN
-            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I%s', v_fn, p_role, v_opt);
-        ELSIF NOT has_function_privilege('public', v_fn, 'EXECUTE') THEN
-            RAISE EXCEPTION 'pgflare: "%" may not grant EXECUTE on %: it does not hold it with grant option (ask the owner of schema df%)',
-                current_user, v_fn, CASE WHEN include_http OR with_grant THEN ', or grant without include_http/with_grant' ELSE '' END
-                USING ERRCODE = '42501';
-        END IF;
+    SELECT string_agg(f::text, ', ' ORDER BY f::text) INTO v_refused FROM df._usage_functions(include_http, with_grant) f
+     WHERE NOT has_function_privilege(current_user, f, 'EXECUTE WITH GRANT OPTION') AND NOT has_function_privilege('public', f, 'EXECUTE');
+    IF v_refused IS NOT NULL THEN
+        RAISE EXCEPTION 'pgflare: "%" may not grant EXECUTE on %: it does not hold it with grant option (ask the owner of schema df%)',
+            current_user, v_refused, CASE WHEN include_http OR with_grant THEN ', or grant without include_http/with_grant' ELSE '' END
+            USING ERRCODE = '42501';
+    END IF;
+    FOR v_fn IN SELECT * FROM df._usage_functions(include_http, with_grant) f
+                 WHERE has_function_privilege(current_user, f, 'EXECUTE WITH GRANT OPTION') LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I%s', v_fn, p_role, v_opt);
     END LOOP;
     EXECUTE format('GRANT USAGE ON SCHEMA df TO %I%s', p_role, v_opt);
     EXECUTE format('GRANT SELECT, UPDATE (status, updated_at, input), INSERT (id, label, root_node, submitted_by, database, vars, input) ON df.instances TO %I%s', p_role, v_opt);
