@@ -217,9 +217,9 @@ COMMENT ON FUNCTION df._claim_many(timestamptz, integer) IS
 COMMENT ON FUNCTION df._lock_and_load(varchar, varchar[], text[]) IS
     'Engine (worker only). Locks the instance row (FOR NO KEY UPDATE, after the caller''s node row: node, then instance) and returns {instance, nodes, scopes} for the ids asked for, so a checkpoint reads everything it needs in one round trip.';
 COMMENT ON FUNCTION df._apply(varchar, jsonb, jsonb) IS
-    'Engine (worker only). Writes one checkpoint (the state machine''s changes to nodes, scopes, instance and events) of one instance. With p_expect it first locks the instance row and checks the worker''s cached copy is still current (PFS01 if not, nothing written); 55P03 when a node row is held.';
+    'Engine (worker only). Writes one checkpoint (the state machine''s changes to nodes, scopes, instance and events) of one instance. With p_expect it first locks the instance row (after the node row the worker claimed) and checks the worker''s cached copy is still current (PFS01 if not, nothing written); other node rows it writes are locked NOWAIT (55P03: the engine retries), never waited for.';
 COMMENT ON FUNCTION df._apply_many(jsonb) IS
-    'Engine (worker only). Writes the checkpoints of a batch of one-step instances in a few set-based statements: every item''s stale-copy check first (PFS01 fails the batch), then the writes; locks node rows, then instance rows, as df._apply.';
+    'Engine (worker only). Writes the checkpoints of a batch of one-step instances in a few set-based statements: the instance rows first (after the claimed node rows), every item''s stale-copy check (PFS01 fails the batch), other node rows NOWAIT (55P03), then the writes; lock order as df._apply.';
 COMMENT ON FUNCTION df._take_slot(regrole, integer, timestamptz) IS
     'Engine (worker only). Takes a free step slot of a role with a limit (df.set_role_limit) as a transaction advisory lock; false when the role has p_limit steps in flight. Called by df._claim while it holds the node row.';
 COMMENT ON FUNCTION df._role_in_flight(regrole, timestamptz) IS

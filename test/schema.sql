@@ -328,7 +328,7 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
--- comment Engine (worker only). Writes one checkpoint (the state machine's changes to nodes, scopes, instance and events) of one instance. With p_expect it first locks the instance row and checks the worker's cached copy is still current (PFS01 if not, nothing written); 55P03 when a node row is held.
+-- comment Engine (worker only). Writes one checkpoint (the state machine's changes to nodes, scopes, instance and events) of one instance. With p_expect it first locks the instance row (after the node row the worker claimed) and checks the worker's cached copy is still current (PFS01 if not, nothing written); other node rows it writes are locked NOWAIT (55P03: the engine retries), never waited for.
 CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes jsonb, p_expect jsonb DEFAULT NULL::jsonb)
  RETURNS void
  LANGUAGE plpgsql
@@ -487,7 +487,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
--- comment Engine (worker only). Writes the checkpoints of a batch of one-step instances in a few set-based statements: every item's stale-copy check first (PFS01 fails the batch), then the writes; locks node rows, then instance rows, as df._apply.
+-- comment Engine (worker only). Writes the checkpoints of a batch of one-step instances in a few set-based statements: the instance rows first (after the claimed node rows), every item's stale-copy check (PFS01 fails the batch), other node rows NOWAIT (55P03), then the writes; lock order as df._apply.
 CREATE OR REPLACE FUNCTION df._apply_many(p_items jsonb)
  RETURNS void
  LANGUAGE plpgsql
