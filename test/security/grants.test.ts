@@ -118,6 +118,12 @@ describe('delegated grants', () => {
       [b.name, a.name],
     );
     expect(fn).toEqual({ owner: b.name, prosecdef: true, delegate_exec: false });
+    // Nor can the delegate call, alter or replace it.
+    const runner = (await runnerOf(b.name))!;
+    await expect(a.query(`SELECT ${runner}('SELECT 1')`)).rejects.toMatchObject({ code: '42501' });
+    await expect(a.query(`ALTER FUNCTION ${runner}(text) SECURITY INVOKER`)).rejects.toMatchObject({ code: '42501', message: expect.stringMatching(/^must be owner of function/) });
+    await expect(a.query(`CREATE OR REPLACE FUNCTION ${runner}(p_sql text) RETURNS jsonb LANGUAGE sql AS 'SELECT NULL::jsonb'`)).rejects.toMatchObject({ code: '42501' });
+    await expect(a.query(`SELECT df._run_step($1::regrole, 'SELECT 1')`, [b.name])).rejects.toMatchObject({ code: '42501' });
 
     const id = await b.start(
       `'SELECT current_user::text AS u, session_user::text AS s' ~> 'INSERT INTO app.b_log SELECT current_user, 1 RETURNING who' ~> 'SELECT count(*)::int AS n FROM app.b_log'`,
