@@ -53,7 +53,7 @@ export function blocksOf(file: string, text: string): Block[] {
     } else if (lang === 'sh' || lang === 'bash' || lang === 'shell') {
       for (let k = 0; k < body.length; k++) {
         const l = body[k];
-        for (const m of l.matchAll(/\bpsql\b[^"\n]*?\s-[A-Za-z]*c\s+"((?:[^"\\]|\\.)*)"/g)) {
+        for (const m of l.matchAll(/\bpsql\b(?:[^"\n]|"[^"\n]*")*?\s-[A-Za-z]*c\s+"((?:[^"\\]|\\.)*)"/g)) {
           blocks.push({ line: i + 2 + k, sql: m[1].replace(/\\(["\\$`])/g, '$1') });
         }
         // psql … <<'SQL' … SQL (a quoted here-document: the shell passes it verbatim)
