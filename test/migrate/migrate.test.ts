@@ -56,7 +56,7 @@ describe('pgflare migrate', () => {
       await withDb(url, (db) => migrate(db, { migrations }));
       expect(await dump(url), `upgrade from version ${k}`).toBe(fresh);
     }
-  });
+  }, 120_000); // one full migration per earlier version: grows with every migration
 
   it('refuses a migration that changed after it was applied, and leaves the schema alone', async () => {
     const url = await dbs.create();
