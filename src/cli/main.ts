@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * pgflare CLI.
  *   pgflare migrate [--operator-schema NAME]   install or upgrade schema df in $DATABASE_URL
