@@ -1,4 +1,4 @@
-import type { Logger } from '../log.ts';
+import { createLogger, type Logger } from '../log.ts';
 import { loadConfig } from '../config.ts';
 import { startNodeWorker, type NodeWorker } from '../runtime/node/worker.ts';
 import { createNodeHttpRunner } from '../runtime/node/http.ts';
@@ -24,20 +24,17 @@ export async function startConfiguredWorker(databaseUrl: string, log: Logger, ov
   });
 }
 
-export async function runWorker(opts: { databaseUrl?: string; concurrency?: number; log: Logger }): Promise<number> {
-  if (!opts.databaseUrl) {
-    process.stderr.write('pgflare worker: set DATABASE_URL (or pass --database-url postgres://…)\n');
-    return 2;
-  }
-  const worker = await startConfiguredWorker(opts.databaseUrl, opts.log, { concurrency: opts.concurrency });
+export async function runWorker(opts: { databaseUrl: string; concurrency?: number }): Promise<number> {
+  const log = createLogger();
+  const worker = await startConfiguredWorker(opts.databaseUrl, log, { concurrency: opts.concurrency });
   // The REST API only when PGFLARE_API_PORT is set.
-  const api = await startApiServer({ databaseUrl: opts.databaseUrl, log: opts.log, defaultHost: '0.0.0.0' }).catch(async (err: unknown) => {
+  const api = await startApiServer({ databaseUrl: opts.databaseUrl, log, defaultHost: '0.0.0.0' }).catch(async (err: unknown) => {
     await worker.stop();
     throw err;
   });
   await new Promise<void>((done) => {
     const onSignal = (signal: string) => {
-      opts.log.info('stopping: finishing in-flight steps', { signal });
+      log.info('stopping: finishing in-flight steps', { signal });
       done();
     };
     process.once('SIGINT', onSignal);
