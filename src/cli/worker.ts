@@ -1,27 +1,12 @@
 import { createLogger, type Logger } from '../log.ts';
 import { loadConfig } from '../config.ts';
 import { startNodeWorker, type NodeWorker } from '../runtime/node/worker.ts';
-import { createNodeHttpRunner } from '../runtime/node/http.ts';
+import { workerOptions } from '../runtime/node/embed.ts';
 import { startApiServer } from '../runtime/node/serve.ts';
 
-/** Starts the Node worker with the environment's configuration; resolves when it has stopped. */
+/** Starts the Node worker with the environment's configuration. */
 export async function startConfiguredWorker(databaseUrl: string, log: Logger, overrides: { concurrency?: number } = {}): Promise<NodeWorker> {
-  const cfg = loadConfig(process.env);
-  return startNodeWorker({
-    connectionString: databaseUrl,
-    concurrency: overrides.concurrency ?? cfg.concurrency,
-    pollIntervalMs: cfg.pollIntervalMs,
-    stepTimeoutMs: cfg.stepTimeoutMs,
-    leaseMs: cfg.leaseMs,
-    retry: cfg.retry,
-    retentionDays: cfg.retentionDays,
-    enableSuperuserInstances: cfg.enableSuperuserInstances,
-    maxResultBytes: cfg.maxResultBytes,
-    queueVacuumSteps: cfg.queueVacuumSteps,
-    batchSize: cfg.batchSize,
-    http: createNodeHttpRunner({ databaseUrl, policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts, maxResponseBytes: cfg.maxResponseBytes }),
-    log,
-  });
+  return startNodeWorker(workerOptions(databaseUrl, loadConfig(process.env), log, overrides.concurrency));
 }
 
 export async function runWorker(opts: { databaseUrl: string; concurrency?: number }): Promise<number> {

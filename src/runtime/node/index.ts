@@ -6,6 +6,7 @@ import type { Logger } from '../../log.ts';
 import { migrate, type MigrateResult } from '../../migrate/runner.ts';
 import { createPgDb } from './pg-db.ts';
 
+export { createPgflare, type Pgflare, type PgflareOptions } from './embed.ts';
 export { startNodeWorker, type NodeWorker, type NodeWorkerOptions } from './worker.ts';
 export { startApiServer, type ApiServer } from './serve.ts';
 export { createNodeHttpRunner } from './http.ts';
