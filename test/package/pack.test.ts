@@ -2,11 +2,12 @@
  * The published package, as a user gets it: `npm pack` (its prepack builds dist/), the tarball installed
  * into a new project in the OS temp directory (no path back to this repository), and there: the
  * `pgflare` binary, `pgflare migrate` as a non-superuser database owner, a TypeScript file that imports
- * the entry points, and a script that runs a workflow to completion through `pgflare/node`.
+ * the entry points, a script that runs a workflow to completion through `pgflare/node`, and
+ * examples/worker-embed (a Worker of one's own with pgflare in it) type-checked and built by wrangler.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -146,8 +147,8 @@ describe('the packed package', () => {
     );
     writeFileSync(
       join(project, 'check.ts'),
-      `import { startNodeWorker, migrateDatabase, type NodeWorker, type MigrateResult } from 'pgflare/node';
-import worker, { type Env } from 'pgflare/worker';
+      `import { startNodeWorker, migrateDatabase, createPgflare, type NodeWorker, type MigrateResult, type Pgflare } from 'pgflare/node';
+import worker, { createPgflareWorker, type Env } from 'pgflare/worker';
 import { parseEnvelope, type Envelope } from 'pgflare/graph';
 ${hasSdk ? "import * as sdk from 'pgflare';\nvoid sdk;" : ''}
 const envelope: Envelope = parseEnvelope('{"node_type":"SQL","query":"SELECT 1"}');
@@ -156,23 +157,46 @@ const migrated: Promise<MigrateResult> = migrateDatabase('postgres://x');
 // @ts-expect-error concurrency is a number: the types are real, not any
 void startNodeWorker({ connectionString: 'postgres://x', concurrency: 'many' });
 const env: Parameters<typeof worker.fetch>[1] = {} as Env;
-void envelope, started, migrated, env;
+const embedded: Pgflare = createPgflare({ databaseUrl: 'postgres://x', concurrency: 2 });
+const handlers = createPgflareWorker<{ PG: string }>({ prefix: '/pgflare', env: (e) => ({ ...env, DATABASE_URL: e.PG }) });
+void envelope, started, migrated, env, embedded, handlers;
 `,
     );
-    const r = await run(process.execPath, [TSC, '-p', '.'], project);
+    // The example Worker's own tsconfig (workers types), checked at the same time.
+    const example = join(project, 'worker-embed');
+    cpSync(join(ROOT, 'examples/worker-embed'), example, { recursive: true, filter: (src) => !/node_modules|\.wrangler/.test(src) });
+    const [r, w] = await Promise.all([run(process.execPath, [TSC, '-p', '.'], project), run(process.execPath, [TSC, '-p', '.'], example)]);
     expect(r.code, r.stdout).toBe(0);
+    expect(w.code, w.stdout).toBe(0);
   });
 
-  it('a script starts a workflow through pgflare/node and awaits its result', async () => {
+  it('examples/worker-embed, depending on the installed package, builds with wrangler deploy --dry-run', async () => {
+    const example = join(project, 'worker-embed');
+    if (!existsSync(example)) cpSync(join(ROOT, 'examples/worker-embed'), example, { recursive: true, filter: (src) => !/node_modules|\.wrangler/.test(src) });
+    const out = join(work, 'wrangler-out');
+    const r = await run(process.execPath, [join(ROOT, 'node_modules/wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', out], example, {
+      WRANGLER_SEND_METRICS: 'false',
+      CI: 'true',
+      NO_COLOR: '1',
+    });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('env.STEPS (my-app-pgflare-steps)');
+    // Bundled from the installed package's compiled files, not from this repository's sources.
+    const bundle = readFileSync(join(out, 'index.js'), 'utf8');
+    expect(bundle).toContain('node_modules/pgflare/dist/runtime/worker/embed.js');
+    expect(bundle).not.toContain('src/runtime/worker');
+  });
+
+  it('a script runs pgflare in its own process (pgflare/node), starts a workflow and awaits its result', async () => {
     writeFileSync(
       join(project, 'run.mjs'),
       `import pg from 'pg';
-import { startNodeWorker, migrateDatabase } from 'pgflare/node';
+import { createPgflare } from 'pgflare/node';
 import { parseEnvelope } from 'pgflare/graph';
 import 'pgflare/worker';
 const url = process.env.DATABASE_URL;
-await migrateDatabase(url);
-const worker = await startNodeWorker({ connectionString: url, concurrency: 2 });
+const pgflare = createPgflare({ databaseUrl: url, migrate: true, concurrency: 2 });
+await pgflare.start();
 const client = new pg.Client({ connectionString: url });
 await client.connect();
 const graph = (await client.query(\`SELECT ('SELECT 20 AS n' |=> 'n' ~> 'SELECT $n + 22 AS answer')::text AS g\`)).rows[0].g;
@@ -181,7 +205,7 @@ const id = (await client.query('SELECT df.start($1::text) AS id', [graph])).rows
 const status = (await client.query('SELECT df.await_instance($1, 30) AS s', [id])).rows[0].s;
 const result = (await client.query('SELECT df.result($1)::jsonb AS r', [id])).rows[0].r;
 await client.end();
-await worker.stop();
+await pgflare.stop();
 console.log(JSON.stringify({ status, result }));
 `,
     );
