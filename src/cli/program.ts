@@ -114,7 +114,8 @@ export function createProgram(version: string, run: (code: Promise<number>) => v
     .addHelpText('after', `
 The argument is read the way df.explain reads its input: JSON starting with "{" is a graph; text that
 contains ~> |=> ?> !> @> or df., or starts with a quote, is an SQL expression evaluated as
-SELECT df.start(<dsl>); anything else is a single SQL step.`)
+SELECT df.start(<dsl>); anything else is a single SQL step. (The local stack that \`npm start\` runs is
+\`pgflare up\`.)`)
     .action((dsl, opts) => run(import('./start.ts').then((m) => m.start(url(opts), dsl, opts))));
 
   db('cancel', 'cancel an instance')
