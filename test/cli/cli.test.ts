@@ -15,6 +15,8 @@ const empty = useEmptyDatabases();
 const engine = () => engineFor(t);
 const db = () => ({ DATABASE_URL: t.url() });
 const ANSI = /\x1b\[/;
+/** A duration as the CLI prints it (src/cli/format.ts): under a second in ms, else seconds or minutes. */
+const DUR = String.raw`(?:\d+ ms|[\d.]+ s|\d+ min \d+ s)`;
 
 describe('usage', () => {
   const COMMANDS = ['migrate', 'worker', 'up', 'dump-schema', 'list', 'status', 'show', 'events', 'start', 'cancel', 'signal', 'tail', 'help'];
@@ -186,20 +188,20 @@ describe('tail and start --wait', () => {
     await e.runOnce();
     await tail.waitFor(/done +SQL .* SELECT 1 AS a  \[1\/3\]\n  started  SQL  [0-9a-f]{8} SELECT 2 AS b\n/);
     await e.runOnce();
-    await tail.waitFor(/done +SQL .* SELECT 2 AS b  \d+ ms  \[2\/3\]\n  started  SQL  [0-9a-f]{8} SELECT 3 AS c\n/);
+    await tail.waitFor(new RegExp(`done +SQL .* SELECT 2 AS b  ${DUR}  \\[2/3\\]\\n  started  SQL  [0-9a-f]{8} SELECT 3 AS c\\n`));
     await e.runOnce();
     const r = await tail.exit();
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toBe(`${id}: pending, 3 steps`);
-    expect(lines.slice(1, -1).map((l) => l.replace(/[0-9a-f]{8}/, 'ID').replace(/  \d+ ms/, '  N ms'))).toEqual([
+    expect(lines.slice(1, -1).map((l) => l.replace(/[0-9a-f]{8}/, 'ID').replace(new RegExp(`  ${DUR}`), '  N ms'))).toEqual([
       '  done     SQL  ID SELECT 1 AS a  [1/3]',
       '  started  SQL  ID SELECT 2 AS b',
       '  done     SQL  ID SELECT 2 AS b  N ms  [2/3]',
       '  started  SQL  ID SELECT 3 AS c',
       '  done     SQL  ID SELECT 3 AS c  N ms  [3/3]',
     ]);
-    expect(lines.at(-1)).toMatch(/^completed in \d+ ms: \{"rows":\[\{"c":3\}\],"row_count":1\}$/);
+    expect(lines.at(-1)).toMatch(new RegExp(`^completed in ${DUR}: \\{"rows":\\[\\{"c":3\\}\\],"row_count":1\\}$`));
     expect(r.stdout).not.toMatch(ANSI);
   });
 
@@ -234,7 +236,7 @@ describe('tail and start --wait', () => {
     await engine().drain();
     const r = await run.exit();
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`\\n${id} completed in \\d+ ms: \\{"rows":\\[\\{"answer":42\\}\\],"row_count":1\\}\\n$`));
+    expect(r.stdout).toMatch(new RegExp(`\\n${id} completed in ${DUR}: \\{"rows":\\[\\{"answer":42\\}\\],"row_count":1\\}\\n$`));
     expect(r.stdout).not.toMatch(ANSI);
   });
 });
