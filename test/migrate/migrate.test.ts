@@ -56,7 +56,7 @@ describe('pgflare migrate', () => {
       await withDb(url, (db) => migrate(db, { migrations }));
       expect(await dump(url), `upgrade from version ${k}`).toBe(fresh);
     }
-  });
+  }, 120_000); // a database and two migrator runs per earlier version, one after the other
 
   it('refuses a migration that changed after it was applied, and leaves the schema alone', async () => {
     const url = await dbs.create();

@@ -5,7 +5,7 @@
  * written only as the worker's role proves none of them reached it.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useTestDb } from '../helpers/db.ts';
+import { grantToOwner, useTestDb } from '../helpers/db.ts';
 import { engineFor } from '../helpers/engine.ts';
 import { useRoles, type RoleHandle } from './roles-helpers.ts';
 
@@ -24,7 +24,7 @@ beforeAll(async () => {
   await t.query(`CREATE TABLE worker_only (who text)`);
   // Like the REST API's set-up: the worker's role is a member of the step's owner, which a SET ROLE
   // escape would need to get back.
-  await t.superuser.query(`GRANT ${mallory.id} TO pgflare_owner`);
+  await grantToOwner(t, mallory.id);
 });
 
 describe('role changes inside a step are refused', () => {
@@ -106,7 +106,7 @@ describe('SECURITY DEFINER functions a step calls', () => {
 describe("the owner altering its own runner", () => {
   it('ALTER FUNCTION … SECURITY INVOKER: the re-check refuses, nothing runs as the worker', async () => {
     const eve = await role('eve');
-    await t.superuser.query(`GRANT ${eve.id} TO pgflare_owner`);
+    await grantToOwner(t, eve.id);
     const fn = await runner(eve);
     await eve.query(`ALTER FUNCTION ${fn}(text) SECURITY INVOKER`);
     // Called by the worker directly: the re-check on entry refuses.
@@ -124,7 +124,7 @@ describe("the owner altering its own runner", () => {
 
   it('SECURITY INVOKER plus SET role = <owner>: the role setting gives it away', async () => {
     const eve = await role('eve2');
-    await t.superuser.query(`GRANT ${eve.id} TO pgflare_owner`);
+    await grantToOwner(t, eve.id);
     const fn = await runner(eve);
     await eve.query(`ALTER FUNCTION ${fn}(text) SECURITY INVOKER SET role = ${eve.id}`);
     const id = await eve.start(`'RESET ROLE' ~> 'INSERT INTO public.worker_only VALUES (current_user)'`);
