@@ -1,5 +1,5 @@
 /**
- * Resuming and restarting an instance (df.resume, df.restart; migrations/0024_resume.sql):
+ * Resuming and restarting an instance (df.resume, df.restart; migrations/*_resume.sql):
  * POST /v1/instances/{instance_id}/resume runs a failed instance again from what failed (its completed
  * steps are not run again); POST /v1/instances/{instance_id}/restart starts a new instance of the same
  * graph. Only the instance's owner: another role's instance is a 404, like an unknown id.

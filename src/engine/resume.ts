@@ -1,5 +1,5 @@
 /**
- * df.resume's engine half (migrations/0024_resume.sql). df.resume flips a failed instance to running and makes its
+ * df.resume's engine half (migrations/*_resume.sql). df.resume flips a failed instance to running and makes its
  * root row claimable; the claim of a root row whose node failed while its instance is active lands here.
  * In the claim transaction: lock the instance, read every node (with its result) and scope, run
  * Checkpoint.resume on the state machine (completed leaves replayed, failed and unrun ones activated

@@ -95,7 +95,7 @@ export class Checkpoint {
   }
 
   /**
-   * df.resume (migrations/0024_resume.sql): the root activated again in the instance's generation. A leaf that
+   * df.resume (migrations/*_resume.sql): the root activated again in the instance's generation. A leaf that
    * completed in the activation it gets again (the same stamp) finishes at once with its recorded result
    * (`done`: id → result text) instead of running; every other leaf is activated afresh (attempts 0).
    * Scopes reopen in the generation their rows were stamped with (a loop resumes in its iteration). The

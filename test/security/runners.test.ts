@@ -273,11 +273,14 @@ describe('df.grant_usage and the runner it makes', () => {
     expect(fn.acl.map((a: string) => a.split('=')[0]).sort()).toEqual([r.name, 'pgflare_owner'].sort());
   });
 
-  it('granting twice re-creates the runner; a delegate grants usage but cannot make a runner', async () => {
+  it('granting twice re-creates the runner; a delegate\'s grant makes one too (test/security/grants.test.ts)', async () => {
     const d = await role('delegate');
-    await t.query(`SELECT df.grant_usage($1, with_grant => true)`, [d.name]);
-    const [before] = await t.query(`SELECT runner FROM df._runners WHERE role = $1::regrole`, [d.name]);
+    const [before] = await t.query(`SELECT runner, created_at FROM df._runners WHERE role = $1::regrole`, [d.name]);
     expect(before.runner).toMatch(/^df\._run_\d+$/);
+    await t.query(`SELECT df.grant_usage($1, with_grant => true)`, [d.name]);
+    const [after] = await t.query(`SELECT runner, created_at FROM df._runners WHERE role = $1::regrole`, [d.name]);
+    expect(after.runner).toBe(before.runner);
+    expect(after.created_at.getTime()).toBeGreaterThan(before.created_at.getTime());
     const other = await role('viadelegate', { grant: false });
     const c = await d.pool.connect();
     const warnings: string[] = [];
@@ -287,12 +290,10 @@ describe('df.grant_usage and the runner it makes', () => {
     } finally {
       c.release();
     }
-    expect(warnings.some((w) => /^WARNING: pgflare: no step runner for/.test(w))).toBe(true);
-    const id = await other.start(`'SELECT 1'`);
+    expect(warnings.filter((w) => w.startsWith('WARNING'))).toEqual([]);
+    const id = await other.start(`'SELECT current_user::text AS u'`);
     await engineFor(t).drain();
-    expect((await output(id)).output).toBe(
-      `pgflare: role "${other.name}" has no step runner: the owner of schema df (or a superuser) must run SELECT df.grant_usage('${other.name}')`,
-    );
+    expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: { rows: [{ u: other.name }] } });
   });
 
   it('a role with CREATE on df gets no runner, and the worker refuses its instances', async () => {

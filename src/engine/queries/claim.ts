@@ -2,7 +2,12 @@ import type { DbClient } from '../db.ts';
 import { literal } from '../sql-text.ts';
 import type { GraphRow } from '../../graph/graph.ts';
 
-/** A claimed df.nodes row with what running it needs from its instance and scope. */
+/**
+ * A claimed df.nodes row with what running it needs from its instance and scope. Its fields are the
+ * claim's columns, defined once in SQL by df._claim's RETURNS TABLE; CLAIMED_COLUMNS lists them in that
+ * order, and test/sql/claim-columns.test.ts checks that list, df._claim_many and PREPARED_CLAIM_SQL
+ * against the catalog.
+ */
 export interface ClaimedRow {
   instance_id: string;
   id: string;
@@ -30,6 +35,17 @@ export interface ClaimedRow {
   /** The start input of a named workflow (JSON text), read by steps as the named result `input`. */
   input: string | null;
 }
+
+/** df._claim's output columns in order: every field of ClaimedRow, and only those (checked by tsc below). */
+export const CLAIMED_COLUMNS = [
+  'instance_id', 'id', 'node_type', 'query', 'result_name', 'status', 'stamp', 'state', 'attempts', 'run_at', 'options',
+  'instance_status', 'root_node', 'label', 'vars', 'generation', 'owner', 'owner_exists', 'owner_is_superuser',
+  'superuser_gate', 'named', 'scope_status', 'input',
+] as const satisfies readonly (keyof ClaimedRow)[];
+
+/** `true` only while every ClaimedRow field is in CLAIMED_COLUMNS (a missing one fails to type-check). */
+export type ClaimedColumnsComplete = [Exclude<keyof ClaimedRow, (typeof CLAIMED_COLUMNS)[number]>] extends [never] ? true : never;
+export const CLAIMED_COLUMNS_COMPLETE: ClaimedColumnsComplete = true;
 
 /**
  * The claim statement (df._claim), as text for a multi-statement round trip. `now` has milliseconds and
@@ -80,7 +96,8 @@ export const claimSettings = (timeout: string) =>
  * round trip's p50 was 2.31-2.98× a `SELECT 1`'s against 2.40-3.22× for the call (bench/claim-cold.ts,
  * five rounds), and in the traced Node worker 0.58-0.61 ms against 0.72 (docs/ARCHITECTURE.md, "The Node
  * runtime"). Its columns are
- * df._claim's (0022), which test/engine/claim-prepared.test.ts compares row for row. With role limits in
+ * df._claim's (0022): test/sql/claim-columns.test.ts checks their names and types,
+ * test/engine/claim-prepared.test.ts the values row for row. With role limits in
  * place it claims nothing; the caller, finding nothing, asks whether limits exist and then claims through
  * df._claim, whose rounds apply them (a wrapper returning that flag with every claim cost 0.1 ms of the
  * cold round trip; the extra question is asked only when a wake-up found nothing).

@@ -124,7 +124,7 @@ function engineFor(inv: Invocation, env: Env): Engine {
     dispatch: async (ready) => {
       await dispatch(ready);
     },
-    // Workers have no DNS port: the egress policy checks host names only (src/engine/egress.ts).
+    // Workers have no DNS port: the egress policy checks host names only (src/engine/executors/http/egress.ts).
     http: createHttpRunner({ policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts, maxResponseBytes: cfg.maxResponseBytes }),
     maxResultBytes: cfg.maxResultBytes,
     stepTimeoutMs: cfg.stepTimeoutMs > 0 ? Math.min(cfg.stepTimeoutMs, STEP_TIMEOUT_CAP_MS) : STEP_TIMEOUT_CAP_MS,

@@ -1,5 +1,5 @@
 /**
- * df.resume and df.restart (migrations/0024_resume.sql) in SQL: the rows they change, their errors and
+ * df.resume and df.restart (migrations/*_resume.sql) in SQL: the rows they change, their errors and
  * who may call them. What the engine does with a resumed instance: test/engine/resume.test.ts.
  */
 import pg from 'pg';

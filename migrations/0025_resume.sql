@@ -1,4 +1,4 @@
--- 0024_resume: df.resume and df.restart (issue 18 item 1): run a failed instance again from the steps
+-- 0025_resume: df.resume and df.restart (issue 18 item 1): run a failed instance again from the steps
 -- that failed, or start a new instance with the same graph, variables and label.
 --
 -- Decision 6 (DESIGN.md): df.resume does not advance the graph. It flips the instance (failed → running)
@@ -105,3 +105,6 @@ $$;
 
 GRANT EXECUTE ON FUNCTION df.resume(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION df.restart(text) TO PUBLIC;
+
+COMMENT ON FUNCTION df.resume(text) IS 'Runs a failed instance of the caller''s again from the steps that failed; completed steps keep their results and are not run again.';
+COMMENT ON FUNCTION df.restart(text) IS 'Starts a new instance with the graph, variables and label of an instance of the caller''s; returns the new id.';
