@@ -123,6 +123,39 @@ describe('df.resume', () => {
     );
   });
 
+  it('a RACE lost by a failing branch runs that branch again and the other from where it stopped', async () => {
+    await t.query('CREATE TABLE r_effects (step text)');
+    const id = await start(
+      t,
+      `('INSERT INTO r_effects VALUES (''a1'')' ~> 'SELECT * FROM race_fix')
+        | ('INSERT INTO r_effects VALUES (''b1'')' ~> df.sleep(60) ~> 'INSERT INTO r_effects VALUES (''b2'') RETURNING step')`,
+    );
+    const e = engineFor(t);
+    await e.drain();
+    expect((await outcome(t, id)).status).toBe('failed');
+    expect((await outcome(t, id)).output).toMatch(/^RACE left branch failed/);
+    expect(await t.query(`SELECT step FROM r_effects ORDER BY step`)).toEqual([{ step: 'a1' }, { step: 'b1' }]);
+
+    await t.query('CREATE TABLE race_fix AS SELECT 1 AS won');
+    await t.query(`SELECT df.resume($1)`, [id]);
+    await e.drain();
+    expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: { rows: [{ won: 1 }] } });
+    // Neither branch's first step ran again; the loser's sleep was started again and withdrawn when the left won.
+    expect(await t.query(`SELECT step FROM r_effects ORDER BY step`)).toEqual([{ step: 'a1' }, { step: 'b1' }]);
+    await e.drain({ now: later(120) });
+    expect(await t.query(`SELECT step FROM r_effects ORDER BY step`)).toEqual([{ step: 'a1' }, { step: 'b1' }]);
+  });
+
+  it("a replayed named result keeps its column order (bare $name is the first column; jsonb would sort it)", async () => {
+    const id = await start(t, `'SELECT ''x'' AS zeta, 1 AS a' |=> 'v' ~> 'SELECT * FROM n_fix' ~> 'SELECT $v AS first'`);
+    const e = engineFor(t);
+    await e.drain();
+    await t.query('CREATE TABLE n_fix AS SELECT 1');
+    await t.query(`SELECT df.resume($1)`, [id]);
+    await e.drain();
+    expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: { rows: [{ first: 'x' }] } });
+  });
+
   it('a failed root step runs again', async () => {
     const id = await start(t, `'SELECT * FROM o_fix'`);
     const e = engineFor(t);
