@@ -3922,6 +3922,17 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The caller's instances with this label, newest first, paginated like df.list_instances(limit_count, status_filter, after_cursor): the form that df.list_instances(label => ...) resolves to.
+CREATE OR REPLACE FUNCTION df.list_instances(label df.instance_label, limit_count integer DEFAULT 100, status_filter text DEFAULT NULL::text, after_cursor text DEFAULT NULL::text)
+ RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text, created_at timestamp with time zone, completed_at timestamp with time zone, next_cursor text)
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT * FROM df.list_instances($3, $2, $1::text, $4)
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
 -- comment The caller's instances, newest first, optionally by status.
 CREATE OR REPLACE FUNCTION df.list_instances(status_filter text DEFAULT NULL::text, limit_count integer DEFAULT 100)
  RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text)

@@ -17,7 +17,7 @@
  * Each invocation opens its own Neon pool (Workers share no I/O objects between invocations) and ends
  * it through ctx.waitUntil.
  *
- * Workers limits that apply (Cloudflare docs, checked 2026; see docs/ARCHITECTURE.md):
+ * Workers limits that apply (Cloudflare docs, checked 2026; see docs/deploying-to-workers.md):
  *  - Simultaneous outgoing connections: 6 per invocation. Each pooled session is one WebSocket and each
  *    HTTP step's fetch is one, so a queue batch runs at most QUEUE_CONCURRENCY (3) messages at once on
  *    a pool of at most 3 sessions: 3 sessions + 3 fetches = 6.

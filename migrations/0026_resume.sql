@@ -1,4 +1,4 @@
--- 0025_resume: df.resume and df.restart (issue 18 item 1): run a failed instance again from the steps
+-- 0026_resume: df.resume and df.restart (issue 18 item 1): run a failed instance again from the steps
 -- that failed, or start a new instance with the same graph, variables and label.
 --
 -- Decision 6 (DESIGN.md): df.resume does not advance the graph. It flips the instance (failed → running)
