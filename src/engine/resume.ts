@@ -1,6 +1,6 @@
 /**
  * df.resume's engine half (migrations/*_resume.sql). df.resume flips a failed instance to running and makes its
- * root row claimable; the claim of a root row whose node failed while its instance is active lands here.
+ * root row claimable; the claim of a root row whose node finished while its instance is active lands here.
  * In the claim transaction: lock the instance, read every node (with its result) and scope, run
  * Checkpoint.resume on the state machine (completed leaves replayed, failed and unrun ones activated
  * afresh) and write its changes with the event 'resumed' (detail: the error it resumed from). Rare, so it
@@ -26,8 +26,12 @@ interface Loaded {
   scopes: RawScope[];
 }
 
-/** Whether a claimed row is a resume request (see the file comment). */
-export const isResume = (row: ClaimedRow): boolean => row.id === row.root_node && row.stamp !== null && row.status === 'failed';
+/**
+ * Whether a claimed row is a resume request: the root of an active instance, activated before and
+ * finished (failed; or completed by a df.break() outside any loop, which failed the instance).
+ */
+export const isResume = (row: ClaimedRow): boolean =>
+  row.id === row.root_node && row.stamp !== null && (row.status === 'failed' || row.status === 'completed');
 
 /** Computes the resume and records its write in `tx.write`; null when the instance is no longer active. */
 export async function resumeInstance(ctx: EngineContext, client: DbClient, tx: Tx, row: ClaimedRow, now: Date): Promise<Changes | null> {

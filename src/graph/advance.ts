@@ -105,8 +105,9 @@ export class Checkpoint {
     const before = [...this.nodeStates.values()];
     this.replay = replayOf(before, done);
     for (const id of this.scopeStates.keys()) if (id !== this.g.instanceId) this.deleteScope(id);
-    this.start();
+    // Cleared first: a resume that fails again at once (a replayed df.break() outside a loop) sets it anew.
     this.setInstance({ output: null });
+    this.start();
     this.replay = null;
     for (const n of before) if (n.status === 'running' && !this.changes.nodes.has(n.id)) this.setNode(n.id, { run_at: null, locked_until: null });
   }

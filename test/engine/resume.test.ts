@@ -156,6 +156,17 @@ describe('df.resume', () => {
     expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: { rows: [{ first: 'x' }] } });
   });
 
+  it('an instance failed by a df.break() outside any loop fails again with the same error (it is not left running)', async () => {
+    const id = await start(t, `'SELECT 1' ~> df.break('x')`);
+    const e = engineFor(t);
+    await e.drain();
+    const failed = await outcome(t, id);
+    expect(failed.status).toBe('failed');
+    await t.query(`SELECT df.resume($1)`, [id]);
+    expect(await e.drain()).toBeGreaterThan(0);
+    expect(await outcome(t, id)).toEqual(failed);
+  });
+
   it('a failed root step runs again', async () => {
     const id = await start(t, `'SELECT * FROM o_fix'`);
     const e = engineFor(t);
