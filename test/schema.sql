@@ -339,17 +339,26 @@ DECLARE
     v_instance jsonb;
     v_owner regrole;
     v_tids tid[];
-    v_lock tid[];
     v_cs jsonb[];
     v_written integer;
     v_scope text;
 BEGIN
-    -- ===== GUARD: the copy the checkpoint was computed from is still what the rows say =====
-    IF p_expect IS NOT NULL THEN
+    -- ===== The instance row, locked as in df._lock_and_load =====
+    -- Always: a write with no p_expect after df._lock_and_load finds the row already ours (no wait, no
+    -- write); an activation, a lease's audit entry or a blocked instance's failure lock it here, before
+    -- they update it or insert rows whose foreign key checks it.
+    SELECT jsonb_build_object('status', i.status, 'generation', i.generation), i.submitted_by
+      INTO v_instance, v_owner
+      FROM df.instances i WHERE i.id = p_instance_id
+       FOR NO KEY UPDATE SKIP LOCKED;
+    IF NOT FOUND AND df._lock_instance(p_instance_id) THEN
         SELECT jsonb_build_object('status', i.status, 'generation', i.generation), i.submitted_by
           INTO v_instance, v_owner
-          FROM df.instances i WHERE i.id = p_instance_id
-           FOR NO KEY UPDATE;  -- as in _lock_and_load: serializes checkpoints, lets df.signal's FK check through
+          FROM df.instances i WHERE i.id = p_instance_id;
+    END IF;
+
+    -- ===== GUARD: the copy the checkpoint was computed from is still what the rows say =====
+    IF p_expect IS NOT NULL THEN
         IF v_instance IS DISTINCT FROM p_expect -> 'instance'
            OR EXISTS (SELECT 1 FROM jsonb_each(p_expect -> 'nodes') AS e(k, x)
                        WHERE NOT EXISTS (
@@ -383,21 +392,20 @@ BEGIN
     -- is the probe on both key columns (a join was planned as a scan of the instance's rows when the
     -- generic plan guesses 100 changes). The changes are unpacked inline: df._node_changes, a SQL
     -- function, was planned afresh on every call (SQL functions keep no plans across calls), ~0.1 ms.
-    SELECT array_agg(t.tid), array_agg(t.c), array_agg(t.tid) FILTER (WHERE coalesce((t.c ->> 'nowait')::boolean, true))
-      INTO v_tids, v_cs, v_lock
+    SELECT array_agg(t.tid), array_agg(t.c)
+      INTO v_tids, v_cs
       FROM (SELECT x.c, (SELECT q.ctid FROM df.nodes q WHERE q.instance_id = p_instance_id AND q.id = (x.c ->> 'id')::varchar) AS tid
               FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) AS x(c)
             OFFSET 0) t  -- not pulled up: the subquery would run once per reference to t.tid
      WHERE t.tid IS NOT NULL;
 
-    IF v_lock IS NOT NULL THEN
-        -- We hold the instance row; waiting here for a node row another worker holds (a RACE loser still
-        -- running when a loop re-activates it) would deadlock with that worker's checkpoint. NOWAIT fails
-        -- instead (55P03); the engine rolls back and retries later. Only leaves and loops are ever
-        -- claimed, so the engine marks the other rows "nowait": false.
-        PERFORM 1 FROM df.nodes n WHERE n.ctid = ANY (v_lock) FOR UPDATE NOWAIT;
-    END IF;
     IF v_tids IS NOT NULL THEN
+        -- We hold the instance row; waiting here for a node row another worker holds (a RACE loser still
+        -- running when a loop re-activates it) would deadlock with that worker's checkpoint, and one an
+        -- outside transaction holds (an operator's UPDATE of the instance's nodes, on its way to the
+        -- instance row) would deadlock with that transaction. NOWAIT fails instead (55P03); the engine
+        -- rolls back and retries later. Every changed row: since 0027 composite rows too.
+        PERFORM 1 FROM df.nodes n WHERE n.ctid = ANY (v_tids) FOR UPDATE NOWAIT;
         -- A parameterized TID scan per change. No instance_id condition: it would offer the planner the
         -- instance's index range again. The ctids came from this instance's rows just now.
         UPDATE df.nodes n SET
@@ -499,8 +507,9 @@ DECLARE
     v_tids tid[];
     v_cs jsonb[];
     v_iids varchar[];
-    v_lock tid[];
     v_written integer;
+    v_tid tid;
+    k integer;
 BEGIN
     IF EXISTS (SELECT 1 FROM jsonb_array_elements(p_items) t
                 WHERE jsonb_array_length(coalesce(t -> 'changes' -> 'scope_deletes', '[]'::jsonb)) > 0
@@ -508,15 +517,25 @@ BEGIN
         RAISE EXCEPTION 'pgflare: df._apply_many takes no scope deletes or cancelled scopes' USING ERRCODE = 'PFB01';
     END IF;
 
-    -- ===== Lock the instances, in id order: two batches never wait for each other in a cycle =====
+    -- ===== Lock the instances, in id order =====
     SELECT array_agg(t.id ORDER BY t.id) INTO v_ids
       FROM (SELECT DISTINCT (t ->> 'id')::varchar AS id FROM jsonb_array_elements(p_items) t) t;
     -- Correlated probes in id order, each row locked as it is read (LockRows above the ordered scan).
+    -- SKIP LOCKED, as in df._lock_and_load: the batch holds its node rows; a busy instance row (a null
+    -- ctid here) goes to df._lock_instance, in id order.
     SELECT array_agg(l.tid ORDER BY l.ord) INTO v_itids
-      FROM (SELECT u.ord, (SELECT i.ctid FROM df.instances i WHERE i.id = u.id FOR NO KEY UPDATE) AS tid
+      FROM (SELECT u.ord, (SELECT i.ctid FROM df.instances i WHERE i.id = u.id FOR NO KEY UPDATE SKIP LOCKED) AS tid
               FROM unnest(v_ids) WITH ORDINALITY AS u(id, ord)
              ORDER BY u.ord
             OFFSET 0) l;
+    IF array_position(v_itids, NULL) IS NOT NULL THEN
+        FOR k IN 1 .. cardinality(v_ids) LOOP
+            IF v_itids[k] IS NULL AND df._lock_instance(v_ids[k]) THEN
+                SELECT i.ctid INTO v_tid FROM df.instances i WHERE i.id = v_ids[k];
+                v_itids[k] := v_tid;
+            END IF;
+        END LOOP;
+    END IF;
 
     -- ===== GUARD: each item's copy is still what the rows say (as df._apply, 0020) =====
     IF EXISTS (
@@ -551,19 +570,16 @@ BEGIN
     END IF;
 
     -- ===== Nodes: each change's row by a primary-key probe, then one TID update =====
-    SELECT array_agg(u.tid), array_agg(u.c), array_agg(u.iid),
-           array_agg(u.tid) FILTER (WHERE coalesce((u.c ->> 'nowait')::boolean, true))
-      INTO v_tids, v_cs, v_iids, v_lock
+    SELECT array_agg(u.tid), array_agg(u.c), array_agg(u.iid)
+      INTO v_tids, v_cs, v_iids
       FROM (SELECT (t ->> 'id')::varchar AS iid, x.c,
                    (SELECT q.ctid FROM df.nodes q WHERE q.instance_id = (t ->> 'id')::varchar AND q.id = (x.c ->> 'id')::varchar) AS tid
               FROM jsonb_array_elements(p_items) t,
                    jsonb_array_elements(coalesce(t -> 'changes' -> 'nodes', '[]'::jsonb)) AS x(c)
             OFFSET 0) u
      WHERE u.tid IS NOT NULL;
-    IF v_lock IS NOT NULL THEN
-        PERFORM 1 FROM df.nodes n WHERE n.ctid = ANY (v_lock) FOR UPDATE NOWAIT;  -- as in df._apply
-    END IF;
     IF v_tids IS NOT NULL THEN
+        PERFORM 1 FROM df.nodes n WHERE n.ctid = ANY (v_tids) FOR UPDATE NOWAIT;  -- as in df._apply
         UPDATE df.nodes n SET
             status = CASE WHEN x.c ? 'status' THEN x.c ->> 'status' ELSE n.status END,
             result = CASE WHEN x.c ? 'result' THEN (x.c ->> 'result')::jsonb ELSE n.result END,
@@ -2711,7 +2727,6 @@ CREATE OR REPLACE FUNCTION df._lock_and_load(p_instance_id character varying, p_
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET plan_cache_mode TO 'force_generic_plan'
- SET enable_seqscan TO 'off'
 AS $function$
 DECLARE
     v_instance jsonb;
@@ -2719,10 +2734,17 @@ DECLARE
     v_node jsonb;
     v_id varchar;
 BEGIN
+    -- NO KEY UPDATE serializes checkpoints, yet lets df.signal's FK check (KEY SHARE) through. SKIP
+    -- LOCKED: the caller holds a node row, so a busy instance row goes to df._lock_instance (0027).
     SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
       INTO v_instance
       FROM df.instances i WHERE i.id = p_instance_id
-       FOR NO KEY UPDATE;  -- serializes checkpoints, yet lets df.signal's FK check (KEY SHARE) through
+       FOR NO KEY UPDATE SKIP LOCKED;
+    IF NOT FOUND AND df._lock_instance(p_instance_id) THEN
+        SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
+          INTO v_instance
+          FROM df.instances i WHERE i.id = p_instance_id;
+    END IF;
     -- One primary-key lookup per id.
     FOREACH v_id IN ARRAY p_node_ids LOOP
         SELECT jsonb_build_object('id', n.id, 'status', n.status, 'stamp', n.status_details ->> 'execution_id', 'state', n.state)
@@ -2743,6 +2765,32 @@ BEGIN
                       FROM unnest(p_scope_ids) AS u(id)
                     OFFSET 0) x  -- not pulled up: the probe runs once per id
              WHERE x.s IS NOT NULL), '[]'::jsonb));
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+CREATE OR REPLACE FUNCTION df._lock_instance(p_instance_id character varying)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET lock_timeout TO '500ms'
+AS $function$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM df.instances i WHERE i.id = p_instance_id) THEN
+        RETURN false;
+    END IF;
+    -- A session waiting for this transaction may be the one holding the instance row: waiting now could
+    -- close a cycle whose deadlock check (already running in that session's timer) aborts it.
+    IF EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
+        RAISE EXCEPTION 'pgflare: instance % is locked, and another session is waiting for this checkpoint', p_instance_id
+            USING ERRCODE = '55P03';
+    END IF;
+    -- Half of deadlock_timeout (ms): a session that starts waiting for us from now on checks for a
+    -- deadlock only after this wait has ended.
+    PERFORM set_config('lock_timeout',
+        greatest(1, (SELECT s.setting::integer FROM pg_settings s WHERE s.name = 'deadlock_timeout') / 2)::text || 'ms', true);
+    PERFORM 1 FROM df.instances i WHERE i.id = p_instance_id FOR NO KEY UPDATE;
+    RETURN FOUND;
 END
 $function$
 

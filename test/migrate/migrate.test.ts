@@ -56,7 +56,7 @@ describe('pgflare migrate', () => {
       await withDb(url, (db) => migrate(db, { migrations }));
       expect(await dump(url), `upgrade from version ${k}`).toBe(fresh);
     }
-  });
+  }, 180_000); // one database and two migrations per version: grows with every migration
 
   it('refuses a migration that changed after it was applied, and leaves the schema alone', async () => {
     const url = await dbs.create();
