@@ -342,6 +342,7 @@ DECLARE
     v_cs jsonb[];
     v_written integer;
     v_scope text;
+    v_lock_timeout text;
 BEGIN
     -- ===== The instance row, locked as in df._lock_and_load =====
     -- Always: a write with no p_expect after df._lock_and_load finds the row already ours (no wait, no
@@ -351,10 +352,22 @@ BEGIN
       INTO v_instance, v_owner
       FROM df.instances i WHERE i.id = p_instance_id
        FOR NO KEY UPDATE SKIP LOCKED;
-    IF NOT FOUND AND df._lock_instance(p_instance_id) THEN
+    IF NOT FOUND AND EXISTS (SELECT 1 FROM df.instances i WHERE i.id = p_instance_id) THEN
+        -- Busy. A session waiting for this transaction may be the one holding the row: waiting could close
+        -- a cycle whose deadlock check, already armed in that session, would abort it. Otherwise wait, for
+        -- less than half of deadlock_timeout.
+        IF EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
+            RAISE EXCEPTION 'pgflare: instance % is locked, and another session is waiting for this checkpoint', p_instance_id
+                USING ERRCODE = '55P03';
+        END IF;
+        v_lock_timeout := current_setting('lock_timeout');
+        PERFORM set_config('lock_timeout',
+            (SELECT greatest(1, s.setting::integer / 2)::text || 'ms' FROM pg_settings s WHERE s.name = 'deadlock_timeout'), true);
         SELECT jsonb_build_object('status', i.status, 'generation', i.generation), i.submitted_by
           INTO v_instance, v_owner
-          FROM df.instances i WHERE i.id = p_instance_id;
+          FROM df.instances i WHERE i.id = p_instance_id
+           FOR NO KEY UPDATE;
+        PERFORM set_config('lock_timeout', v_lock_timeout, true);
     END IF;
 
     -- ===== GUARD: the copy the checkpoint was computed from is still what the rows say =====
@@ -510,6 +523,7 @@ DECLARE
     v_written integer;
     v_tid tid;
     k integer;
+    v_lock_timeout text;
 BEGIN
     IF EXISTS (SELECT 1 FROM jsonb_array_elements(p_items) t
                 WHERE jsonb_array_length(coalesce(t -> 'changes' -> 'scope_deletes', '[]'::jsonb)) > 0
@@ -521,8 +535,8 @@ BEGIN
     SELECT array_agg(t.id ORDER BY t.id) INTO v_ids
       FROM (SELECT DISTINCT (t ->> 'id')::varchar AS id FROM jsonb_array_elements(p_items) t) t;
     -- Correlated probes in id order, each row locked as it is read (LockRows above the ordered scan).
-    -- SKIP LOCKED, as in df._lock_and_load: the batch holds its node rows; a busy instance row (a null
-    -- ctid here) goes to df._lock_instance, in id order.
+    -- SKIP LOCKED, as in df._lock_and_load: the batch holds its node rows; busy instance rows (a null
+    -- ctid here) are waited for as there, in id order.
     SELECT array_agg(l.tid ORDER BY l.ord) INTO v_itids
       FROM (SELECT u.ord, (SELECT i.ctid FROM df.instances i WHERE i.id = u.id FOR NO KEY UPDATE SKIP LOCKED) AS tid
               FROM unnest(v_ids) WITH ORDINALITY AS u(id, ord)
@@ -530,9 +544,20 @@ BEGIN
             OFFSET 0) l;
     IF array_position(v_itids, NULL) IS NOT NULL THEN
         FOR k IN 1 .. cardinality(v_ids) LOOP
-            IF v_itids[k] IS NULL AND df._lock_instance(v_ids[k]) THEN
-                SELECT i.ctid INTO v_tid FROM df.instances i WHERE i.id = v_ids[k];
+            IF v_itids[k] IS NULL AND EXISTS (SELECT 1 FROM df.instances i WHERE i.id = v_ids[k]) THEN
+                -- Busy. A session waiting for this transaction may be the one holding the row: waiting could close
+                -- a cycle whose deadlock check, already armed in that session, would abort it. Otherwise wait, for
+                -- less than half of deadlock_timeout.
+                IF EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
+                    RAISE EXCEPTION 'pgflare: instance % is locked, and another session is waiting for this checkpoint', v_ids[k]
+                        USING ERRCODE = '55P03';
+                END IF;
+                v_lock_timeout := current_setting('lock_timeout');
+                PERFORM set_config('lock_timeout',
+                    (SELECT greatest(1, s.setting::integer / 2)::text || 'ms' FROM pg_settings s WHERE s.name = 'deadlock_timeout'), true);
+                SELECT i.ctid INTO v_tid FROM df.instances i WHERE i.id = v_ids[k] FOR NO KEY UPDATE;
                 v_itids[k] := v_tid;
+                PERFORM set_config('lock_timeout', v_lock_timeout, true);
             END IF;
         END LOOP;
     END IF;
@@ -2733,17 +2758,30 @@ DECLARE
     v_nodes jsonb := '[]'::jsonb;
     v_node jsonb;
     v_id varchar;
+    v_lock_timeout text;
 BEGIN
     -- NO KEY UPDATE serializes checkpoints, yet lets df.signal's FK check (KEY SHARE) through. SKIP
-    -- LOCKED: the caller holds a node row, so a busy instance row goes to df._lock_instance (0027).
+    -- LOCKED first: the caller holds a node row (0027).
     SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
       INTO v_instance
       FROM df.instances i WHERE i.id = p_instance_id
        FOR NO KEY UPDATE SKIP LOCKED;
-    IF NOT FOUND AND df._lock_instance(p_instance_id) THEN
+    IF NOT FOUND AND EXISTS (SELECT 1 FROM df.instances i WHERE i.id = p_instance_id) THEN
+        -- Busy. A session waiting for this transaction may be the one holding the row: waiting could close
+        -- a cycle whose deadlock check, already armed in that session, would abort it. Otherwise wait, for
+        -- less than half of deadlock_timeout.
+        IF EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
+            RAISE EXCEPTION 'pgflare: instance % is locked, and another session is waiting for this checkpoint', p_instance_id
+                USING ERRCODE = '55P03';
+        END IF;
+        v_lock_timeout := current_setting('lock_timeout');
+        PERFORM set_config('lock_timeout',
+            (SELECT greatest(1, s.setting::integer / 2)::text || 'ms' FROM pg_settings s WHERE s.name = 'deadlock_timeout'), true);
         SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
           INTO v_instance
-          FROM df.instances i WHERE i.id = p_instance_id;
+          FROM df.instances i WHERE i.id = p_instance_id
+           FOR NO KEY UPDATE;
+        PERFORM set_config('lock_timeout', v_lock_timeout, true);
     END IF;
     -- One primary-key lookup per id.
     FOREACH v_id IN ARRAY p_node_ids LOOP
@@ -2765,32 +2803,6 @@ BEGIN
                       FROM unnest(p_scope_ids) AS u(id)
                     OFFSET 0) x  -- not pulled up: the probe runs once per id
              WHERE x.s IS NOT NULL), '[]'::jsonb));
-END
-$function$
-
--- acl {<owner>=X/<owner>}
-CREATE OR REPLACE FUNCTION df._lock_instance(p_instance_id character varying)
- RETURNS boolean
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
- SET lock_timeout TO '500ms'
-AS $function$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM df.instances i WHERE i.id = p_instance_id) THEN
-        RETURN false;
-    END IF;
-    -- A session waiting for this transaction may be the one holding the instance row: waiting now could
-    -- close a cycle whose deadlock check (already running in that session's timer) aborts it.
-    IF EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
-        RAISE EXCEPTION 'pgflare: instance % is locked, and another session is waiting for this checkpoint', p_instance_id
-            USING ERRCODE = '55P03';
-    END IF;
-    -- Half of deadlock_timeout (ms): a session that starts waiting for us from now on checks for a
-    -- deadlock only after this wait has ended.
-    PERFORM set_config('lock_timeout',
-        greatest(1, (SELECT s.setting::integer FROM pg_settings s WHERE s.name = 'deadlock_timeout') / 2)::text || 'ms', true);
-    PERFORM 1 FROM df.instances i WHERE i.id = p_instance_id FOR NO KEY UPDATE;
-    RETURN FOUND;
 END
 $function$
 
@@ -3870,7 +3882,12 @@ CREATE OR REPLACE FUNCTION df.instance_info(instance_id text)
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
     SELECT i.id::text, i.label, 'pg_durable::orchestration::execute-function-graph'::text,
-           '1.0.0'::text, i.generation::bigint, i.status, i.output
+           '1.0.0'::text, i.generation::bigint,
+           CASE WHEN i.status = 'pending' AND EXISTS (SELECT 1 FROM pg_locks l
+                  WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2
+                    AND l.objid = hashtext(i.id)::oid AND l.granted
+                    AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+                THEN 'running' ELSE i.status END, i.output
     FROM df.instances AS i
     WHERE i.id = $1
 $function$
@@ -3951,12 +3968,17 @@ CREATE OR REPLACE FUNCTION df.list_instances(status_filter text DEFAULT NULL::te
 AS $function$
 DECLARE
     v_limit integer := df._list_limit(list_instances.limit_count);
+    v_live  oid[] := ARRAY(SELECT l.objid FROM pg_locks l
+                   WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2 AND l.granted
+                     AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()));
 BEGIN
     RETURN QUERY
         SELECT i.id::text, i.label, 'pg_durable::orchestration::execute-function-graph'::text,
-               i.status, i.generation::bigint, i.output
+               x.status, i.generation::bigint, i.output
         FROM df.instances AS i
-        WHERE list_instances.status_filter IS NULL OR i.status = list_instances.status_filter
+        CROSS JOIN LATERAL (SELECT CASE WHEN i.status = 'pending' AND hashtext(i.id)::oid = ANY (v_live)
+                                        THEN 'running' ELSE i.status END AS status) AS x
+        WHERE list_instances.status_filter IS NULL OR x.status = list_instances.status_filter
         ORDER BY i.created_at DESC, i.id
         LIMIT v_limit;
 END;
@@ -3973,6 +3995,9 @@ DECLARE
     v_limit integer := df._list_limit(list_instances.limit_count);
     v_ts    timestamptz;
     v_id    text;
+    v_live  oid[] := ARRAY(SELECT l.objid FROM pg_locks l
+                   WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2 AND l.granted
+                     AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()));
 BEGIN
     IF list_instances.after_cursor IS NOT NULL THEN
         SELECT c.o_created_at, c.o_id INTO v_ts, v_id FROM df._list_cursor_decode(list_instances.after_cursor) AS c;
@@ -3980,10 +4005,12 @@ BEGIN
 
     RETURN QUERY
         WITH page AS (
-            SELECT i.id, i.label, i.status, i.generation, i.output, i.created_at, i.completed_at
+            SELECT i.id, i.label, x.status, i.generation, i.output, i.created_at, i.completed_at
             FROM df.instances AS i
+            CROSS JOIN LATERAL (SELECT CASE WHEN i.status = 'pending' AND hashtext(i.id)::oid = ANY (v_live)
+                                            THEN 'running' ELSE i.status END AS status) AS x
             WHERE i.created_at IS NOT NULL
-              AND (list_instances.status_filter IS NULL OR i.status = list_instances.status_filter)
+              AND (list_instances.status_filter IS NULL OR x.status = list_instances.status_filter)
               AND (list_instances.label_filter IS NULL OR i.label = list_instances.label_filter)
               AND (v_ts IS NULL OR (i.created_at <= v_ts
                                     AND (i.created_at < v_ts OR (i.created_at = v_ts AND i.id > v_id))))
@@ -4556,7 +4583,12 @@ CREATE OR REPLACE FUNCTION df.status(instance_id text)
  STRICT
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-    SELECT i.status FROM df.instances AS i WHERE i.id = $1
+    SELECT CASE WHEN i.status = 'pending' AND EXISTS (SELECT 1 FROM pg_locks l
+                  WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2
+                    AND l.objid = hashtext(i.id)::oid AND l.granted
+                    AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+                THEN 'running' ELSE i.status END
+      FROM df.instances AS i WHERE i.id = $1
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}

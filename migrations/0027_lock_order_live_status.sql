@@ -1,4 +1,8 @@
--- 0027_lock_order: the worker never takes part in a deadlock with an outside transaction (DESIGN 7).
+-- 0027_lock_order_live_status: the worker never takes part in a deadlock with an outside transaction
+-- (DESIGN 7; issue 16 item 1), and a pending instance whose first claim is running reads as running
+-- (issue 16 item 3; second half of this file).
+--
+-- Lock order.
 --
 -- A checkpoint holds its node row (the claim) and then locks the instance row. pgflare's own functions
 -- lock the other way round only with SKIP LOCKED or NOWAIT on node rows, but an operator's transaction
@@ -6,9 +10,9 @@
 -- When the worker waited for that instance row (or for a node row the operator held), PostgreSQL found
 -- the cycle and aborted whichever session's deadlock_timeout ran out first: usually the operator's, which
 -- had been waiting longest. Now the worker, while it holds a node row:
---   * takes the instance row with SKIP LOCKED; only when that finds it busy, df._lock_instance waits for
---     it, and only when no other session is waiting for this transaction, and for at most half of
---     deadlock_timeout (lock_timeout). A session that starts waiting for the worker afterwards runs its
+--   * takes the instance row with SKIP LOCKED; only when that finds it busy does it wait for it, and
+--     only when no other session is waiting for this transaction, and for at most half of
+--     deadlock_timeout (lock_timeout, restored after). A session that starts waiting for the worker afterwards runs its
 --     deadlock check later than that, by which time the worker has the row or has given up. Otherwise
 --     (or on the timeout) it fails with 55P03: the engine rolls the attempt back and tries again shortly
 --     (a claimed row steps aside, a lease's checkpoint retries, a batch runs its rows one at a time);
@@ -20,33 +24,7 @@
 -- df.scopes rows are the engine's own: an outside transaction that locks them and then waits for a node
 -- row can still deadlock with a checkpoint.
 
--- Locks instance p_instance_id for a checkpoint whose SKIP LOCKED probe found it busy (or absent):
--- true when locked, false when there is no such instance; 55P03 when it may not or could not wait.
-CREATE FUNCTION df._lock_instance(p_instance_id varchar) RETURNS boolean
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-SET lock_timeout = '500ms'  -- the caller's value comes back at exit (set_config below stays local to this call)
-AS $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM df.instances i WHERE i.id = p_instance_id) THEN
-        RETURN false;
-    END IF;
-    -- A session waiting for this transaction may be the one holding the instance row: waiting now could
-    -- close a cycle whose deadlock check (already running in that session's timer) aborts it.
-    IF EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
-        RAISE EXCEPTION 'pgflare: instance % is locked, and another session is waiting for this checkpoint', p_instance_id
-            USING ERRCODE = '55P03';
-    END IF;
-    -- Half of deadlock_timeout (ms): a session that starts waiting for us from now on checks for a
-    -- deadlock only after this wait has ended.
-    PERFORM set_config('lock_timeout',
-        greatest(1, (SELECT s.setting::integer FROM pg_settings s WHERE s.name = 'deadlock_timeout') / 2)::text || 'ms', true);
-    PERFORM 1 FROM df.instances i WHERE i.id = p_instance_id FOR NO KEY UPDATE;
-    RETURN FOUND;
-END
-$$;
-
--- df._lock_and_load (0019): the instance row by SKIP LOCKED, then df._lock_instance.
+-- df._lock_and_load (0019): the instance row by SKIP LOCKED, then waiting only as above.
 CREATE OR REPLACE FUNCTION df._lock_and_load(p_instance_id varchar, p_node_ids varchar[], p_scope_ids text[]) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -57,17 +35,30 @@ DECLARE
     v_nodes jsonb := '[]'::jsonb;
     v_node jsonb;
     v_id varchar;
+    v_lock_timeout text;
 BEGIN
     -- NO KEY UPDATE serializes checkpoints, yet lets df.signal's FK check (KEY SHARE) through. SKIP
-    -- LOCKED: the caller holds a node row, so a busy instance row goes to df._lock_instance (0027).
+    -- LOCKED first: the caller holds a node row (0027).
     SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
       INTO v_instance
       FROM df.instances i WHERE i.id = p_instance_id
        FOR NO KEY UPDATE SKIP LOCKED;
-    IF NOT FOUND AND df._lock_instance(p_instance_id) THEN
+    IF NOT FOUND AND EXISTS (SELECT 1 FROM df.instances i WHERE i.id = p_instance_id) THEN
+        -- Busy. A session waiting for this transaction may be the one holding the row: waiting could close
+        -- a cycle whose deadlock check, already armed in that session, would abort it. Otherwise wait, for
+        -- less than half of deadlock_timeout.
+        IF EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
+            RAISE EXCEPTION 'pgflare: instance % is locked, and another session is waiting for this checkpoint', p_instance_id
+                USING ERRCODE = '55P03';
+        END IF;
+        v_lock_timeout := current_setting('lock_timeout');
+        PERFORM set_config('lock_timeout',
+            (SELECT greatest(1, s.setting::integer / 2)::text || 'ms' FROM pg_settings s WHERE s.name = 'deadlock_timeout'), true);
         SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
           INTO v_instance
-          FROM df.instances i WHERE i.id = p_instance_id;
+          FROM df.instances i WHERE i.id = p_instance_id
+           FOR NO KEY UPDATE;
+        PERFORM set_config('lock_timeout', v_lock_timeout, true);
     END IF;
     -- One primary-key lookup per id.
     FOREACH v_id IN ARRAY p_node_ids LOOP
@@ -92,7 +83,7 @@ BEGIN
 END
 $$;
 
--- df._apply (0020): the instance row locked by every call (SKIP LOCKED, then df._lock_instance), and every
+-- df._apply (0020): the instance row locked by every call (SKIP LOCKED, then waiting only as above), and every
 -- changed node row probed with NOWAIT.
 CREATE OR REPLACE FUNCTION df._apply(p_instance_id varchar, p_changes jsonb, p_expect jsonb DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -107,6 +98,7 @@ DECLARE
     v_cs jsonb[];
     v_written integer;
     v_scope text;
+    v_lock_timeout text;
 BEGIN
     -- ===== The instance row, locked as in df._lock_and_load =====
     -- Always: a write with no p_expect after df._lock_and_load finds the row already ours (no wait, no
@@ -116,10 +108,22 @@ BEGIN
       INTO v_instance, v_owner
       FROM df.instances i WHERE i.id = p_instance_id
        FOR NO KEY UPDATE SKIP LOCKED;
-    IF NOT FOUND AND df._lock_instance(p_instance_id) THEN
+    IF NOT FOUND AND EXISTS (SELECT 1 FROM df.instances i WHERE i.id = p_instance_id) THEN
+        -- Busy. A session waiting for this transaction may be the one holding the row: waiting could close
+        -- a cycle whose deadlock check, already armed in that session, would abort it. Otherwise wait, for
+        -- less than half of deadlock_timeout.
+        IF EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
+            RAISE EXCEPTION 'pgflare: instance % is locked, and another session is waiting for this checkpoint', p_instance_id
+                USING ERRCODE = '55P03';
+        END IF;
+        v_lock_timeout := current_setting('lock_timeout');
+        PERFORM set_config('lock_timeout',
+            (SELECT greatest(1, s.setting::integer / 2)::text || 'ms' FROM pg_settings s WHERE s.name = 'deadlock_timeout'), true);
         SELECT jsonb_build_object('status', i.status, 'generation', i.generation), i.submitted_by
           INTO v_instance, v_owner
-          FROM df.instances i WHERE i.id = p_instance_id;
+          FROM df.instances i WHERE i.id = p_instance_id
+           FOR NO KEY UPDATE;
+        PERFORM set_config('lock_timeout', v_lock_timeout, true);
     END IF;
 
     -- ===== GUARD: the copy the checkpoint was computed from is still what the rows say =====
@@ -258,7 +262,7 @@ BEGIN
 END
 $$;
 
--- df._apply_many (0023): the instances by SKIP LOCKED, busy ones by df._lock_instance; every changed node
+-- df._apply_many (0023): the instances by SKIP LOCKED, busy ones waited for only as above; every changed node
 -- row probed with NOWAIT.
 CREATE OR REPLACE FUNCTION df._apply_many(p_items jsonb) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -275,6 +279,7 @@ DECLARE
     v_written integer;
     v_tid tid;
     k integer;
+    v_lock_timeout text;
 BEGIN
     IF EXISTS (SELECT 1 FROM jsonb_array_elements(p_items) t
                 WHERE jsonb_array_length(coalesce(t -> 'changes' -> 'scope_deletes', '[]'::jsonb)) > 0
@@ -286,8 +291,8 @@ BEGIN
     SELECT array_agg(t.id ORDER BY t.id) INTO v_ids
       FROM (SELECT DISTINCT (t ->> 'id')::varchar AS id FROM jsonb_array_elements(p_items) t) t;
     -- Correlated probes in id order, each row locked as it is read (LockRows above the ordered scan).
-    -- SKIP LOCKED, as in df._lock_and_load: the batch holds its node rows; a busy instance row (a null
-    -- ctid here) goes to df._lock_instance, in id order.
+    -- SKIP LOCKED, as in df._lock_and_load: the batch holds its node rows; busy instance rows (a null
+    -- ctid here) are waited for as there, in id order.
     SELECT array_agg(l.tid ORDER BY l.ord) INTO v_itids
       FROM (SELECT u.ord, (SELECT i.ctid FROM df.instances i WHERE i.id = u.id FOR NO KEY UPDATE SKIP LOCKED) AS tid
               FROM unnest(v_ids) WITH ORDINALITY AS u(id, ord)
@@ -295,9 +300,20 @@ BEGIN
             OFFSET 0) l;
     IF array_position(v_itids, NULL) IS NOT NULL THEN
         FOR k IN 1 .. cardinality(v_ids) LOOP
-            IF v_itids[k] IS NULL AND df._lock_instance(v_ids[k]) THEN
-                SELECT i.ctid INTO v_tid FROM df.instances i WHERE i.id = v_ids[k];
+            IF v_itids[k] IS NULL AND EXISTS (SELECT 1 FROM df.instances i WHERE i.id = v_ids[k]) THEN
+                -- Busy. A session waiting for this transaction may be the one holding the row: waiting could close
+                -- a cycle whose deadlock check, already armed in that session, would abort it. Otherwise wait, for
+                -- less than half of deadlock_timeout.
+                IF EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
+                    RAISE EXCEPTION 'pgflare: instance % is locked, and another session is waiting for this checkpoint', v_ids[k]
+                        USING ERRCODE = '55P03';
+                END IF;
+                v_lock_timeout := current_setting('lock_timeout');
+                PERFORM set_config('lock_timeout',
+                    (SELECT greatest(1, s.setting::integer / 2)::text || 'ms' FROM pg_settings s WHERE s.name = 'deadlock_timeout'), true);
+                SELECT i.ctid INTO v_tid FROM df.instances i WHERE i.id = v_ids[k] FOR NO KEY UPDATE;
                 v_itids[k] := v_tid;
+                PERFORM set_config('lock_timeout', v_lock_timeout, true);
             END IF;
         END LOOP;
     END IF;
@@ -398,3 +414,126 @@ BEGIN
            jsonb_array_elements(coalesce(t -> 'changes' -> 'events', '[]'::jsonb)) e;
 END
 $$;
+
+-- ===================================================================================================
+-- A live "running" status (issue 16 item 3).
+--
+-- An instance's first step runs in the transaction that activates it (src/engine/activate.ts): until
+-- that commits, df.instances says 'pending'. The claim of a pending instance's row now also takes a
+-- transaction-level shared advisory lock, key (1885824620 = 'pgfl', hashtext(instance id)), in the same
+-- statement (src/engine/queries/claim.ts, claimSettings): no extra round trip or commit. Other sessions
+-- see it in pg_locks (locktype 'advisory', classid 1885824620, objid the hash, objsubid 2 for a two-int4
+-- key) until the activating transaction ends, and the status functions report such a pending instance
+-- as 'running'. A hash shared by another pending instance shows that one as running too, only while the
+-- claim runs. df.instances itself keeps the committed status. (No helper function: df.grant_usage grants
+-- every function of the schema, and a delegate granted before this migration could not pass a new one on.)
+
+CREATE OR REPLACE FUNCTION df.status(instance_id text) RETURNS text
+LANGUAGE sql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN i.status = 'pending' AND EXISTS (SELECT 1 FROM pg_locks l
+                  WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2
+                    AND l.objid = hashtext(i.id)::oid AND l.granted
+                    AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+                THEN 'running' ELSE i.status END
+      FROM df.instances AS i WHERE i.id = $1
+$$;
+
+CREATE OR REPLACE FUNCTION df.instance_info(instance_id text)
+RETURNS TABLE (instance_id text, label text, function_name text, function_version text,
+               current_execution_id bigint, status text, output text)
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT i.id::text, i.label, 'pg_durable::orchestration::execute-function-graph'::text,
+           '1.0.0'::text, i.generation::bigint,
+           CASE WHEN i.status = 'pending' AND EXISTS (SELECT 1 FROM pg_locks l
+                  WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2
+                    AND l.objid = hashtext(i.id)::oid AND l.granted
+                    AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+                THEN 'running' ELSE i.status END, i.output
+    FROM df.instances AS i
+    WHERE i.id = $1
+$$;
+
+-- df.list_instances (0006), both overloads: the status as above, with one scan of pg_locks per call; a
+-- status filter applies to it.
+CREATE OR REPLACE FUNCTION df.list_instances(status_filter text DEFAULT NULL, limit_count integer DEFAULT 100)
+RETURNS TABLE (instance_id text, label text, function_name text, status text,
+               execution_count bigint, output text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_limit integer := df._list_limit(list_instances.limit_count);
+    v_live  oid[] := ARRAY(SELECT l.objid FROM pg_locks l
+                   WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2 AND l.granted
+                     AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()));
+BEGIN
+    RETURN QUERY
+        SELECT i.id::text, i.label, 'pg_durable::orchestration::execute-function-graph'::text,
+               x.status, i.generation::bigint, i.output
+        FROM df.instances AS i
+        CROSS JOIN LATERAL (SELECT CASE WHEN i.status = 'pending' AND hashtext(i.id)::oid = ANY (v_live)
+                                        THEN 'running' ELSE i.status END AS status) AS x
+        WHERE list_instances.status_filter IS NULL OR x.status = list_instances.status_filter
+        ORDER BY i.created_at DESC, i.id
+        LIMIT v_limit;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- list_instances, paginated overload (3–4 arguments; no defaults on the first three, so the two
+-- overloads never collide). Keyset on (created_at DESC, id ASC); one extra row tells whether a
+-- further page exists.
+
+CREATE OR REPLACE FUNCTION df.list_instances(status_filter text, limit_count integer, label_filter text,
+                                  after_cursor text DEFAULT NULL)
+RETURNS TABLE (instance_id text, label text, function_name text, status text,
+               execution_count bigint, output text, created_at timestamptz,
+               completed_at timestamptz, next_cursor text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_limit integer := df._list_limit(list_instances.limit_count);
+    v_ts    timestamptz;
+    v_id    text;
+    v_live  oid[] := ARRAY(SELECT l.objid FROM pg_locks l
+                   WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2 AND l.granted
+                     AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()));
+BEGIN
+    IF list_instances.after_cursor IS NOT NULL THEN
+        SELECT c.o_created_at, c.o_id INTO v_ts, v_id FROM df._list_cursor_decode(list_instances.after_cursor) AS c;
+    END IF;
+
+    RETURN QUERY
+        WITH page AS (
+            SELECT i.id, i.label, x.status, i.generation, i.output, i.created_at, i.completed_at
+            FROM df.instances AS i
+            CROSS JOIN LATERAL (SELECT CASE WHEN i.status = 'pending' AND hashtext(i.id)::oid = ANY (v_live)
+                                            THEN 'running' ELSE i.status END AS status) AS x
+            WHERE i.created_at IS NOT NULL
+              AND (list_instances.status_filter IS NULL OR x.status = list_instances.status_filter)
+              AND (list_instances.label_filter IS NULL OR i.label = list_instances.label_filter)
+              AND (v_ts IS NULL OR (i.created_at <= v_ts
+                                    AND (i.created_at < v_ts OR (i.created_at = v_ts AND i.id > v_id))))
+            ORDER BY i.created_at DESC, i.id
+            LIMIT v_limit::bigint + 1
+        ), numbered AS (
+            SELECT p.*, row_number() OVER (ORDER BY p.created_at DESC, p.id) AS rn,
+                   count(*) OVER () AS fetched
+            FROM page AS p
+        )
+        SELECT x.id::text, x.label, 'pg_durable::orchestration::execute-function-graph'::text,
+               x.status, x.generation::bigint, x.output, x.created_at, x.completed_at,
+               CASE WHEN x.fetched > v_limit
+                    THEN max(CASE WHEN x.rn = v_limit THEN df._list_cursor(x.created_at, x.id) END) OVER ()
+               END
+        FROM numbered AS x
+        WHERE x.rn <= v_limit
+        ORDER BY x.rn;
+END;
+$$;
+
