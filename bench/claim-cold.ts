@@ -13,7 +13,8 @@
  *  - -ts, -role, -json, -settings: without run_at, the owner columns, the jsonb columns, the step settings;
  *  - narrow: the same rows and joins, returning only the ids.
  * Prints p10/p50/p90 ms and the p50 as a ratio to select1's, measured in the same run. Not part of
- * `npm run bench`: the numbers behind the choice of the wake-up claim (docs/ARCHITECTURE.md).
+ * `npm run bench`: the numbers behind the choice of the wake-up claim (docs/ARCHITECTURE.md, "The wake-up
+ * claim"; bench/RESULTS.md).
  */
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';

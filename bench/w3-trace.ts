@@ -9,7 +9,7 @@
  * Server and Node clocks are the same machine's. `--first` picks whose LISTEN session connects first:
  * PostgreSQL signals the listeners of a database in backend-id order, so that one hears every NOTIFY
  * first (bench W3 takes half its samples each way). Not part of `npm run bench`: the numbers behind
- * docs/ARCHITECTURE.md, "Measured" (what is left of W3).
+ * bench/RESULTS.md ("Where W3's time goes").
  */
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';

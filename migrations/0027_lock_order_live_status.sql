@@ -537,3 +537,15 @@ BEGIN
 END;
 $$;
 
+
+-- The comments of 0024, for what changed here.
+COMMENT ON FUNCTION df._lock_and_load(varchar, varchar[], text[]) IS
+    'Engine (worker only). Locks the instance row (FOR NO KEY UPDATE, after the caller''s node row: node, then instance) and returns {instance, nodes, scopes} for the ids asked for, so a checkpoint reads everything it needs in one round trip. The instance lock is SKIP LOCKED first; a busy row is waited for only while no session waits for this transaction, and for under half of deadlock_timeout, else 55P03 (the engine retries): an outside transaction locking in any order is never the one aborted by a deadlock with the worker.';
+COMMENT ON FUNCTION df._apply(varchar, jsonb, jsonb) IS
+    'Engine (worker only). Writes one checkpoint (the state machine''s changes to nodes, scopes, instance and events) of one instance. It first locks the instance row (after the node row the worker claimed) as df._lock_and_load does (a row already held costs nothing), and with p_expect checks the worker''s cached copy is still current (PFS01 if not, nothing written); every node row it writes is locked NOWAIT (55P03: the engine retries), never waited for.';
+COMMENT ON FUNCTION df._apply_many(jsonb) IS
+    'Engine (worker only). Writes the checkpoints of a batch of one-step instances in a few set-based statements: the instance rows first (after the claimed node rows; busy ones as in df._lock_and_load), every item''s stale-copy check (PFS01 fails the batch), the node rows NOWAIT (55P03), then the writes; lock order as df._apply.';
+COMMENT ON FUNCTION df.status(text) IS 'An instance''s status (pending, running, completed, failed, cancelled), or NULL when the caller cannot see it. A pending instance whose first step is running (its claim holds the advisory lock (1885824620, hashtext(id))) reads as running.';
+COMMENT ON FUNCTION df.list_instances(text, integer) IS 'The caller''s instances, newest first, optionally by status (a pending instance whose first step is running is listed as running, as by df.status).';
+COMMENT ON FUNCTION df.list_instances(text, integer, text, text) IS 'The caller''s instances, newest first, by status and label, paged with a cursor (status as df.status reports it).';
+COMMENT ON FUNCTION df.instance_info(text) IS 'One instance''s summary: id, label, status (as df.status reports it), generation, output.';

@@ -328,6 +328,7 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). Writes one checkpoint (the state machine's changes to nodes, scopes, instance and events) of one instance. It first locks the instance row (after the node row the worker claimed) as df._lock_and_load does (a row already held costs nothing), and with p_expect checks the worker's cached copy is still current (PFS01 if not, nothing written); every node row it writes is locked NOWAIT (55P03: the engine retries), never waited for.
 CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes jsonb, p_expect jsonb DEFAULT NULL::jsonb)
  RETURNS void
  LANGUAGE plpgsql
@@ -507,6 +508,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). Writes the checkpoints of a batch of one-step instances in a few set-based statements: the instance rows first (after the claimed node rows; busy ones as in df._lock_and_load), every item's stale-copy check (PFS01 fails the batch), the node rows NOWAIT (55P03), then the writes; lock order as df._apply.
 CREATE OR REPLACE FUNCTION df._apply_many(p_items jsonb)
  RETURNS void
  LANGUAGE plpgsql
@@ -660,6 +662,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). Claims the oldest ready df.nodes row (or the given one) FOR UPDATE SKIP LOCKED and returns it with what running it needs from its instance, owner role and scope, in one statement. Locks only the node row; with role limits it takes a slot (df._take_slot) and skips full roles. Its RETURNS TABLE is the claim's column list: df._claim_many, the prepared wake-up claim and ClaimedRow (src/engine/queries/claim.ts) are tested against it.
 CREATE OR REPLACE FUNCTION df._claim(p_now timestamp with time zone, p_instance_id character varying DEFAULT NULL::character varying, p_node_id character varying DEFAULT NULL::character varying)
  RETURNS TABLE(instance_id character varying, id character varying, node_type text, query text, result_name text, status text, stamp text, state jsonb, attempts integer, run_at timestamp with time zone, options jsonb, instance_status text, root_node character varying, label text, vars jsonb, generation integer, owner text, owner_exists boolean, owner_is_superuser boolean, superuser_gate text, named jsonb, scope_status text, input text)
  LANGUAGE plpgsql
@@ -762,6 +765,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). Claims up to p_limit ready df.nodes rows for a batch, oldest first, with df._claim's columns; with role limits in place or p_limit <= 1 it is df._claim. Locks only the node rows.
 CREATE OR REPLACE FUNCTION df._claim_many(p_now timestamp with time zone, p_limit integer)
  RETURNS TABLE(instance_id character varying, id character varying, node_type text, query text, result_name text, status text, stamp text, state jsonb, attempts integer, run_at timestamp with time zone, options jsonb, instance_status text, root_node character varying, label text, vars jsonb, generation integer, owner text, owner_exists boolean, owner_is_superuser boolean, superuser_gate text, named jsonb, scope_status text, input text)
  LANGUAGE plpgsql
@@ -1176,6 +1180,31 @@ BEGIN
         END IF;
     END LOOP;
     RETURN v_hi;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+-- comment SECURITY DEFINER (owner of schema df). Drops the step runners of roles without usage on df (or gone); run by df.revoke_usage.
+CREATE OR REPLACE FUNCTION df._drop_stale_runners()
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    x record;
+    v_dropped integer := 0;
+BEGIN
+    FOR x IN SELECT r.role, r.runner FROM df._runners r
+              WHERE CASE WHEN EXISTS (SELECT 1 FROM pg_roles o WHERE o.oid = r.role)
+                         THEN NOT has_schema_privilege(r.role, 'df', 'USAGE') ELSE true END
+                FOR UPDATE
+    LOOP
+        EXECUTE format('DROP FUNCTION IF EXISTS %s(text)', x.runner);
+        DELETE FROM df._runners WHERE role = x.role;
+        v_dropped := v_dropped + 1;
+    END LOOP;
+    RETURN v_dropped;
 END
 $function$
 
@@ -2074,53 +2103,6 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
-CREATE OR REPLACE FUNCTION df._grant_usage_base(p_role text, include_http boolean DEFAULT false, with_grant boolean DEFAULT false)
- RETURNS void
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-DECLARE
-    v_opt text := CASE WHEN with_grant THEN ' WITH GRANT OPTION' ELSE '' END;
-BEGIN
-    PERFORM df._grant_usage_before_0013(p_role, include_http, with_grant);
-    -- `secret` is INSERT/UPDATE only: nobody but the table owner reads it back.
-    EXECUTE format('GRANT SELECT (id, name, owner, workflow, scheme, tolerance_seconds, max_body_bytes, created_at, secret_rotated_at), '
-                   'INSERT (name, workflow, scheme, secret, tolerance_seconds, max_body_bytes), UPDATE (secret, secret_rotated_at), DELETE '
-                   'ON df._hooks TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT, INSERT (hook_id, delivery_id, instance_id), DELETE ON df.hook_deliveries TO %I%s', p_role, v_opt);
-END
-$function$
-
--- acl {<owner>=X/<owner>}
-CREATE OR REPLACE FUNCTION df._grant_usage_before_0013(p_role text, include_http boolean DEFAULT false, with_grant boolean DEFAULT false)
- RETURNS void
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-DECLARE
-    v_opt text := CASE WHEN with_grant THEN ' WITH GRANT OPTION' ELSE '' END;
-    v_fn regprocedure;
-BEGIN
-    EXECUTE format('GRANT USAGE ON SCHEMA df TO %I%s', p_role, v_opt);
-    FOR v_fn IN SELECT * FROM df._usage_functions(include_http, with_grant) LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I%s', v_fn, p_role, v_opt);
-    END LOOP;
-    EXECUTE format('GRANT SELECT, UPDATE (status, updated_at, input), INSERT (id, label, root_node, submitted_by, database, vars, input) ON df.instances TO %I%s', p_role, v_opt);
-    -- UPDATE (run_at): df.cancel withdraws queued work, df.signal wakes a waiting node. The engine runs
-    -- only leaves it activated itself (status running, a live scope), so a hand-set run_at does nothing.
-    EXECUTE format('GRANT SELECT, INSERT (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database, run_at, options), UPDATE (run_at) ON df.nodes TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT, INSERT (instance_id, signal_name, payload, submitted_by) ON df.signals TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT ON df.scopes, df.events TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT, INSERT (name, version, graph, description), DELETE ON df.workflows TO %I%s', p_role, v_opt);
-    -- Schedules: a role writes only what the schedule functions write; fires and last_* are the worker's.
-    EXECUTE format('GRANT SELECT, DELETE, INSERT (name, workflow, cron, timezone, input, missed, overlap, next_fire_at), UPDATE (workflow, cron, timezone, input, missed, overlap, paused, next_fire_at, last_error, last_error_at, updated_at) ON df.schedules TO %I%s', p_role, v_opt);
-    EXECUTE format('GRANT SELECT ON df.schedule_fires TO %I%s', p_role, v_opt);
-    RAISE NOTICE 'pg_durable: granted df usage privileges to "%"', p_role;
-END
-$function$
-
--- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._helper_stamp()
  RETURNS text
  LANGUAGE plpgsql
@@ -2418,6 +2400,7 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Creates a role's SECURITY DEFINER step runner df._run_<oid>, owned by the role and executable only by the worker; must run as the owner of schema df (df._make_runner). Returns why it made none, or NULL.
 CREATE OR REPLACE FUNCTION df._install_runner(p_role regrole)
  RETURNS text
  LANGUAGE plpgsql
@@ -2591,6 +2574,7 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Trigger on df.nodes: refuses a step larger than pgflare.max_step_bytes or a graph larger than pgflare.max_graph_bytes (54000).
 CREATE OR REPLACE FUNCTION df._limit_nodes()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -2627,6 +2611,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Trigger on df.signals: refuses a payload larger than pgflare.max_signal_bytes (54000).
 CREATE OR REPLACE FUNCTION df._limit_signal()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -2646,6 +2631,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Trigger on df.vars: refuses a value larger than pgflare.max_var_bytes (54000).
 CREATE OR REPLACE FUNCTION df._limit_var()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -2747,6 +2733,7 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). Locks the instance row (FOR NO KEY UPDATE, after the caller's node row: node, then instance) and returns {instance, nodes, scopes} for the ids asked for, so a checkpoint reads everything it needs in one round trip. The instance lock is SKIP LOCKED first; a busy row is waited for only while no session waits for this transaction, and for under half of deadlock_timeout, else 55P03 (the engine retries): an outside transaction locking in any order is never the one aborted by a deadlock with the worker.
 CREATE OR REPLACE FUNCTION df._lock_and_load(p_instance_id character varying, p_node_ids character varying[], p_scope_ids text[])
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -2803,6 +2790,26 @@ BEGIN
                       FROM unnest(p_scope_ids) AS u(id)
                     OFFSET 0) x  -- not pulled up: the probe runs once per id
              WHERE x.s IS NOT NULL), '[]'::jsonb));
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+-- comment SECURITY DEFINER (owner of schema df). Makes the step runner of a role that holds usage on df; lets a delegate's df.grant_usage leave the grantee able to run workflows. Executable by the owner and delegates only.
+CREATE OR REPLACE FUNCTION df._make_runner(p_role regrole)
+ RETURNS text
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF p_role IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE oid = p_role::oid) THEN
+        RAISE EXCEPTION 'role "%" does not exist', p_role USING ERRCODE = '42704';
+    END IF;
+    IF NOT has_schema_privilege(p_role, 'df', 'USAGE') THEN
+        RAISE EXCEPTION 'pgflare: role "%" has no usage on schema df: a step runner is made only for a role granted usage (df.grant_usage)', p_role
+            USING ERRCODE = '42501';
+    END IF;
+    RETURN df._install_runner(p_role);
 END
 $function$
 
@@ -2869,6 +2876,7 @@ AS $function$
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment The 12 valid node_type values, in the order the Unknown node_type error lists them.
 CREATE OR REPLACE FUNCTION df._node_types()
  RETURNS text[]
  LANGUAGE plpgsql
@@ -2882,45 +2890,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
-CREATE OR REPLACE FUNCTION df._revoke_usage_base(p_role text)
- RETURNS void
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-BEGIN
-    -- Exactly what grant_usage granted: REVOKE ALL would also name columns never granted (the system
-    -- columns of df._hooks, whose SELECT is column-level), which a delegate may not revoke.
-    EXECUTE format('REVOKE SELECT (id, name, owner, workflow, scheme, tolerance_seconds, max_body_bytes, created_at, secret_rotated_at), '
-                   'INSERT (name, workflow, scheme, secret, tolerance_seconds, max_body_bytes), UPDATE (secret, secret_rotated_at), DELETE '
-                   'ON df._hooks FROM %I CASCADE', p_role);
-    EXECUTE format('REVOKE SELECT, INSERT (hook_id, delivery_id, instance_id), DELETE ON df.hook_deliveries FROM %I CASCADE', p_role);
-    PERFORM df._revoke_usage_before_0013(p_role);
-END
-$function$
-
--- acl {<owner>=X/<owner>}
-CREATE OR REPLACE FUNCTION df._revoke_usage_before_0013(p_role text)
- RETURNS void
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-DECLARE
-    v_fn regprocedure;
-BEGIN
-    FOR v_fn IN SELECT * FROM df._usage_functions(true, true) LOOP
-        BEGIN
-            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I CASCADE', v_fn, p_role);
-        EXCEPTION WHEN insufficient_privilege THEN
-            NULL; -- the sensitive functions may never have been granted by this role
-        END;
-    END LOOP;
-    EXECUTE format('REVOKE ALL ON df.instances, df.nodes, df.vars, df.signals, df.scopes, df.events, df.workflows, df.schedules, df.schedule_fires FROM %I CASCADE', p_role);
-    EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
-    RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;
-END
-$function$
-
--- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). Steps of a role in flight: live leases in df.nodes plus claim transactions holding one of its slots (pg_locks).
 CREATE OR REPLACE FUNCTION df._role_in_flight(p_role regrole, p_now timestamp with time zone, OUT leases integer, OUT claims integer)
  RETURNS record
  LANGUAGE plpgsql
@@ -2939,6 +2909,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). Runs a SQL step as its owner through the owner's step runner df._run_<oid>; PF010 with df._runner_problem's reason when the owner cannot run steps.
 CREATE OR REPLACE FUNCTION df._run_step(p_owner regrole, p_sql text)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -2957,6 +2928,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). Why a role's steps cannot run (gone, no LOGIN, superuser, no usage, CREATE on df, no runner), or NULL.
 CREATE OR REPLACE FUNCTION df._runner_problem(p_owner regrole)
  RETURNS text
  LANGUAGE plpgsql
@@ -3033,6 +3005,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). For a schedule due now: the fire time to start (on time or caught up per missed policy) and the next fire time.
 CREATE OR REPLACE FUNCTION df._schedule_plan(p_cron text, p_tz text, p_next timestamp with time zone, p_now timestamp with time zone, p_grace interval, OUT on_time_at timestamp with time zone, OUT after_on_time timestamp with time zone, OUT due_at timestamp with time zone, OUT next_at timestamp with time zone)
  RETURNS record
  LANGUAGE plpgsql
@@ -3103,6 +3076,7 @@ AS $function$
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). Takes a free step slot of a role with a limit (df.set_role_limit) as a transaction advisory lock; false when the role has p_limit steps in flight. Called by df._claim while it holds the node row.
 CREATE OR REPLACE FUNCTION df._take_slot(p_role regrole, p_limit integer, p_now timestamp with time zone)
  RETURNS boolean
  LANGUAGE plpgsql
@@ -3160,46 +3134,30 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment The functions df.grant_usage grants EXECUTE on: the public API, http functions with include_http, metrics/grant_usage/revoke_usage with with_grant, and the _ helpers those call as the invoker (transitively), plus the REST API's three. Engine internals are never among them.
 CREATE OR REPLACE FUNCTION df._usage_functions(p_include_http boolean, p_with_grant boolean)
  RETURNS SETOF regprocedure
  LANGUAGE sql
  STABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-    SELECT f FROM df._usage_functions_base(p_include_http, p_with_grant) f
-      JOIN pg_proc p ON p.oid = f
-     WHERE p.proname !~ '^_run_[0-9]+$'
-       AND p.proname NOT IN ('_usage_functions_base', '_run_step', '_runner_problem', '_install_runner',
-                             -- engine internals added later (0016, 0017, 0023): only the worker runs them
-                             '_node_changes', '_role_in_flight', '_take_slot', '_claim_many', '_apply_many',
-                             -- 0017: only the schema owner manages limits
-                             'set_role_limit', 'list_role_limits')
-       AND (p_with_grant OR p.proname NOT IN ('_grant_usage_base', '_revoke_usage_base'))
-    UNION
-    -- A delegate (with_grant) runs df.grant_usage/df.revoke_usage, which call these as the delegate.
-    SELECT p.oid::regprocedure FROM pg_proc p
-     WHERE p_with_grant AND p.pronamespace = 'df'::regnamespace
-       AND p.proname IN ('_usage_functions', '_usage_functions_base', '_install_runner',
-                         -- 0013 kept the versions before it under these names; its wrappers call them
-                         '_grant_usage_before_0013', '_revoke_usage_before_0013',
-                         '_grant_usage_base', '_revoke_usage_base')
-$function$
-
--- acl {<owner>=X/<owner>}
-CREATE OR REPLACE FUNCTION df._usage_functions_base(p_include_http boolean, p_with_grant boolean)
- RETURNS SETOF regprocedure
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-    SELECT p.oid::regprocedure
-      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-     WHERE n.nspname = 'df'
-       -- engine internals: only the worker (the schema owner) runs them
-       AND p.proname NOT IN ('_apply', '_lock_and_load', '_claim', '_usage_functions')
-       AND p.proname !~ '^_(grant|revoke)_usage_'
-       AND (p_include_http OR p.proname NOT IN ('http', 'http_multipart'))
-       AND (p_with_grant OR p.proname NOT IN ('metrics', 'grant_usage', 'revoke_usage'))
+    WITH RECURSIVE fns AS (
+        SELECT p.oid, p.proname::text AS name FROM pg_proc p WHERE p.pronamespace = 'df'::regnamespace
+    ), calls AS (
+        -- Who calls whom: every df._name a SECURITY INVOKER body mentions, read once per function.
+        SELECT DISTINCT p.oid AS caller, m[1] AS callee
+          FROM pg_proc p, regexp_matches(p.prosrc, 'df\.(_[a-z0-9_]+)', 'g') AS m
+         WHERE p.pronamespace = 'df'::regnamespace AND NOT p.prosecdef
+    ), granted(oid) AS (
+        SELECT f.oid FROM fns f
+         WHERE (f.name !~ '^_' AND has_function_privilege('public', f.oid, 'EXECUTE'))
+            OR (p_include_http AND f.name IN ('http', 'http_multipart'))
+            OR (p_with_grant AND f.name IN ('metrics', 'grant_usage', 'revoke_usage'))
+            OR f.name IN ('_eval_dsl', '_api_token_role', '_hook_for_delivery')
+        UNION
+        SELECT f.oid FROM granted g JOIN calls c ON c.caller = g.oid JOIN fns f ON f.name = c.callee
+    )
+    SELECT oid::regprocedure FROM granted
 $function$
 
 -- acl {<owner>=X/<owner>}
@@ -3218,6 +3176,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Changes a schedule of the caller's (NULL arguments keep their value); returns its next fire time.
 CREATE OR REPLACE FUNCTION df.alter_schedule(name text, cron text DEFAULT NULL::text, timezone text DEFAULT NULL::text, input jsonb DEFAULT NULL::jsonb, missed text DEFAULT NULL::text, overlap text DEFAULT NULL::text, workflow text DEFAULT NULL::text)
  RETURNS timestamp with time zone
  LANGUAGE plpgsql
@@ -3254,6 +3213,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: names a step's result, for $name.column substitution in later steps.
 CREATE OR REPLACE FUNCTION df."as"(fut text, name text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3276,6 +3236,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL operator |=>: df.as.
 CREATE OR REPLACE FUNCTION df.as_op(fut text, name text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3288,6 +3249,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Waits up to timeout_seconds for an instance of the caller's to finish; returns its status.
 CREATE OR REPLACE FUNCTION df.await_instance(instance_id text, timeout_seconds integer DEFAULT 30)
  RETURNS text
  LANGUAGE plpgsql
@@ -3329,6 +3291,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: leaves the innermost loop, with an optional value.
 CREATE OR REPLACE FUNCTION df.break(value text DEFAULT NULL::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3340,6 +3303,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Cancels an instance of the caller's: withdraws its queued work and marks it cancelled.
 CREATE OR REPLACE FUNCTION df.cancel(instance_id text, reason text DEFAULT 'Cancelled by user'::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3381,6 +3345,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Removes every variable of the caller's.
 CREATE OR REPLACE FUNCTION df.clearvars()
  RETURNS text
  LANGUAGE plpgsql
@@ -3398,6 +3363,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Makes a REST API bearer token for a role and returns it (shown only once; only its hash is stored).
 CREATE OR REPLACE FUNCTION df.create_api_token(name text, role text DEFAULT CURRENT_USER)
  RETURNS text
  LANGUAGE plpgsql
@@ -3426,6 +3392,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Creates a webhook that starts a named workflow on each verified delivery (HMAC signature); returns its secret.
 CREATE OR REPLACE FUNCTION df.create_hook(name text, workflow text, scheme text, secret text DEFAULT NULL::text, tolerance_seconds integer DEFAULT 300, max_body_bytes integer DEFAULT 1048576)
  RETURNS text
  LANGUAGE plpgsql
@@ -3459,6 +3426,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Starts a named workflow on a cron schedule in a time zone, with missed and overlap policies.
 CREATE OR REPLACE FUNCTION df.create_schedule(name text, workflow text, cron text, timezone text DEFAULT 'UTC'::text, input jsonb DEFAULT NULL::jsonb, missed text DEFAULT 'skip'::text, overlap text DEFAULT 'skip'::text)
  RETURNS timestamp with time zone
  LANGUAGE plpgsql
@@ -3490,6 +3458,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The next time a cron expression fires in a time zone after a given instant.
 CREATE OR REPLACE FUNCTION df.cron_next_fire(cron text, timezone text DEFAULT 'UTC'::text, after timestamp with time zone DEFAULT now())
  RETURNS timestamp with time zone
  LANGUAGE plpgsql
@@ -3502,6 +3471,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Validates a graph and stores it as the next version of a named workflow of the caller's; returns the version.
 CREATE OR REPLACE FUNCTION df.define_workflow(name text, fut text, description text DEFAULT NULL::text)
  RETURNS integer
  LANGUAGE plpgsql
@@ -3539,6 +3509,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Removes a webhook of the caller's.
 CREATE OR REPLACE FUNCTION df.drop_hook(name text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3557,6 +3528,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Removes a schedule of the caller's.
 CREATE OR REPLACE FUNCTION df.drop_schedule(name text)
  RETURNS void
  LANGUAGE plpgsql
@@ -3571,6 +3543,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Removes every version of a named workflow; running instances are unaffected.
 CREATE OR REPLACE FUNCTION df.drop_workflow(name text)
  RETURNS integer
  LANGUAGE plpgsql
@@ -3589,6 +3562,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Renders a workflow graph (DSL text, an envelope, or an instance id with per-node status) as a tree.
 CREATE OR REPLACE FUNCTION df.explain(input text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3676,6 +3650,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment A variable of the caller's, or NULL.
 CREATE OR REPLACE FUNCTION df.getvar(name text)
  RETURNS text
  LANGUAGE sql
@@ -3687,16 +3662,54 @@ AS $function$
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Grants a role what it needs to use pgflare (schema usage, the API's functions, column-level table rights) and makes its step runner. include_http adds df.http/df.http_multipart; with_grant lets the role grant the same to others (a delegate), passing on only what it holds with grant option.
 CREATE OR REPLACE FUNCTION df.grant_usage(p_role text, include_http boolean DEFAULT false, with_grant boolean DEFAULT false)
  RETURNS void
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 DECLARE
+    v_opt text := CASE WHEN with_grant THEN ' WITH GRANT OPTION' ELSE '' END;
+    v_fn regprocedure;
+    v_refused text;
     v_why text;
 BEGIN
-    PERFORM df._grant_usage_base(p_role, include_http, with_grant);
-    v_why := df._install_runner(quote_ident(p_role)::regrole);
+    IF to_regrole(quote_ident(p_role)) IS NULL THEN
+        RAISE EXCEPTION 'role "%" does not exist', p_role USING ERRCODE = '42704';
+    END IF;
+    -- The caller passes on what it holds with grant option (the owner holds everything). What PUBLIC may
+    -- execute anyway needs no passing on; anything else is refused before anything is granted.
+    SELECT string_agg(f::text, ', ' ORDER BY f::text) INTO v_refused FROM df._usage_functions(include_http, with_grant) f
+     WHERE NOT has_function_privilege(current_user, f, 'EXECUTE WITH GRANT OPTION') AND NOT has_function_privilege('public', f, 'EXECUTE');
+    IF v_refused IS NOT NULL THEN
+        RAISE EXCEPTION 'pgflare: "%" may not grant EXECUTE on %: it does not hold it with grant option (ask the owner of schema df%)',
+            current_user, v_refused, CASE WHEN include_http OR with_grant THEN ', or grant without include_http/with_grant' ELSE '' END
+            USING ERRCODE = '42501';
+    END IF;
+    FOR v_fn IN SELECT * FROM df._usage_functions(include_http, with_grant) f
+                 WHERE has_function_privilege(current_user, f, 'EXECUTE WITH GRANT OPTION') LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I%s', v_fn, p_role, v_opt);
+    END LOOP;
+    EXECUTE format('GRANT USAGE ON SCHEMA df TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, UPDATE (status, updated_at, input), INSERT (id, label, root_node, submitted_by, database, vars, input) ON df.instances TO %I%s', p_role, v_opt);
+    -- UPDATE (run_at): df.cancel withdraws queued work, df.signal wakes a waiting node. The engine runs
+    -- only leaves it activated itself (status running, a live scope), so a hand-set run_at does nothing.
+    EXECUTE format('GRANT SELECT, INSERT (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database, run_at, options), UPDATE (run_at) ON df.nodes TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT (instance_id, signal_name, payload, submitted_by) ON df.signals TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT ON df.scopes, df.events TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT (name, version, graph, description), DELETE ON df.workflows TO %I%s', p_role, v_opt);
+    -- Schedules: a role writes only what the schedule functions write; fires and last_* are the worker's.
+    EXECUTE format('GRANT SELECT, DELETE, INSERT (name, workflow, cron, timezone, input, missed, overlap, next_fire_at), UPDATE (workflow, cron, timezone, input, missed, overlap, paused, next_fire_at, last_error, last_error_at, updated_at) ON df.schedules TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT ON df.schedule_fires TO %I%s', p_role, v_opt);
+    -- Webhooks: `secret` is INSERT/UPDATE only, nobody but the table owner reads it back.
+    EXECUTE format('GRANT SELECT (id, name, owner, workflow, scheme, tolerance_seconds, max_body_bytes, created_at, secret_rotated_at), '
+                   'INSERT (name, workflow, scheme, secret, tolerance_seconds, max_body_bytes), UPDATE (secret, secret_rotated_at), DELETE '
+                   'ON df._hooks TO %I%s', p_role, v_opt);
+    EXECUTE format('GRANT SELECT, INSERT (hook_id, delivery_id, instance_id), DELETE ON df.hook_deliveries TO %I%s', p_role, v_opt);
+    RAISE NOTICE 'pg_durable: granted df usage privileges to "%"', p_role;
+    -- The step runner, made as the owner of schema df (the caller may be a delegate).
+    v_why := df._make_runner(quote_ident(p_role)::regrole);
     IF v_why IS NOT NULL THEN
         RAISE WARNING 'pgflare: no step runner for "%": %; its SQL steps will not run until the owner of schema df runs df.grant_usage(%)',
             p_role, v_why, quote_literal(p_role);
@@ -3705,6 +3718,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment DSL: an HTTP request step, run by the worker under the egress policy; revoked from PUBLIC, granted with include_http.
 CREATE OR REPLACE FUNCTION df.http(url text, method text DEFAULT 'POST'::text, body text DEFAULT NULL::text, headers jsonb DEFAULT NULL::jsonb, timeout_seconds integer DEFAULT 30)
  RETURNS text
  LANGUAGE plpgsql
@@ -3723,6 +3737,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment DSL: a multipart/form-data HTTP request step; revoked from PUBLIC, granted with include_http.
 CREATE OR REPLACE FUNCTION df.http_multipart(url text, method text DEFAULT 'POST'::text, parts jsonb DEFAULT NULL::jsonb, headers jsonb DEFAULT NULL::jsonb, timeout_seconds integer DEFAULT 30)
  RETURNS text
  LANGUAGE plpgsql
@@ -3748,6 +3763,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: runs the condition step, then then_branch or else_branch by its result.
 CREATE OR REPLACE FUNCTION df.if(condition text, then_branch text, else_branch text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3764,6 +3780,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL operator !>: adds the else-branch to a ?> IF.
 CREATE OR REPLACE FUNCTION df.if_else_op(partial_if text, else_branch text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3785,6 +3802,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: then_branch if the named result has rows, else else_branch.
 CREATE OR REPLACE FUNCTION df.if_rows(result_name text, then_branch text, else_branch text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3798,6 +3816,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL operator ?>: the condition and then-branch of an IF, completed by !>.
 CREATE OR REPLACE FUNCTION df.if_then_op(condition text, then_branch text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3819,6 +3838,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The event history of one instance (activations, completions, failures, retries).
 CREATE OR REPLACE FUNCTION df.instance_events(instance_id text)
  RETURNS TABLE(event_id bigint, node_id text, kind text, attempt integer, detail text, created_at timestamp with time zone)
  LANGUAGE sql
@@ -3831,6 +3851,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The executions (runs of steps) of one instance, newest first.
 CREATE OR REPLACE FUNCTION df.instance_executions(instance_id text, limit_count integer DEFAULT 5)
  RETURNS TABLE(execution_id bigint, status text, event_count bigint, duration_ms bigint, output text)
  LANGUAGE plpgsql
@@ -3875,6 +3896,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment One instance's summary: id, label, status (as df.status reports it), generation, output.
 CREATE OR REPLACE FUNCTION df.instance_info(instance_id text)
  RETURNS TABLE(instance_id text, label text, function_name text, function_version text, current_execution_id bigint, status text, output text)
  LANGUAGE sql
@@ -3893,6 +3915,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The nodes of one instance, with their status and results.
 CREATE OR REPLACE FUNCTION df.instance_nodes(instance_id_param text)
  RETURNS TABLE(node_id text, node_type text, query text, result_name text, left_node text, right_node text, status text, result text, status_details text, inferred_status text, inferred_status_from_ancestor_id text, updated_at timestamp with time zone)
  LANGUAGE sql
@@ -3909,6 +3932,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The nodes of one instance, limited to the last N executions.
 CREATE OR REPLACE FUNCTION df.instance_nodes(instance_id_param text, _last_n_executions integer)
  RETURNS TABLE(execution_id bigint, node_id text, node_type text, query text, result_name text, left_node text, right_node text, status text, result text, updated_at timestamp with time zone)
  LANGUAGE sql
@@ -3922,6 +3946,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL (operator &): runs a and b in parallel and waits for both.
 CREATE OR REPLACE FUNCTION df."join"(a text, b text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3934,6 +3959,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: runs three branches in parallel and waits for all.
 CREATE OR REPLACE FUNCTION df.join3(a text, b text, c text)
  RETURNS text
  LANGUAGE plpgsql
@@ -3946,6 +3972,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The caller's webhooks (never their secrets).
 CREATE OR REPLACE FUNCTION df.list_hooks()
  RETURNS TABLE(name text, workflow text, scheme text, tolerance_seconds integer, max_body_bytes integer, created_at timestamp with time zone, secret_rotated_at timestamp with time zone, deliveries bigint, last_delivery_at timestamp with time zone)
  LANGUAGE sql
@@ -3960,6 +3987,18 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The caller's instances with this label, newest first, paginated like df.list_instances(limit_count, status_filter, after_cursor): the form that df.list_instances(label => ...) resolves to.
+CREATE OR REPLACE FUNCTION df.list_instances(label df.instance_label, limit_count integer DEFAULT 100, status_filter text DEFAULT NULL::text, after_cursor text DEFAULT NULL::text)
+ RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text, created_at timestamp with time zone, completed_at timestamp with time zone, next_cursor text)
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT * FROM df.list_instances($3, $2, $1::text, $4)
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The caller's instances, newest first, optionally by status (a pending instance whose first step is running is listed as running, as by df.status).
 CREATE OR REPLACE FUNCTION df.list_instances(status_filter text DEFAULT NULL::text, limit_count integer DEFAULT 100)
  RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text)
  LANGUAGE plpgsql
@@ -3985,6 +4024,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The caller's instances, newest first, by status and label, paged with a cursor (status as df.status reports it).
 CREATE OR REPLACE FUNCTION df.list_instances(status_filter text, limit_count integer, label_filter text, after_cursor text DEFAULT NULL::text)
  RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text, created_at timestamp with time zone, completed_at timestamp with time zone, next_cursor text)
  LANGUAGE plpgsql
@@ -4033,6 +4073,7 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Owner only. The per-role step limits set with df.set_role_limit, with the steps of each role in flight.
 CREATE OR REPLACE FUNCTION df.list_role_limits()
  RETURNS TABLE(role text, max_concurrent_steps integer, claims integer, leases integer, updated_at timestamp with time zone)
  LANGUAGE sql
@@ -4044,6 +4085,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The caller's schedules with their next and last fires.
 CREATE OR REPLACE FUNCTION df.list_schedules()
  RETURNS TABLE(name text, workflow text, cron text, timezone text, input jsonb, missed text, overlap text, paused boolean, next_fire_at timestamp with time zone, last_fire_at timestamp with time zone, last_instance_id character varying, last_instance_status text, last_error text, last_error_at timestamp with time zone, created_at timestamp with time zone, updated_at timestamp with time zone)
  LANGUAGE sql
@@ -4059,6 +4101,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: repeats body while the condition step holds (forever without one, until df.break).
 CREATE OR REPLACE FUNCTION df.loop(body text, condition text DEFAULT NULL::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4073,6 +4116,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL prefix operator @>: df.loop(body).
 CREATE OR REPLACE FUNCTION df.loop_prefix_op(body text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4085,6 +4129,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Counts of instances by status, executions and events, of the rows the caller may see; revoked from PUBLIC, granted with with_grant.
 CREATE OR REPLACE FUNCTION df.metrics()
  RETURNS TABLE(total_instances bigint, running_instances bigint, completed_instances bigint, failed_instances bigint, total_executions bigint, total_events bigint)
  LANGUAGE sql
@@ -4101,6 +4146,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Pauses a schedule: it does not fire until resumed.
 CREATE OR REPLACE FUNCTION df.pause_schedule(name text)
  RETURNS void
  LANGUAGE plpgsql
@@ -4115,6 +4161,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL (operator |): runs a and b in parallel; the first to finish decides, the other's scope is cancelled.
 CREATE OR REPLACE FUNCTION df.race(a text, b text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4127,6 +4174,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The result of an instance's root node once it completed (NULL before).
 CREATE OR REPLACE FUNCTION df.result(instance_id text)
  RETURNS text
  LANGUAGE sql
@@ -4140,6 +4188,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Resumes a paused schedule from the next fire time after now; returns it.
 CREATE OR REPLACE FUNCTION df.resume_schedule(name text)
  RETURNS timestamp with time zone
  LANGUAGE plpgsql
@@ -4160,6 +4209,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: retries a failing step up to max_attempts times with exponential backoff.
 CREATE OR REPLACE FUNCTION df.retry(step text, max_attempts integer, backoff_seconds numeric DEFAULT 1, max_backoff_seconds numeric DEFAULT 300)
  RETURNS text
  LANGUAGE plpgsql
@@ -4181,6 +4231,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Revokes a REST API token of a role.
 CREATE OR REPLACE FUNCTION df.revoke_api_token(name text, role text DEFAULT CURRENT_USER)
  RETURNS text
  LANGUAGE plpgsql
@@ -4202,30 +4253,48 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Revokes what the caller granted the role with df.grant_usage (CASCADE: also what the role granted on), and drops the step runners of roles left without usage.
 CREATE OR REPLACE FUNCTION df.revoke_usage(p_role text)
  RETURNS void
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 DECLARE
-    v_role oid := (SELECT oid FROM pg_roles WHERE rolname = p_role);
-    v_runner text;
+    v_role oid := to_regrole(quote_ident(p_role))::oid;
+    v_me oid := (SELECT oid FROM pg_roles WHERE rolname = current_user);
+    v_super boolean := (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
+    v_fn regprocedure;
 BEGIN
-    PERFORM df._revoke_usage_base(p_role);
-    BEGIN
-        SELECT runner INTO v_runner FROM df._runners WHERE role = v_role;
-        IF v_runner IS NOT NULL THEN
-            EXECUTE format('DROP FUNCTION IF EXISTS %s(text)', v_runner);
-            DELETE FROM df._runners WHERE role = v_role;
-        END IF;
-    EXCEPTION WHEN insufficient_privilege THEN
-        -- A delegate may revoke usage but not drop the runner; without usage the worker refuses it.
-        RAISE NOTICE 'pgflare: the step runner of "%" is kept (only the owner of schema df can drop it); it is not used without usage', p_role;
-    END;
+    IF v_role IS NULL THEN
+        RAISE EXCEPTION 'role "%" does not exist', p_role USING ERRCODE = '42704';
+    END IF;
+    -- Exactly the EXECUTE grants the caller made (a superuser acts as the functions' owner), whatever
+    -- version of df.grant_usage made them.
+    FOR v_fn IN SELECT DISTINCT p.oid::regprocedure
+                  FROM pg_proc p, aclexplode(p.proacl) a
+                 WHERE p.pronamespace = 'df'::regnamespace AND a.privilege_type = 'EXECUTE'
+                   AND a.grantee = v_role AND a.grantee <> p.proowner
+                   AND (a.grantor = v_me OR (v_super AND a.grantor = p.proowner))
+    LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I CASCADE', v_fn, p_role);
+    END LOOP;
+    -- Exactly what grant_usage granted on df._hooks: REVOKE ALL would also name columns never granted
+    -- (the system columns, whose SELECT is column-level), which a delegate may not revoke.
+    EXECUTE format('REVOKE SELECT (id, name, owner, workflow, scheme, tolerance_seconds, max_body_bytes, created_at, secret_rotated_at), '
+                   'INSERT (name, workflow, scheme, secret, tolerance_seconds, max_body_bytes), UPDATE (secret, secret_rotated_at), DELETE '
+                   'ON df._hooks FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE SELECT, INSERT (hook_id, delivery_id, instance_id), DELETE ON df.hook_deliveries FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE ALL ON df.instances, df.nodes, df.vars, df.signals, df.scopes, df.events, df.workflows, df.schedules, df.schedule_fires FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
+    RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;
+    -- The role's runner goes once it has no usage left (another grantor's grant keeps it), and so do the
+    -- runners of roles the CASCADE took usage from.
+    PERFORM df._drop_stale_runners();
 END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Replaces a webhook's secret; returns the new one.
 CREATE OR REPLACE FUNCTION df.rotate_hook_secret(name text, secret text DEFAULT NULL::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4246,6 +4315,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment pg_durable compatibility: a no-op that reports a triggered run; the worker picks up ready work by itself.
 CREATE OR REPLACE FUNCTION df.run(instance_id text DEFAULT NULL::text)
  RETURNS text
  LANGUAGE sql
@@ -4257,6 +4327,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The fires of a schedule, newest first, with the instance each started.
 CREATE OR REPLACE FUNCTION df.schedule_history(name text, limit_count integer DEFAULT 100)
  RETURNS TABLE(fire_at timestamp with time zone, outcome text, instance_id character varying, instance_status text, error text, fired_at timestamp with time zone)
  LANGUAGE plpgsql
@@ -4285,6 +4356,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL (operator ~>): runs a, then b.
 CREATE OR REPLACE FUNCTION df.seq(a text, b text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4297,6 +4369,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Owner of schema df or a superuser only. Sets the most steps of a role running at once (NULL removes the limit); the claim skips a role at its limit.
 CREATE OR REPLACE FUNCTION df.set_role_limit(role text, max_concurrent_steps integer)
  RETURNS integer
  LANGUAGE plpgsql
@@ -4332,6 +4405,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Sets a variable of the caller's, read by steps as {name}.
 CREATE OR REPLACE FUNCTION df.setvar(name text, value text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4353,6 +4427,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Sends a named signal, with optional data, to an instance of the caller's; a waiting df.wait_for_signal step receives it.
 CREATE OR REPLACE FUNCTION df.signal(instance_id text, signal_name text, signal_data text DEFAULT '{}'::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4404,6 +4479,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: a durable timer; the instance waits this many seconds without holding a connection.
 CREATE OR REPLACE FUNCTION df.sleep(seconds bigint)
  RETURNS text
  LANGUAGE plpgsql
@@ -4419,6 +4495,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: a SQL step (a leaf). Plain text where a step is expected means the same.
 CREATE OR REPLACE FUNCTION df.sql(query text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4431,6 +4508,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Validates a workflow graph and starts it as an instance owned by current_user, in the caller's transaction; returns the instance id. Steps run later, on the worker, as that owner.
 CREATE OR REPLACE FUNCTION df.start(fut text, label text DEFAULT NULL::text, database text DEFAULT NULL::text, transaction_mode text DEFAULT 'caller'::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4550,6 +4628,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Starts the latest (or the given) version of a named workflow, with an input steps read as the named result input.
 CREATE OR REPLACE FUNCTION df.start_workflow(name text, input jsonb DEFAULT NULL::jsonb, label text DEFAULT NULL::text, version integer DEFAULT NULL::integer)
  RETURNS text
  LANGUAGE plpgsql
@@ -4577,6 +4656,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment An instance's status (pending, running, completed, failed, cancelled), or NULL when the caller cannot see it. A pending instance whose first step is running (its claim holds the advisory lock (1885824620, hashtext(id))) reads as running.
 CREATE OR REPLACE FUNCTION df.status(instance_id text)
  RETURNS text
  LANGUAGE sql
@@ -4592,6 +4672,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The database steps run in (the current one).
 CREATE OR REPLACE FUNCTION df.target_database()
  RETURNS text
  LANGUAGE sql
@@ -4602,6 +4683,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: fails a step that runs longer than this many seconds.
 CREATE OR REPLACE FUNCTION df.timeout(step text, seconds numeric)
  RETURNS text
  LANGUAGE plpgsql
@@ -4620,6 +4702,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Removes a variable of the caller's.
 CREATE OR REPLACE FUNCTION df.unsetvar(name text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4639,6 +4722,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment The pg_durable version this surface implements, and pgflare's.
 CREATE OR REPLACE FUNCTION df.version()
  RETURNS text
  LANGUAGE sql
@@ -4649,6 +4733,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Deprecated alias of df.await_instance (raises a warning).
 CREATE OR REPLACE FUNCTION df.wait_for_completion(instance_id text, timeout_seconds integer DEFAULT 30)
  RETURNS text
  LANGUAGE plpgsql
@@ -4662,6 +4747,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: waits until the next time the cron expression matches.
 CREATE OR REPLACE FUNCTION df.wait_for_schedule(cron_expr text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4675,6 +4761,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment DSL: waits for a signal of this name sent with df.signal (optionally at most timeout_seconds); its data is the step's result.
 CREATE OR REPLACE FUNCTION df.wait_for_signal(name text, timeout_seconds integer DEFAULT NULL::integer)
  RETURNS text
  LANGUAGE plpgsql

@@ -20,6 +20,7 @@ import type { Logger } from '../log.ts';
 import type { ApiEnv, RouteKit } from './kit.ts';
 import { ApiError, mapDbError, sqlState, WORKFLOW_ERRORS, type ErrorStatus } from './errors.ts';
 import { deliveryIdOf, HOOK_SCHEMES, verifySignature, type HookScheme } from './hook-signature.ts';
+import { BodyTooLarge, declaredLength, readCappedBody } from '../util/capped-body.ts';
 
 export const HOOK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 
@@ -261,30 +262,12 @@ export function mountHooks(app: Hono<ApiEnv>, deps: HookDeps): void {
  * streaming (a missing or lying Content-Length reads at most max + one chunk).
  */
 export async function readBody(req: Request, max: number): Promise<Uint8Array> {
-  const tooLarge = () => new ApiError(413, 'payload_too_large', `request body larger than this webhook's limit of ${max} bytes`);
-  const declared = Number(req.headers.get('Content-Length') ?? NaN);
-  if (declared > max) throw tooLarge();
-  if (!req.body) return new Uint8Array(0);
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => undefined);
-      throw tooLarge();
-    }
-    chunks.push(value);
+  try {
+    return await readCappedBody(req.body, max, declaredLength(req.headers));
+  } catch (e) {
+    if (e instanceof BodyTooLarge) throw new ApiError(413, 'payload_too_large', `request body larger than this webhook's limit of ${max} bytes`);
+    throw e;
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const ch of chunks) {
-    out.set(ch, at);
-    at += ch.byteLength;
-  }
-  return out;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

@@ -1,16 +1,14 @@
-import type { Logger } from '../log.ts';
+import { createLogger } from '../log.ts';
 import { createPgDb } from '../runtime/node/pg-db.ts';
 import { migrate } from '../migrate/runner.ts';
 
-export async function runMigrate(opts: { databaseUrl?: string; operatorSchema?: string; log: Logger }): Promise<number> {
-  if (!opts.databaseUrl) {
-    process.stderr.write('pgflare migrate: set DATABASE_URL (or pass --database-url postgres://…)\n');
-    return 2;
-  }
+/** `pgflare migrate`: the bundled migrations (src/migrate/generated), never files from a checkout. */
+export async function runMigrate(opts: { databaseUrl: string; operatorSchema?: string }): Promise<number> {
+  const log = createLogger();
   const db = createPgDb({ connectionString: opts.databaseUrl, max: 1, applicationName: 'pgflare:migrate' });
   try {
-    const result = await migrate(db, { operatorSchema: opts.operatorSchema, log: (line) => opts.log.info(line) });
-    opts.log.info(result.applied.length ? 'schema df migrated' : 'schema df is up to date', {
+    const result = await migrate(db, { operatorSchema: opts.operatorSchema, log: (line) => log.info(line) });
+    log.info(result.applied.length ? 'schema df migrated' : 'schema df is up to date', {
       version: result.version,
       applied: result.applied.length,
       operator_schema: result.operatorSchema,

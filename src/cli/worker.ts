@@ -1,43 +1,25 @@
-import type { Logger } from '../log.ts';
+import { createLogger, type Logger } from '../log.ts';
 import { loadConfig } from '../config.ts';
 import { startNodeWorker, type NodeWorker } from '../runtime/node/worker.ts';
-import { createNodeHttpRunner } from '../runtime/node/http.ts';
+import { workerOptions } from '../runtime/node/embed.ts';
 import { startApiServer } from '../runtime/node/serve.ts';
 
-/** Starts the Node worker with the environment's configuration; resolves when it has stopped. */
+/** Starts the Node worker with the environment's configuration. */
 export async function startConfiguredWorker(databaseUrl: string, log: Logger, overrides: { concurrency?: number } = {}): Promise<NodeWorker> {
-  const cfg = loadConfig(process.env);
-  return startNodeWorker({
-    connectionString: databaseUrl,
-    concurrency: overrides.concurrency ?? cfg.concurrency,
-    pollIntervalMs: cfg.pollIntervalMs,
-    stepTimeoutMs: cfg.stepTimeoutMs,
-    leaseMs: cfg.leaseMs,
-    retry: cfg.retry,
-    retentionDays: cfg.retentionDays,
-    enableSuperuserInstances: cfg.enableSuperuserInstances,
-    maxResultBytes: cfg.maxResultBytes,
-    queueVacuumSteps: cfg.queueVacuumSteps,
-    batchSize: cfg.batchSize,
-    http: createNodeHttpRunner({ databaseUrl, policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts, maxResponseBytes: cfg.maxResponseBytes }),
-    log,
-  });
+  return startNodeWorker(workerOptions(databaseUrl, loadConfig(process.env), log, overrides.concurrency));
 }
 
-export async function runWorker(opts: { databaseUrl?: string; concurrency?: number; log: Logger }): Promise<number> {
-  if (!opts.databaseUrl) {
-    process.stderr.write('pgflare worker: set DATABASE_URL (or pass --database-url postgres://…)\n');
-    return 2;
-  }
-  const worker = await startConfiguredWorker(opts.databaseUrl, opts.log, { concurrency: opts.concurrency });
+export async function runWorker(opts: { databaseUrl: string; concurrency?: number }): Promise<number> {
+  const log = createLogger();
+  const worker = await startConfiguredWorker(opts.databaseUrl, log, { concurrency: opts.concurrency });
   // The REST API only when PGFLARE_API_PORT is set.
-  const api = await startApiServer({ databaseUrl: opts.databaseUrl, log: opts.log, defaultHost: '0.0.0.0' }).catch(async (err: unknown) => {
+  const api = await startApiServer({ databaseUrl: opts.databaseUrl, log, defaultHost: '0.0.0.0' }).catch(async (err: unknown) => {
     await worker.stop();
     throw err;
   });
   await new Promise<void>((done) => {
     const onSignal = (signal: string) => {
-      opts.log.info('stopping: finishing in-flight steps', { signal });
+      log.info('stopping: finishing in-flight steps', { signal });
       done();
     };
     process.once('SIGINT', onSignal);

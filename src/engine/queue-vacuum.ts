@@ -6,8 +6,7 @@
  * once no snapshot can see the old row, and removed only by VACUUM; autovacuum looks at a database at
  * most once per autovacuum_naptime (a minute by default, a server setting that managed PostgreSQL rarely
  * lets users change), whatever the table's thresholds. Meanwhile a busy queue's claims walk thousands of
- * dead entries: on this machine an idle claim went from 3 to 206 buffers within a minute of bench W2
- * sustained, and the rate fell with it (docs/ARCHITECTURE.md, "The queue vacuum").
+ * dead entries and slow down (bench/ W2 sustained; docs/ARCHITECTURE.md, "The queue vacuum").
  *
  * A vacuum runs in the background on a pooled session, never on a step's path, one at a time per
  * engine, and at most 5 % of the time: the next may start only 19 times its last duration after it ended

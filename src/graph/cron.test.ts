@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CronError, nextFireAfter, nextFireInZone, parseCron, parseStandardCron } from './cron.ts';
+import { CronError, nextFireAfter, parseCron } from './cron.ts';
 
 const at = (iso: string) => new Date(iso);
 const next = (expr: string, after: string) => nextFireAfter(expr, at(after))?.toISOString() ?? null;
@@ -106,71 +106,5 @@ describe('nextFireAfter', () => {
 
   it('accepts a parsed schedule', () => {
     expect(nextFireAfter(parseCron('0 * * * *'), at('2024-06-14T10:30:00Z'))?.toISOString()).toBe('2024-06-14T11:00:00.000Z');
-  });
-});
-
-describe('parseStandardCron', () => {
-  it('maps 7 to Sunday and uses OR only when both day fields are restricted', () => {
-    expect([...parseStandardCron('0 0 * * 5-7').daysOfWeek].sort()).toEqual([0, 5, 6]);
-    expect(parseStandardCron('0 0 1 * MON').dayOr).toBe(true);
-    expect(parseStandardCron('0 0 * * MON').dayOr).toBe(false);
-    expect(parseStandardCron('0 0 */2 * MON').dayOr).toBe(false);
-  });
-
-  it('expands macros and rejects other shorthands and wrong field counts', () => {
-    expect([...parseStandardCron('@daily').hours]).toEqual([0]);
-    expect(errorOf(() => parseStandardCron('@reboot'))).toBe("unknown shorthand '@reboot'");
-    expect(errorOf(() => parseStandardCron('0 0 * * * 2030'))).toMatch(/expected 5 fields/);
-    expect(errorOf(() => parseStandardCron('0 0 * * 8'))).toBe("day of week field '8': 8 is above the maximum 7");
-  });
-});
-
-describe('nextFireInZone', () => {
-  const inZone = (expr: string, after: string, tz: string) => nextFireInZone(expr, at(after), tz)?.toISOString() ?? null;
-
-  it('evaluates fields in local time', () => {
-    expect(inZone('0 9 * * *', '2024-06-14T00:00:00Z', 'Europe/Berlin')).toBe('2024-06-14T07:00:00.000Z');
-    expect(inZone('0 9 * * 1-5', '2024-06-14T14:00:00Z', 'America/New_York')).toBe('2024-06-17T13:00:00.000Z'); // Fri → Mon
-    expect(inZone('0 0 1 * MON', '2024-06-14T00:00:00Z', 'UTC')).toBe('2024-06-17T00:00:00.000Z'); // OR: Monday 17th first
-  });
-
-  it('fires a time inside the spring-forward gap once, at the end of the gap (New York)', () => {
-    // 2024-03-10: 02:00 EST → 03:00 EDT (07:00Z).
-    expect(inZone('30 2 * * *', '2024-03-10T05:00:00Z', 'America/New_York')).toBe('2024-03-10T07:00:00.000Z');
-    expect(inZone('30 2 * * *', '2024-03-10T07:00:00Z', 'America/New_York')).toBe('2024-03-11T06:30:00.000Z');
-    // Every quarter hour of the missing hour collapses into one fire.
-    let t = at('2024-03-10T06:50:00Z');
-    const fires: string[] = [];
-    for (let i = 0; i < 3; i++) {
-      t = nextFireInZone('*/15 2,3 * * *', t, 'America/New_York')!;
-      fires.push(t.toISOString());
-    }
-    expect(fires).toEqual(['2024-03-10T07:00:00.000Z', '2024-03-10T07:15:00.000Z', '2024-03-10T07:30:00.000Z']);
-  });
-
-  it('fires a repeated fall-back time once, at its first occurrence (New York)', () => {
-    // 2024-11-03: 02:00 EDT → 01:00 EST; 01:30 happens at 05:30Z and 06:30Z.
-    expect(inZone('30 1 * * *', '2024-11-03T04:00:00Z', 'America/New_York')).toBe('2024-11-03T05:30:00.000Z');
-    expect(inZone('30 1 * * *', '2024-11-03T05:30:00Z', 'America/New_York')).toBe('2024-11-04T06:30:00.000Z');
-    // Every-minute schedules skip the repeated hour instead of firing twice.
-    expect(inZone('* * * * *', '2024-11-03T05:59:00Z', 'America/New_York')).toBe('2024-11-03T07:00:00.000Z');
-  });
-
-  it('handles Europe/Berlin DST days', () => {
-    // 2024-03-31: 02:00 CET → 03:00 CEST at 01:00Z.
-    expect(inZone('0 2 * * *', '2024-03-30T12:00:00Z', 'Europe/Berlin')).toBe('2024-03-31T01:00:00.000Z');
-    expect(inZone('* * * * *', '2024-03-31T00:59:00Z', 'Europe/Berlin')).toBe('2024-03-31T01:00:00.000Z');
-    expect(inZone('* * * * *', '2024-03-31T01:00:00Z', 'Europe/Berlin')).toBe('2024-03-31T01:01:00.000Z');
-    // 2024-10-27: 03:00 CEST → 02:00 CET; 02:30 happens at 00:30Z and 01:30Z.
-    expect(inZone('30 2 * * *', '2024-10-26T12:00:00Z', 'Europe/Berlin')).toBe('2024-10-27T00:30:00.000Z');
-    expect(inZone('30 2 * * *', '2024-10-27T00:30:00Z', 'Europe/Berlin')).toBe('2024-10-28T01:30:00.000Z');
-    expect(inZone('0 3 * * *', '2024-10-27T00:30:00Z', 'Europe/Berlin')).toBe('2024-10-27T02:00:00.000Z');
-  });
-
-  it('returns null when nothing can match and rejects unknown zones', () => {
-    expect(inZone('0 0 30 2 *', '2024-01-01T00:00:00Z', 'UTC')).toBeNull();
-    expect(errorOf(() => nextFireInZone('* * * * *', at('2024-01-01T00:00:00Z'), 'Mars/Olympus'))).toBe(
-      "unknown time zone 'Mars/Olympus'",
-    );
   });
 });

@@ -64,7 +64,8 @@ export async function dumpSchema(client: DbClient, operatorSchema = 'public'): P
   );
   await add(
     'functions',
-    `SELECT format(E'-- acl %s\\n%s', replace(replace(${acl('p.proacl')}, '/' || ${owner}, '/<owner>'), '"' || ${owner} || '"', '<owner>'),
+    `SELECT format(E'-- acl %s\\n%s%s', replace(replace(${acl('p.proacl')}, '/' || ${owner}, '/<owner>'), '"' || ${owner} || '"', '<owner>'),
+              coalesce(E'-- comment ' || replace(obj_description(p.oid, 'pg_proc'), E'\\n', ' ') || E'\\n', ''),
               pg_get_functiondef(p.oid)) AS line
        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = 'df' ORDER BY p.proname, pg_get_function_identity_arguments(p.oid)`,

@@ -326,7 +326,7 @@ describe('the secret is never readable back', () => {
     expect(await asRole(bob, 'SELECT count(*)::int AS n FROM df.hook_deliveries')).toEqual([{ n: 0 }]);
     expect((await sqlErrorAs(bob, 'SELECT secret FROM df._hooks')).code).toBe('42501');
     const [priv] = await t.query(
-      `SELECT has_function_privilege($1, 'df._grant_usage_before_0013(text, boolean, boolean)', 'EXECUTE') AS base,
+      `SELECT has_function_privilege($1, 'df._make_runner(regrole)', 'EXECUTE') AS base,
               has_column_privilege($1, 'df._hooks', 'secret', 'SELECT') AS secret,
               has_column_privilege($1, 'df._hooks', 'secret', 'UPDATE') AS secret_update`,
       [bob],

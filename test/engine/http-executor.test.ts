@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { lookup } from 'node:dns/promises';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { executeHttpStep, type HttpStepInput } from '../../src/engine/executors/http.ts';
+import { executeHttpStep, type HttpStepInput } from '../../src/engine/executors/http/index.ts';
 import type { HttpConfig, HttpMultipartConfig } from '../../src/graph/schema.ts';
 
 interface Received {

@@ -10,8 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { gzipSync, brotliCompressSync, deflateSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createGuardedFetch } from '../../src/runtime/node/guarded-fetch.ts';
-import { executeHttpStep, type HttpStepInput } from '../../src/engine/executors/http.ts';
-import { restrictedError, type Resolver } from '../../src/engine/egress.ts';
+import { executeHttpStep, type HttpStepInput } from '../../src/engine/executors/http/index.ts';
+import { restrictedError, type Resolver } from '../../src/engine/executors/http/egress.ts';
 
 let server: Server;
 let port = 0;

@@ -9,7 +9,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestDb } from '../helpers/db.ts';
 import { engineFor, later, outcome, start } from '../helpers/engine.ts';
-import { executeHttpStep } from '../../src/engine/executors/http.ts';
+import { executeHttpStep } from '../../src/engine/executors/http/index.ts';
 
 const t = useTestDb();
 

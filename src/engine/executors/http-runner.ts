@@ -1,14 +1,14 @@
 import type { HttpRunner } from '../engine.ts';
-import { EGRESS_MODES, parseAllowedHosts, type EgressMode, type Resolver } from '../egress.ts';
+import { EGRESS_MODES, parseAllowedHosts, type AddressCheck, type EgressMode, type Resolver } from './http/egress.ts';
 import { parseNodeConfig } from '../../graph/schema.ts';
-import { executeHttpStep } from './http.ts';
+import { executeHttpStep } from './http/index.ts';
 
 export interface HttpRunnerOptions {
   /** DNS port for the resolved-address check (Node: dns.lookup; Workers: none). */
   resolve?: Resolver;
   fetch?: typeof fetch;
   /** Node: a fetch that checks the addresses its connections dial (see HttpStepInput.guardedFetch). */
-  guardedFetch?: (check: (host: string, addresses: readonly string[]) => string | null) => typeof fetch;
+  guardedFetch?: (check: AddressCheck) => typeof fetch;
   /** PGFLARE_HTTP_POLICY / PGFLARE_HTTP_ALLOWED_HOSTS: win over the database settings (SPEC §9). */
   policy?: EgressMode;
   allowedHosts?: string[];

@@ -2,7 +2,12 @@ import type { DbClient } from '../db.ts';
 import { literal } from '../sql-text.ts';
 import type { GraphRow } from '../../graph/graph.ts';
 
-/** A claimed df.nodes row with what running it needs from its instance and scope. */
+/**
+ * A claimed df.nodes row with what running it needs from its instance and scope. Its fields are the
+ * claim's columns, defined once in SQL by df._claim's RETURNS TABLE; CLAIMED_COLUMNS lists them in that
+ * order, and test/sql/claim-columns.test.ts checks that list, df._claim_many and PREPARED_CLAIM_SQL
+ * against the catalog.
+ */
 export interface ClaimedRow {
   instance_id: string;
   id: string;
@@ -31,6 +36,17 @@ export interface ClaimedRow {
   input: string | null;
 }
 
+/** df._claim's output columns in order: every field of ClaimedRow, and only those (checked by tsc below). */
+export const CLAIMED_COLUMNS = [
+  'instance_id', 'id', 'node_type', 'query', 'result_name', 'status', 'stamp', 'state', 'attempts', 'run_at', 'options',
+  'instance_status', 'root_node', 'label', 'vars', 'generation', 'owner', 'owner_exists', 'owner_is_superuser',
+  'superuser_gate', 'named', 'scope_status', 'input',
+] as const satisfies readonly (keyof ClaimedRow)[];
+
+/** `true` only while every ClaimedRow field is in CLAIMED_COLUMNS (a missing one fails to type-check). */
+export type ClaimedColumnsComplete = [Exclude<keyof ClaimedRow, (typeof CLAIMED_COLUMNS)[number]>] extends [never] ? true : never;
+export const CLAIMED_COLUMNS_COMPLETE: ClaimedColumnsComplete = true;
+
 /**
  * The claim statement (df._claim), as text for a multi-statement round trip. `now` has milliseconds and
  * `run_at` microseconds (df.start and df.signal write the database's now()), so `now` is taken to the end
@@ -38,7 +54,7 @@ export interface ClaimedRow {
  *
  * The same statement sets a SQL step's settings for the rest of the transaction, and only when it claims
  * a row (they are evaluated per row returned): one statement fewer per step than setting them apart
- * (bench/_ W3: 0.13 ms of a cold claim round trip). The session restore resets them before a checkpoint.
+ * (bench/ W3). The session restore resets them before a checkpoint.
  */
 const CLAIMED = { status: 'c.instance_status', id: 'c.instance_id' };
 
@@ -68,8 +84,7 @@ export function claimSql(
 /**
  * A SQL step's settings for the rest of the transaction. `statement_timeout` and `DateStyle` are set only
  * when the session's value differs (it usually does not: 0 and ISO, MDY are the defaults), which leaves
- * the step with the same values: setting a GUC runs its parse and check hooks, and the two sets cost a
- * cold wake-up claim 0.02 ms (p50 0.535 → 0.512 ms, 200 interleaved samples of bench/claim-cold.ts).
+ * the step with the same values: setting a GUC runs its parse and check hooks (bench/claim-cold.ts).
  */
 export const claimSettings = (timeout: string, claimed?: { status: string; id: string }) =>
   `concat(set_config('df.in_workflow', 'true', true), ` +
@@ -88,26 +103,24 @@ const startingLock = (status: string, id: string) =>
 
 /**
  * The claim that ends an idle wait, as a prepared statement of the session (bench/ W3). Not a call of
- * df._claim but its query, under a generic plan cached beforehand: cold, right after a NOTIFY, that
- * round trip's p50 was 2.31-2.98× a `SELECT 1`'s against 2.40-3.22× for the call (bench/claim-cold.ts,
- * five rounds), and in the traced Node worker 0.58-0.61 ms against 0.72 (docs/ARCHITECTURE.md, "The Node
- * runtime"). Its columns are
- * df._claim's (0022), which test/engine/claim-prepared.test.ts compares row for row. With role limits in
+ * df._claim but its query, under a generic plan cached beforehand: cold, right after a NOTIFY, that round
+ * trip is cheaper than the call's (bench/claim-cold.ts; docs/ARCHITECTURE.md, "The wake-up claim"). Its
+ * columns are df._claim's (0022), test/sql/claim-columns.test.ts checks their names and types,
+ * test/engine/claim-prepared.test.ts the values row for row. With role limits in
  * place it claims nothing; the caller, finding nothing, asks whether limits exist and then claims through
- * df._claim, whose rounds apply them (a wrapper returning that flag with every claim cost 0.1 ms of the
- * cold round trip; the extra question is asked only when a wake-up found nothing).
+ * df._claim, whose rounds apply them (asked only when a wake-up found nothing: returning that flag with
+ * every claim made every wake-up slower).
  *
  * Prepared when a loop goes idle, off the critical path, and executed there six times claiming nothing:
  * in plan_cache_mode auto the first five executions of a prepared statement are planned afresh (custom
  * plans), and the sixth settles on the generic plan, which the wake-up's execution then reuses. Should
  * the sixth still be custom (the costs say so), the wake-up runs it under force_generic_plan instead,
- * reset before the step runs (two statements more, ~0.02 ms). Busy loops send df._claim: a SQL step's
+ * reset before the step runs (two statements more). Busy loops send df._claim: a SQL step's
  * session restore (DEALLOCATE ALL) drops the statement.
  *
  * `now` is its first parameter as an int8 of microseconds since the Unix epoch, turned into a timestamp by
- * integer-exact arithmetic in the statement: parsing a timestamp literal cost the cold round trip
- * 0.04-0.05 ms (p50 0.566 ms with the literal, 0.517 with the number; 200 interleaved samples of
- * bench/claim-cold.ts).
+ * integer-exact arithmetic in the statement: the server parses a number faster than a timestamp literal
+ * on this cold path (bench/claim-cold.ts --parts).
  */
 const PREPARED_CLAIM = 'pgflare_claim';
 

@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import type { HttpRunner } from '../../engine/engine.ts';
 import { createHttpRunner } from '../../engine/executors/http-runner.ts';
-import type { EgressMode, Resolver } from '../../engine/egress.ts';
+import type { EgressMode, Resolver } from '../../engine/executors/http/egress.ts';
 import { createGuardedFetch } from './guarded-fetch.ts';
 
 const resolve: Resolver = async (host) => (await lookup(host, { all: true })).map((a) => a.address);

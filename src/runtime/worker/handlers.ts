@@ -17,7 +17,7 @@
  * Each invocation opens its own Neon pool (Workers share no I/O objects between invocations) and ends
  * it through ctx.waitUntil.
  *
- * Workers limits that apply (Cloudflare docs, checked 2026; see docs/ARCHITECTURE.md):
+ * Workers limits that apply (Cloudflare docs, checked 2026; see docs/deploying-to-workers.md):
  *  - Simultaneous outgoing connections: 6 per invocation. Each pooled session is one WebSocket and each
  *    HTTP step's fetch is one, so a queue batch runs at most QUEUE_CONCURRENCY (3) messages at once on
  *    a pool of at most 3 sessions: 3 sessions + 3 fetches = 6.
@@ -124,7 +124,7 @@ function engineFor(inv: Invocation, env: Env): Engine {
     dispatch: async (ready) => {
       await dispatch(ready);
     },
-    // Workers have no DNS port: the egress policy checks host names only (src/engine/egress.ts).
+    // Workers have no DNS port: the egress policy checks host names only (src/engine/executors/http/egress.ts).
     http: createHttpRunner({ policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts, maxResponseBytes: cfg.maxResponseBytes }),
     maxResultBytes: cfg.maxResultBytes,
     stepTimeoutMs: cfg.stepTimeoutMs > 0 ? Math.min(cfg.stepTimeoutMs, STEP_TIMEOUT_CAP_MS) : STEP_TIMEOUT_CAP_MS,
