@@ -328,7 +328,7 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
--- comment Engine (worker only). Writes one checkpoint (the state machine's changes to nodes, scopes, instance and events) of one instance. With p_expect it first locks the instance row (after the node row the worker claimed) and checks the worker's cached copy is still current (PFS01 if not, nothing written); other node rows it writes are locked NOWAIT (55P03: the engine retries), never waited for.
+-- comment Engine (worker only). Writes one checkpoint (the state machine's changes to nodes, scopes, instance and events) of one instance. It first locks the instance row (after the node row the worker claimed) as df._lock_and_load does (a row already held costs nothing), and with p_expect checks the worker's cached copy is still current (PFS01 if not, nothing written); every node row it writes is locked NOWAIT (55P03: the engine retries), never waited for.
 CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes jsonb, p_expect jsonb DEFAULT NULL::jsonb)
  RETURNS void
  LANGUAGE plpgsql
@@ -340,17 +340,39 @@ DECLARE
     v_instance jsonb;
     v_owner regrole;
     v_tids tid[];
-    v_lock tid[];
     v_cs jsonb[];
     v_written integer;
     v_scope text;
+    v_lock_timeout text;
 BEGIN
-    -- ===== GUARD: the copy the checkpoint was computed from is still what the rows say =====
-    IF p_expect IS NOT NULL THEN
+    -- ===== The instance row, locked as in df._lock_and_load =====
+    -- Always: a write with no p_expect after df._lock_and_load finds the row already ours (no wait, no
+    -- write); an activation, a lease's audit entry or a blocked instance's failure lock it here, before
+    -- they update it or insert rows whose foreign key checks it.
+    SELECT jsonb_build_object('status', i.status, 'generation', i.generation), i.submitted_by
+      INTO v_instance, v_owner
+      FROM df.instances i WHERE i.id = p_instance_id
+       FOR NO KEY UPDATE SKIP LOCKED;
+    IF NOT FOUND AND EXISTS (SELECT 1 FROM df.instances i WHERE i.id = p_instance_id) THEN
+        -- Busy. A session waiting for this transaction may be the one holding the row: waiting could close
+        -- a cycle whose deadlock check, already armed in that session, would abort it. Otherwise wait, for
+        -- less than half of deadlock_timeout.
+        IF EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
+            RAISE EXCEPTION 'pgflare: instance % is locked, and another session is waiting for this checkpoint', p_instance_id
+                USING ERRCODE = '55P03';
+        END IF;
+        v_lock_timeout := current_setting('lock_timeout');
+        PERFORM set_config('lock_timeout',
+            (SELECT greatest(1, s.setting::integer / 2)::text || 'ms' FROM pg_settings s WHERE s.name = 'deadlock_timeout'), true);
         SELECT jsonb_build_object('status', i.status, 'generation', i.generation), i.submitted_by
           INTO v_instance, v_owner
           FROM df.instances i WHERE i.id = p_instance_id
-           FOR NO KEY UPDATE;  -- as in _lock_and_load: serializes checkpoints, lets df.signal's FK check through
+           FOR NO KEY UPDATE;
+        PERFORM set_config('lock_timeout', v_lock_timeout, true);
+    END IF;
+
+    -- ===== GUARD: the copy the checkpoint was computed from is still what the rows say =====
+    IF p_expect IS NOT NULL THEN
         IF v_instance IS DISTINCT FROM p_expect -> 'instance'
            OR EXISTS (SELECT 1 FROM jsonb_each(p_expect -> 'nodes') AS e(k, x)
                        WHERE NOT EXISTS (
@@ -384,21 +406,20 @@ BEGIN
     -- is the probe on both key columns (a join was planned as a scan of the instance's rows when the
     -- generic plan guesses 100 changes). The changes are unpacked inline: df._node_changes, a SQL
     -- function, was planned afresh on every call (SQL functions keep no plans across calls), ~0.1 ms.
-    SELECT array_agg(t.tid), array_agg(t.c), array_agg(t.tid) FILTER (WHERE coalesce((t.c ->> 'nowait')::boolean, true))
-      INTO v_tids, v_cs, v_lock
+    SELECT array_agg(t.tid), array_agg(t.c)
+      INTO v_tids, v_cs
       FROM (SELECT x.c, (SELECT q.ctid FROM df.nodes q WHERE q.instance_id = p_instance_id AND q.id = (x.c ->> 'id')::varchar) AS tid
               FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) AS x(c)
             OFFSET 0) t  -- not pulled up: the subquery would run once per reference to t.tid
      WHERE t.tid IS NOT NULL;
 
-    IF v_lock IS NOT NULL THEN
-        -- We hold the instance row; waiting here for a node row another worker holds (a RACE loser still
-        -- running when a loop re-activates it) would deadlock with that worker's checkpoint. NOWAIT fails
-        -- instead (55P03); the engine rolls back and retries later. Only leaves and loops are ever
-        -- claimed, so the engine marks the other rows "nowait": false.
-        PERFORM 1 FROM df.nodes n WHERE n.ctid = ANY (v_lock) FOR UPDATE NOWAIT;
-    END IF;
     IF v_tids IS NOT NULL THEN
+        -- We hold the instance row; waiting here for a node row another worker holds (a RACE loser still
+        -- running when a loop re-activates it) would deadlock with that worker's checkpoint, and one an
+        -- outside transaction holds (an operator's UPDATE of the instance's nodes, on its way to the
+        -- instance row) would deadlock with that transaction. NOWAIT fails instead (55P03); the engine
+        -- rolls back and retries later. Every changed row: since 0027 composite rows too.
+        PERFORM 1 FROM df.nodes n WHERE n.ctid = ANY (v_tids) FOR UPDATE NOWAIT;
         -- A parameterized TID scan per change. No instance_id condition: it would offer the planner the
         -- instance's index range again. The ctids came from this instance's rows just now.
         UPDATE df.nodes n SET
@@ -487,7 +508,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
--- comment Engine (worker only). Writes the checkpoints of a batch of one-step instances in a few set-based statements: the instance rows first (after the claimed node rows), every item's stale-copy check (PFS01 fails the batch), other node rows NOWAIT (55P03), then the writes; lock order as df._apply.
+-- comment Engine (worker only). Writes the checkpoints of a batch of one-step instances in a few set-based statements: the instance rows first (after the claimed node rows; busy ones as in df._lock_and_load), every item's stale-copy check (PFS01 fails the batch), the node rows NOWAIT (55P03), then the writes; lock order as df._apply.
 CREATE OR REPLACE FUNCTION df._apply_many(p_items jsonb)
  RETURNS void
  LANGUAGE plpgsql
@@ -501,8 +522,10 @@ DECLARE
     v_tids tid[];
     v_cs jsonb[];
     v_iids varchar[];
-    v_lock tid[];
     v_written integer;
+    v_tid tid;
+    k integer;
+    v_lock_timeout text;
 BEGIN
     IF EXISTS (SELECT 1 FROM jsonb_array_elements(p_items) t
                 WHERE jsonb_array_length(coalesce(t -> 'changes' -> 'scope_deletes', '[]'::jsonb)) > 0
@@ -510,15 +533,36 @@ BEGIN
         RAISE EXCEPTION 'pgflare: df._apply_many takes no scope deletes or cancelled scopes' USING ERRCODE = 'PFB01';
     END IF;
 
-    -- ===== Lock the instances, in id order: two batches never wait for each other in a cycle =====
+    -- ===== Lock the instances, in id order =====
     SELECT array_agg(t.id ORDER BY t.id) INTO v_ids
       FROM (SELECT DISTINCT (t ->> 'id')::varchar AS id FROM jsonb_array_elements(p_items) t) t;
     -- Correlated probes in id order, each row locked as it is read (LockRows above the ordered scan).
+    -- SKIP LOCKED, as in df._lock_and_load: the batch holds its node rows; busy instance rows (a null
+    -- ctid here) are waited for as there, in id order.
     SELECT array_agg(l.tid ORDER BY l.ord) INTO v_itids
-      FROM (SELECT u.ord, (SELECT i.ctid FROM df.instances i WHERE i.id = u.id FOR NO KEY UPDATE) AS tid
+      FROM (SELECT u.ord, (SELECT i.ctid FROM df.instances i WHERE i.id = u.id FOR NO KEY UPDATE SKIP LOCKED) AS tid
               FROM unnest(v_ids) WITH ORDINALITY AS u(id, ord)
              ORDER BY u.ord
             OFFSET 0) l;
+    IF array_position(v_itids, NULL) IS NOT NULL THEN
+        FOR k IN 1 .. cardinality(v_ids) LOOP
+            IF v_itids[k] IS NULL AND EXISTS (SELECT 1 FROM df.instances i WHERE i.id = v_ids[k]) THEN
+                -- Busy. A session waiting for this transaction may be the one holding the row: waiting could close
+                -- a cycle whose deadlock check, already armed in that session, would abort it. Otherwise wait, for
+                -- less than half of deadlock_timeout.
+                IF EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
+                    RAISE EXCEPTION 'pgflare: instance % is locked, and another session is waiting for this checkpoint', v_ids[k]
+                        USING ERRCODE = '55P03';
+                END IF;
+                v_lock_timeout := current_setting('lock_timeout');
+                PERFORM set_config('lock_timeout',
+                    (SELECT greatest(1, s.setting::integer / 2)::text || 'ms' FROM pg_settings s WHERE s.name = 'deadlock_timeout'), true);
+                SELECT i.ctid INTO v_tid FROM df.instances i WHERE i.id = v_ids[k] FOR NO KEY UPDATE;
+                v_itids[k] := v_tid;
+                PERFORM set_config('lock_timeout', v_lock_timeout, true);
+            END IF;
+        END LOOP;
+    END IF;
 
     -- ===== GUARD: each item's copy is still what the rows say (as df._apply, 0020) =====
     IF EXISTS (
@@ -553,19 +597,16 @@ BEGIN
     END IF;
 
     -- ===== Nodes: each change's row by a primary-key probe, then one TID update =====
-    SELECT array_agg(u.tid), array_agg(u.c), array_agg(u.iid),
-           array_agg(u.tid) FILTER (WHERE coalesce((u.c ->> 'nowait')::boolean, true))
-      INTO v_tids, v_cs, v_iids, v_lock
+    SELECT array_agg(u.tid), array_agg(u.c), array_agg(u.iid)
+      INTO v_tids, v_cs, v_iids
       FROM (SELECT (t ->> 'id')::varchar AS iid, x.c,
                    (SELECT q.ctid FROM df.nodes q WHERE q.instance_id = (t ->> 'id')::varchar AND q.id = (x.c ->> 'id')::varchar) AS tid
               FROM jsonb_array_elements(p_items) t,
                    jsonb_array_elements(coalesce(t -> 'changes' -> 'nodes', '[]'::jsonb)) AS x(c)
             OFFSET 0) u
      WHERE u.tid IS NOT NULL;
-    IF v_lock IS NOT NULL THEN
-        PERFORM 1 FROM df.nodes n WHERE n.ctid = ANY (v_lock) FOR UPDATE NOWAIT;  -- as in df._apply
-    END IF;
     IF v_tids IS NOT NULL THEN
+        PERFORM 1 FROM df.nodes n WHERE n.ctid = ANY (v_tids) FOR UPDATE NOWAIT;  -- as in df._apply
         UPDATE df.nodes n SET
             status = CASE WHEN x.c ? 'status' THEN x.c ->> 'status' ELSE n.status END,
             result = CASE WHEN x.c ? 'result' THEN (x.c ->> 'result')::jsonb ELSE n.result END,
@@ -2692,24 +2733,43 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
--- comment Engine (worker only). Locks the instance row (FOR NO KEY UPDATE, after the caller's node row: node, then instance) and returns {instance, nodes, scopes} for the ids asked for, so a checkpoint reads everything it needs in one round trip.
+-- comment Engine (worker only). Locks the instance row (FOR NO KEY UPDATE, after the caller's node row: node, then instance) and returns {instance, nodes, scopes} for the ids asked for, so a checkpoint reads everything it needs in one round trip. The instance lock is SKIP LOCKED first; a busy row is waited for only while no session waits for this transaction, and for under half of deadlock_timeout, else 55P03 (the engine retries): an outside transaction locking in any order is never the one aborted by a deadlock with the worker.
 CREATE OR REPLACE FUNCTION df._lock_and_load(p_instance_id character varying, p_node_ids character varying[], p_scope_ids text[])
  RETURNS jsonb
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET plan_cache_mode TO 'force_generic_plan'
- SET enable_seqscan TO 'off'
 AS $function$
 DECLARE
     v_instance jsonb;
     v_nodes jsonb := '[]'::jsonb;
     v_node jsonb;
     v_id varchar;
+    v_lock_timeout text;
 BEGIN
+    -- NO KEY UPDATE serializes checkpoints, yet lets df.signal's FK check (KEY SHARE) through. SKIP
+    -- LOCKED first: the caller holds a node row (0027).
     SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
       INTO v_instance
       FROM df.instances i WHERE i.id = p_instance_id
-       FOR NO KEY UPDATE;  -- serializes checkpoints, yet lets df.signal's FK check (KEY SHARE) through
+       FOR NO KEY UPDATE SKIP LOCKED;
+    IF NOT FOUND AND EXISTS (SELECT 1 FROM df.instances i WHERE i.id = p_instance_id) THEN
+        -- Busy. A session waiting for this transaction may be the one holding the row: waiting could close
+        -- a cycle whose deadlock check, already armed in that session, would abort it. Otherwise wait, for
+        -- less than half of deadlock_timeout.
+        IF EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
+            RAISE EXCEPTION 'pgflare: instance % is locked, and another session is waiting for this checkpoint', p_instance_id
+                USING ERRCODE = '55P03';
+        END IF;
+        v_lock_timeout := current_setting('lock_timeout');
+        PERFORM set_config('lock_timeout',
+            (SELECT greatest(1, s.setting::integer / 2)::text || 'ms' FROM pg_settings s WHERE s.name = 'deadlock_timeout'), true);
+        SELECT jsonb_build_object('status', i.status, 'generation', i.generation)
+          INTO v_instance
+          FROM df.instances i WHERE i.id = p_instance_id
+           FOR NO KEY UPDATE;
+        PERFORM set_config('lock_timeout', v_lock_timeout, true);
+    END IF;
     -- One primary-key lookup per id.
     FOREACH v_id IN ARRAY p_node_ids LOOP
         SELECT jsonb_build_object('id', n.id, 'status', n.status, 'stamp', n.status_details ->> 'execution_id', 'state', n.state)
@@ -3836,7 +3896,7 @@ END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
--- comment One instance's summary: id, label, status, generation, output.
+-- comment One instance's summary: id, label, status (as df.status reports it), generation, output.
 CREATE OR REPLACE FUNCTION df.instance_info(instance_id text)
  RETURNS TABLE(instance_id text, label text, function_name text, function_version text, current_execution_id bigint, status text, output text)
  LANGUAGE sql
@@ -3844,7 +3904,12 @@ CREATE OR REPLACE FUNCTION df.instance_info(instance_id text)
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
     SELECT i.id::text, i.label, 'pg_durable::orchestration::execute-function-graph'::text,
-           '1.0.0'::text, i.generation::bigint, i.status, i.output
+           '1.0.0'::text, i.generation::bigint,
+           CASE WHEN i.status = 'pending' AND EXISTS (SELECT 1 FROM pg_locks l
+                  WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2
+                    AND l.objid = hashtext(i.id)::oid AND l.granted
+                    AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+                THEN 'running' ELSE i.status END, i.output
     FROM df.instances AS i
     WHERE i.id = $1
 $function$
@@ -3933,7 +3998,7 @@ AS $function$
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
--- comment The caller's instances, newest first, optionally by status.
+-- comment The caller's instances, newest first, optionally by status (a pending instance whose first step is running is listed as running, as by df.status).
 CREATE OR REPLACE FUNCTION df.list_instances(status_filter text DEFAULT NULL::text, limit_count integer DEFAULT 100)
  RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text)
  LANGUAGE plpgsql
@@ -3942,19 +4007,24 @@ CREATE OR REPLACE FUNCTION df.list_instances(status_filter text DEFAULT NULL::te
 AS $function$
 DECLARE
     v_limit integer := df._list_limit(list_instances.limit_count);
+    v_live  oid[] := ARRAY(SELECT l.objid FROM pg_locks l
+                   WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2 AND l.granted
+                     AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()));
 BEGIN
     RETURN QUERY
         SELECT i.id::text, i.label, 'pg_durable::orchestration::execute-function-graph'::text,
-               i.status, i.generation::bigint, i.output
+               x.status, i.generation::bigint, i.output
         FROM df.instances AS i
-        WHERE list_instances.status_filter IS NULL OR i.status = list_instances.status_filter
+        CROSS JOIN LATERAL (SELECT CASE WHEN i.status = 'pending' AND hashtext(i.id)::oid = ANY (v_live)
+                                        THEN 'running' ELSE i.status END AS status) AS x
+        WHERE list_instances.status_filter IS NULL OR x.status = list_instances.status_filter
         ORDER BY i.created_at DESC, i.id
         LIMIT v_limit;
 END;
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
--- comment The caller's instances, newest first, by status and label, paged with a cursor.
+-- comment The caller's instances, newest first, by status and label, paged with a cursor (status as df.status reports it).
 CREATE OR REPLACE FUNCTION df.list_instances(status_filter text, limit_count integer, label_filter text, after_cursor text DEFAULT NULL::text)
  RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text, created_at timestamp with time zone, completed_at timestamp with time zone, next_cursor text)
  LANGUAGE plpgsql
@@ -3965,6 +4035,9 @@ DECLARE
     v_limit integer := df._list_limit(list_instances.limit_count);
     v_ts    timestamptz;
     v_id    text;
+    v_live  oid[] := ARRAY(SELECT l.objid FROM pg_locks l
+                   WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2 AND l.granted
+                     AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()));
 BEGIN
     IF list_instances.after_cursor IS NOT NULL THEN
         SELECT c.o_created_at, c.o_id INTO v_ts, v_id FROM df._list_cursor_decode(list_instances.after_cursor) AS c;
@@ -3972,10 +4045,12 @@ BEGIN
 
     RETURN QUERY
         WITH page AS (
-            SELECT i.id, i.label, i.status, i.generation, i.output, i.created_at, i.completed_at
+            SELECT i.id, i.label, x.status, i.generation, i.output, i.created_at, i.completed_at
             FROM df.instances AS i
+            CROSS JOIN LATERAL (SELECT CASE WHEN i.status = 'pending' AND hashtext(i.id)::oid = ANY (v_live)
+                                            THEN 'running' ELSE i.status END AS status) AS x
             WHERE i.created_at IS NOT NULL
-              AND (list_instances.status_filter IS NULL OR i.status = list_instances.status_filter)
+              AND (list_instances.status_filter IS NULL OR x.status = list_instances.status_filter)
               AND (list_instances.label_filter IS NULL OR i.label = list_instances.label_filter)
               AND (v_ts IS NULL OR (i.created_at <= v_ts
                                     AND (i.created_at < v_ts OR (i.created_at = v_ts AND i.id > v_id))))
@@ -4670,14 +4745,19 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
--- comment An instance's status (pending, running, completed, failed, cancelled), or NULL when the caller cannot see it.
+-- comment An instance's status (pending, running, completed, failed, cancelled), or NULL when the caller cannot see it. A pending instance whose first step is running (its claim holds the advisory lock (1885824620, hashtext(id))) reads as running.
 CREATE OR REPLACE FUNCTION df.status(instance_id text)
  RETURNS text
  LANGUAGE sql
  STRICT
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-    SELECT i.status FROM df.instances AS i WHERE i.id = $1
+    SELECT CASE WHEN i.status = 'pending' AND EXISTS (SELECT 1 FROM pg_locks l
+                  WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2
+                    AND l.objid = hashtext(i.id)::oid AND l.granted
+                    AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+                THEN 'running' ELSE i.status END
+      FROM df.instances AS i WHERE i.id = $1
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}

@@ -132,7 +132,7 @@ export async function checkpoint(
     tx.carry = undefined;
     // Serialized when commitTx sends it: an activation whose first step continues in this transaction is
     // never sent on its own (activateAndContinue drops it), so it is not serialized either.
-    const changes = () => serialize(ch, extra.events ?? [], graph);
+    const changes = () => serialize(ch, extra.events ?? []);
     // Written together with COMMIT (see commitTx): one round trip for the checkpoint's write.
     if (assumed) {
       tx.write = { instanceId: row.instance_id, before: tx.keepsOwed ? '' : tx.owes.take(), changes, expect: expectation(pre, read) };

@@ -4,7 +4,6 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Changes, ScopeState } from '../graph/changes.ts';
-import { buildGraph } from '../graph/graph.ts';
 import {
   activationSnapshot,
   advanceSnapshot,
@@ -18,7 +17,6 @@ import {
   type RawScope,
 } from './snapshot.ts';
 
-const ID = 'inst';
 const scope = (id: string, over: Partial<ScopeState> = {}): ScopeState => ({
   id,
   parent: null,
@@ -243,12 +241,7 @@ describe('advanceSnapshot', () => {
 });
 
 describe('serialize', () => {
-  it("writes df._apply's shape; rows no worker can hold (not the root) skip the NOWAIT probe", () => {
-    const graph = buildGraph(ID, 'then', [
-      { id: 'then', node_type: 'THEN', query: null, result_name: null, left_node: 'sql', right_node: 'join' },
-      { id: 'sql', node_type: 'SQL', query: 'SELECT 1', result_name: null, left_node: null, right_node: null },
-      { id: 'join', node_type: 'JOIN', query: null, result_name: null, left_node: null, right_node: null },
-    ]);
+  it("writes df._apply's shape", () => {
     const ch = changes({
       nodes: new Map([
         ['then', { status: 'running' as const }],
@@ -260,11 +253,11 @@ describe('serialize', () => {
       cancelScopes: ['c'],
       instance: { status: 'running' },
     });
-    expect(serialize(ch, [{ e: 1 }], graph)).toEqual({
+    expect(serialize(ch, [{ e: 1 }])).toEqual({
       nodes: [
         { id: 'then', status: 'running' },
         { id: 'sql', status: 'running' },
-        { id: 'join', status: 'running', nowait: false },
+        { id: 'join', status: 'running' },
       ],
       scopes: [scope('inst')],
       scope_deletes: ['d'],

@@ -7,7 +7,6 @@
  * reads through it (overlay) and writes both (mergeChanges). No I/O: see snapshot.test.ts.
  */
 import type { Changes, NodeState, ScopeState } from '../graph/changes.ts';
-import type { Graph } from '../graph/graph.ts';
 
 /** The node and scope rows a checkpoint reads (df._lock_and_load's arguments). */
 export interface ReadSet {
@@ -191,16 +190,9 @@ export function advanceSnapshot(
 export const toNodeState = (n: RawNode): NodeState => ({ id: n.id, status: n.status, stamp: n.stamp, state: n.state });
 export const toScopeState = (s: RawScope): ScopeState => ({ ...s });
 
-/** Node types a worker can hold (claimed): their rows need the NOWAIT probe in df._apply. */
-const CLAIMABLE = new Set(['SQL', 'HTTP', 'HTTP_MULTIPART', 'SLEEP', 'WAIT_SCHEDULE', 'SIGNAL', 'LOOP', 'BREAK']);
-
-export function serialize(ch: Changes, events: unknown[], graph?: Graph) {
+export function serialize(ch: Changes, events: unknown[]) {
   return {
-    nodes: [...ch.nodes.entries()].map(([id, c]) => ({
-      id,
-      ...c,
-      ...(graph && !CLAIMABLE.has(graph.nodes.get(id)?.type ?? 'SQL') && graph.root !== id ? { nowait: false } : {}),
-    })),
+    nodes: [...ch.nodes.entries()].map(([id, c]) => ({ id, ...c })),
     scopes: [...ch.scopes.values()],
     scope_deletes: [...ch.scopeDeletes],
     cancel_scopes: ch.cancelScopes,

@@ -8,19 +8,21 @@
  * Scopes. A scope is one durable execution context: the instance root, a JOIN/RACE branch, or a loop
  * that is not already the root of its scope (ids and stamps: scope-ids.ts). Loops bump their scope's
  * generation per iteration. The graph is built in graph.ts; what the machine reads and writes is in
- * changes.ts (re-exported here).
+ * changes.ts (re-exported here); the state it works on and how changes are recorded, in
+ * checkpoint-state.ts (the base class).
  *
  * When the machine needs a row it was not given, it throws MissingData naming it; the engine loads it
  * and runs the event again from scratch (the machine is deterministic, so a re-run is safe).
  */
 import { nextFireAfter } from './cron.ts';
-import { NodeConfigError, parseNodeConfig, type NodeStatus, type NodeType } from './schema.ts';
+import { NodeConfigError, parseNodeConfig, type NodeType } from './schema.ts';
 import { evaluateIfRows, isConditionTrue } from './truthy.ts';
-import { branchesOf, type Graph, type GraphNode } from './graph.ts';
+import { branchesOf, type GraphNode } from './graph.ts';
 import { childScopeId, scopeOfStamp, stampOf } from './scope-ids.ts';
-import { MissingData, type Changes, type InstanceChange, type NodeChange, type NodeState, type Outcome, type ScopeState } from './changes.ts';
+import type { NodeChange, Outcome, ScopeState } from './changes.ts';
+import { CheckpointState } from './checkpoint-state.ts';
 import { breakValueText, storedResult } from './result-text.ts';
-import { replayOf, type Replay } from './replay.ts';
+import { replayOf } from './replay.ts';
 
 export * from './graph.ts';
 export * from './scope-ids.ts';
@@ -34,48 +36,10 @@ export const LOOP_MIN_ITERATION_MS = 1000;
 const LOSER_LOOP = 'Loop branch cancelled after losing RACE';
 const STORES_NAME: ReadonlySet<NodeType> = new Set(['SQL', 'THEN', 'IF', 'JOIN', 'RACE', 'LOOP', 'SIGNAL', 'HTTP', 'HTTP_MULTIPART']);
 
-export interface CheckpointInput {
-  graph: Graph;
-  now: Date;
-  nodes: readonly NodeState[];
-  scopes: readonly ScopeState[];
-  instanceGeneration: number;
-  /**
-   * When successors made ready at once are due: the claimed row's own run_at. They inherit their
-   * predecessor's place in the queue, so an instance runs depth-first instead of queueing each step
-   * behind all work that arrived meanwhile (bench/ W2: one-step instances otherwise cost two claims
-   * each, all starts first). Defaults to `now`.
-   */
-  readyAt?: Date;
-}
+export type { CheckpointInput } from './checkpoint-state.ts';
 
-export class Checkpoint {
-  readonly changes: Changes = {
-    nodes: new Map(),
-    scopes: new Map(),
-    scopeDeletes: new Set(),
-    cancelScopes: [],
-    instance: null,
-    ready: [],
-  };
-  private readonly g: Graph;
-  private readonly now: Date;
-  private readonly readyAt: string;
-  private readonly nodeStates = new Map<string, NodeState>();
-  private readonly scopeStates = new Map<string, ScopeState>();
-  private instanceGeneration: number;
-  /** While resume() activates: completed leaves' result texts to replay, and scopes' generations to reopen. */
-  private replay: Replay | null = null;
-
-  constructor(input: CheckpointInput) {
-    this.g = input.graph;
-    this.now = input.now;
-    this.readyAt = (input.readyAt && input.readyAt < input.now ? input.readyAt : input.now).toISOString();
-    for (const n of input.nodes) this.nodeStates.set(n.id, { ...n, state: n.state ? { ...n.state } : null });
-    for (const s of input.scopes) this.scopeStates.set(s.id, { ...s, named: { ...s.named } });
-    this.instanceGeneration = input.instanceGeneration;
-  }
-
+/** The events and the rules; state access and change recording are inherited from CheckpointState. */
+export class Checkpoint extends CheckpointState {
   // ----- events -------------------------------------------------------------------------------
 
   /** The instance's first claim: create the root scope and activate the root node. */
@@ -231,11 +195,6 @@ export class Checkpoint {
         return;
       }
     }
-  }
-
-  private makeReady(id: string, change: NodeChange, runAt: string): void {
-    this.setNode(id, change);
-    this.changes.ready.push({ id, runAt });
   }
 
   // ----- completion and propagation -----------------------------------------------------------
@@ -395,73 +354,6 @@ export class Checkpoint {
     Object.assign(scope.named, branch.named);
     this.putScope(scope);
     this.finish(race.id, scope, outcome);
-  }
-
-  // ----- state access -------------------------------------------------------------------------
-
-  private gnode(id: string): GraphNode {
-    const n = this.g.nodes.get(id);
-    if (!n) throw new Error(`instance ${this.g.instanceId}: node ${id} is not in the graph`);
-    return n;
-  }
-
-  private node(id: string): NodeState {
-    const n = this.nodeStates.get(id);
-    if (!n) throw new MissingData([id], []);
-    return n;
-  }
-
-  private scope(id: string): ScopeState {
-    const s = this.scopeStates.get(id);
-    if (!s || this.changes.scopeDeletes.has(id)) throw new MissingData([], [id]);
-    return s;
-  }
-
-  private scopes(ids: string[]): ScopeState[] {
-    const missing = ids.filter((id) => !this.scopeStates.has(id));
-    if (missing.length) throw new MissingData([], missing);
-    return ids.map((id) => this.scopeStates.get(id)!);
-  }
-
-  private openScope(parent: ScopeState, rootId: string): ScopeState {
-    const s: ScopeState = {
-      id: childScopeId(parent, rootId),
-      parent: parent.id,
-      root: rootId,
-      generation: this.replay?.generation(childScopeId(parent, rootId)) ?? 1,
-      named: { ...parent.named },
-      status: 'running',
-      result: null,
-    };
-    this.putScope(s);
-    return s;
-  }
-
-  private putScope(s: ScopeState): void {
-    this.scopeStates.set(s.id, s);
-    this.changes.scopeDeletes.delete(s.id);
-    this.changes.scopes.set(s.id, s);
-  }
-
-  private deleteScope(id: string): void {
-    this.changes.scopes.delete(id);
-    this.changes.scopeDeletes.add(id);
-  }
-
-  private setNode(id: string, change: NodeChange): void {
-    const merged = { ...this.changes.nodes.get(id), ...change };
-    this.changes.nodes.set(id, merged);
-    const cur = this.nodeStates.get(id) ?? { id, status: 'pending' as NodeStatus, stamp: null, state: null };
-    this.nodeStates.set(id, {
-      id,
-      status: change.status ?? cur.status,
-      stamp: change.stamp ?? cur.stamp,
-      state: 'state' in change ? (change.state ?? null) : cur.state,
-    });
-  }
-
-  private setInstance(change: InstanceChange): void {
-    this.changes.instance = { ...this.changes.instance, ...change };
   }
 }
 

@@ -56,6 +56,8 @@ export const CLAIMED_COLUMNS_COMPLETE: ClaimedColumnsComplete = true;
  * a row (they are evaluated per row returned): one statement fewer per step than setting them apart
  * (bench/ W3). The session restore resets them before a checkpoint.
  */
+const CLAIMED = { status: 'c.instance_status', id: 'c.instance_id' };
+
 export function claimSql(
   now: Date,
   target: { instanceId: string; nodeId: string } | undefined,
@@ -66,7 +68,7 @@ export function claimSql(
   const at = `(${literal(now.toISOString())}::timestamptz + interval '999 microseconds')`;
   const timeout = Math.max(0, Math.floor(stepTimeoutMs));
   // Several rows for a batch (batch.ts; df._claim_many, 0023).
-  if (limit > 1 && !target) return `SELECT c.*, ${claimSettings(`'${timeout}'`)} AS step_settings FROM df._claim_many(${at}, ${Math.floor(limit)}) c`;
+  if (limit > 1 && !target) return `SELECT c.*, ${claimSettings(`'${timeout}'`, CLAIMED)} AS step_settings FROM df._claim_many(${at}, ${Math.floor(limit)}) c`;
   // The prepared claim takes `now` as microseconds since the Unix epoch, to the end of its millisecond as
   // above: a number, not a timestamp the server must parse (see PREPARED_CLAIM_SQL).
   const micros = now.getTime() * 1000 + 999;
@@ -76,7 +78,7 @@ export function claimSql(
     return `SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE ${PREPARED_CLAIM}(${micros}, '${timeout}'); RESET plan_cache_mode`;
   }
   const args = [at, ...(target ? [literal(target.instanceId), literal(target.nodeId)] : [])];
-  return `SELECT c.*, ${claimSettings(`'${timeout}'`)} AS step_settings FROM df._claim(${args.join(', ')}) c`;
+  return `SELECT c.*, ${claimSettings(`'${timeout}'`, CLAIMED)} AS step_settings FROM df._claim(${args.join(', ')}) c`;
 }
 
 /**
@@ -84,10 +86,20 @@ export function claimSql(
  * when the session's value differs (it usually does not: 0 and ISO, MDY are the defaults), which leaves
  * the step with the same values: setting a GUC runs its parse and check hooks (bench/claim-cold.ts).
  */
-export const claimSettings = (timeout: string) =>
+export const claimSettings = (timeout: string, claimed?: { status: string; id: string }) =>
   `concat(set_config('df.in_workflow', 'true', true), ` +
   `CASE WHEN pg_catalog.current_setting('statement_timeout') <> ${timeout} THEN set_config('statement_timeout', ${timeout}, true) END, ` +
-  `CASE WHEN pg_catalog.current_setting('datestyle') <> 'ISO, MDY' THEN set_config('datestyle', 'ISO, MDY', true) END)`;
+  `CASE WHEN pg_catalog.current_setting('datestyle') <> 'ISO, MDY' THEN set_config('datestyle', 'ISO, MDY', true) END` +
+  (claimed ? `, ${startingLock(claimed.status, claimed.id)})` : ')');
+
+/**
+ * With a claimed row of a pending instance (its activation, whose first step runs in this transaction):
+ * a shared advisory lock on the instance for the rest of the transaction, which the status functions read
+ * in pg_locks to report the instance as running (migration 0027). Key: (STARTING_LOCK_CLASS, hashtext(id)).
+ */
+export const STARTING_LOCK_CLASS = 1885824620; // 'pgfl'
+const startingLock = (status: string, id: string) =>
+  `CASE WHEN ${status} = 'pending' THEN pg_catalog.pg_advisory_xact_lock_shared(${STARTING_LOCK_CLASS}, pg_catalog.hashtext(${id})) END`;
 
 /**
  * The claim that ends an idle wait, as a prepared statement of the session (bench/ W3). Not a call of
@@ -117,7 +129,7 @@ export const PREPARED_CLAIM_SQL = `
          q.state, q.attempts, q.run_at, q.options, i.status AS instance_status, i.root_node, i.label, i.vars, i.generation,
          i.submitted_by::text AS owner, r.oid IS NOT NULL AS owner_exists, coalesce(r.rolsuper, false) AS owner_is_superuser,
          coalesce(nullif(current_setting('pg_durable.enable_superuser_instances', true), ''), 'off') AS superuser_gate,
-         s.named, s.status AS scope_status, i.input::text AS input, ${claimSettings('$2')} AS step_settings
+         s.named, s.status AS scope_status, i.input::text AS input, ${claimSettings('$2', { status: 'i.status', id: 'q.instance_id' })} AS step_settings
     FROM (SELECT * FROM df.nodes n
            WHERE n.run_at <= timestamptz 'epoch' + $1 * interval '1 microsecond' AND NOT EXISTS (SELECT 1 FROM df.role_limits)
            ORDER BY n.run_at LIMIT 1 FOR UPDATE SKIP LOCKED) q
