@@ -19,6 +19,7 @@ import { openApiDocument } from './openapi.ts';
 import { CancelBody, InstanceId, ListQuery, SignalName, StartBody } from './schemas.ts';
 import { workflowRoutes } from './workflows.ts';
 import { scheduleRoutes } from './schedules.ts';
+import { createUi } from '../ui/routes.ts';
 
 export interface AppDeps {
   db: Db;
@@ -263,6 +264,9 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     ready(id);
     return c.json({ ok: true });
   });
+
+  // The web dashboard, over these same routes (src/ui). resume: set once POST .../resume exists.
+  app.route('/ui', createUi({ api: (path, init) => Promise.resolve(app.request(path, init)), resume: false }));
 
   return app;
 }
