@@ -118,14 +118,14 @@ function active(){var s=document.getElementById('live').dataset.status;return s=
 function tick(){if(!active())return;fetch(url,{credentials:'same-origin',headers:{Accept:'text/html'}}).then(function(r){
 if(r.status===401){location.href='/ui/login';return null;}return r.ok?r.text():null;}).then(function(t){
 if(t){var cur=document.getElementById('live');var d=document.createElement('div');d.innerHTML=t;var n=d.firstElementChild;
-if(n){cur.replaceWith(n);}}}).catch(function(){}).then(function(){setTimeout(tick,1000);});}
+if(n){cur.replaceWith(n);}if(!active()){document.querySelectorAll('.while-active').forEach(function(f){f.remove();});}}}).catch(function(){}).then(function(){setTimeout(tick,1000);});}
 if(live)setTimeout(tick,1000);})();`;
 
 export function instancePage(inst: UiInstance, events: UiEvent[], opts: { resume: boolean; msg?: string; error?: string }): Html {
   const id = inst.instance_id;
   const actions = ACTIVE.has(inst.status)
-    ? html`<form method="post" action="/ui/instances/${id}/cancel" class="inline"><label>Reason<input name="reason" placeholder="Cancelled by user" maxlength="1000"></label><button class="danger" type="submit">Cancel</button></form>
-<form method="post" action="/ui/instances/${id}/signal" class="inline"><label>Signal name<input name="name" required maxlength="200"></label><label>Data (JSON)<input name="data" value="{}"></label><button type="submit">Signal</button></form>`
+    ? html`<form method="post" action="/ui/instances/${id}/cancel" class="inline while-active"><label>Reason<input name="reason" placeholder="Cancelled by user" maxlength="1000"></label><button class="danger" type="submit">Cancel</button></form>
+<form method="post" action="/ui/instances/${id}/signal" class="inline while-active"><label>Signal name<input name="name" required maxlength="200"></label><label>Data (JSON)<input name="data" value="{}"></label><button type="submit">Signal</button></form>`
     : '';
   const resume = opts.resume && inst.status === 'failed'
     ? html`<form method="post" action="/ui/instances/${id}/resume" class="inline"><button type="submit">Resume</button><span class="muted">re-runs the failed steps; completed steps keep their results</span></form>`

@@ -42,9 +42,9 @@ export function sameOrigin(c: Context): boolean {
   const origin = c.req.header('origin');
   if (origin && origin !== 'null') {
     try {
-      const o = new URL(origin);
-      const host = c.req.header('x-forwarded-host') ?? c.req.header('host') ?? new URL(c.req.url).host;
-      return o.host === host;
+      const o = new URL(origin).host;
+      // The URL's host, or the Host / X-Forwarded-Host a proxy in front was given.
+      return [new URL(c.req.url).host, c.req.header('host'), c.req.header('x-forwarded-host')].includes(o);
     } catch {
       return false;
     }

@@ -65,6 +65,7 @@ describe.skipIf(!!skip)('dashboard (Node server, Chromium)', () => {
     await drain();
     await status(page, 'completed');
     expect(await page.evaluate(() => (window as any).__same_page)).toBe(true);
+    await expect(page.getByRole('button', { name: 'Cancel' }).count()).resolves.toBe(0); // finished: no more cancel
     await page.locator('#live li[data-status="completed"] > pre', { hasText: 'SELECT 42 AS answer' }).waitFor();
     await page.screenshot({ path: `${IMAGES}/dashboard-instance.png`, fullPage: true });
   });
