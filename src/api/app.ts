@@ -20,6 +20,7 @@ import { CancelBody, InstanceId, ListQuery, SignalName, StartBody } from './sche
 import { workflowRoutes } from './workflows.ts';
 import { scheduleRoutes } from './schedules.ts';
 import { createUi } from '../ui/routes.ts';
+import { resumeRoutes } from './resume.ts';
 
 export interface AppDeps {
   db: Db;
@@ -247,6 +248,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   const kit: RouteKit = { asRole, parse, jsonBody, ready };
   workflowRoutes(app, kit);
   scheduleRoutes(app, kit);
+  resumeRoutes(app, kit);
   mountHooks(app, { ...kit, db, log, now: deps.now ?? Date.now });
 
   app.post('/v1/instances/:instance_id/signals/:name', async (c) => {
@@ -265,8 +267,8 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     return c.json({ ok: true });
   });
 
-  // The web dashboard, over these same routes (src/ui). resume: set once POST .../resume exists.
-  app.route('/ui', createUi({ api: (path, init) => Promise.resolve(app.request(path, init)), resume: false }));
+  // The web dashboard, over these same routes (src/ui); resume: the API has POST .../resume (resume.ts).
+  app.route('/ui', createUi({ api: (path, init) => Promise.resolve(app.request(path, init)), resume: true }));
 
   return app;
 }
