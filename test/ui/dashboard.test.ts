@@ -88,6 +88,21 @@ describe.skipIf(!!skip)('dashboard (Node server, Chromium)', () => {
     await page.screenshot({ path: `${IMAGES}/dashboard-failed.png`, fullPage: true });
   });
 
+  it('resumes a failed run from the instance page; the completed step is not re-run', async () => {
+    await t.query('CREATE TABLE ui_effects (n int); CREATE TABLE ui_fix (x int)');
+    const id = await start(t, `'INSERT INTO ui_effects VALUES (1)' ~> 'SELECT 10 / (SELECT count(*) FROM ui_fix) AS q'`, 'to-resume');
+    await drain();
+    await page.goto(`${server.url}/ui/instances/${id}`);
+    await status(page, 'failed');
+    await t.query('INSERT INTO ui_fix VALUES (1)'); // the cause, fixed
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.getByRole('status').filter({ hasText: 'Resumed' }).waitFor();
+    await drain();
+    await status(page, 'completed'); // live again after the resume
+    await page.locator('#live pre', { hasText: '"q": 10' }).first().waitFor();
+    expect((await t.query('SELECT count(*)::int AS n FROM ui_effects'))[0].n).toBe(1);
+  });
+
   it('cancels from the instance page', async () => {
     const id = await start(t, `df.wait_for_signal('never')`, 'to-cancel');
     await drain();
