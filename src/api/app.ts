@@ -19,6 +19,7 @@ import { openApiDocument } from './openapi.ts';
 import { CancelBody, InstanceId, ListQuery, SignalName, StartBody } from './schemas.ts';
 import { workflowRoutes } from './workflows.ts';
 import { scheduleRoutes } from './schedules.ts';
+import { createUi } from '../ui/routes.ts';
 import { resumeRoutes } from './resume.ts';
 
 export interface AppDeps {
@@ -265,6 +266,9 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     ready(id);
     return c.json({ ok: true });
   });
+
+  // The web dashboard, over these same routes (src/ui); resume: the API has POST .../resume (resume.ts).
+  app.route('/ui', createUi({ api: (path, init) => Promise.resolve(app.request(path, init)), resume: true }));
 
   return app;
 }
