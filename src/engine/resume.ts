@@ -68,7 +68,7 @@ export async function resumeInstance(ctx: EngineContext, client: DbClient, tx: T
   const ch = cp.changes;
   const events = [{ node_id: row.id, kind: 'resumed', attempt: null, detail: s.instance.output }];
   ctx.snapshots.delete(row.instance_id);
-  tx.write = { instanceId: row.instance_id, before: '', changes: () => serialize(ch, events, graph), expect: null };
+  tx.write = { instanceId: row.instance_id, before: '', changes: () => serialize(ch, events), expect: null };
   tx.redo = undefined;
   tx.written = undefined;
   return ch;

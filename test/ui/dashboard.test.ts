@@ -18,6 +18,9 @@ if (skip) console.warn(skip);
 
 const t = useTestDb();
 const IMAGES = 'docs/images';
+/** docs/images is rewritten only on request (PGFLARE_SCREENSHOTS=1), so a test run leaves the tree clean. */
+const shoot = (p: { screenshot(o: { path: string; fullPage: boolean }): Promise<unknown> }, name: string, fullPage = true) =>
+  process.env.PGFLARE_SCREENSHOTS === '1' ? p.screenshot({ path: `${IMAGES}/${name}`, fullPage }) : Promise.resolve();
 let server: ApiServer;
 let browser: Browser;
 let page: Page;
@@ -60,14 +63,14 @@ describe.skipIf(!!skip)('dashboard (Node server, Chromium)', () => {
     await page.goto(`${server.url}/ui/instances/${id}`);
     await status(page, 'running');
     await page.evaluate(() => ((window as any).__same_page = true));
-    await page.screenshot({ path: `${IMAGES}/dashboard-instance-running.png`, fullPage: true });
+    await shoot(page, 'dashboard-instance-running.png');
     await t.query(`SELECT df.signal($1, 'go', '{"by":"test"}')`, [id]);
     await drain();
     await status(page, 'completed');
     expect(await page.evaluate(() => (window as any).__same_page)).toBe(true);
     await expect(page.getByRole('button', { name: 'Cancel' }).count()).resolves.toBe(0); // finished: no more cancel
     await page.locator('#live li[data-status="completed"] > pre', { hasText: 'SELECT 42 AS answer' }).waitFor();
-    await page.screenshot({ path: `${IMAGES}/dashboard-instance.png`, fullPage: true });
+    await shoot(page, 'dashboard-instance.png');
   });
 
   it('shows a failure with its SQLSTATE', async () => {
@@ -85,7 +88,7 @@ describe.skipIf(!!skip)('dashboard (Node server, Chromium)', () => {
     } else {
       console.warn('dashboard test: the API returns no structured error yet; SQLSTATE 22012 not checked');
     }
-    await page.screenshot({ path: `${IMAGES}/dashboard-failed.png`, fullPage: true });
+    await shoot(page, 'dashboard-failed.png');
   });
 
   it('resumes a failed run from the instance page; the completed step is not re-run', async () => {
@@ -160,7 +163,7 @@ describe.skipIf(!!skip)('dashboard (Node server, Chromium)', () => {
     await page.goto(`${server.url}/ui?before=2000-01-01T00:00`);
     await page.getByText('No instances match.').waitFor();
     await page.goto(`${server.url}/ui`);
-    await page.screenshot({ path: `${IMAGES}/dashboard-list.png`, fullPage: true });
+    await shoot(page, 'dashboard-list.png');
   });
 
   it('is usable on a phone', async () => {
@@ -169,7 +172,7 @@ describe.skipIf(!!skip)('dashboard (Node server, Chromium)', () => {
     await phone.locator('tr[data-instance]').first().waitFor();
     const width = await phone.evaluate(() => document.documentElement.scrollWidth);
     expect(width).toBeLessThanOrEqual(390);
-    await phone.screenshot({ path: `${IMAGES}/dashboard-mobile.png`, fullPage: false });
+    await shoot(phone, 'dashboard-mobile.png', false);
     await phone.close();
   });
 
