@@ -152,4 +152,40 @@ export const migrations: Migration[] = [
     checksum: "81f4a47d144de2b92b04031cb03529f47225a7a8e9b65684e201108d1892c7cd",
     sql: "-- 0025_list_instances_by_label: df.list_instances(label => 'nightly') works as users write it.\n--\n-- pg_durable's two overloads are (status_filter, limit_count) and (status_filter, limit_count,\n-- label_filter, after_cursor), and neither has a parameter named \"label\" nor lets a call name only the\n-- label. A third overload takes the label first, named `label`, with everything else defaulted, and returns\n-- the paginated overload's columns.\n--\n-- No positional call changes meaning: the label has the domain type df.instance_label (text), so an\n-- untyped literal or parameter, or a text or varchar value, in the first place prefers the existing\n-- overloads' text parameter (text is the preferred type of its category), and limit_count comes second, as\n-- in those overloads, so untyped parameters ($1, $2, …) never favour this one. A call reaches it by naming\n-- \"label\". (Defaults for every parameter of an existing overload would make df.list_instances()\n-- ambiguous instead.)\n\nCREATE DOMAIN df.instance_label AS text;\n\nCREATE FUNCTION df.list_instances(label df.instance_label, limit_count integer DEFAULT 100,\n                                  status_filter text DEFAULT NULL, after_cursor text DEFAULT NULL)\nRETURNS TABLE (instance_id text, label text, function_name text, status text, execution_count bigint,\n               output text, created_at timestamptz, completed_at timestamptz, next_cursor text)\nLANGUAGE sql STABLE\nSET search_path = pg_catalog, pg_temp\nAS $$\n    SELECT * FROM df.list_instances($3, $2, $1::text, $4)\n$$;\n\nGRANT EXECUTE ON FUNCTION df.list_instances(df.instance_label, integer, text, text) TO PUBLIC;\n\nCOMMENT ON FUNCTION df.list_instances(df.instance_label, integer, text, text) IS\n  'The caller''s instances with this label, newest first, paginated like df.list_instances(limit_count, status_filter, after_cursor): the form that df.list_instances(label => ...) resolves to.';\n",
   },
+  {
+    version: 26,
+    name: "0026_placeholder",
+    checksum: "bc1ddf3238e2ef84469c04a9b498d07f641d4d6cea1243affcc7fa2fa82fbe46",
+    sql: "-- placeholder for another branch's migration 0026 (the lead renumbers at merge)\n",
+  },
+  {
+    version: 27,
+    name: "0027_placeholder",
+    checksum: "0d2789502808c9139a56f137e315454071a2757eea149bd1470d6b73af4c4e7d",
+    sql: "-- placeholder for another branch's migration 0027 (the lead renumbers at merge)\n",
+  },
+  {
+    version: 28,
+    name: "0028_placeholder",
+    checksum: "e784af2071aa82b66ed8618c8d8d42830974ce7b8df76507efc902a7ff899ac7",
+    sql: "-- placeholder for another branch's migration 0028 (the lead renumbers at merge)\n",
+  },
+  {
+    version: 29,
+    name: "0029_placeholder",
+    checksum: "92c755e0ff67aa72bd276585021c75c0a77ae64943fcce4cc11bd577d71ca577",
+    sql: "-- placeholder for another branch's migration 0029 (the lead renumbers at merge)\n",
+  },
+  {
+    version: 30,
+    name: "0030_placeholder",
+    checksum: "87c9be73e13dd42c3c961374f0c2278ec1486d542f0995da025222f4bdaaa69b",
+    sql: "-- placeholder for another branch's migration 0030 (the lead renumbers at merge)\n",
+  },
+  {
+    version: 31,
+    name: "0031_idempotency_keys",
+    checksum: "44c8a138ce1fd93ea0ec0b52da9284954b7ae51bbd1bef0d8648f59ea955b786",
+    sql: "-- REST API Idempotency-Key (POST /v1/instances, POST /v1/workflows/{name}/instances): the first answer\n-- to a (role, key) is kept for 24 hours, so a retried request returns it instead of starting again.\n--\n--   df._idempotency_keys  one row per (role, key): the hash of the request (method, path, body), the\n--                         status and body of the answer, when it was made\n--\n-- Internal: only the API's own role (the owner of df) reads and writes it, in the request's transaction\n-- before and after it acts as the token's role, so no role is granted anything and row-level security\n-- (enabled, as on every df table) shows a role only its own keys should one ever be granted. Rows older\n-- than 24 hours are dead (the API ignores and overwrites them) and the maintenance prune deletes them.\n\nCREATE TABLE df._idempotency_keys (\n    role          text        NOT NULL,\n    key           text        NOT NULL,\n    request_hash  text        NOT NULL,\n    status        integer     NOT NULL,\n    response      jsonb       NOT NULL,\n    created_at    timestamptz NOT NULL DEFAULT now(),\n    CONSTRAINT _idempotency_keys_pkey PRIMARY KEY (role, key),\n    CONSTRAINT _idempotency_keys_key_check CHECK (length(key) BETWEEN 1 AND 255),\n    CONSTRAINT _idempotency_keys_request_hash_check CHECK (request_hash ~ '^[0-9a-f]{64}$')\n);\nCREATE INDEX _idempotency_keys_created_idx ON df._idempotency_keys (created_at);\n\nALTER TABLE df._idempotency_keys ENABLE ROW LEVEL SECURITY;\nCREATE POLICY _idempotency_keys_owner ON df._idempotency_keys FOR ALL\n    USING (role = current_user::text)\n    WITH CHECK (role = current_user::text);\nREVOKE ALL ON df._idempotency_keys FROM PUBLIC;\n",
+  },
 ];

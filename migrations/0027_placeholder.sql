@@ -1,0 +1,1 @@
+-- placeholder for another branch's migration 0027 (the lead renumbers at merge)

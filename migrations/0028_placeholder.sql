@@ -1,0 +1,1 @@
+-- placeholder for another branch's migration 0028 (the lead renumbers at merge)
