@@ -10,6 +10,7 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
+import { swaggerUI } from '@hono/swagger-ui';
 import type { Db, DbClient } from '../engine/db.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { bearerToken, createTokenResolver } from './auth.ts';
@@ -144,6 +145,9 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   });
 
   app.get('/v1/openapi.json', (c) => c.json(openApiDocument()));
+  // The interactive reference (Swagger UI) over that document; the page loads its script and styles
+  // from a CDN in the reader's browser, the server serves only this small HTML.
+  app.get('/docs', swaggerUI({ url: '/v1/openapi.json', title: 'pgflare API' }));
 
   app.use(
     '/v1/*',

@@ -68,6 +68,25 @@ describe('X-Request-Id', () => {
   });
 });
 
+describe('/docs', () => {
+  it('serves the interactive reference over /v1/openapi.json, without a token', async () => {
+    const r = await app.request('/docs');
+    expect(r.status).toBe(200);
+    expect(r.headers.get('Content-Type')).toContain('text/html');
+    const html = await r.text();
+    expect(html).toContain('SwaggerUIBundle');
+    expect(html).toContain('/v1/openapi.json');
+  });
+
+  it('the document describes Idempotency-Key, ?wait= and the error object', async () => {
+    const doc = (await (await app.request('/v1/openapi.json')).json()) as any;
+    expect(doc.paths['/v1/instances'].post.parameters.map((p: any) => p.name)).toContain('Idempotency-Key');
+    expect(doc.paths['/v1/instances/{instance_id}'].get.parameters.map((p: any) => p.name)).toContain('wait');
+    expect(doc.components.schemas.Instance.properties.error).toBeDefined();
+    expect(Object.keys(doc.components.schemas.InstanceError.properties).sort()).toEqual(['attempt', 'code', 'detail', 'hint', 'message', 'node_id']);
+  });
+});
+
 describe('CORS', () => {
   it('answers preflights for configured origins only', async () => {
     const cors = createApp({ db: t.db, corsOrigins: ['https://app.example'] });
