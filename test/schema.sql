@@ -20,6 +20,12 @@ table df._hooks 7:tolerance_seconds integer not null default 300
 table df._hooks 8:max_body_bytes integer not null default 1048576
 table df._hooks 9:created_at timestamp with time zone not null default now()
 table df._hooks 10:secret_rotated_at timestamp with time zone
+table df._idempotency_keys 1:role text not null
+table df._idempotency_keys 2:key text not null
+table df._idempotency_keys 3:request_hash text not null
+table df._idempotency_keys 4:status integer not null
+table df._idempotency_keys 5:response jsonb not null
+table df._idempotency_keys 6:created_at timestamp with time zone not null default now()
 table df._migrations 1:version integer not null
 table df._migrations 2:name text not null
 table df._migrations 3:checksum text not null
@@ -133,6 +139,7 @@ table df.workflows 6:created_at timestamp with time zone not null default now()
 table df._api_tokens rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._config rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._hooks rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
+table df._idempotency_keys rls=t force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._migrations rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._runners rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
 table df._worker_epoch rls=f force=f acl={<owner>=arwdDxt/<owner>} options={}
@@ -161,6 +168,9 @@ constraint _hooks_pkey on df._hooks: PRIMARY KEY (id)
 constraint _hooks_scheme_check on df._hooks: CHECK ((scheme = ANY (ARRAY['github'::text, 'stripe'::text, 'hmac'::text])))
 constraint _hooks_secret_check on df._hooks: CHECK (((length(secret) >= 16) AND (length(secret) <= 512)))
 constraint _hooks_tolerance_check on df._hooks: CHECK (((tolerance_seconds >= 1) AND (tolerance_seconds <= 86400)))
+constraint _idempotency_keys_key_check on df._idempotency_keys: CHECK (((length(key) >= 1) AND (length(key) <= 255)))
+constraint _idempotency_keys_pkey on df._idempotency_keys: PRIMARY KEY (role, key)
+constraint _idempotency_keys_request_hash_check on df._idempotency_keys: CHECK ((request_hash ~ '^[0-9a-f]{64}$'::text))
 constraint _migrations_pkey on df._migrations: PRIMARY KEY (version)
 constraint _runners_pkey on df._runners: PRIMARY KEY (role)
 constraint _runners_runner_check on df._runners: CHECK ((runner ~ '^df\._run_[0-9]+$'::text))
@@ -222,6 +232,8 @@ CREATE UNIQUE INDEX _api_tokens_token_hash_key ON df._api_tokens USING btree (to
 CREATE UNIQUE INDEX _config_pkey ON df._config USING btree (key)
 CREATE UNIQUE INDEX _hooks_name_key ON df._hooks USING btree (name)
 CREATE UNIQUE INDEX _hooks_pkey ON df._hooks USING btree (id)
+CREATE INDEX _idempotency_keys_created_idx ON df._idempotency_keys USING btree (created_at)
+CREATE UNIQUE INDEX _idempotency_keys_pkey ON df._idempotency_keys USING btree (role, key)
 CREATE UNIQUE INDEX _migrations_pkey ON df._migrations USING btree (version)
 CREATE UNIQUE INDEX _runners_pkey ON df._runners USING btree (role)
 CREATE UNIQUE INDEX _worker_epoch_pkey ON df._worker_epoch USING btree (epoch_id)
@@ -252,6 +264,7 @@ CREATE UNIQUE INDEX workflows_pkey ON df.workflows USING btree (name, version)
 -- policies
 policy _api_tokens_owner on df._api_tokens for ALL using (((role)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((role)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy _hooks_owner on df._hooks for ALL using (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
+policy _idempotency_keys_owner on df._idempotency_keys for ALL using ((role = (CURRENT_USER)::text)) with check ((role = (CURRENT_USER)::text))
 policy events_owner on df.events for ALL using (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check (((submitted_by)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid))
 policy hook_deliveries_owner on df.hook_deliveries for ALL using (((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid)) with check ((((owner)::oid = ((quote_ident((CURRENT_USER)::text))::regrole)::oid) AND (EXISTS ( SELECT 1
    FROM df._hooks h

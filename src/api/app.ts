@@ -9,18 +9,20 @@
  */
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import { swaggerUI } from '@hono/swagger-ui';
 import type { Db, DbClient } from '../engine/db.ts';
-import type { Logger } from '../log.ts';
+import { silentLogger, type Logger } from '../log.ts';
 import { bearerToken, createTokenResolver } from './auth.ts';
-import { ApiError, errorBody, mapDbError, sqlState, WORKFLOW_ERRORS } from './errors.ts';
+import { ApiError, errorBody, mapDbError, sqlState } from './errors.ts';
 import { mountHooks } from './hooks.ts';
-import { jsonBody, parse, type ApiEnv, type RouteKit } from './kit.ts';
+import { instanceRoutes } from './instances.ts';
+import { jsonBody, parse, withFields, type ApiEnv, type RouteKit } from './kit.ts';
 import { openApiDocument } from './openapi.ts';
-import { CancelBody, InstanceId, ListQuery, SignalName, StartBody } from './schemas.ts';
 import { workflowRoutes } from './workflows.ts';
 import { scheduleRoutes } from './schedules.ts';
-import { createUi } from '../ui/routes.ts';
 import { resumeRoutes } from './resume.ts';
+import { createUi } from '../ui/routes.ts';
 
 export interface AppDeps {
   db: Db;
@@ -41,6 +43,29 @@ export interface AppDeps {
    * the answer does not wait for it, and a failure is logged (the sweep finds the rows anyway).
    */
   onReady?: (instanceId: string) => void | Promise<void>;
+  /** Longest `?wait=` of GET /v1/instances/{instance_id} in seconds (default 60). */
+  maxWaitSeconds?: number;
+  /** Origins allowed by CORS (PGFLARE_CORS_ORIGINS, comma separated; `*` = any); none = no CORS headers. */
+  corsOrigins?: string[];
+}
+
+/** PGFLARE_CORS_ORIGINS: comma-separated origins (`*` = any); unset or empty = no CORS. */
+export function parseCorsOrigins(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
+}
+
+/** A client's X-Request-Id is echoed when it is 1-200 visible characters; otherwise one is made. */
+const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
+
+/** The methods routes define for `path` (middleware excluded), for 405's Allow. */
+function allowedMethods(app: Hono<ApiEnv>, path: string): string[] {
+  const methods = new Set<string>();
+  for (const r of app.routes) {
+    if (r.method === 'ALL' || r.path.includes('*')) continue;
+    const pattern = new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]+/g, '[^/]+')}$`);
+    if (pattern.test(path)) methods.add(r.method);
+  }
+  return [...methods].sort();
 }
 
 const DEFAULT_MAX_BODY = 1_114_112;
@@ -61,8 +86,8 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     });
   const app = new Hono<ApiEnv>();
 
-  const ready = (instanceId: string) => {
-    const warn = (err: unknown) => log?.warn('api: onReady failed; the sweep will find the ready rows', { instance: instanceId, error: err });
+  const ready = (instanceId: string, reqLog: Logger | undefined = log) => {
+    const warn = (err: unknown) => reqLog?.warn('api: onReady failed; the sweep will find the ready rows', { instance: instanceId, error: err });
     try {
       void Promise.resolve(deps.onReady?.(instanceId)).catch(warn);
     } catch (err) {
@@ -70,13 +95,46 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     }
   };
 
+  // Every answer carries X-Request-Id (the client's when it sent a usable one); every log line of the
+  // request carries it as request_id.
+  app.use('*', async (c, next) => {
+    const sent = c.req.header('X-Request-Id');
+    const id = sent !== undefined && REQUEST_ID.test(sent) ? sent : crypto.randomUUID();
+    c.set('requestId', id);
+    c.set('log', withFields(log ?? silentLogger, { request_id: id }));
+    c.header('X-Request-Id', id);
+    const t0 = Date.now();
+    await next();
+    c.res.headers.set('X-Request-Id', id);
+    c.var.log.debug('api request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: Date.now() - t0 });
+  });
+  const origins = deps.corsOrigins ?? [];
+  if (origins.length > 0) {
+    app.use(
+      '*',
+      cors({
+        origin: origins.includes('*') ? '*' : origins,
+        allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id'],
+        exposeHeaders: ['Location', 'X-Request-Id', 'Idempotent-Replayed', 'Allow'],
+        maxAge: 600,
+      }),
+    );
+  }
+
   app.onError((err, c) => {
     const api = err instanceof ApiError ? err : mapDbError(err);
     if (api) return c.json(errorBody(api.code, api.message), api.status);
-    log?.error('api request failed', { method: c.req.method, path: c.req.path, error: err });
+    (c.var.log ?? log)?.error('api request failed', { method: c.req.method, path: c.req.path, error: err });
     return c.json(errorBody('internal', 'internal error'), 500);
   });
-  app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
+  // A known path with another method is a 405 with the methods it has; anything else a 404.
+  app.notFound((c) => {
+    const allowed = allowedMethods(app, c.req.path);
+    if (allowed.length > 0) {
+      return c.json(errorBody('method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(', ')}`), 405, { Allow: allowed.join(', ') });
+    }
+    return c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404);
+  });
 
   app.get('/healthz', async (c) => {
     try {
@@ -89,6 +147,9 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   });
 
   app.get('/v1/openapi.json', (c) => c.json(openApiDocument()));
+  // The interactive reference (Swagger UI) over that document; the page loads its script and styles
+  // from a CDN in the reader's browser, the server serves only this small HTML.
+  app.get('/docs', swaggerUI({ url: '/v1/openapi.json', title: 'pgflare API' }));
 
   app.use(
     '/v1/*',
@@ -122,160 +183,15 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
       return fn(client);
     });
 
-  /** The instance as JSON, or 404 (unknown and invisible look the same). */
-  const requireInstance = async (client: DbClient, id: string) => {
-    const { rows } = await client.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM df.instance_info($1)) AS found', [id]);
-    if (!rows[0]?.found) throw new ApiError(404, 'not_found', `instance ${id} not found`);
-  };
-
-  const instanceId = (c: Context<ApiEnv>) => {
-    const id = c.req.param('instance_id') ?? '';
-    if (!InstanceId.safeParse(id).success) throw new ApiError(404, 'not_found', `instance ${id} not found`);
-    return id;
-  };
-
-  app.post('/v1/instances', async (c) => {
-    const body = parse(StartBody, await jsonBody(c), 'body');
-    const started = await asRole(c, async (client) => {
-      const fut = body.workflow !== undefined ? 'df._eval_dsl($1)' : '$1';
-      const arg = body.workflow ?? JSON.stringify(body.graph);
-      try {
-        const { rows } = await client.query<{ id: string; status: string }>(
-          `WITH s AS MATERIALIZED (SELECT df.start(${fut}, $2) AS id) SELECT s.id, df.status(s.id) AS status FROM s`,
-          [arg, body.label ?? null],
-        );
-        return rows[0]!;
-      } catch (err) {
-        throw mapDbError(err, WORKFLOW_ERRORS) ?? err;
-      }
-    });
-    ready(started.id);
-    return c.json({ instance_id: started.id, status: started.status }, 201, { Location: `/v1/instances/${started.id}` });
-  });
-
-  app.get('/v1/instances', async (c) => {
-    const q = parse(ListQuery, c.req.query(), 'query');
-    const page = await asRole(c, async (client) => {
-      try {
-        const { rows } = await client.query<{ page: { instances: unknown[]; next_cursor: string | null } }>(
-          `SELECT json_build_object(
-                    'instances', coalesce(json_agg(json_build_object(
-                        'instance_id', l.instance_id, 'label', l.label, 'status', l.status,
-                        'execution_count', l.execution_count, 'output', l.output,
-                        'created_at', l.created_at, 'completed_at', l.completed_at) ORDER BY l.ord), '[]'::json),
-                    'next_cursor', max(l.next_cursor)) AS page
-             FROM df.list_instances($1::text, $2::integer, $3::text, $4::text) WITH ORDINALITY
-                  AS l(instance_id, label, function_name, status, execution_count, output, created_at,
-                       completed_at, next_cursor, ord)`,
-          [q.status ?? null, q.limit, q.label ?? null, q.cursor ?? null],
-        );
-        return rows[0]!.page;
-      } catch (err) {
-        throw mapDbError(err, { '22023': [400, 'invalid_query'], '54000': [400, 'invalid_query'] }) ?? err;
-      }
-    });
-    return c.json(page);
-  });
-
-  app.get('/v1/instances/:instance_id', async (c) => {
-    const id = instanceId(c);
-    const instance = await asRole(c, async (client) => {
-      await requireInstance(client, id);
-      const { rows } = await client.query<{ instance: unknown }>(
-        `SELECT json_build_object(
-                  'instance_id', info.instance_id, 'label', info.label, 'status', info.status,
-                  'result', df.result($1)::json, 'output', info.output,
-                  'created_at', i.created_at, 'completed_at', i.completed_at,
-                  'nodes', (SELECT coalesce(json_agg(json_build_object(
-                                'node_id', n.node_id, 'node_type', n.node_type, 'query', n.query,
-                                'result_name', n.result_name, 'left_node', n.left_node, 'right_node', n.right_node,
-                                'status', n.status, 'result', n.result::json, 'status_details', n.status_details::json,
-                                'inferred_status', n.inferred_status,
-                                'inferred_status_from_ancestor_id', n.inferred_status_from_ancestor_id,
-                                'updated_at', n.updated_at) ORDER BY n.ord), '[]'::json)
-                              FROM df.instance_nodes($1) WITH ORDINALITY
-                                   AS n(node_id, node_type, query, result_name, left_node, right_node, status,
-                                        result, status_details, inferred_status,
-                                        inferred_status_from_ancestor_id, updated_at, ord))) AS instance
-           FROM df.instance_info($1) AS info
-           JOIN df.instances AS i ON i.id = info.instance_id`,
-        [id],
-      );
-      return rows[0]!.instance;
-    });
-    return c.json(instance as object);
-  });
-
-  app.get('/v1/instances/:instance_id/explain', async (c) => {
-    const id = instanceId(c);
-    const text = await asRole(c, async (client) => {
-      await requireInstance(client, id);
-      return (await client.query<{ text: string }>('SELECT df.explain($1) AS text', [id])).rows[0]!.text;
-    });
-    return c.json({ text });
-  });
-
-  app.get('/v1/instances/:instance_id/events', async (c) => {
-    const id = instanceId(c);
-    const events = await asRole(c, async (client) => {
-      await requireInstance(client, id);
-      const { rows } = await client.query<{ events: unknown[] }>(
-        `SELECT coalesce(json_agg(json_build_object(
-                  'event_id', e.event_id, 'node_id', e.node_id, 'kind', e.kind, 'attempt', e.attempt,
-                  'detail', e.detail, 'created_at', e.created_at) ORDER BY e.event_id), '[]'::json) AS events
-           FROM df.instance_events($1) AS e`,
-        [id],
-      );
-      return rows[0]!.events;
-    });
-    return c.json({ events });
-  });
-
-  app.post('/v1/instances/:instance_id/cancel', async (c) => {
-    const id = instanceId(c);
-    const body = parse(CancelBody, await jsonBody(c, {}), 'body');
-    const message = await asRole(c, async (client) => {
-      const status = await lockedStatus(client, id);
-      if (status === 'completed' || status === 'failed') {
-        throw new ApiError(409, 'instance_finished', `instance ${id} already ${status}`);
-      }
-      const { rows } = await client.query<{ m: string }>('SELECT df.cancel($1, $2) AS m', [id, body.reason ?? 'Cancelled by user']);
-      return rows[0]!.m;
-    });
-    return c.json({ message });
-  });
-
   const kit: RouteKit = { asRole, parse, jsonBody, ready };
+  instanceRoutes(app, kit, { maxWaitSeconds: deps.maxWaitSeconds ?? 60 });
   workflowRoutes(app, kit);
   scheduleRoutes(app, kit);
   resumeRoutes(app, kit);
   mountHooks(app, { ...kit, db, log, now: deps.now ?? Date.now });
 
-  app.post('/v1/instances/:instance_id/signals/:name', async (c) => {
-    const id = instanceId(c);
-    const name = c.req.param('name');
-    if (!SignalName.safeParse(name).success) throw new ApiError(400, 'invalid_signal_name', 'signal name must be 1 to 200 characters');
-    const payload = await jsonBody(c, {});
-    await asRole(c, async (client) => {
-      const status = await lockedStatus(client, id);
-      if (status === 'completed' || status === 'failed' || status === 'cancelled') {
-        throw new ApiError(409, 'instance_finished', `instance ${id} is ${status}; it takes no more signals`);
-      }
-      await client.query('SELECT df.signal($1, $2, $3)', [id, name, JSON.stringify(payload)]);
-    });
-    ready(id);
-    return c.json({ ok: true });
-  });
-
   // The web dashboard, over these same routes (src/ui); resume: the API has POST .../resume (resume.ts).
   app.route('/ui', createUi({ api: (path, init) => Promise.resolve(app.request(path, init)), resume: true }));
 
   return app;
-}
-
-/** The instance's status, its row locked for the rest of the transaction (as df.cancel does); 404 when invisible. */
-async function lockedStatus(client: DbClient, id: string): Promise<string> {
-  const { rows } = await client.query<{ status: string }>('SELECT i.status FROM df.instances AS i WHERE i.id = $1 FOR UPDATE', [id]);
-  if (!rows[0]) throw new ApiError(404, 'not_found', `instance ${id} not found`);
-  return rows[0].status;
 }

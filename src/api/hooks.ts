@@ -146,7 +146,7 @@ export function mountHooks(app: Hono<ApiEnv>, deps: HookDeps): void {
         // The owner cannot act (role gone, no LOGIN, not grantable to the API): the operator's problem;
         // the sender gets no role names.
         if (api?.status === 403) {
-          log?.warn('webhook: its owner cannot start workflows', { hook: name, error: api.message });
+          c.var.log?.warn('webhook: its owner cannot start workflows', { hook: name, error: api.message });
           throw new ApiError(403, 'forbidden', `webhook "${name}" cannot start its workflow; see the server log`);
         }
         throw api ?? err;
@@ -177,7 +177,7 @@ export function mountHooks(app: Hono<ApiEnv>, deps: HookDeps): void {
       if (!prior) throw new Error('webhook: a concurrent delivery won, but its row is gone');
       result = { id: prior, redelivered: true };
     }
-    if (!result.redelivered) ready(result.id);
+    if (!result.redelivered) ready(result.id, c.var.log);
     return c.json({ instance_id: result.id, redelivered: result.redelivered }, result.redelivered ? 200 : 202);
   });
 

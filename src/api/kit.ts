@@ -6,9 +6,17 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import type { DbClient } from '../engine/db.ts';
+import type { Logger } from '../log.ts';
 import { ApiError, validationError } from './errors.ts';
 
-export type ApiEnv = { Variables: { role: string } };
+/** role: the token's database role; requestId: the X-Request-Id; log: the logger with request_id on every line. */
+export type ApiEnv = { Variables: { role: string; requestId: string; log: Logger } };
+
+/** A logger that adds `fields` to every line of `log`. */
+export function withFields(log: Logger, fields: Record<string, unknown>): Logger {
+  const at = (l: keyof Logger) => (msg: string, more?: Record<string, unknown>) => log[l](msg, { ...fields, ...more });
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
 
 /** What route modules need: the per-request transaction as the token's role, body parsing, the ready port. */
 export interface RouteKit {
@@ -19,7 +27,7 @@ export interface RouteKit {
    * Call after the transaction that made work of `instanceId` ready has committed (a start, a signal,
    * a webhook delivery): hands it to the runtime's onReady port. Never throws and never delays the answer.
    */
-  ready: (instanceId: string) => void;
+  ready: (instanceId: string, log?: Logger) => void;
 }
 
 /** The request body as JSON; `empty` stands in for an empty body when given, else an empty body is a 400. */

@@ -11,6 +11,22 @@ import { scheduleOpenApi } from './schedules-openapi.ts';
 const idParam = { name: 'instance_id', in: 'path', required: true, description: 'Instance id (8 hex characters)', schema: { type: 'string', pattern: '^[0-9a-f]{8}$' } };
 const nameParam = { name: 'name', in: 'path', required: true, description: 'Workflow name', schema: schema(s.WorkflowName, 'input') };
 const workflowNotFound = { 404: error('No such workflow (or version), or it belongs to another role (`not_found`)') };
+const idempotencyParam = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description: 'For 24 hours a repeat of this start with the same key (same role) returns the first answer (header `Idempotent-Replayed: true`) instead of starting again; the same key with a different request is a 422 `idempotency_key_reused`. 1-255 printable ASCII characters.',
+  schema: { type: 'string', minLength: 1, maxLength: 255 },
+};
+const startHeaders = {
+  Location: { schema: { type: 'string' } },
+  'Idempotent-Replayed': { description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key', schema: { type: 'string' } },
+};
+const keyErrors = {
+  422: error(
+    "The workflow is not valid (`invalid_workflow`; the message is the database's), or the Idempotency-Key was used for a different request (`idempotency_key_reused`)",
+  ),
+};
 const notFound = { 404: error('No such instance, or it belongs to another role (`not_found`)') };
 
 let cached: Record<string, unknown> | undefined;
@@ -33,7 +49,9 @@ function build(): Record<string, unknown> {
       description:
         'Durable SQL workflows in PostgreSQL. Every /v1 route except this document needs `Authorization: Bearer <token>`; ' +
         'the token acts as a database role (row-level security: a role sees only its own instances). ' +
-        'Errors are `{"error":{"code","message"}}`.',
+        'Errors are `{"error":{"code","message"}}`. Every answer carries `X-Request-Id` (the client\'s, when it sent one); ' +
+        'a known path with a method it does not have is a 405 `method_not_allowed` with `Allow`. ' +
+        'Interactive reference: /docs.',
     },
     security: [{ bearer: [] }],
     components: {
@@ -45,6 +63,7 @@ function build(): Record<string, unknown> {
         InstanceSummary: schema(s.InstanceSummary),
         InstanceList: schema(s.InstanceList),
         Instance: schema(s.Instance),
+        InstanceError: schema(s.InstanceError),
         Node: schema(s.Node),
         Explain: schema(s.Explain),
         Events: schema(s.Events),
@@ -85,13 +104,14 @@ function build(): Record<string, unknown> {
         post: {
           operationId: 'startInstance',
           summary: 'Start a workflow from DSL text or graph JSON',
+          parameters: [idempotencyParam],
           requestBody: { required: true, content: json('StartRequest') },
           responses: {
-            201: { description: 'Started', content: json('Started'), headers: { Location: { schema: { type: 'string' } } } },
-            400: error('Body is not JSON (`invalid_json`) or does not match the schema (`invalid_body`)'),
+            201: { description: 'Started (or the stored answer replayed)', content: json('Started'), headers: startHeaders },
+            400: error('Body is not JSON (`invalid_json`), does not match the schema (`invalid_body`), or a malformed Idempotency-Key (`invalid_idempotency_key`)'),
             ...authErrors,
             413: error('Body too large (`payload_too_large`)'),
-            422: error('The workflow is not valid DSL or not a valid graph (`invalid_workflow`); the message is the database\'s'),
+            ...keyErrors,
             ...internal,
           },
         },
@@ -115,9 +135,15 @@ function build(): Record<string, unknown> {
       '/v1/instances/{instance_id}': {
         get: {
           operationId: 'getInstance',
-          summary: 'Status, result, output and nodes of one instance',
-          parameters: [idParam],
-          responses: { 200: { description: 'The instance', content: json('Instance') }, ...authErrors, ...notFound, ...internal },
+          summary: 'Status, result, error, timestamps and nodes of one instance; `?wait=` long-polls until it finishes',
+          parameters: [idParam, { name: 'wait', in: 'query', required: false, schema: schema(s.WaitQuery.shape.wait, 'input') }],
+          responses: {
+            200: { description: 'The instance (still unfinished when the wait ran out)', content: json('Instance') },
+            400: error('Bad query parameter (`invalid_query`)'),
+            ...authErrors,
+            ...notFound,
+            ...internal,
+          },
         },
       },
       '/v1/instances/{instance_id}/explain': {
@@ -190,13 +216,14 @@ function build(): Record<string, unknown> {
         post: {
           operationId: 'startWorkflow',
           summary: 'Start a named workflow; steps read the input as the named result `input`',
-          parameters: [nameParam],
+          parameters: [nameParam, idempotencyParam],
           requestBody: { required: false, content: json('StartWorkflowRequest') },
           responses: {
-            201: { description: 'Started', content: json('WorkflowStarted'), headers: { Location: { schema: { type: 'string' } } } },
-            400: error('Bad body (`invalid_json`, `invalid_body`)'),
+            201: { description: 'Started (or the stored answer replayed)', content: json('WorkflowStarted'), headers: startHeaders },
+            400: error('Bad body (`invalid_json`, `invalid_body`) or Idempotency-Key (`invalid_idempotency_key`)'),
             ...authErrors,
             ...workflowNotFound,
+            ...keyErrors,
             ...internal,
           },
         },

@@ -37,6 +37,15 @@ export const ListQuery = z.strictObject({
     .optional(),
 });
 
+export const WaitQuery = z.strictObject({
+  wait: z.coerce
+    .number()
+    .min(0)
+    .max(3600)
+    .optional()
+    .describe('Seconds to wait for the instance to finish before answering (long-poll; capped by the server, 60 s by default).'),
+});
+
 export const CancelBody = z.strictObject({
   reason: z.string().min(1).max(1000).optional(),
 });
@@ -52,14 +61,34 @@ export const ErrorResponse = z.object({
 
 export const Started = z.object({ instance_id: z.string(), status: z.enum(STATUSES) });
 
+export const InstanceError = z
+  .object({
+    code: z.string().describe("The failing step's SQLSTATE (e.g. 22012), else a pgflare code: step_failed (a non-SQL step, e.g. HTTP), workflow_failed (no step failed: the graph itself)"),
+    message: z.string(),
+    detail: z.string().nullable().describe("PostgreSQL's DETAIL, if any"),
+    hint: z.string().nullable().describe("PostgreSQL's HINT, if any"),
+    node_id: z.string().nullable().describe('The node whose step failed'),
+    attempt: z.number().int().nullable().describe('The attempt that failed last (1-based)'),
+  })
+  .describe('Why a failed instance failed; null unless status is failed');
+
+/** What every instance answer shares: result and error as JSON, and the timestamps. */
+const InstanceOutcome = {
+  result: z.unknown().describe('The root node result (JSON) once the instance completed, else null'),
+  error: InstanceError.nullable(),
+  output: z.string().nullable().describe("pg_durable's output text (df.status/df.result); prefer result and error"),
+  created_at: z.string(),
+  started_at: z.string().nullable().describe('When its first node ran (null until one did)'),
+  finished_at: z.string().nullable().describe('When it completed, failed or was cancelled; null while it runs'),
+  completed_at: z.string().nullable().describe('When it completed (null if it failed or was cancelled)'),
+};
+
 export const InstanceSummary = z.object({
   instance_id: z.string(),
   label: z.string().nullable(),
   status: z.enum(STATUSES),
   execution_count: z.number().int(),
-  output: z.string().nullable(),
-  created_at: z.string(),
-  completed_at: z.string().nullable(),
+  ...InstanceOutcome,
 });
 
 export const InstanceList = z.object({
@@ -86,10 +115,7 @@ export const Instance = z.object({
   instance_id: z.string(),
   label: z.string().nullable(),
   status: z.enum(STATUSES),
-  result: z.unknown().describe('The root node result (JSON) once the instance completed, else null'),
-  output: z.string().nullable(),
-  created_at: z.string(),
-  completed_at: z.string().nullable(),
+  ...InstanceOutcome,
   nodes: z.array(Node),
 });
 

@@ -7,6 +7,8 @@ import type { Context, Hono } from 'hono';
 import type { DbClient } from '../engine/db.ts';
 import { ApiError, mapDbError, WORKFLOW_ERRORS } from './errors.ts';
 import { DefineWorkflowBody, StartWorkflowBody, WorkflowName } from './schemas.ts';
+import { idempotent } from './idempotency.ts';
+import { startHeaders } from './instances.ts';
 import type { ApiEnv, RouteKit } from './kit.ts';
 
 export function workflowRoutes(app: Hono<ApiEnv>, { asRole, parse, jsonBody, ready }: RouteKit): void {
@@ -69,9 +71,9 @@ export function workflowRoutes(app: Hono<ApiEnv>, { asRole, parse, jsonBody, rea
   app.post('/v1/workflows/:name/instances', async (c) => {
     const name = nameParam(c);
     const body = parse(StartWorkflowBody, await jsonBody(c, {}), 'body');
-    const started = await asRole(c, (client) => startByName(client, name, body));
-    ready(started.instance_id);
-    return c.json(started, 201, { Location: `/v1/instances/${started.instance_id}` });
+    const answer = await idempotent(c, { asRole }, body, async (client) => ({ status: 201, body: await startByName(client, name, body) }));
+    if (!answer.replayed) ready(answer.body.instance_id, c.var.log);
+    return c.json(answer.body, answer.status, startHeaders(answer.body.instance_id, answer.replayed));
   });
 
   app.delete('/v1/workflows/:name', async (c) => {

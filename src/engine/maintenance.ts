@@ -105,6 +105,8 @@ export async function pruneHistory(client: DbClient, opts: RetentionOptions): Pr
        DELETE FROM df.instances i USING doomed d WHERE i.id = d.id`,
       [opts.keep, opts.retentionDays, opts.batch, opts.now ?? null],
     );
+    // The REST API's Idempotency-Key answers are replayed for 24 hours (src/api/idempotency.ts).
+    await tx.query(`DELETE FROM df._idempotency_keys WHERE created_at < coalesce($1::timestamptz, now()) - interval '24 hours'`, [opts.now ?? null]);
     return rowCount ?? 0;
   });
 }

@@ -9,7 +9,7 @@ import type { Checkpoint } from '../graph/advance.ts';
 import type { Outcome } from '../graph/changes.ts';
 import type { SubstitutionContext } from '../graph/substitute.ts';
 import type { ClaimedRow } from './queries/claim.ts';
-import type { StepOutcome } from './executors/outcome.ts';
+import type { PgErrorFields, StepOutcome } from './executors/outcome.ts';
 import { backoffMs, type RetryPolicy } from './retry.ts';
 
 /** The engine-wide defaults a row's own options (df.retry, df.timeout) override. */
@@ -62,22 +62,33 @@ export function ownTimeout(d: StepDefaults, row: ClaimedRow): number | null {
 }
 
 /** A step's outcome as the state machine's. */
-export function toOutcome(out: StepOutcome): Outcome {
-  return out.ok ? { kind: 'ok', text: out.resultText } : { kind: 'fail', error: out.error };
+export function toOutcome(out: StepOutcome): LeafOutcome {
+  return out.ok ? { kind: 'ok', text: out.resultText } : { kind: 'fail', error: out.error, ...(out.pg ? { pg: out.pg } : {}) };
+}
+
+/** An attempt's outcome; a SQL failure also carries PostgreSQL's SQLSTATE, detail and hint. */
+export type LeafOutcome = Outcome | { kind: 'fail'; error: string; pg?: PgErrorFields };
+
+/**
+ * The `failed` event's detail: the error text, or for a SQL error JSON {message, code, detail, hint}
+ * so the API can report the SQLSTATE (the instance's output text stays pg_durable's).
+ */
+export function failedDetail(outcome: { error: string; pg?: PgErrorFields }): string {
+  return outcome.pg ? JSON.stringify({ message: outcome.error, ...outcome.pg }) : outcome.error;
 }
 
 /**
  * Turns a finished attempt into the checkpoint event: complete, or retry per policy. Pushes the audit
  * entries (`attempt_failed` for a retry, `failed` for a final failure) onto `events`.
  */
-export function leafEvent(d: StepDefaults, row: ClaimedRow, outcome: Outcome, now: Date, attempt: number, events: unknown[]): (cp: Checkpoint) => void {
+export function leafEvent(d: StepDefaults, row: ClaimedRow, outcome: LeafOutcome, now: Date, attempt: number, events: unknown[]): (cp: Checkpoint) => void {
   const policy = policyFor(d, row);
   if (outcome.kind === 'fail' && attempt < policy.maxAttempts) {
     const at = new Date(now.getTime() + backoffMs(policy, attempt));
     events.push({ node_id: row.id, kind: 'attempt_failed', attempt, detail: outcome.error });
     return (cp: Checkpoint) => cp.retry(row.id, at);
   }
-  if (outcome.kind === 'fail') events.push({ node_id: row.id, kind: 'failed', attempt, detail: outcome.error });
+  if (outcome.kind === 'fail') events.push({ node_id: row.id, kind: 'failed', attempt, detail: failedDetail(outcome) });
   return (cp: Checkpoint) => cp.complete(row.id, row.stamp!, outcome);
 }
 

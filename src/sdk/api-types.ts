@@ -15,6 +15,8 @@ export type InstanceList = z.infer<typeof S.InstanceList>;
 export type InstanceNode = z.infer<typeof S.Node>;
 export type Instance = z.infer<typeof S.Instance>;
 export type InstanceEvent = z.infer<typeof S.Event>;
+/** Why a failed instance failed (`Instance.error`): SQLSTATE or pgflare code, message, detail, hint, node, attempt. */
+export type InstanceError = z.infer<typeof S.InstanceError>;
 export type ErrorBody = z.infer<typeof S.ErrorResponse>;
 /** GET /v1/instances filters (every field optional; limit is the page size, default 100). */
 export type ListQuery = Partial<Omit<z.output<typeof S.ListQuery>, 'cursor'>>;

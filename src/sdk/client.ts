@@ -19,19 +19,31 @@ export type Checked<W, Given extends string = never> = W extends Step<any, any> 
 export interface StartOptions {
   /** The instance label; defaults to the step's `.label(…)`. */
   label?: string;
+  /**
+   * Sent as `Idempotency-Key`: for 24 hours a repeat of the same start with this key returns the first
+   * answer instead of starting another instance (the same key with another body is a 422).
+   */
+  idempotencyKey?: string;
 }
 
 export interface WaitOptions {
   /** Give up after this long (seconds or text like '2 minutes'); default 60 s. Throws PgflareTimeoutError. */
   timeout?: Duration;
-  /** First poll interval (default 0.1 s); it grows by half each poll up to maxInterval. */
+  /**
+   * Each request long-polls (`GET /v1/instances/{id}?wait=`, up to 30 s, the server may cap it lower).
+   * Only when an answer comes back early unfinished (a server without long-poll) does the client pause:
+   * first for `interval` (default 0.1 s), growing by half each time up to `maxInterval` (default 5 s).
+   */
   interval?: Duration;
-  /** Longest poll interval (default 5 s). */
   maxInterval?: Duration;
   signal?: AbortSignal;
 }
 
 const FINISHED: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled']);
+/** Longest `?wait=` one request asks for (the server caps it too). */
+const LONG_POLL_SECONDS = 30;
+
+const keyHeader = (key: string | undefined): Record<string, string> | undefined => (key === undefined ? undefined : { 'idempotency-key': key });
 
 /** Pages of instances: `for await (const i of list)` walks every instance; `.pages()` yields whole pages. */
 export interface InstancePages extends AsyncIterable<T.InstanceSummary> {
@@ -67,18 +79,22 @@ function instances(call: Transport) {
     let interval = toSeconds(o.interval ?? 0.1, 'interval') * 1000;
     const deadline = Date.now() + timeout * 1000;
     for (;;) {
-      const inst = await get(id);
+      const wait = Math.min(LONG_POLL_SECONDS, Math.floor((deadline - Date.now()) / 100) / 10);
+      const asked = Date.now();
+      const inst = await call<T.Instance>('GET', `/v1/instances/${seg(id)}`, { query: { wait: wait > 0 ? wait : undefined }, signal: o.signal });
       if (FINISHED.has(inst.status)) return inst;
       const left = deadline - Date.now();
       if (left <= 0) throw new PgflareTimeoutError(id, inst.status, timeout);
-      await pause(Math.min(interval, left), o.signal);
-      interval = Math.min(maxInterval, interval * 1.5);
+      if (Date.now() - asked < wait * 1000 - 50 || wait <= 0) {
+        await pause(Math.min(interval, left), o.signal);
+        interval = Math.min(maxInterval, interval * 1.5);
+      }
     }
   };
 
   const start = <W extends WorkflowInput>(workflow: W & Checked<W>, o: StartOptions = {}): Promise<T.Started> => {
     const label = o.label ?? (isStep(workflow) ? workflow.startLabel : undefined);
-    return call<T.Started>('POST', '/v1/instances', { body: { ...workflowBody(workflow), label } });
+    return call<T.Started>('POST', '/v1/instances', { body: { ...workflowBody(workflow), label }, headers: keyHeader(o.idempotencyKey) });
   };
 
   return {
@@ -91,7 +107,7 @@ function instances(call: Transport) {
     },
     /** GET /v1/instances/:id: the instance with its nodes and result. */
     get,
-    /** Polls until the instance is completed, failed or cancelled, backing off; returns its final state. */
+    /** Long-polls (`?wait=`) until the instance is completed, failed or cancelled; returns its final state. */
     wait,
     /** GET /v1/instances, every page: `for await (const i of client.instances.list({ status: 'failed' }))`. */
     list(q: T.ListQuery = {}): InstancePages {
@@ -132,7 +148,8 @@ function workflows(call: Transport) {
     list: async () => (await call<{ workflows: T.WorkflowSummary[] }>('GET', '/v1/workflows')).workflows,
     get: (name: string) => call<T.Workflow>('GET', `/v1/workflows/${seg(name)}`),
     /** POST /v1/workflows/:name/instances: starts the latest (or a given) version with `input`. */
-    start: (name: string, body: T.StartWorkflowBody = {}) => call<T.WorkflowStarted>('POST', `/v1/workflows/${seg(name)}/instances`, { body }),
+    start: (name: string, body: T.StartWorkflowBody = {}, o: { idempotencyKey?: string } = {}) =>
+      call<T.WorkflowStarted>('POST', `/v1/workflows/${seg(name)}/instances`, { body, headers: keyHeader(o.idempotencyKey) }),
     /** DELETE /v1/workflows/:name: every version; returns how many were removed. */
     drop: async (name: string) => (await call<{ removed: number }>('DELETE', `/v1/workflows/${seg(name)}`)).removed,
   };

@@ -307,8 +307,12 @@ describe('GET /v1/instances', () => {
       label: 'paged',
       status: 'pending',
       execution_count: 1,
+      result: null,
+      error: null,
       output: null,
       created_at: expect.any(String),
+      started_at: null,
+      finished_at: null,
       completed_at: null,
     });
     expect((await call('GET', '/v1/instances?status=completed&label=paged', { token: bobToken })).body.instances).toEqual([]);

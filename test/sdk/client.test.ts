@@ -111,6 +111,35 @@ describe('instances', () => {
     expect(events.map((e) => e.event_id)).toEqual([...events.map((e) => e.event_id)].sort((a, b) => a - b));
   });
 
+  it('a failed instance has a typed error with the SQLSTATE; result is JSON', async () => {
+    const failed = await driven(pf.instances.run(sql('SELECT 1/0'), fast));
+    expect(failed.error).toMatchObject({ code: '22012', node_id: expect.any(String), attempt: 1 });
+    expect(failed.result).toBeNull();
+    const ok = await driven(pf.instances.run(`'SELECT 3 AS n'`, fast));
+    expect(ok).toMatchObject({ error: null, result: { rows: [{ n: 3 }] }, finished_at: expect.any(String) });
+  });
+
+  it('idempotencyKey: the same start twice is one instance', async () => {
+    const a = await pf.instances.start(`'SELECT 1'`, { label: 'sdk-idem', idempotencyKey: 'sdk-key-1' });
+    const b = await pf.instances.start(`'SELECT 1'`, { label: 'sdk-idem', idempotencyKey: 'sdk-key-1' });
+    expect(b).toEqual(a);
+    expect(await t.query(`SELECT count(*)::int AS n FROM df.instances WHERE label = 'sdk-idem'`)).toEqual([{ n: 1 }]);
+    const err = await pf.instances.start(`'SELECT 2'`, { label: 'sdk-idem', idempotencyKey: 'sdk-key-1' }).catch((e) => e);
+    expect(err).toMatchObject({ status: 422, code: 'idempotency_key_reused' });
+  });
+
+  it('wait long-polls: one request waits on the server until the instance finishes', async () => {
+    const { instance_id: id } = await pf.instances.start(`'SELECT 1'`);
+    const urls: string[] = [];
+    const spy = createClient({ baseUrl: server.url, token: TOKEN, fetch: (u, init) => (urls.push(u), fetch(u, init)) });
+    const done = await driven(spy.instances.wait(id, { timeout: 20, interval: 5 }));
+    expect(done.status).toBe('completed');
+    expect(urls.every((u) => /[?&]wait=\d/.test(u))).toBe(true);
+    // An interval of 5 s between polls would have made several requests impossible in this time: the
+    // waits happened on the server.
+    expect(urls.length).toBeLessThanOrEqual(2);
+  });
+
   it('cancels; a finished instance is a typed 409', async () => {
     const { instance_id: id } = await pf.instances.start(waitForSignal('never'));
     await engine.drain();

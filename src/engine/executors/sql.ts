@@ -1,6 +1,6 @@
 import type { DbClient } from '../db.ts';
 import { buildSqlResult } from '../../graph/sql-result.ts';
-import type { StepOutcome } from './outcome.ts';
+import { pgErrorFields, type StepOutcome } from './outcome.ts';
 import { capStepResult } from '../limits.ts';
 
 /** Values come back as the server's text, so sql-result.ts can apply pg_durable's type mapping. */
@@ -106,7 +106,8 @@ async function stepOutcome(run: () => Promise<RawResult>, maxResultBytes: number
     return outcome;
   } catch (err) {
     if (undo) await undo();
-    return { ok: false, error: `SQL execution failed: error returned from database: ${(err as Error).message}` };
+    const pg = pgErrorFields(err);
+    return { ok: false, error: `SQL execution failed: error returned from database: ${(err as Error).message}`, ...(pg ? { pg } : {}) };
   }
 }
 

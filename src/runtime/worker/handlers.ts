@@ -41,7 +41,7 @@ import type {
   ScheduledController,
 } from '@cloudflare/workers-types/index.ts';
 import { z } from 'zod';
-import { createApp } from '../../api/app.ts';
+import { createApp, parseCorsOrigins } from '../../api/app.ts';
 import { parseStaticTokens } from '../../api/auth.ts';
 import { loadConfig, type RuntimeConfig } from '../../config.ts';
 import type { Db } from '../../engine/db.ts';
@@ -295,7 +295,7 @@ export async function handleFetch(request: Request, env: Env, ctx: ExecutionCont
     sends.push(kick(inv, env, instanceId).catch((err: unknown) => inv.log.warn('api: dispatch after commit failed; the sweep will find the row', { instance: instanceId, error: err })));
   };
   try {
-    const app = createApp({ db: inv.db, log: inv.log, staticTokens: parseStaticTokens(env.PGFLARE_API_TOKENS), onReady });
+    const app = createApp({ db: inv.db, log: inv.log, staticTokens: parseStaticTokens(env.PGFLARE_API_TOKENS), corsOrigins: parseCorsOrigins(env.PGFLARE_CORS_ORIGINS), onReady });
     return await app.fetch(request);
   } finally {
     ctx.waitUntil(Promise.all(sends).finally(() => inv.db.end().catch(() => undefined)));

@@ -1,0 +1,236 @@
+/**
+ * REST routes for instances (/v1/instances): start (with Idempotency-Key), list, read (with `?wait=`
+ * long-poll), explain, events, cancel, signal. Each database step is one transaction as the token's role.
+ *
+ * An instance's `result` is JSON (the root result once completed, else null) and a failed instance has a
+ * structured `error`: the first final failure recorded in df.events (its SQLSTATE, detail and hint when
+ * the engine kept them: step-policy.ts failedDetail), else the instance's output text.
+ */
+import type { Context, Hono } from 'hono';
+import type { DbClient } from '../engine/db.ts';
+import { ApiError, mapDbError, WORKFLOW_ERRORS } from './errors.ts';
+import { idempotent } from './idempotency.ts';
+import type { ApiEnv, RouteKit } from './kit.ts';
+import { CancelBody, InstanceId, ListQuery, SignalName, StartBody, WaitQuery } from './schemas.ts';
+
+export const TERMINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled']);
+
+/**
+ * Columns every instance answer shares, over `i` (df.instances) and `f` (its first `failed` event,
+ * a LATERAL subquery: FAILED_EVENT). started_at: when its first node left pending (null if none did).
+ */
+const COMMON = `'result', CASE WHEN i.status = 'completed' THEN df.result(i.id)::json END,
+                'failure', CASE WHEN i.status = 'failed' THEN json_build_object('node_id', f.node_id, 'attempt', f.attempt, 'detail', f.detail) END,
+                'created_at', i.created_at,
+                'started_at', (SELECT min(n.updated_at) FROM df.nodes n WHERE n.instance_id = i.id AND n.status <> 'pending'),
+                'finished_at', CASE WHEN i.status = 'completed' THEN i.completed_at
+                                    WHEN i.status IN ('failed', 'cancelled') THEN i.updated_at END,
+                'completed_at', i.completed_at`;
+const FAILED_EVENT = `LEFT JOIN LATERAL (SELECT e.node_id, e.attempt, e.detail FROM df.events e
+                                          WHERE e.instance_id = i.id AND e.kind = 'failed' ORDER BY e.id LIMIT 1) AS f
+                                 ON i.status = 'failed'`;
+
+export interface InstanceError {
+  code: string;
+  message: string;
+  detail: string | null;
+  hint: string | null;
+  node_id: string | null;
+  attempt: number | null;
+}
+
+type Failure = { node_id: string | null; attempt: number | null; detail: string | null } | null;
+
+/** The structured error of a failed instance from its first failed event (or its output text). */
+export function instanceError(status: string, output: string | null, failure: Failure): InstanceError | null {
+  if (status !== 'failed') return null;
+  const base = { detail: null, hint: null, node_id: failure?.node_id ?? null, attempt: failure?.attempt ?? null };
+  const text = failure?.detail ?? null;
+  if (text === null) return { ...base, code: 'workflow_failed', message: output ?? 'the instance failed' };
+  const pg = parseDetail(text);
+  if (!pg) return { ...base, code: 'step_failed', message: text };
+  return { ...base, code: pg.code, message: pg.message, detail: pg.detail ?? null, hint: pg.hint ?? null };
+}
+
+function parseDetail(text: string): { code: string; message: string; detail?: string; hint?: string } | null {
+  if (!text.startsWith('{')) return null;
+  try {
+    const v = JSON.parse(text) as Record<string, unknown>;
+    return typeof v.code === 'string' && typeof v.message === 'string' ? (v as never) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Replaces the raw `failure` column with the structured `error`. */
+function shape<T extends { status: string; output: string | null; failure?: Failure }>(row: T): Omit<T, 'failure'> & { error: InstanceError | null } {
+  const { failure, ...rest } = row;
+  return { ...rest, error: instanceError(row.status, row.output, failure ?? null) };
+}
+
+export function instanceRoutes(app: Hono<ApiEnv>, kit: RouteKit, opts: { maxWaitSeconds: number }): void {
+  const { asRole, parse, jsonBody, ready } = kit;
+
+  const instanceId = (c: Context<ApiEnv>) => {
+    const id = c.req.param('instance_id') ?? '';
+    if (!InstanceId.safeParse(id).success) throw new ApiError(404, 'not_found', `instance ${id} not found`);
+    return id;
+  };
+
+  /** The instance as JSON, or 404 (unknown and invisible look the same). */
+  const requireInstance = async (client: DbClient, id: string) => {
+    const { rows } = await client.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM df.instance_info($1)) AS found', [id]);
+    if (!rows[0]?.found) throw new ApiError(404, 'not_found', `instance ${id} not found`);
+  };
+
+  app.post('/v1/instances', async (c) => {
+    const body = parse(StartBody, await jsonBody(c), 'body');
+    const answer = await idempotent(c, kit, body, async (client) => {
+      const fut = body.workflow !== undefined ? 'df._eval_dsl($1)' : '$1';
+      const arg = body.workflow ?? JSON.stringify(body.graph);
+      try {
+        const { rows } = await client.query<{ instance_id: string; status: string }>(
+          `WITH s AS MATERIALIZED (SELECT df.start(${fut}, $2) AS id) SELECT s.id AS instance_id, df.status(s.id) AS status FROM s`,
+          [arg, body.label ?? null],
+        );
+        return { status: 201, body: rows[0]! };
+      } catch (err) {
+        throw mapDbError(err, WORKFLOW_ERRORS) ?? err;
+      }
+    });
+    if (!answer.replayed) ready(answer.body.instance_id, c.var.log);
+    return c.json(answer.body, answer.status, startHeaders(answer.body.instance_id, answer.replayed));
+  });
+
+  app.get('/v1/instances', async (c) => {
+    const q = parse(ListQuery, c.req.query(), 'query');
+    const page = await asRole(c, async (client) => {
+      try {
+        const { rows } = await client.query<{ page: { instances: any[]; next_cursor: string | null } }>(
+          `SELECT json_build_object(
+                    'instances', coalesce(json_agg(json_build_object(
+                        'instance_id', l.instance_id, 'label', l.label, 'status', l.status,
+                        'execution_count', l.execution_count, 'output', l.output, ${COMMON}) ORDER BY l.ord), '[]'::json),
+                    'next_cursor', max(l.next_cursor)) AS page
+             FROM df.list_instances($1::text, $2::integer, $3::text, $4::text) WITH ORDINALITY
+                  AS l(instance_id, label, function_name, status, execution_count, output, created_at,
+                       completed_at, next_cursor, ord)
+             JOIN df.instances AS i ON i.id = l.instance_id
+             ${FAILED_EVENT}`,
+          [q.status ?? null, q.limit, q.label ?? null, q.cursor ?? null],
+        );
+        return rows[0]!.page;
+      } catch (err) {
+        throw mapDbError(err, { '22023': [400, 'invalid_query'], '54000': [400, 'invalid_query'] }) ?? err;
+      }
+    });
+    return c.json({ instances: page.instances.map(shape), next_cursor: page.next_cursor });
+  });
+
+  const readInstance = (c: Context<ApiEnv>, id: string) =>
+    asRole(c, async (client) => {
+      await requireInstance(client, id);
+      const { rows } = await client.query<{ instance: any }>(
+        `SELECT json_build_object(
+                  'instance_id', info.instance_id, 'label', info.label, 'status', info.status,
+                  'output', info.output, ${COMMON},
+                  'nodes', (SELECT coalesce(json_agg(json_build_object(
+                                'node_id', n.node_id, 'node_type', n.node_type, 'query', n.query,
+                                'result_name', n.result_name, 'left_node', n.left_node, 'right_node', n.right_node,
+                                'status', n.status, 'result', n.result::json, 'status_details', n.status_details::json,
+                                'inferred_status', n.inferred_status,
+                                'inferred_status_from_ancestor_id', n.inferred_status_from_ancestor_id,
+                                'updated_at', n.updated_at) ORDER BY n.ord), '[]'::json)
+                              FROM df.instance_nodes($1) WITH ORDINALITY
+                                   AS n(node_id, node_type, query, result_name, left_node, right_node, status,
+                                        result, status_details, inferred_status,
+                                        inferred_status_from_ancestor_id, updated_at, ord))) AS instance
+           FROM df.instance_info($1) AS info
+           JOIN df.instances AS i ON i.id = info.instance_id
+           ${FAILED_EVENT}`,
+        [id],
+      );
+      return shape(rows[0]!.instance);
+    });
+
+  app.get('/v1/instances/:instance_id', async (c) => {
+    const id = instanceId(c);
+    const { wait } = parse(WaitQuery, c.req.query(), 'query');
+    // Long-poll: re-read with a growing pause (each read its own short transaction) until the
+    // instance is finished or the wait (capped at maxWaitSeconds) is over.
+    const deadline = Date.now() + Math.min(wait ?? 0, opts.maxWaitSeconds) * 1000;
+    let pause = 50;
+    for (;;) {
+      const instance = await readInstance(c, id);
+      const left = deadline - Date.now();
+      if (TERMINAL.has(instance.status) || left <= 0) return c.json(instance);
+      await new Promise((r) => setTimeout(r, Math.min(pause, left)));
+      pause = Math.min(1000, pause * 2);
+    }
+  });
+
+  app.get('/v1/instances/:instance_id/explain', async (c) => {
+    const id = instanceId(c);
+    const text = await asRole(c, async (client) => {
+      await requireInstance(client, id);
+      return (await client.query<{ text: string }>('SELECT df.explain($1) AS text', [id])).rows[0]!.text;
+    });
+    return c.json({ text });
+  });
+
+  app.get('/v1/instances/:instance_id/events', async (c) => {
+    const id = instanceId(c);
+    const events = await asRole(c, async (client) => {
+      await requireInstance(client, id);
+      const { rows } = await client.query<{ events: unknown[] }>(
+        `SELECT coalesce(json_agg(json_build_object(
+                  'event_id', e.event_id, 'node_id', e.node_id, 'kind', e.kind, 'attempt', e.attempt,
+                  'detail', e.detail, 'created_at', e.created_at) ORDER BY e.event_id), '[]'::json) AS events
+           FROM df.instance_events($1) AS e`,
+        [id],
+      );
+      return rows[0]!.events;
+    });
+    return c.json({ events });
+  });
+
+  app.post('/v1/instances/:instance_id/cancel', async (c) => {
+    const id = instanceId(c);
+    const body = parse(CancelBody, await jsonBody(c, {}), 'body');
+    const message = await asRole(c, async (client) => {
+      const status = await lockedStatus(client, id);
+      if (status === 'completed' || status === 'failed') {
+        throw new ApiError(409, 'instance_finished', `instance ${id} already ${status}`);
+      }
+      const { rows } = await client.query<{ m: string }>('SELECT df.cancel($1, $2) AS m', [id, body.reason ?? 'Cancelled by user']);
+      return rows[0]!.m;
+    });
+    return c.json({ message });
+  });
+
+  app.post('/v1/instances/:instance_id/signals/:name', async (c) => {
+    const id = instanceId(c);
+    const name = c.req.param('name');
+    if (!SignalName.safeParse(name).success) throw new ApiError(400, 'invalid_signal_name', 'signal name must be 1 to 200 characters');
+    const payload = await jsonBody(c, {});
+    await asRole(c, async (client) => {
+      const status = await lockedStatus(client, id);
+      if (TERMINAL.has(status)) throw new ApiError(409, 'instance_finished', `instance ${id} is ${status}; it takes no more signals`);
+      await client.query('SELECT df.signal($1, $2, $3)', [id, name, JSON.stringify(payload)]);
+    });
+    ready(id, c.var.log);
+    return c.json({ ok: true });
+  });
+}
+
+/** Headers of a start's answer: where the instance is, and whether this is a stored answer replayed. */
+export function startHeaders(instanceId: string, replayed: boolean): Record<string, string> {
+  return { Location: `/v1/instances/${instanceId}`, ...(replayed ? { 'Idempotent-Replayed': 'true' } : {}) };
+}
+
+/** The instance's status, its row locked for the rest of the transaction (as df.cancel does); 404 when invisible. */
+async function lockedStatus(client: DbClient, id: string): Promise<string> {
+  const { rows } = await client.query<{ status: string }>('SELECT i.status FROM df.instances AS i WHERE i.id = $1 FOR UPDATE', [id]);
+  if (!rows[0]) throw new ApiError(404, 'not_found', `instance ${id} not found`);
+  return rows[0].status;
+}
