@@ -13,6 +13,7 @@ import type { Db, DbClient } from '../engine/db.ts';
 import type { Logger } from '../log.ts';
 import { bearerToken, createTokenResolver } from './auth.ts';
 import { ApiError, errorBody, mapDbError, sqlState, WORKFLOW_ERRORS } from './errors.ts';
+import { healthCheck } from './health.ts';
 import { mountHooks } from './hooks.ts';
 import { jsonBody, parse, type ApiEnv, type RouteKit } from './kit.ts';
 import { openApiDocument } from './openapi.ts';
@@ -39,6 +40,8 @@ export interface AppDeps {
    * the answer does not wait for it, and a failure is logged (the sweep finds the rows anyway).
    */
   onReady?: (instanceId: string) => void | Promise<void>;
+  /** /healthz is a 503 when no worker heartbeat is this recent (seconds); absent: reported, not required (health.ts). */
+  healthWorkerMaxAgeS?: number;
 }
 
 const DEFAULT_MAX_BODY = 1_114_112;
@@ -77,13 +80,8 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
 
   app.get('/healthz', async (c) => {
-    try {
-      await db.withClient((client) => client.query('SELECT 1'));
-    } catch (err) {
-      log?.warn('healthz: database unreachable', { error: err });
-      return c.json(errorBody('unavailable', 'database unreachable'), 503);
-    }
-    return c.json({ ok: true });
+    const h = await healthCheck(db, log, deps.healthWorkerMaxAgeS);
+    return c.json(h.body, h.status);
   });
 
   app.get('/v1/openapi.json', (c) => c.json(openApiDocument()));

@@ -99,8 +99,9 @@ interface Invocation {
 
 function open(env: Env, ctx: ExecutionContext, kind: 'queue' | 'cron' | 'api'): Invocation {
   if (!env.DATABASE_URL) throw new Error('DATABASE_URL is not set: `wrangler secret put DATABASE_URL` (or --var DATABASE_URL:… in dev)');
-  const log = createLogger((env.PGFLARE_LOG_LEVEL as LogLevel) || 'info', (line) => console.log(line));
   const cfg = loadConfig(env as unknown as Record<string, string | undefined>);
+  // JSON by default here: Workers Logs indexes a JSON line's fields.
+  const log = createLogger((env.PGFLARE_LOG_LEVEL as LogLevel) || 'info', (line) => console.log(line), cfg.logFormat ?? 'json');
   const id = `${kind}:${crypto.randomUUID().slice(0, 8)}`;
   const db = createNeonDb({
     connectionString: env.DATABASE_URL,
@@ -295,7 +296,7 @@ export async function handleFetch(request: Request, env: Env, ctx: ExecutionCont
     sends.push(kick(inv, env, instanceId).catch((err: unknown) => inv.log.warn('api: dispatch after commit failed; the sweep will find the row', { instance: instanceId, error: err })));
   };
   try {
-    const app = createApp({ db: inv.db, log: inv.log, staticTokens: parseStaticTokens(env.PGFLARE_API_TOKENS), onReady });
+    const app = createApp({ db: inv.db, log: inv.log, staticTokens: parseStaticTokens(env.PGFLARE_API_TOKENS), onReady, healthWorkerMaxAgeS: inv.cfg.healthWorkerMaxAgeS });
     return await app.fetch(request);
   } finally {
     ctx.waitUntil(Promise.all(sends).finally(() => inv.db.end().catch(() => undefined)));
