@@ -39,6 +39,8 @@ const EnvSchema = z.object({
     .transform((v) => v.trim().toLowerCase())
     .pipe(z.enum(['json', 'text']))
     .optional(),
+  PGFLARE_METRICS_PORT: int(0, 65535).optional(),
+  PGFLARE_METRICS_HOST: z.string().optional(),
   PGFLARE_HEALTH_WORKER_MAX_AGE_S: int(0, 86_400).default(DEFAULT_WORKER_MAX_AGE_S),
 });
 
@@ -63,6 +65,10 @@ export interface RuntimeConfig {
   batchSize: number;
   /** Log line format (src/log.ts); undefined: the runtime's default (json on Workers, text on Node). */
   logFormat?: 'json' | 'text';
+  /** Prometheus endpoint port of the Node worker (GET /metrics); undefined: not served. */
+  metricsPort?: number;
+  /** Its address (default 127.0.0.1: set 0.0.0.0 for a scraper on another host). */
+  metricsHost?: string;
   /** /healthz answers 503 when no worker heartbeat is newer than this (seconds; 0: reported, never a 503). */
   healthWorkerMaxAgeS: number;
 }
@@ -92,6 +98,8 @@ export function loadConfig(env: Record<string, string | undefined>): RuntimeConf
     queueVacuumSteps: c.PGFLARE_QUEUE_VACUUM_STEPS,
     batchSize: c.PGFLARE_BATCH_SIZE,
     logFormat: c.PGFLARE_LOG_FORMAT,
+    metricsPort: c.PGFLARE_METRICS_PORT,
+    metricsHost: c.PGFLARE_METRICS_HOST,
     healthWorkerMaxAgeS: c.PGFLARE_HEALTH_WORKER_MAX_AGE_S,
   };
 }
