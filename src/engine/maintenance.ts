@@ -1,7 +1,9 @@
 /**
- * Maintenance shared by both runtimes (SPEC §5.3): the schema check, the heartbeat and the history
- * prune. The Node worker runs them on its timers (src/runtime/node/worker.ts), the Workers cron sweep
- * once a minute (src/runtime/worker/handlers.ts); the SQL and the lock are here, once.
+ * Maintenance shared by both runtimes: the schema check, the heartbeat (pg_durable's worker updates
+ * df._worker_epoch every ~5 s) and the history prune (pg_durable's reconcile pass: terminal instances
+ * beyond the newest 10 000 or older than retention_days go; running ones never). The Node worker runs
+ * them on its timers (src/runtime/node/worker.ts), the Workers cron sweep once a minute
+ * (src/runtime/worker/handlers.ts); the SQL and the lock are here, once.
  */
 import { inTransaction, type DbClient } from './db.ts';
 
@@ -69,7 +71,7 @@ export const PRUNE_LOCK_KEY = '31638886994244198';
 export interface RetentionOptions {
   /** Terminal instances older than this are deleted (0 = immediately); null = pg_durable.retention_days (30). */
   retentionDays: number | null;
-  /** Only the newest this many terminal instances are kept (SPEC: 10 000). */
+  /** Only the newest this many terminal instances are kept (pg_durable keeps 10 000). */
   keep: number;
   /** Bound the work of one pass. */
   batch: number;

@@ -32,7 +32,7 @@ export function substitutionContext(row: ClaimedRow): SubstitutionContext {
   return { instanceId: row.instance_id, label: row.label, vars, results };
 }
 
-/** The superuser gate and a vanished owner, checked when an instance is first loaded (SPEC §6.1). */
+/** The superuser gate and a vanished owner, checked when an instance is first loaded (pg_durable's identity rules). */
 export function ownerBlock(d: StepDefaults, row: ClaimedRow): string | null {
   if (!row.owner_exists) return `Instance ${row.instance_id}: submitted_by role no longer exists in pg_roles`;
   const gateOn = d.enableSuperuserInstances ?? ['on', 'true', '1', 'yes'].includes(row.superuser_gate.toLowerCase());

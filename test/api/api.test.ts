@@ -98,6 +98,8 @@ describe('unauthenticated routes', () => {
         'GET /v1/instances/{instance_id}/explain',
         'GET /v1/instances/{instance_id}/events',
         'POST /v1/instances/{instance_id}/cancel',
+        'POST /v1/instances/{instance_id}/resume',
+        'POST /v1/instances/{instance_id}/restart',
         'POST /v1/instances/{instance_id}/signals/{name}',
         'POST /v1/workflows',
         'GET /v1/workflows',

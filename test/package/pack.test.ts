@@ -2,7 +2,8 @@
  * The published package, as a user gets it: `npm pack` (its prepack builds dist/), the tarball installed
  * into a new project in the OS temp directory (no path back to this repository), and there: the
  * `pgflare` binary, `pgflare migrate` as a non-superuser database owner, a TypeScript file that imports
- * the entry points, a script that runs a workflow to completion through `pgflare/node`, and
+ * the entry points, a script that runs a workflow to completion through `pgflare/node`, one that starts a
+ * builder workflow through the SDK's client against that process's API and awaits it, and
  * examples/worker-embed (a Worker of one's own with pgflare in it) type-checked and built by wrangler.
  */
 import { execFile } from 'node:child_process';
@@ -212,5 +213,42 @@ console.log(JSON.stringify({ status, result }));
     const r = await run(process.execPath, ['run.mjs'], project, { DATABASE_URL: databaseUrl });
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ status: 'completed', result: { rows: [{ answer: 42 }], row_count: 1 } });
+  });
+
+  it('a script drives that instance through the SDK: a builder workflow started and awaited by createClient', async () => {
+    // Only the installed package: createPgflare serves the REST API on a free port, the client from
+    // 'pgflare' starts a builder graph there and awaits it; the effect is counted in a user table.
+    writeFileSync(
+      join(project, 'sdk.mjs'),
+      `import pg from 'pg';
+import { createPgflare } from 'pgflare/node';
+import { createClient, seq, sql } from 'pgflare';
+const url = process.env.DATABASE_URL;
+const token = 'pack-test-token-0123456789';
+const db = new pg.Client({ connectionString: url });
+await db.connect();
+const role = (await db.query('SELECT current_user AS r')).rows[0].r;
+await db.query('CREATE TABLE IF NOT EXISTS sdk_effects (n int)');
+const pgflare = createPgflare({ databaseUrl: url, migrate: true, concurrency: 2, api: { port: 0 }, env: { PGFLARE_API_TOKENS: token + '=' + role } });
+await pgflare.start();
+const pf = createClient({ baseUrl: pgflare.apiUrl, token });
+const flow = seq(sql('INSERT INTO sdk_effects VALUES (20) RETURNING n').as('first'), sql('SELECT $first.n + 22 AS answer')).label('pack-sdk');
+const done = await pf.instances.run(flow, { timeout: 30 });
+const again = await pf.instances.wait(done.instance_id, { timeout: 5 });
+const effects = (await db.query('SELECT count(*)::int AS c FROM sdk_effects')).rows[0].c;
+await db.end();
+await pgflare.stop();
+console.log(JSON.stringify({ status: done.status, result: done.result, again: again.status, label: done.label, effects }));
+`,
+    );
+    const r = await run(process.execPath, ['sdk.mjs'], project, { DATABASE_URL: databaseUrl });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toEqual({
+      status: 'completed',
+      result: { rows: [{ answer: 42 }], row_count: 1 },
+      again: 'completed',
+      label: 'pack-sdk',
+      effects: 1,
+    });
   });
 });

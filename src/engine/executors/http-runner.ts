@@ -9,7 +9,7 @@ export interface HttpRunnerOptions {
   fetch?: typeof fetch;
   /** Node: a fetch that checks the addresses its connections dial (see HttpStepInput.guardedFetch). */
   guardedFetch?: (check: AddressCheck) => typeof fetch;
-  /** PGFLARE_HTTP_POLICY / PGFLARE_HTTP_ALLOWED_HOSTS: win over the database settings (SPEC §9). */
+  /** PGFLARE_HTTP_POLICY / PGFLARE_HTTP_ALLOWED_HOSTS: win over the database settings. */
   policy?: EgressMode;
   allowedHosts?: string[];
   maxResponseBytes?: number;

@@ -1,6 +1,6 @@
 /**
  * The Node runtime's HTTP edge: serves the shared Hono app (src/api/app.ts) on a port with
- * @hono/node-server. `pgflare start` always serves it (PGFLARE_API_PORT, default 8787, on 127.0.0.1);
+ * @hono/node-server. `pgflare up` always serves it (PGFLARE_API_PORT, default 8787, on 127.0.0.1);
  * `pgflare worker` serves it only when PGFLARE_API_PORT is set (on 0.0.0.0). PGFLARE_API_HOST overrides
  * the address, PGFLARE_API_TOKENS adds static tokens ("token=role,token2=role2"). A port set in
  * PGFLARE_API_PORT that cannot be bound fails start-up; the default port being taken only logs a warning.
@@ -71,7 +71,7 @@ export async function startApiServer(opts: {
   } catch (err) {
     await db.end().catch(() => undefined);
     const message = `could not serve the API on port ${port} (set PGFLARE_API_PORT): ${(err as Error).message}`;
-    // A port the user chose is a hard error; the default port being taken (a second `pgflare start`)
+    // A port the user chose is a hard error; the default port being taken (a second `pgflare up`)
     // only costs this process its API.
     if (configured !== undefined) throw new Error(message);
     opts.log.warn(`${message}; continuing without the API`);

@@ -175,7 +175,7 @@ const TABLE: Row[] = [
   ['file:///etc/passwd', SCHEME('file'), pol('all')],
 ];
 
-describe('checkEgress (SPEC §6.3, §6.4)', () => {
+describe('checkEgress (pg_durable\'s policy modes and SSRF rules)', () => {
   it('has a table of at least 40 URLs', () => {
     expect(TABLE.length).toBeGreaterThanOrEqual(40);
   });
@@ -230,7 +230,7 @@ describe('extractHost (pg_durable rule 2)', () => {
   });
 });
 
-describe('config parsing (SPEC §9)', () => {
+describe('config parsing (PGFLARE_HTTP_POLICY, PGFLARE_HTTP_ALLOWED_HOSTS)', () => {
   it('parses pg_durable.http_policy', () => {
     expect(parseEgressMode('azure+test')).toBe('azure+test');
     expect(parseEgressMode(' ALL ')).toBe('all');

@@ -1,5 +1,6 @@
 /**
- * Outbound HTTP policy and SSRF checks for HTTP / HTTP_MULTIPART steps (SPEC §6.3, §6.4, §9).
+ * Outbound HTTP policy and SSRF checks for HTTP / HTTP_MULTIPART steps: pg_durable's modes, host
+ * extraction and messages, pgflare's wider address ranges and PGFLARE_HTTP_* overrides (docs/SECURITY.md 5).
  *
  * Pure and runtime-agnostic: the WHATWG `URL` parser and ipaddr.js (addresses.ts). DNS is a port
  * (`Resolver`), injected by the runtime: Node passes `dns.promises.lookup(host, { all: true })`,
@@ -46,7 +47,7 @@ export type Resolver = (host: string) => Promise<string[]>;
 /** Rule 6 as a function: the refusal text for `host` resolving to `addresses`, or null when they may be dialled. */
 export type AddressCheck = (host: string, addresses: readonly string[]) => string | null;
 
-/** Data-plane Azure suffixes (SPEC §6.4 rule 4). Each starts with `.`, so the apex never matches. */
+/** Data-plane Azure suffixes (pg_durable's allow-list). Each starts with `.`, so the apex never matches. */
 export const AZURE_DOMAIN_SUFFIXES: readonly string[] = [
   '.blob.core.windows.net',
   '.blob.storage.azure.net',

@@ -66,7 +66,7 @@ function multipartInput(config: Partial<HttpMultipartConfig>, over: Partial<Http
 
 const rows = (obj: Record<string, unknown>) => JSON.stringify({ rows: [obj], row_count: 1 });
 
-describe('substitution (SPEC §3.11 step 1, raw mode)', () => {
+describe('substitution (as pg_durable: body, url, string header values, raw mode)', () => {
   it('substitutes body, url and string header values; skips non-string headers', async () => {
     const { fetch, calls } = fakeFetch();
     const out = await executeHttpStep(
@@ -87,7 +87,7 @@ describe('substitution (SPEC §3.11 step 1, raw mode)', () => {
     expect(calls[0].headers.has('x-num')).toBe(false);
   });
 
-  it('keeps the SPEC §4.1 quirk: a {v} nested in another brace pair is not substituted', async () => {
+  it('keeps pg_durable\'s quirk: a {v} nested in another brace pair is not substituted', async () => {
     const { fetch, calls } = fakeFetch();
     await executeHttpStep(httpInput({ body: '{"text": "{msg}"}' }, { fetch, vars: { msg: 'hi' } }));
     expect(utf8(calls[0].body)).toBe('{"text": "{msg}"}');
@@ -145,7 +145,7 @@ describe('substitution (SPEC §3.11 step 1, raw mode)', () => {
   });
 });
 
-describe('privilege and policy (SPEC §6.3)', () => {
+describe('privilege and policy (pg_durable re-checks EXECUTE on df.http at every request)', () => {
   it('re-checks EXECUTE with the exact texts, after substitution', async () => {
     const { fetch, calls } = fakeFetch();
     expect(await executeHttpStep(httpInput({}, { fetch, canUseHttp: false, ownerRole: 'bob' }))).toEqual({
@@ -203,7 +203,7 @@ describe('privilege and policy (SPEC §6.3)', () => {
   });
 });
 
-describe('request (SPEC §3.11 step 4)', () => {
+describe('request (as pg_durable sends it: no redirects, its User-Agent, string headers only)', () => {
   it('sends manual redirects, a timeout signal, default User-Agent and the Idempotency-Key, no default Content-Type', async () => {
     const { fetch, calls } = fakeFetch();
     await executeHttpStep(httpInput({ method: 'PUT', body: 'plain' }, { fetch }));
@@ -268,7 +268,7 @@ describe('request (SPEC §3.11 step 4)', () => {
   });
 });
 
-describe('multipart (SPEC §3.11 step 4)', () => {
+describe('multipart (as pg_durable builds it: parts from base64, the user Content-Type dropped)', () => {
   it('drops the user Content-Type and sets multipart/form-data with the boundary', async () => {
     const { fetch, calls } = fakeFetch();
     await executeHttpStep(
@@ -314,7 +314,7 @@ describe('multipart (SPEC §3.11 step 4)', () => {
   });
 });
 
-describe('response envelope (SPEC §3.11 step 5)', () => {
+describe('response envelope (pg_durable\'s: status, body, encoding, headers, ok, duration_ms)', () => {
   it('has the exact key order and types', async () => {
     const { fetch } = fakeFetch(
       () => new Response('{"a":1}', { status: 201, headers: { 'Content-Type': 'application/json', 'X-Thing': 'v' } }),
@@ -418,7 +418,7 @@ describe('body encoding', () => {
   });
 });
 
-describe('failures (SPEC §3.11 step 6)', () => {
+describe('failures (pg_durable\'s: a status of 500 or more fails the step, transport errors named)', () => {
   it('fails on 5xx with a body preview', async () => {
     const { fetch } = fakeFetch(() => new Response('boom', { status: 503 }));
     expect(await executeHttpStep(httpInput({ url: 'https://api.example/y', method: 'PATCH' }, { fetch }))).toEqual({

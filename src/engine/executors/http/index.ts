@@ -1,5 +1,6 @@
 /**
- * HTTP / HTTP_MULTIPART step executor (SPEC §3.11, §6.3, §6.4; DESIGN decision 5).
+ * HTTP / HTTP_MULTIPART step executor, with pg_durable's request, response and egress rules (docs/http-steps.md,
+ * docs/SECURITY.md section 5).
  *
  * Runtime-agnostic: web-standard `fetch`, `AbortSignal.timeout`, `TextEncoder`/`TextDecoder` and
  * `crypto.getRandomValues` only (Node 20 and Cloudflare Workers). DNS is a port (`resolve`).

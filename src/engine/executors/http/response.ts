@@ -1,6 +1,6 @@
 /**
- * The response side of an HTTP step (SPEC §3.11 steps 5–6): body decoding, headers, the result
- * envelope and the 5xx error preview.
+ * The response side of an HTTP step, as pg_durable builds it: body decoding, headers, the result
+ * envelope and the error preview of a status of 500 or more (which fails the step).
  */
 import { encodeBase64 } from './base64.ts';
 
@@ -22,7 +22,7 @@ function mimeEssence(contentType: string): string {
   return contentType.split(',')[0].split(';')[0].trim().toLowerCase();
 }
 
-/** Whether a Content-Type *declares* a textual body (SPEC §3.11 step 5). */
+/** Whether a Content-Type *declares* a textual body (pg_durable's list: text/*, *+json, application/json, …). */
 export function isDeclaredTextual(contentType: string | null | undefined): boolean {
   if (!contentType) return false;
   const mime = mimeEssence(contentType);

@@ -1,10 +1,10 @@
-/** SPEC §3.11 step 1: substitution into an HTTP / HTTP_MULTIPART step's config (raw mode). */
+/** Substitution into an HTTP / HTTP_MULTIPART step's config (raw mode), pg_durable's first run-time step. */
 import { compareUtf8, substitute, isWholeValueReference, type SubstitutionContext } from '../../../graph/substitute.ts';
 import type { HttpConfig, HttpMultipartConfig } from '../../../graph/schema.ts';
 import { StepFailure, type HttpStepInput, type PreparedPart, type PreparedRequest } from './types.ts';
 
 /**
- * SPEC §3.11 step 1. HTTP: body, url, then each string-valued header in sorted key order.
+ * In pg_durable's order. HTTP: body, url, then each string-valued header in sorted key order.
  * Multipart: url, headers, then each part's name, filename and (whole-value references only)
  * data_b64. `content_type` is never substituted. The first error wins.
  */

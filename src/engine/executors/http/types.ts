@@ -8,7 +8,7 @@ export type Vars = SubstitutionContext['vars'];
 
 interface HttpStepCommon {
   nodeId: string;
-  /** For substitution (SPEC §4). */
+  /** For substitution ({var} and $name, src/graph/substitute.ts). */
   named: NamedResults;
   vars: Vars;
   instanceId: string;

@@ -1,1 +1,0 @@
--- 0026_placeholder: empty; stands for another branch's migration until the lead renumbers.
