@@ -8,6 +8,9 @@ import type { RetryPolicy } from './engine/retry.ts';
 import { DEFAULT_QUEUE_VACUUM_STEPS } from './engine/queue-vacuum.ts';
 import { DEFAULT_BATCH_SIZE } from './engine/batch.ts';
 
+/** Above the Workers cron's one heartbeat a minute, with room for a late or failed run. */
+export const DEFAULT_WORKER_MAX_AGE_S = 180;
+
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z
   .string()
@@ -31,6 +34,14 @@ const EnvSchema = z.object({
   PGFLARE_MAX_RESPONSE_BYTES: int(1024, 1024 * 1024 * 1024).optional(),
   PGFLARE_QUEUE_VACUUM_STEPS: int(0, 100_000_000).default(DEFAULT_QUEUE_VACUUM_STEPS),
   PGFLARE_BATCH_SIZE: int(1, 1000).default(DEFAULT_BATCH_SIZE),
+  PGFLARE_LOG_FORMAT: z
+    .string()
+    .transform((v) => v.trim().toLowerCase())
+    .pipe(z.enum(['json', 'text']))
+    .optional(),
+  PGFLARE_METRICS_PORT: int(0, 65535).optional(),
+  PGFLARE_METRICS_HOST: z.string().optional(),
+  PGFLARE_HEALTH_WORKER_MAX_AGE_S: int(0, 86_400).default(DEFAULT_WORKER_MAX_AGE_S),
 });
 
 export interface RuntimeConfig {
@@ -52,6 +63,14 @@ export interface RuntimeConfig {
   queueVacuumSteps: number;
   /** Largest batch of one-step instances per transaction; 1 runs one per transaction (src/engine/batch.ts). */
   batchSize: number;
+  /** Log line format (src/log.ts); undefined: the runtime's default (json on Workers, text on Node). */
+  logFormat?: 'json' | 'text';
+  /** Prometheus endpoint port of the Node worker (GET /metrics); undefined: not served. */
+  metricsPort?: number;
+  /** Its address (default 127.0.0.1: set 0.0.0.0 for a scraper on another host). */
+  metricsHost?: string;
+  /** /healthz answers 503 when no worker heartbeat is newer than this (seconds; 0: reported, never a 503). */
+  healthWorkerMaxAgeS: number;
 }
 
 export class ConfigError extends Error {}
@@ -78,5 +97,9 @@ export function loadConfig(env: Record<string, string | undefined>): RuntimeConf
     maxResponseBytes: c.PGFLARE_MAX_RESPONSE_BYTES,
     queueVacuumSteps: c.PGFLARE_QUEUE_VACUUM_STEPS,
     batchSize: c.PGFLARE_BATCH_SIZE,
+    logFormat: c.PGFLARE_LOG_FORMAT,
+    metricsPort: c.PGFLARE_METRICS_PORT,
+    metricsHost: c.PGFLARE_METRICS_HOST,
+    healthWorkerMaxAgeS: c.PGFLARE_HEALTH_WORKER_MAX_AGE_S,
   };
 }

@@ -4142,19 +4142,34 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
--- comment Counts of instances by status, executions and events, of the rows the caller may see; revoked from PUBLIC, granted with with_grant.
+-- comment Counts of the rows the caller may see: instances by status, executions and events (pg_durable's six columns), then over the last hour steps completed, failed and retried, schedules fired and failed, webhook deliveries, and now the ready backlog and its oldest entry's age; revoked from PUBLIC, granted with with_grant.
 CREATE OR REPLACE FUNCTION df.metrics()
- RETURNS TABLE(total_instances bigint, running_instances bigint, completed_instances bigint, failed_instances bigint, total_executions bigint, total_events bigint)
+ RETURNS TABLE(total_instances bigint, running_instances bigint, completed_instances bigint, failed_instances bigint, total_executions bigint, total_events bigint, window_start timestamp with time zone, steps_completed bigint, steps_failed bigint, steps_retried bigint, ready_backlog bigint, oldest_ready_age_seconds double precision, schedules_fired bigint, schedule_fires_failed bigint, webhook_deliveries bigint)
  LANGUAGE sql
  STABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
+    WITH w AS (SELECT now() - interval '1 hour' AS since),
+    ready AS (
+        SELECT count(*) AS backlog, min(n.run_at) AS oldest
+          FROM df.nodes AS n WHERE n.run_at IS NOT NULL AND n.run_at <= now()
+    )
     SELECT count(*),
            count(*) FILTER (WHERE i.status IN ('pending', 'running')),
            count(*) FILTER (WHERE i.status = 'completed'),
            count(*) FILTER (WHERE i.status IN ('failed', 'cancelled')),
            coalesce(sum(i.generation), 0)::bigint,
-           (SELECT count(*) FROM df.nodes AS n WHERE n.status_details IS NOT NULL)
+           (SELECT count(*) FROM df.nodes AS n WHERE n.status_details IS NOT NULL),
+           (SELECT since FROM w),
+           (SELECT count(*) FROM df.nodes AS n, w
+             WHERE n.node_type IN ('SQL', 'HTTP', 'HTTP_MULTIPART') AND n.status = 'completed' AND n.updated_at >= w.since),
+           (SELECT count(*) FROM df.events AS e, w WHERE e.kind = 'failed' AND e.created_at >= w.since),
+           (SELECT count(*) FROM df.events AS e, w WHERE e.kind = 'attempt_failed' AND e.created_at >= w.since),
+           (SELECT backlog FROM ready),
+           (SELECT coalesce(greatest(extract(epoch FROM now() - oldest)::float8, 0), 0) FROM ready),
+           (SELECT count(*) FROM df.schedule_fires AS f, w WHERE f.outcome = 'started' AND f.fired_at >= w.since),
+           (SELECT count(*) FROM df.schedule_fires AS f, w WHERE f.outcome = 'failed' AND f.fired_at >= w.since),
+           (SELECT count(*) FROM df.hook_deliveries AS d, w WHERE d.received_at >= w.since)
     FROM df.instances AS i
 $function$
 

@@ -15,6 +15,7 @@ import type { Db, DbClient } from '../engine/db.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { bearerToken, createTokenResolver } from './auth.ts';
 import { ApiError, errorBody, mapDbError, sqlState } from './errors.ts';
+import { healthCheck } from './health.ts';
 import { mountHooks } from './hooks.ts';
 import { instanceRoutes } from './instances.ts';
 import { jsonBody, parse, withFields, type ApiEnv, type RouteKit } from './kit.ts';
@@ -47,6 +48,8 @@ export interface AppDeps {
   maxWaitSeconds?: number;
   /** Origins allowed by CORS (PGFLARE_CORS_ORIGINS, comma separated; `*` = any); none = no CORS headers. */
   corsOrigins?: string[];
+  /** /healthz is a 503 when no worker heartbeat is this recent (seconds); absent: reported, not required (health.ts). */
+  healthWorkerMaxAgeS?: number;
 }
 
 /** PGFLARE_CORS_ORIGINS: comma-separated origins (`*` = any); unset or empty = no CORS. */
@@ -137,13 +140,8 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   });
 
   app.get('/healthz', async (c) => {
-    try {
-      await db.withClient((client) => client.query('SELECT 1'));
-    } catch (err) {
-      log?.warn('healthz: database unreachable', { error: err });
-      return c.json(errorBody('unavailable', 'database unreachable'), 503);
-    }
-    return c.json({ ok: true });
+    const h = await healthCheck(db, log, deps.healthWorkerMaxAgeS);
+    return c.json(h.body, h.status);
   });
 
   app.get('/v1/openapi.json', (c) => c.json(openApiDocument()));

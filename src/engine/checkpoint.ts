@@ -216,13 +216,13 @@ export async function afterCommit(ctx: EngineContext, row: ClaimedRow, kind: Run
       await ctx.options.dispatch(ready);
     } catch (err) {
       // The rows are ready whatever happens here; the sweep finds any that lost their message.
-      ctx.log.warn('dispatch failed', { instance: row.instance_id, error: err });
+      ctx.log.warn('dispatch failed', { instance_id: row.instance_id, node_id: row.id, error: err });
     }
   }
-  return { kind, instanceId: row.instance_id, nodeId: row.id, ready };
+  return { kind, instanceId: row.instance_id, nodeId: row.id, ready, nodeType: row.node_type, runAt: row.run_at, failed: ch?.nodes.get(row.id)?.status === 'failed' };
 }
 
 /** A run that did nothing but take its row out of the queue. */
 export function withdrawn(row: ClaimedRow): RunResult {
-  return { kind: 'withdrawn', instanceId: row.instance_id, nodeId: row.id, ready: [] };
+  return { kind: 'withdrawn', instanceId: row.instance_id, nodeId: row.id, ready: [], nodeType: row.node_type, runAt: row.run_at };
 }

@@ -19,6 +19,7 @@ import { prepareClaim } from './queries/claim.ts';
 import { BatchSizer } from './batch.ts';
 import { createContext, roleOf, type EngineContext } from './context.ts';
 import { runLeased } from './lease.ts';
+import { observe } from './observe.ts';
 import { stepOn } from './step.ts';
 import type { Ahead } from './tx.ts';
 import type { Engine, EngineOptions, RunResult, SeriesOptions } from './types.ts';
@@ -29,6 +30,7 @@ export type {
   EngineOptions,
   HttpRunner,
   HttpStep,
+  MetricsPort,
   ReadyNode,
   RunKind,
   RunResult,
@@ -48,9 +50,13 @@ export function createEngine(options: EngineOptions): Engine {
 
 async function runOnce(ctx: EngineContext, opts: { now?: Date; target?: { instanceId: string; nodeId: string } } = {}): Promise<RunResult | null> {
   const now = opts.now ?? new Date();
+  const t0 = Date.now();
   const out = await ctx.db.withClient((client) => stepOn(ctx, client, now, opts.target, undefined, null));
   const result = out.lease ? await runLeased(ctx, out.lease, now) : (out.results[0] ?? null);
-  if (result) ctx.queueVacuum.stepDone();
+  if (result) {
+    ctx.queueVacuum.stepDone();
+    observe(ctx, result, t0, now);
+  }
   return result;
 }
 
@@ -59,13 +65,14 @@ async function runSeries(ctx: EngineContext, opts: SeriesOptions = {}): Promise<
   let n = 0;
   const sizer = new BatchSizer(ctx.batchMax);
   const more = () => n < max && (opts.more?.() ?? true);
-  const ran = (r: RunResult) => {
+  const ran = (r: RunResult, t0: number, now: Date) => {
     n++;
     ctx.queueVacuum.stepDone();
+    observe(ctx, r, t0, now);
     opts.onResult?.(r);
   };
   while (more()) {
-    let lease: { row: ClaimedRow; now: Date } | null = null;
+    let lease: { row: ClaimedRow; now: Date; t0: number } | null = null;
     const idle = await ctx.db.withClient(async (client) => {
       let next: ClaimedRow[] | undefined;
       // The claim is prepared on this session (only right after an idle wait: see prepareClaim).
@@ -75,6 +82,7 @@ async function runSeries(ctx: EngineContext, opts: SeriesOptions = {}): Promise<
       try {
         while (more()) {
           const now = opts.now ?? new Date();
+          const t0 = Date.now();
           // The next claim rides on this step's COMMIT unless this is the last step allowed.
           const ahead: Ahead = (inflight) => {
             const left = max - n - inflight;
@@ -88,7 +96,7 @@ async function runSeries(ctx: EngineContext, opts: SeriesOptions = {}): Promise<
           if (out.claimed) prepared = false;
           next = out.next;
           if (out.lease) {
-            lease = { row: out.lease, now };
+            lease = { row: out.lease, now, t0 };
             return false;
           }
           if (!out.claimed) {
@@ -99,7 +107,7 @@ async function runSeries(ctx: EngineContext, opts: SeriesOptions = {}): Promise<
             if (await opts.idle()) continue;
             return true;
           }
-          for (const r of out.results) ran(r);
+          for (const r of out.results) ran(r, t0, now);
         }
         return false;
       } finally {
@@ -108,8 +116,8 @@ async function runSeries(ctx: EngineContext, opts: SeriesOptions = {}): Promise<
       }
     });
     if (lease) {
-      const l: { row: ClaimedRow; now: Date } = lease;
-      ran(await runLeased(ctx, l.row, l.now));
+      const l: { row: ClaimedRow; now: Date; t0: number } = lease;
+      ran(await runLeased(ctx, l.row, l.now), l.t0, l.now);
       continue;
     }
     if (idle) break;

@@ -48,7 +48,7 @@ export async function runClaimed(
     if (blocked) {
       await withdraw(client, row);
       await failInstance(client, row.instance_id, blocked);
-      ctx.log.warn('instance blocked', { instance: row.instance_id, reason: blocked });
+      ctx.log.warn('instance blocked', { instance_id: row.instance_id, node_id: row.id, reason: blocked });
       return commit(ctx, client, tx, row, 'withdrawn', null);
     }
     const early = worker === row.owner && tx.owes.pending ? oneStepText(ctx, row) : null;

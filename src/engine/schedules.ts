@@ -120,7 +120,7 @@ export async function fireDueSchedules(client: DbClient, opts: FireOptions = {})
     if (!fire) break;
     out.push(fire);
     if (fire.outcome === 'failed') log.warn('schedule: start failed', { schedule: fire.schedule, owner: fire.owner, error: fire.error });
-    else log.debug('schedule: fired', { schedule: fire.schedule, outcome: fire.outcome, instance: fire.instanceId });
+    else log.debug('schedule: fired', { schedule: fire.schedule, outcome: fire.outcome, instance_id: fire.instanceId });
   }
   return out;
 }

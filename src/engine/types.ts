@@ -62,6 +62,8 @@ export interface EngineOptions {
    * maxSteps; drain's may be passed by up to one batch per loop.
    */
   batchSize?: number;
+  /** Counts every run (steps, failures, retries, latencies); src/runtime/node/metrics.ts is the Prometheus one. */
+  metrics?: MetricsPort;
 }
 
 export interface SeriesOptions {
@@ -85,6 +87,20 @@ export interface RunResult {
   instanceId: string;
   nodeId: string;
   ready: ReadyNode[];
+  /** The claimed row's node type (SQL, HTTP, SLEEP, ...; a composite for a start or a resume). */
+  nodeType?: string;
+  /** When the row became due: the claim latency is the claim's time minus this. */
+  runAt?: Date;
+  /** The attempt failed for good (no retry left): the node's status is now failed. */
+  failed?: boolean;
+}
+
+/**
+ * Where the engine reports each run (src/engine/observe.ts), synchronously after its commit: a counter
+ * increment, never awaited. Absent: nothing is counted.
+ */
+export interface MetricsPort {
+  step(r: RunResult, timing: { durationMs: number; claimLatencyMs: number | null }): void;
 }
 
 export interface Engine {

@@ -53,8 +53,9 @@ export interface InstancePages extends AsyncIterable<T.InstanceSummary> {
 export function createClient(opts: ClientOptions) {
   const call = createTransport(opts);
   return {
-    /** GET /healthz: the API is up and reaches its database. */
-    health: () => call<{ ok: true }>('GET', '/healthz'),
+    /** GET /healthz: the API is up, reaches its database, and when a worker was last seen (docs/monitoring.md). */
+    health: () =>
+      call<{ ok: true; database: 'ok'; worker: { seen: boolean; last_seen_at: string | null; age_s: number | null; max_age_s: number | null } }>('GET', '/healthz'),
     instances: instances(call),
     workflows: workflows(call),
     schedules: schedules(call),

@@ -19,7 +19,7 @@ describe('serveFetch', () => {
     expect(server.port).toBeGreaterThan(0);
     const res = await fetch(`${server.url}/healthz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ ok: true });
+    expect(await res.json()).toMatchObject({ ok: true, database: 'ok' });
   });
 });
 

@@ -49,7 +49,9 @@ const fast = { interval: 0.005, maxInterval: 0.02 };
 
 describe('instances', () => {
   it('health', async () => {
-    expect(await pf.health()).toEqual({ ok: true });
+    // startApiServer requires a worker seen within PGFLARE_HEALTH_WORKER_MAX_AGE_S (180 s): one beats now.
+    await t.query(`INSERT INTO df._worker_epoch (epoch_id) VALUES (gen_random_uuid())`);
+    expect(await pf.health()).toMatchObject({ ok: true, database: 'ok', worker: { seen: true, max_age_s: 180 } });
   });
 
   it('starts DSL text with a label, gets it, waits for it', async () => {

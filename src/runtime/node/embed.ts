@@ -56,6 +56,8 @@ export function workerOptions(databaseUrl: string, cfg: RuntimeConfig, log: Logg
     maxResultBytes: cfg.maxResultBytes,
     queueVacuumSteps: cfg.queueVacuumSteps,
     batchSize: cfg.batchSize,
+    metricsPort: cfg.metricsPort,
+    metricsHost: cfg.metricsHost,
     http: createNodeHttpRunner({ databaseUrl, policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts, maxResponseBytes: cfg.maxResponseBytes }),
     log,
   };

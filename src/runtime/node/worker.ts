@@ -14,6 +14,8 @@ import { fireDueSchedules } from '../../engine/schedules.ts';
 import { migrations } from '../../migrate/generated/migrations.ts';
 import { silentLogger, type Logger } from '../../log.ts';
 import { createPgDb } from './pg-db.ts';
+import { createPromMetrics, serveMetrics } from './metrics.ts';
+import type { ApiServer } from './serve.ts';
 
 export interface NodeWorkerOptions extends Omit<EngineOptions, 'db' | 'dispatch'> {
   connectionString: string;
@@ -26,6 +28,10 @@ export interface NodeWorkerOptions extends Omit<EngineOptions, 'db' | 'dispatch'
   /** How often due cron schedules are fired (ms); 0 disables. Default 1000. */
   scheduleIntervalMs?: number;
   log?: Logger;
+  /** Serve Prometheus metrics on this port (0: a free one); absent: none (src/runtime/node/metrics.ts). */
+  metricsPort?: number;
+  /** Address of the metrics port (default 127.0.0.1). */
+  metricsHost?: string;
 }
 
 export interface NodeWorker {
@@ -33,6 +39,8 @@ export interface NodeWorker {
   epochId: string;
   /** Steps run since start. */
   readonly steps: number;
+  /** `http://host:port` of the Prometheus endpoint (GET /metrics) when metricsPort was set. */
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -69,8 +77,10 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   const dispatch = (ready: ReadyNode[]) => {
     for (const r of ready) wakeAt(r.runAt);
   };
+  const prom = opts.metricsPort !== undefined ? createPromMetrics(db) : null;
   const engine = createEngine({
     ...opts,
+    metrics: opts.metrics ?? prom?.port,
     queueVacuumSteps: opts.queueVacuumSteps ?? DEFAULT_QUEUE_VACUUM_STEPS,
     batchSize: opts.batchSize ?? DEFAULT_BATCH_SIZE,
     db,
@@ -82,6 +92,16 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   } catch (err) {
     await db.end();
     throw err;
+  }
+  let metricsServer: ApiServer | undefined;
+  if (prom) {
+    try {
+      metricsServer = await serveMetrics(prom, { port: opts.metricsPort!, hostname: opts.metricsHost });
+    } catch (err) {
+      await db.end();
+      throw new Error(`could not serve metrics on port ${opts.metricsPort} (PGFLARE_METRICS_PORT): ${(err as Error).message}`);
+    }
+    log.info('metrics listening', { url: `${metricsServer.url}/metrics` });
   }
 
   // A dedicated session for LISTEN; it reconnects if the server drops it.
@@ -174,7 +194,10 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
     firing = (async () => {
       try {
         const fired = await db.withClient((c) => fireDueSchedules(c, { log }));
-        for (const f of fired) log.info('schedule fired', { schedule: f.schedule, outcome: f.outcome, instance: f.instanceId, fire_at: f.fireAt.toISOString() });
+        for (const f of fired) {
+          prom?.scheduleFired(f.outcome);
+          log.info('schedule fired', { schedule: f.schedule, outcome: f.outcome, instance_id: f.instanceId, fire_at: f.fireAt.toISOString() });
+        }
         if (fired.some((f) => f.instanceId)) wakeAll();
       } catch (err) {
         log.warn('schedule pass failed', { error: err });
@@ -192,6 +215,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   return {
     engine,
     epochId,
+    metricsUrl: metricsServer?.url,
     get steps() {
       return steps;
     },
@@ -200,6 +224,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
       const l = listener;
       listener = null;
       await l?.end().catch(() => undefined);
+      await metricsServer?.close();
       wakeAll();
       clearInterval(beatTimer);
       if (pruneTimer) clearInterval(pruneTimer);

@@ -99,8 +99,9 @@ interface Invocation {
 
 function open(env: Env, ctx: ExecutionContext, kind: 'queue' | 'cron' | 'api'): Invocation {
   if (!env.DATABASE_URL) throw new Error('DATABASE_URL is not set: `wrangler secret put DATABASE_URL` (or --var DATABASE_URL:… in dev)');
-  const log = createLogger((env.PGFLARE_LOG_LEVEL as LogLevel) || 'info', (line) => console.log(line));
   const cfg = loadConfig(env as unknown as Record<string, string | undefined>);
+  // JSON by default here: Workers Logs indexes a JSON line's fields.
+  const log = createLogger((env.PGFLARE_LOG_LEVEL as LogLevel) || 'info', (line) => console.log(line), cfg.logFormat ?? 'json');
   const id = `${kind}:${crypto.randomUUID().slice(0, 8)}`;
   const db = createNeonDb({
     connectionString: env.DATABASE_URL,
@@ -151,7 +152,7 @@ async function runMessage(msg: Message<unknown>, engine: Engine, inv: Invocation
   try {
     const r = await engine.runOnce({ target });
     if (r) {
-      inv.log.debug('queue: ran', { invocation: inv.id, instance: r.instanceId, node: r.nodeId, kind: r.kind, ready: r.ready.length });
+      inv.log.debug('queue: ran', { invocation: inv.id, instance_id: r.instanceId, node_id: r.nodeId, kind: r.kind, ready: r.ready.length });
     } else {
       // Taken, done, or not yet due. Only the last needs a new message: a delay that came up a little
       // short (clocks, rounding) or a lease that has not expired yet.
@@ -161,8 +162,8 @@ async function runMessage(msg: Message<unknown>, engine: Engine, inv: Invocation
   } catch (err) {
     inv.log.error('queue: engine error; the row stays ready and the sweep re-sends it', {
       invocation: inv.id,
-      instance: target.instanceId,
-      node: target.nodeId,
+      instance_id: target.instanceId,
+      node_id: target.nodeId,
       error: err,
     });
   }
@@ -240,7 +241,7 @@ export async function handleScheduled(controller: Pick<ScheduledController, 'sch
         await step(log, 'schedules', async () => {
           const fired = await fireDueSchedules(client, { now: new Date(), limit: wenv.PGFLARE_SCHEDULE_LIMIT, log });
           report.fired = fired.length;
-          for (const f of fired) log.info('schedule fired', { schedule: f.schedule, outcome: f.outcome, instance: f.instanceId, fire_at: f.fireAt.toISOString() });
+          for (const f of fired) log.info('schedule fired', { schedule: f.schedule, outcome: f.outcome, instance_id: f.instanceId, fire_at: f.fireAt.toISOString() });
         });
       }
       const dispatch = createQueueDispatcher(env.QUEUE);
@@ -292,10 +293,10 @@ export async function handleFetch(request: Request, env: Env, ctx: ExecutionCont
   // The response does not wait for them: ctx.waitUntil does, and closes the pool after them.
   const sends: Promise<void>[] = [];
   const onReady = (instanceId: string) => {
-    sends.push(kick(inv, env, instanceId).catch((err: unknown) => inv.log.warn('api: dispatch after commit failed; the sweep will find the row', { instance: instanceId, error: err })));
+    sends.push(kick(inv, env, instanceId).catch((err: unknown) => inv.log.warn('api: dispatch after commit failed; the sweep will find the row', { instance_id: instanceId, error: err })));
   };
   try {
-    const app = createApp({ db: inv.db, log: inv.log, staticTokens: parseStaticTokens(env.PGFLARE_API_TOKENS), corsOrigins: parseCorsOrigins(env.PGFLARE_CORS_ORIGINS), onReady });
+    const app = createApp({ db: inv.db, log: inv.log, staticTokens: parseStaticTokens(env.PGFLARE_API_TOKENS), corsOrigins: parseCorsOrigins(env.PGFLARE_CORS_ORIGINS), onReady, healthWorkerMaxAgeS: inv.cfg.healthWorkerMaxAgeS });
     return await app.fetch(request);
   } finally {
     ctx.waitUntil(Promise.all(sends).finally(() => inv.db.end().catch(() => undefined)));
