@@ -79,15 +79,10 @@ describe.skipIf(!!skip)('dashboard (Node server, Chromium)', () => {
     await page.goto(`${server.url}/ui/instances/${id}`);
     await status(page, 'failed');
     await page.locator('#live li[data-status="failed"]', { hasText: 'division by zero' }).first().waitFor();
-    // The SQLSTATE comes from the API's structured `error` (issue 18 item 2). Until the API returns
-    // one, the page can only show the message; once it does, the page must show the code.
+    // The page shows the SQLSTATE from the API's structured `error`.
     const api = await (await fetch(`${server.url}/v1/instances/${id}`, { headers: { Authorization: `Bearer ${ownerToken}` } })).json();
-    if (api.error?.code !== undefined) {
-      expect(api.error.code).toBe('22012');
-      await page.locator('#error', { hasText: '22012' }).waitFor();
-    } else {
-      console.warn('dashboard test: the API returns no structured error yet; SQLSTATE 22012 not checked');
-    }
+    expect(api.error.code).toBe('22012');
+    await page.locator('#error', { hasText: '22012' }).waitFor();
     await shoot(page, 'dashboard-failed.png');
   });
 
