@@ -621,7 +621,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
--- comment Engine (worker only). Claims the oldest ready df.nodes row (or the given one) FOR UPDATE SKIP LOCKED and returns it with what running it needs from its instance, owner role and scope, in one statement. Locks only the node row; with role limits it takes a slot (df._take_slot) and skips full roles. Its RETURNS TABLE is the claim's column list: df._claim_many, the prepared wake-up claim and ClaimedRow (src/engine/queries/claim.ts) are tested against it.
+-- comment Engine (worker only). Claims the oldest ready df.nodes row (or the given one) FOR UPDATE SKIP LOCKED and returns it with what running it needs from its instance, owner role and scope. Locks only the node row; with step limits in force (df.set_role_limit, pg_durable.max_user_connections) it takes a slot (df._take_slot), skips full roles, and fails a SQL step that waited past pg_durable.execution_acquire_timeout (df._fail_unslotted). Its RETURNS TABLE is the claim's column list: df._claim_many, the prepared wake-up claim and ClaimedRow (src/engine/queries/claim.ts) are tested against it.
 CREATE OR REPLACE FUNCTION df._claim(p_now timestamp with time zone, p_instance_id character varying DEFAULT NULL::character varying, p_node_id character varying DEFAULT NULL::character varying)
  RETURNS TABLE(instance_id character varying, id character varying, node_type text, query text, result_name text, status text, stamp text, state jsonb, attempts integer, run_at timestamp with time zone, options jsonb, instance_status text, root_node character varying, label text, vars jsonb, generation integer, owner text, owner_exists boolean, owner_is_superuser boolean, superuser_gate text, named jsonb, scope_status text, input text)
  LANGUAGE plpgsql
@@ -635,9 +635,10 @@ DECLARE
     v_scope text;
     v_full oid[] := '{}';
     v_limit integer;
+    v_timeout integer;
     v_found boolean := false;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM df.role_limits) THEN
+    IF NOT df._limits_in_force() THEN
         -- No limits (the usual case): the claim and what comes with it are one statement.
         IF p_instance_id IS NULL THEN
             RETURN QUERY
@@ -693,14 +694,25 @@ BEGIN
                 IF NOT FOUND THEN
                     EXIT;
                 END IF;
-                SELECT l.max_concurrent_steps INTO v_limit FROM df.role_limits l WHERE l.role = v.submitted_by;
-                IF FOUND AND NOT df._take_slot(v.submitted_by, v_limit, p_now) THEN
+                v_limit := df._step_limit(v.submitted_by);
+                IF v_limit IS NOT NULL AND NOT df._take_slot(v.submitted_by, v_limit, p_now) THEN
                     RAISE EXCEPTION 'role at its step limit' USING ERRCODE = 'PFL01';  -- internal: undo the row lock and the slot
                 END IF;
                 v_found := true;
                 EXIT;
             EXCEPTION WHEN SQLSTATE 'PFL01' THEN
                 v_full := v_full || v.submitted_by::oid;
+                -- A SQL step that has waited for a slot longer than execution_acquire_timeout fails (0030):
+                -- default 30 s under max_user_connections, only when set under df.set_role_limit.
+                IF v.node_type = 'SQL' THEN
+                    v_timeout := df._role_setting_int(v.submitted_by::oid, 'pg_durable.execution_acquire_timeout', 1000000000);
+                    IF v_timeout IS NULL AND NOT EXISTS (SELECT 1 FROM df.role_limits l WHERE l.role = v.submitted_by) THEN
+                        v_timeout := 30;
+                    END IF;
+                    IF v_timeout IS NOT NULL AND v.run_at < p_now - make_interval(secs => v_timeout) THEN
+                        PERFORM df._fail_unslotted(v.instance_id, v.id, v.submitted_by, v_limit, v_timeout, p_now);
+                    END IF;
+                END IF;
                 EXIT WHEN p_instance_id IS NOT NULL;
             END;
         END LOOP;
@@ -724,7 +736,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
--- comment Engine (worker only). Claims up to p_limit ready df.nodes rows for a batch, oldest first, with df._claim's columns; with role limits in place or p_limit <= 1 it is df._claim. Locks only the node rows.
+-- comment Engine (worker only). Claims up to p_limit ready df.nodes rows for a batch, oldest first, with df._claim's columns; with step limits in force or p_limit <= 1 it is df._claim. Locks only the node rows.
 CREATE OR REPLACE FUNCTION df._claim_many(p_now timestamp with time zone, p_limit integer)
  RETURNS TABLE(instance_id character varying, id character varying, node_type text, query text, result_name text, status text, stamp text, state jsonb, attempts integer, run_at timestamp with time zone, options jsonb, instance_status text, root_node character varying, label text, vars jsonb, generation integer, owner text, owner_exists boolean, owner_is_superuser boolean, superuser_gate text, named jsonb, scope_status text, input text)
  LANGUAGE plpgsql
@@ -734,7 +746,7 @@ CREATE OR REPLACE FUNCTION df._claim_many(p_now timestamp with time zone, p_limi
 AS $function$
 #variable_conflict use_column
 BEGIN
-    IF EXISTS (SELECT 1 FROM df.role_limits) OR p_limit <= 1 THEN
+    IF df._limits_in_force() OR p_limit <= 1 THEN
         RETURN QUERY SELECT * FROM df._claim(p_now);
         RETURN;
     END IF;
@@ -1744,6 +1756,43 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). Fails a SQL step that waited longer than pg_durable.execution_acquire_timeout for a slot, and its instance, with pg_durable's "connection limit reached" message; skips (false) when the instance row is held.
+CREATE OR REPLACE FUNCTION df._fail_unslotted(p_instance_id character varying, p_node_id character varying, p_role regrole, p_limit integer, p_timeout integer, p_now timestamp with time zone)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_msg text := format('pg_durable: connection limit reached (max_user_connections=%s). Timed out after %ss waiting for an available execution slot.',
+                         p_limit, p_timeout);
+BEGIN
+    PERFORM 1 FROM df.nodes n
+     WHERE n.instance_id = p_instance_id AND n.id = p_node_id AND n.run_at <= p_now
+       FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        PERFORM 1 FROM df.instances i
+         WHERE i.id = p_instance_id AND i.status IN ('pending', 'running')
+           FOR NO KEY UPDATE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN false;  -- a checkpoint holds it: the next claim looks again
+    END;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM df._apply(p_instance_id, jsonb_build_object(
+        'nodes', jsonb_build_array(jsonb_build_object('id', p_node_id, 'status', 'failed', 'result', to_jsonb(v_msg)::text,
+                                                      'run_at', NULL, 'nowait', false)),
+        'instance', jsonb_build_object('status', 'failed', 'output', v_msg),
+        'events', jsonb_build_array(jsonb_build_object('node_id', p_node_id, 'kind', 'failed', 'attempt', 1, 'detail', v_msg))));
+    -- The instance's other ready rows are withdrawn when claimed (their instance is no longer active).
+    RETURN true;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._flatten(p_envelope text)
  RETURNS TABLE(ord integer, id character varying, node_type text, query text, result_name text, left_node character varying, right_node character varying, condition_node character varying, extra_nodes character varying[], parent_id character varying, depth integer, path text, options jsonb)
  LANGUAGE plpgsql
@@ -2610,6 +2659,21 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). Whether any step limit applies (df.role_limits rows or a pg_durable.max_user_connections setting); the claim takes its single-statement path when not.
+CREATE OR REPLACE FUNCTION df._limits_in_force()
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT EXISTS (SELECT 1 FROM df.role_limits)
+        OR coalesce(current_setting('pg_durable.max_user_connections', true), '') <> ''
+        OR EXISTS (SELECT 1 FROM pg_db_role_setting s, unnest(s.setconfig) c
+                    WHERE s.setdatabase IN (0, (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+                      AND starts_with(c, 'pg_durable.max_user_connections='))
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._list_cursor(p_created_at timestamp with time zone, p_id text)
  RETURNS text
  LANGUAGE sql
@@ -2849,6 +2913,38 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). A setting as it applies to a role's sessions in this database: ALTER ROLE … IN DATABASE, ALTER ROLE, ALTER DATABASE (pg_db_role_setting, read live), then the server's value as this session sees it.
+CREATE OR REPLACE FUNCTION df._role_setting(p_role oid, p_name text)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT coalesce(
+        (SELECT nullif(btrim(substr(c, length(p_name) + 2)), '')
+           FROM pg_db_role_setting s, unnest(s.setconfig) c
+          WHERE s.setdatabase IN (0, (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+            AND s.setrole IN (0, p_role)
+            AND starts_with(c, p_name || '=')
+          -- PostgreSQL's precedence: role in this database, role, database.
+          ORDER BY s.setrole = 0, s.setdatabase = 0
+          LIMIT 1),
+        nullif(btrim(current_setting(p_name, true)), ''))
+$function$
+
+-- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). df._role_setting as a positive integer capped at p_max, or NULL when unset or not a positive integer.
+CREATE OR REPLACE FUNCTION df._role_setting_int(p_role oid, p_name text, p_max integer)
+ RETURNS integer
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT least(v::numeric, p_max)::integer FROM df._role_setting(p_role, p_name) v
+     WHERE v ~ '^[0-9]{1,9}$' AND v::integer >= 1
+$function$
+
+-- acl {<owner>=X/<owner>}
 -- comment Engine (worker only). Runs a SQL step as its owner through the owner's step runner df._run_<oid>; PF010 with df._runner_problem's reason when the owner cannot run steps.
 CREATE OR REPLACE FUNCTION df._run_step(p_owner regrole, p_sql text)
  RETURNS jsonb
@@ -3013,6 +3109,18 @@ CREATE OR REPLACE FUNCTION df._setting(p_name text, p_default text)
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
     SELECT coalesce(nullif(current_setting('pg_durable.' || p_name, true), ''), p_default)
+$function$
+
+-- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). A role's concurrent step limit: its df.set_role_limit row, else pg_durable.max_user_connections for that role; NULL = no limit.
+CREATE OR REPLACE FUNCTION df._step_limit(p_role regrole)
+ RETURNS integer
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT coalesce((SELECT l.max_concurrent_steps FROM df.role_limits l WHERE l.role = p_role),
+                    df._role_setting_int(p_role::oid, 'pg_durable.max_user_connections', 1000))
 $function$
 
 -- acl {<owner>=X/<owner>}

@@ -1,0 +1,1 @@
+-- placeholder: the lead renumbers at merge (another helper's migration takes this number).
