@@ -276,3 +276,255 @@ COMMENT ON FUNCTION df._claim(timestamptz, varchar, varchar) IS
     'Engine (worker only). Claims the oldest ready df.nodes row (or the given one) FOR UPDATE SKIP LOCKED and returns it with what running it needs from its instance, owner role and scope. Locks only the node row; with step limits in force (df.set_role_limit, pg_durable.max_user_connections) it takes a slot (df._take_slot), skips full roles, and fails a SQL step that waited past pg_durable.execution_acquire_timeout (df._fail_unslotted). Its RETURNS TABLE is the claim''s column list: df._claim_many, the prepared wake-up claim and ClaimedRow (src/engine/queries/claim.ts) are tested against it.';
 COMMENT ON FUNCTION df._claim_many(timestamptz, integer) IS
     'Engine (worker only). Claims up to p_limit ready df.nodes rows for a batch, oldest first, with df._claim''s columns; with step limits in force or p_limit <= 1 it is df._claim. Locks only the node rows.';
+
+
+-- ===== transaction_mode => 'new' (issue 16 item 4) =====
+--
+--   df._start_new(fut, label, database, caller)   SECURITY DEFINER (owner of schema df): takes one of
+--       pg_durable.max_new_transaction_starts launch slots (session advisory locks (1346982470, slot),
+--       polled every 100 ms for up to pg_durable.new_transaction_start_timeout seconds), opens a dblink
+--       loopback session on the foreign server pgflare_loopback (as the owner, through the owner's user
+--       mapping), runs df.start there for the caller (setting pgflare.start_as, honoured only for the
+--       owner of schema df), and closes it. The start commits on that session: it survives the caller's
+--       ROLLBACK, and is owned by the caller.
+--   df.start                                      'new' calls df._start_new; 'caller' as before, plus
+--                                                 pgflare.start_as for the loopback session
+--
+-- Credentials: the password lives in the owner's user mapping (readable by the owner and superusers
+-- only); no role but the owner can open the loopback, and df._start_new starts only for the role the
+-- calling session is (session_user, or a role it is a member of).
+--
+-- Error codes: 0A000 (dblink or the loopback server missing: what to install or configure), 42501 (the
+-- caller is not the session's role), 53400 (no launch slot in time), others from the loopback's df.start
+-- (its SQLSTATE kept, the message prefixed "df.start() on new transaction failed: ").
+
+CREATE OR REPLACE FUNCTION df.start(fut text, label text DEFAULT NULL, database text DEFAULT NULL,
+                         transaction_mode text DEFAULT 'caller')
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_mode     text := lower(transaction_mode);
+    v_envelope text;
+    v_user     text := current_user;
+    v_as       text := nullif(current_setting('pgflare.start_as', true), '');
+    v_role     regrole;
+    v_login    boolean;
+    v_super    boolean;
+    v_ids      varchar(8)[];
+    v_types    text[];
+    v_queries  text[];
+    v_names    text[];
+    v_lefts    varchar(8)[];
+    v_rights   varchar(8)[];
+    v_options  jsonb[];
+    v_vars     jsonb;
+    v_id       varchar(8);
+    v_attempt  integer := 0;
+BEGIN
+    -- ===== GUARD: arguments =====
+    IF v_mode IS NULL OR v_mode NOT IN ('caller', 'new') THEN
+        RAISE EXCEPTION 'invalid transaction_mode "%" for df.start(): expected ''caller'' or ''new''',
+            coalesce(transaction_mode, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF v_mode = 'new' THEN
+        IF df._in_workflow() THEN
+            RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' cannot be called inside a workflow - a df.sql() node already runs as a single autocommitted statement, so a plain df.start() there is already independent of any caller transaction'
+                USING ERRCODE = '0A000';
+        END IF;
+        IF fut IS NULL THEN
+            RAISE EXCEPTION 'df.start(): fut must not be NULL' USING ERRCODE = '22004';
+        END IF;
+        -- A second session started by df._start_new commits the start on its own (0030).
+        RETURN df._start_new(fut, label, database, current_user::text);
+    END IF;
+    IF fut IS NULL THEN
+        RAISE EXCEPTION 'df.start(): fut must not be NULL' USING ERRCODE = '22004';
+    END IF;
+
+    -- ===== PHASE 1: parse (§1.4, strict) =====
+    v_envelope := df._ensure(fut, true);
+
+    -- ===== GUARD: database, identity (§5.0, §6.1) =====
+    IF database IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_database d WHERE d.datname = database) THEN
+            RAISE EXCEPTION 'database "%" does not exist', database USING ERRCODE = '3D000';
+        END IF;
+        IF database <> current_database() THEN
+            RAISE EXCEPTION 'df.start(): database "%" is not supported: pgflare runs workflow steps in the database that holds schema df ("%")',
+                database, current_database()
+                USING ERRCODE = '0A000',
+                      HINT = format('Install pgflare in database %I and call df.start() there, or omit the database argument.', database);
+        END IF;
+    END IF;
+
+    -- transaction_mode => 'new' (0030): df._start_new's loopback session runs as the owner of schema df and
+    -- starts the instance for the caller it checked. Nobody else may start as another role.
+    IF v_as IS NOT NULL THEN
+        IF current_user::text IS DISTINCT FROM (SELECT n.nspowner::regrole::text FROM pg_catalog.pg_namespace n WHERE n.nspname = 'df') THEN
+            RAISE EXCEPTION 'pgflare.start_as is set, but only the owner of schema df may start an instance for another role'
+                USING ERRCODE = '42501', HINT = 'RESET pgflare.start_as; it is set by df.start(…, transaction_mode => ''new'') on its own session.';
+        END IF;
+        v_user := v_as;
+    END IF;
+    SELECT r.rolcanlogin, r.rolsuper INTO v_login, v_super
+      FROM pg_catalog.pg_roles r WHERE r.rolname = v_user;
+    IF NOT coalesce(v_login, false) THEN
+        RAISE EXCEPTION 'current_user "%" does not have LOGIN privilege. The background worker must connect as this role to execute SQL. Grant LOGIN to this role or call df.start() as a role with LOGIN.',
+            v_user USING ERRCODE = '42501';
+    END IF;
+    IF v_super AND lower(df._setting('enable_superuser_instances', 'off')) NOT IN ('on', 'true', 'yes', '1') THEN
+        RAISE EXCEPTION 'pg_durable: superuser instances are disabled. current_user "%" is a superuser, but pg_durable.enable_superuser_instances is off. Set pg_durable.enable_superuser_instances = on to allow this.',
+            v_user USING ERRCODE = '42501';
+    END IF;
+    v_role := quote_ident(v_user)::regrole;
+
+    -- ===== PHASE 2: validate and flatten (§1.5); nothing is written before this succeeds =====
+    SELECT array_agg(f.id ORDER BY f.ord), array_agg(f.node_type ORDER BY f.ord),
+           array_agg(f.query ORDER BY f.ord), array_agg(f.result_name ORDER BY f.ord),
+           array_agg(f.left_node ORDER BY f.ord), array_agg(f.right_node ORDER BY f.ord),
+           array_agg(f.options ORDER BY f.ord)
+      INTO v_ids, v_types, v_queries, v_names, v_lefts, v_rights, v_options
+      FROM df._flatten(v_envelope) f;
+
+    -- Only the caller's own variables, even for roles that bypass RLS (§6.2); NULL values are skipped.
+    SELECT coalesce(jsonb_object_agg(v.name, v.value) FILTER (WHERE v.value IS NOT NULL), '{}'::jsonb)
+      INTO v_vars
+      FROM df.vars v WHERE v.owner = v_role;
+
+    -- ===== PHASE 3: reserve the instance id (re-rolled on collision, below RLS) =====
+    LOOP
+        v_attempt := v_attempt + 1;
+        INSERT INTO df.instances AS i (id, label, root_node, submitted_by, database, vars)
+        VALUES (df._new_id(), label, v_ids[1], v_role, database, v_vars)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING i.id INTO v_id;
+        EXIT WHEN v_id IS NOT NULL;
+        IF v_attempt >= 10 THEN
+            RAISE EXCEPTION 'Failed to create instance: exhausted 10 attempts to generate a collision-free ID'
+                USING ERRCODE = '23505';
+        END IF;
+    END LOOP;
+
+    -- ===== PHASE 4: nodes, root first; the root is due now so a worker can claim it =====
+    INSERT INTO df.nodes (id, instance_id, node_type, query, result_name, left_node, right_node,
+                          submitted_by, database, run_at, options)
+    SELECT u.id, v_id, u.node_type, u.query, u.result_name, u.left_node, u.right_node,
+           v_role, database, CASE WHEN u.n = 1 THEN now() END, u.options
+      FROM unnest(v_ids, v_types, v_queries, v_names, v_lefts, v_rights, v_options)
+               WITH ORDINALITY AS u(id, node_type, query, result_name, left_node, right_node, options, n)
+     ORDER BY u.n;
+
+    -- ===== PHASE 5: hand off; the notification is delivered only if the caller commits =====
+    BEGIN
+        PERFORM pg_notify('pgflare_ready', v_id);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'failed to start durable function: %', SQLERRM USING ERRCODE = SQLSTATE;
+    END;
+
+    RETURN v_id;
+END
+$$;
+
+
+CREATE FUNCTION df._start_new(p_fut text, p_label text, p_database text, p_caller text) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_dblink   text;
+    v_max      integer;
+    v_timeout  numeric;
+    v_deadline timestamptz;
+    v_slot     integer := -1;
+    v_conn     text := 'pgflare_new_' || pg_backend_pid();
+    v_id       text;
+    v_state    text;
+    v_msg      text;
+BEGIN
+    IF NOT (p_caller = session_user::text OR pg_has_role(session_user, p_caller, 'MEMBER')) THEN
+        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'': current_user "%" is not a role of this session (session_user "%")', p_caller, session_user
+            USING ERRCODE = '42501', HINT = 'Call it as the role itself, not from a SECURITY DEFINER function of another role.';
+    END IF;
+    SELECT n.nspname INTO v_dblink FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink';
+    IF v_dblink IS NULL THEN
+        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' needs the dblink extension, which is not installed in database "%"', current_database()
+            USING ERRCODE = '0A000',
+                  HINT = 'Run CREATE EXTENSION dblink (a superuser, or your provider''s extension tool), then create the loopback server pgflare_loopback (docs/SQL.md, "Out-of-band starts and signals"). Or use the default transaction_mode => ''caller'' and commit.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_foreign_server s WHERE s.srvname = 'pgflare_loopback')
+       OR NOT EXISTS (SELECT 1 FROM pg_user_mappings m WHERE m.srvname = 'pgflare_loopback' AND m.umuser IN (0, (SELECT oid FROM pg_roles WHERE rolname = current_user))) THEN
+        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' needs the foreign server pgflare_loopback and a user mapping for %, the owner of schema df', current_user
+            USING ERRCODE = '0A000',
+                  HINT = format('CREATE SERVER pgflare_loopback FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host ''…'', port ''…'', dbname %L); GRANT USAGE ON FOREIGN SERVER pgflare_loopback TO %I; CREATE USER MAPPING FOR %I SERVER pgflare_loopback OPTIONS (user %L, password ''…'') (docs/SQL.md, "Out-of-band starts and signals").',
+                                current_database(), current_user, current_user, current_user);
+    END IF;
+
+    -- Admission: one of max_new_transaction_starts slots, as pg_durable takes them.
+    v_max := coalesce(df._role_setting_int(0, 'pg_durable.max_new_transaction_starts', 1000), 2);
+    v_timeout := coalesce((SELECT v::numeric FROM nullif(btrim(current_setting('pg_durable.new_transaction_start_timeout', true)), '') v
+                            WHERE v ~ '^[0-9]+(\.[0-9]+)?$'), 5);
+    v_deadline := clock_timestamp() + make_interval(secs => v_timeout);
+    LOOP
+        FOR s IN 0 .. v_max - 1 LOOP
+            IF pg_try_advisory_lock(1346982470, s) THEN
+                v_slot := s;
+                EXIT;
+            END IF;
+        END LOOP;
+        EXIT WHEN v_slot >= 0;
+        IF clock_timestamp() >= v_deadline THEN
+            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch limit reached (max_new_transaction_starts=%). Timed out after %s waiting for a launch slot before opening the loopback session.',
+                v_max, v_timeout USING ERRCODE = '53400';
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+
+    BEGIN
+        EXECUTE format('SELECT %I.dblink_connect(%L, %L)', v_dblink, v_conn, 'pgflare_loopback');
+        EXECUTE format('SELECT %I.dblink_exec(%L, %L)', v_dblink, v_conn,
+                       format('SET application_name = %L; SET df.in_workflow = %L; SET lock_timeout = 30000; SET statement_timeout = 30000; SET pgflare.start_as = %L',
+                              'pg_durable:backend:new-transaction', 'false', p_caller));
+        EXECUTE format('SELECT id FROM %I.dblink(%L, %L) AS t(id text)', v_dblink, v_conn,
+                       format('SELECT df.start(%L, %L, %L)', p_fut, p_label, p_database))
+           INTO v_id;
+        EXECUTE format('SELECT %I.dblink_disconnect(%L)', v_dblink, v_conn);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+        BEGIN
+            EXECUTE format('SELECT %I.dblink_disconnect(%L)', v_dblink, v_conn);
+        EXCEPTION WHEN OTHERS THEN
+            NULL;  -- never connected
+        END;
+        PERFORM pg_advisory_unlock(1346982470, v_slot);
+        IF v_msg LIKE '%lock timeout%' THEN
+            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch hit lock_timeout after 30000ms (%)', v_msg USING ERRCODE = v_state;
+        ELSIF v_msg LIKE '%statement timeout%' THEN
+            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch hit statement_timeout after 30000ms (%)', v_msg USING ERRCODE = v_state;
+        END IF;
+        RAISE EXCEPTION 'df.start() on new transaction failed: %', v_msg USING ERRCODE = v_state;
+    END;
+    PERFORM pg_advisory_unlock(1346982470, v_slot);
+    RETURN v_id;
+END
+$$;
+REVOKE ALL ON FUNCTION df._start_new(text, text, text, text) FROM PUBLIC;
+-- Roles granted usage before this migration may call it (df.grant_usage grants it from now on: df.start calls it).
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT p.grantee::regrole AS role
+               FROM pg_proc f, aclexplode(f.proacl) p
+              WHERE f.oid = 'df.start(text, text, text, text)'::regprocedure AND p.grantee <> 0 AND p.privilege_type = 'EXECUTE'
+             UNION
+             SELECT a.grantee::regrole FROM pg_namespace n, aclexplode(n.nspacl) a
+              WHERE n.nspname = 'df' AND a.privilege_type = 'USAGE' AND a.grantee <> n.nspowner AND a.grantee <> 0 LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION df._start_new(text, text, text, text) TO %s', r.role);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION df._start_new(text, text, text, text) IS
+    'SECURITY DEFINER (owner of schema df). df.start(…, transaction_mode => ''new''): takes a launch slot (pg_durable.max_new_transaction_starts, new_transaction_start_timeout), starts the instance for the calling role on a dblink loopback session (foreign server pgflare_loopback, the owner''s user mapping), which commits on its own.';
+COMMENT ON FUNCTION df.start(text, text, text, text) IS 'Validates a workflow graph and starts it as an instance owned by current_user, in the caller''s transaction (transaction_mode => ''caller'') or committed on a loopback session through dblink (''new''); returns the instance id. Steps run later, on the worker, as that owner.';

@@ -3112,6 +3112,92 @@ AS $function$
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment SECURITY DEFINER (owner of schema df). df.start(…, transaction_mode => 'new'): takes a launch slot (pg_durable.max_new_transaction_starts, new_transaction_start_timeout), starts the instance for the calling role on a dblink loopback session (foreign server pgflare_loopback, the owner's user mapping), which commits on its own.
+CREATE OR REPLACE FUNCTION df._start_new(p_fut text, p_label text, p_database text, p_caller text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_dblink   text;
+    v_max      integer;
+    v_timeout  numeric;
+    v_deadline timestamptz;
+    v_slot     integer := -1;
+    v_conn     text := 'pgflare_new_' || pg_backend_pid();
+    v_id       text;
+    v_state    text;
+    v_msg      text;
+BEGIN
+    IF NOT (p_caller = session_user::text OR pg_has_role(session_user, p_caller, 'MEMBER')) THEN
+        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'': current_user "%" is not a role of this session (session_user "%")', p_caller, session_user
+            USING ERRCODE = '42501', HINT = 'Call it as the role itself, not from a SECURITY DEFINER function of another role.';
+    END IF;
+    SELECT n.nspname INTO v_dblink FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink';
+    IF v_dblink IS NULL THEN
+        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' needs the dblink extension, which is not installed in database "%"', current_database()
+            USING ERRCODE = '0A000',
+                  HINT = 'Run CREATE EXTENSION dblink (a superuser, or your provider''s extension tool), then create the loopback server pgflare_loopback (docs/SQL.md, "Out-of-band starts and signals"). Or use the default transaction_mode => ''caller'' and commit.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_foreign_server s WHERE s.srvname = 'pgflare_loopback')
+       OR NOT EXISTS (SELECT 1 FROM pg_user_mappings m WHERE m.srvname = 'pgflare_loopback' AND m.umuser IN (0, (SELECT oid FROM pg_roles WHERE rolname = current_user))) THEN
+        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' needs the foreign server pgflare_loopback and a user mapping for %, the owner of schema df', current_user
+            USING ERRCODE = '0A000',
+                  HINT = format('CREATE SERVER pgflare_loopback FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host ''…'', port ''…'', dbname %L); GRANT USAGE ON FOREIGN SERVER pgflare_loopback TO %I; CREATE USER MAPPING FOR %I SERVER pgflare_loopback OPTIONS (user %L, password ''…'') (docs/SQL.md, "Out-of-band starts and signals").',
+                                current_database(), current_user, current_user, current_user);
+    END IF;
+
+    -- Admission: one of max_new_transaction_starts slots, as pg_durable takes them.
+    v_max := coalesce(df._role_setting_int(0, 'pg_durable.max_new_transaction_starts', 1000), 2);
+    v_timeout := coalesce((SELECT v::numeric FROM nullif(btrim(current_setting('pg_durable.new_transaction_start_timeout', true)), '') v
+                            WHERE v ~ '^[0-9]+(\.[0-9]+)?$'), 5);
+    v_deadline := clock_timestamp() + make_interval(secs => v_timeout);
+    LOOP
+        FOR s IN 0 .. v_max - 1 LOOP
+            IF pg_try_advisory_lock(1346982470, s) THEN
+                v_slot := s;
+                EXIT;
+            END IF;
+        END LOOP;
+        EXIT WHEN v_slot >= 0;
+        IF clock_timestamp() >= v_deadline THEN
+            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch limit reached (max_new_transaction_starts=%). Timed out after %s waiting for a launch slot before opening the loopback session.',
+                v_max, v_timeout USING ERRCODE = '53400';
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+
+    BEGIN
+        EXECUTE format('SELECT %I.dblink_connect(%L, %L)', v_dblink, v_conn, 'pgflare_loopback');
+        EXECUTE format('SELECT %I.dblink_exec(%L, %L)', v_dblink, v_conn,
+                       format('SET application_name = %L; SET df.in_workflow = %L; SET lock_timeout = 30000; SET statement_timeout = 30000; SET pgflare.start_as = %L',
+                              'pg_durable:backend:new-transaction', 'false', p_caller));
+        EXECUTE format('SELECT id FROM %I.dblink(%L, %L) AS t(id text)', v_dblink, v_conn,
+                       format('SELECT df.start(%L, %L, %L)', p_fut, p_label, p_database))
+           INTO v_id;
+        EXECUTE format('SELECT %I.dblink_disconnect(%L)', v_dblink, v_conn);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+        BEGIN
+            EXECUTE format('SELECT %I.dblink_disconnect(%L)', v_dblink, v_conn);
+        EXCEPTION WHEN OTHERS THEN
+            NULL;  -- never connected
+        END;
+        PERFORM pg_advisory_unlock(1346982470, v_slot);
+        IF v_msg LIKE '%lock timeout%' THEN
+            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch hit lock_timeout after 30000ms (%)', v_msg USING ERRCODE = v_state;
+        ELSIF v_msg LIKE '%statement timeout%' THEN
+            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch hit statement_timeout after 30000ms (%)', v_msg USING ERRCODE = v_state;
+        END IF;
+        RAISE EXCEPTION 'df.start() on new transaction failed: %', v_msg USING ERRCODE = v_state;
+    END;
+    PERFORM pg_advisory_unlock(1346982470, v_slot);
+    RETURN v_id;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 -- comment Engine (worker only). A role's concurrent step limit: its df.set_role_limit row, else pg_durable.max_user_connections for that role; NULL = no limit.
 CREATE OR REPLACE FUNCTION df._step_limit(p_role regrole)
  RETURNS integer
@@ -4541,7 +4627,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
--- comment Validates a workflow graph and starts it as an instance owned by current_user, in the caller's transaction; returns the instance id. Steps run later, on the worker, as that owner.
+-- comment Validates a workflow graph and starts it as an instance owned by current_user, in the caller's transaction (transaction_mode => 'caller') or committed on a loopback session through dblink ('new'); returns the instance id. Steps run later, on the worker, as that owner.
 CREATE OR REPLACE FUNCTION df.start(fut text, label text DEFAULT NULL::text, database text DEFAULT NULL::text, transaction_mode text DEFAULT 'caller'::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4551,6 +4637,7 @@ DECLARE
     v_mode     text := lower(transaction_mode);
     v_envelope text;
     v_user     text := current_user;
+    v_as       text := nullif(current_setting('pgflare.start_as', true), '');
     v_role     regrole;
     v_login    boolean;
     v_super    boolean;
@@ -4575,11 +4662,11 @@ BEGIN
             RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' cannot be called inside a workflow - a df.sql() node already runs as a single autocommitted statement, so a plain df.start() there is already independent of any caller transaction'
                 USING ERRCODE = '0A000';
         END IF;
-        -- pg_durable opens a loopback session from inside the backend; without an extension we cannot.
-        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' is not supported by pgflare'
-            USING ERRCODE = '0A000',
-                  DETAIL = 'It needs a second database session, which pg_durable opens from inside the server; pgflare installs without an extension and cannot.',
-                  HINT = 'Use the default transaction_mode => ''caller'' and commit your transaction, or call df.start() from a separate connection in autocommit mode; either way the start survives a later rollback of other work.';
+        IF fut IS NULL THEN
+            RAISE EXCEPTION 'df.start(): fut must not be NULL' USING ERRCODE = '22004';
+        END IF;
+        -- A second session started by df._start_new commits the start on its own (0030).
+        RETURN df._start_new(fut, label, database, current_user::text);
     END IF;
     IF fut IS NULL THEN
         RAISE EXCEPTION 'df.start(): fut must not be NULL' USING ERRCODE = '22004';
@@ -4601,6 +4688,15 @@ BEGIN
         END IF;
     END IF;
 
+    -- transaction_mode => 'new' (0030): df._start_new's loopback session runs as the owner of schema df and
+    -- starts the instance for the caller it checked. Nobody else may start as another role.
+    IF v_as IS NOT NULL THEN
+        IF current_user::text IS DISTINCT FROM (SELECT n.nspowner::regrole::text FROM pg_catalog.pg_namespace n WHERE n.nspname = 'df') THEN
+            RAISE EXCEPTION 'pgflare.start_as is set, but only the owner of schema df may start an instance for another role'
+                USING ERRCODE = '42501', HINT = 'RESET pgflare.start_as; it is set by df.start(…, transaction_mode => ''new'') on its own session.';
+        END IF;
+        v_user := v_as;
+    END IF;
     SELECT r.rolcanlogin, r.rolsuper INTO v_login, v_super
       FROM pg_catalog.pg_roles r WHERE r.rolname = v_user;
     IF NOT coalesce(v_login, false) THEN
