@@ -428,8 +428,11 @@ END
 $$;
 
 
-CREATE FUNCTION df._start_new(p_fut text, p_label text, p_database text, p_caller text) RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+-- Runs p_sql (one text column, one row) on a dblink loopback session as the owner of schema df, with
+-- pgflare.start_as = p_caller there; p_slots takes a launch slot first. Called only from the SECURITY
+-- DEFINER functions below (so as the owner), after they checked p_caller.
+CREATE FUNCTION df._loopback_run(p_caller text, p_sql text, p_what text, p_slots boolean) RETURNS text
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -443,30 +446,27 @@ DECLARE
     v_state    text;
     v_msg      text;
 BEGIN
-    IF NOT (p_caller = session_user::text OR pg_has_role(session_user, p_caller, 'MEMBER')) THEN
-        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'': current_user "%" is not a role of this session (session_user "%")', p_caller, session_user
-            USING ERRCODE = '42501', HINT = 'Call it as the role itself, not from a SECURITY DEFINER function of another role.';
-    END IF;
     SELECT n.nspname INTO v_dblink FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink';
     IF v_dblink IS NULL THEN
-        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' needs the dblink extension, which is not installed in database "%"', current_database()
+        RAISE EXCEPTION '% with transaction_mode => ''new'' needs the dblink extension, which is not installed in database "%"', p_what, current_database()
             USING ERRCODE = '0A000',
                   HINT = 'Run CREATE EXTENSION dblink (a superuser, or your provider''s extension tool), then create the loopback server pgflare_loopback (docs/SQL.md, "Out-of-band starts and signals"). Or use the default transaction_mode => ''caller'' and commit.';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_foreign_server s WHERE s.srvname = 'pgflare_loopback')
        OR NOT EXISTS (SELECT 1 FROM pg_user_mappings m WHERE m.srvname = 'pgflare_loopback' AND m.umuser IN (0, (SELECT oid FROM pg_roles WHERE rolname = current_user))) THEN
-        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' needs the foreign server pgflare_loopback and a user mapping for %, the owner of schema df', current_user
+        RAISE EXCEPTION '% with transaction_mode => ''new'' needs the foreign server pgflare_loopback and a user mapping for %, the owner of schema df', p_what, current_user
             USING ERRCODE = '0A000',
                   HINT = format('CREATE SERVER pgflare_loopback FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host ''…'', port ''…'', dbname %L); GRANT USAGE ON FOREIGN SERVER pgflare_loopback TO %I; CREATE USER MAPPING FOR %I SERVER pgflare_loopback OPTIONS (user %L, password ''…'') (docs/SQL.md, "Out-of-band starts and signals").',
                                 current_database(), current_user, current_user, current_user);
     END IF;
 
-    -- Admission: one of max_new_transaction_starts slots, as pg_durable takes them.
+    -- Admission (starts only): one of max_new_transaction_starts slots, as pg_durable takes them.
     v_max := coalesce(df._role_setting_int(0, 'pg_durable.max_new_transaction_starts', 1000), 2);
     v_timeout := coalesce((SELECT v::numeric FROM nullif(btrim(current_setting('pg_durable.new_transaction_start_timeout', true)), '') v
                             WHERE v ~ '^[0-9]+(\.[0-9]+)?$'), 5);
     v_deadline := clock_timestamp() + make_interval(secs => v_timeout);
     LOOP
+        EXIT WHEN NOT p_slots;
         FOR s IN 0 .. v_max - 1 LOOP
             IF pg_try_advisory_lock(1346982470, s) THEN
                 v_slot := s;
@@ -486,9 +486,7 @@ BEGIN
         EXECUTE format('SELECT %I.dblink_exec(%L, %L)', v_dblink, v_conn,
                        format('SET application_name = %L; SET df.in_workflow = %L; SET lock_timeout = 30000; SET statement_timeout = 30000; SET pgflare.start_as = %L',
                               'pg_durable:backend:new-transaction', 'false', p_caller));
-        EXECUTE format('SELECT id FROM %I.dblink(%L, %L) AS t(id text)', v_dblink, v_conn,
-                       format('SELECT df.start(%L, %L, %L)', p_fut, p_label, p_database))
-           INTO v_id;
+        EXECUTE format('SELECT id FROM %I.dblink(%L, %L) AS t(id text)', v_dblink, v_conn, p_sql) INTO v_id;
         EXECUTE format('SELECT %I.dblink_disconnect(%L)', v_dblink, v_conn);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
@@ -497,20 +495,147 @@ BEGIN
         EXCEPTION WHEN OTHERS THEN
             NULL;  -- never connected
         END;
-        PERFORM pg_advisory_unlock(1346982470, v_slot);
+        IF v_slot >= 0 THEN
+            PERFORM pg_advisory_unlock(1346982470, v_slot);
+        END IF;
         IF v_msg LIKE '%lock timeout%' THEN
             RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch hit lock_timeout after 30000ms (%)', v_msg USING ERRCODE = v_state;
         ELSIF v_msg LIKE '%statement timeout%' THEN
             RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch hit statement_timeout after 30000ms (%)', v_msg USING ERRCODE = v_state;
         END IF;
-        RAISE EXCEPTION 'df.start() on new transaction failed: %', v_msg USING ERRCODE = v_state;
+        RAISE EXCEPTION '% on new transaction failed: %', p_what, v_msg USING ERRCODE = v_state;
     END;
-    PERFORM pg_advisory_unlock(1346982470, v_slot);
+    IF v_slot >= 0 THEN
+        PERFORM pg_advisory_unlock(1346982470, v_slot);
+    END IF;
     RETURN v_id;
 END
 $$;
+
+REVOKE ALL ON FUNCTION df._loopback_run(text, text, text, boolean) FROM PUBLIC;
+
+CREATE FUNCTION df._start_new(p_fut text, p_label text, p_database text, p_caller text) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (p_caller = session_user::text OR pg_has_role(session_user, p_caller, 'MEMBER')) THEN
+        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'': current_user "%" is not a role of this session (session_user "%")', p_caller, session_user
+            USING ERRCODE = '42501', HINT = 'Call it as the role itself, not from a SECURITY DEFINER function of another role.';
+    END IF;
+    RETURN df._loopback_run(p_caller, format('SELECT df.start(%L, %L, %L)', p_fut, p_label, p_database), 'df.start()', true);
+END
+$$;
 REVOKE ALL ON FUNCTION df._start_new(text, text, text, text) FROM PUBLIC;
--- Roles granted usage before this migration may call it (df.grant_usage grants it from now on: df.start calls it).
+-- ===== df.signal(…, transaction_mode) (issue 16 item 4) =====
+-- df.signal(id, name, data) stays transactional (delivered when the caller commits). The overload with a
+-- transaction_mode delivers at once with 'new': committed on a loopback session (df._signal_new), so a
+-- worker sees it while the caller's transaction or DO block goes on. Inside a workflow step, 'new' is the
+-- plain call (the step commits on its own).
+CREATE OR REPLACE FUNCTION df.signal(instance_id text, signal_name text, signal_data text DEFAULT '{}') RETURNS text
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_owner  regrole;
+    v_status text;
+    v_woken  integer;
+    v_as     text := nullif(current_setting('pgflare.start_as', true), '');
+BEGIN
+    IF signal.instance_id = '' THEN
+        RAISE EXCEPTION 'Instance ID cannot be empty' USING ERRCODE = '22023';
+    END IF;
+    IF signal.signal_name = '' THEN
+        RAISE EXCEPTION 'Signal name cannot be empty' USING ERRCODE = '22023';
+    END IF;
+
+    -- On df._signal_new's loopback session (0030) the owner of schema df signals for the caller it checked:
+    -- only that caller's instances are found, as RLS would find them for the caller.
+    IF v_as IS NOT NULL AND current_user::text IS DISTINCT FROM (SELECT n.nspowner::regrole::text FROM pg_catalog.pg_namespace n WHERE n.nspname = 'df') THEN
+        RAISE EXCEPTION 'pgflare.start_as is set, but only the owner of schema df may signal for another role' USING ERRCODE = '42501';
+    END IF;
+    SELECT i.submitted_by, i.status INTO v_owner, v_status
+    FROM df.instances AS i WHERE i.id = signal.instance_id
+      AND (v_as IS NULL OR i.submitted_by::oid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = v_as));
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'Instance not found or access denied: %', signal.instance_id
+            USING ERRCODE = 'P0002';
+    END IF;
+
+    -- Payload: JSON when the text is JSON, else the text as a JSON string ('approve' -> "approve").
+    INSERT INTO df.signals (instance_id, signal_name, payload, submitted_by)
+    VALUES (signal.instance_id, signal.signal_name,
+            coalesce(df._jsonb_or_null(signal.signal_data), to_jsonb(signal.signal_data)),
+            v_owner);
+
+    -- Only a wait that is already subscribed (a running SIGNAL node, in any scope of the instance)
+    -- receives the signal: make it claimable now and wake the workers. Earlier/later signals are the
+    -- engine's to drop (§3.10).
+    IF v_status IN ('pending', 'running') THEN
+        UPDATE df.nodes AS n SET run_at = now()
+        WHERE n.instance_id = signal.instance_id
+          AND n.node_type = 'SIGNAL'
+          AND n.status = 'running'
+          AND df._jsonb_or_null(n.query) ->> 'signal_name' = signal.signal_name;
+        GET DIAGNOSTICS v_woken = ROW_COUNT;
+        IF v_woken > 0 THEN
+            PERFORM pg_notify('pgflare_ready', signal.instance_id);
+        END IF;
+    END IF;
+
+    RETURN 'OK';
+END;
+$$;
+
+CREATE FUNCTION df.signal(instance_id text, signal_name text, signal_data text, transaction_mode text) RETURNS text
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_mode text := lower(transaction_mode);
+BEGIN
+    IF v_mode NOT IN ('caller', 'new') THEN
+        RAISE EXCEPTION 'invalid transaction_mode "%" for df.signal(): expected ''caller'' or ''new''', transaction_mode USING ERRCODE = '22023';
+    END IF;
+    IF v_mode = 'caller' OR df._in_workflow() THEN
+        RETURN df.signal(signal.instance_id, signal.signal_name, signal.signal_data);
+    END IF;
+    -- The caller's own checks first (RLS applies here), so their errors read as for a plain df.signal.
+    IF signal.instance_id = '' THEN
+        RAISE EXCEPTION 'Instance ID cannot be empty' USING ERRCODE = '22023';
+    END IF;
+    IF signal.signal_name = '' THEN
+        RAISE EXCEPTION 'Signal name cannot be empty' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM df.instances i WHERE i.id = signal.instance_id) THEN
+        RAISE EXCEPTION 'Instance not found or access denied: %', signal.instance_id USING ERRCODE = 'P0002';
+    END IF;
+    RETURN df._signal_new(signal.instance_id, signal.signal_name, signal.signal_data, current_user::text);
+END
+$$;
+GRANT EXECUTE ON FUNCTION df.signal(text, text, text, text) TO PUBLIC;
+
+CREATE FUNCTION df._signal_new(p_instance_id text, p_name text, p_data text, p_caller text) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (p_caller = session_user::text OR pg_has_role(session_user, p_caller, 'MEMBER')) THEN
+        RAISE EXCEPTION 'df.signal() with transaction_mode => ''new'': current_user "%" is not a role of this session (session_user "%")', p_caller, session_user
+            USING ERRCODE = '42501', HINT = 'Call it as the role itself, not from a SECURITY DEFINER function of another role.';
+    END IF;
+    RETURN df._loopback_run(p_caller, format('SELECT df.signal(%L, %L, %L)', p_instance_id, p_name, p_data), 'df.signal()', false);
+END
+$$;
+REVOKE ALL ON FUNCTION df._signal_new(text, text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION df.signal(text, text, text, text) IS 'Sends a named signal to an instance of the caller''s: ''caller'' as df.signal(id, name, data), delivered when the caller commits; ''new'' committed at once on a dblink loopback session, so a worker sees it while the caller''s transaction goes on.';
+COMMENT ON FUNCTION df._signal_new(text, text, text, text) IS
+    'SECURITY DEFINER (owner of schema df). df.signal(…, transaction_mode => ''new''): sends the signal for the calling role on a dblink loopback session (foreign server pgflare_loopback), which commits on its own.';
+COMMENT ON FUNCTION df._loopback_run(text, text, text, boolean) IS
+    'Engine (owner only). Runs one statement on a dblink loopback session (foreign server pgflare_loopback, the owner''s user mapping) with pgflare.start_as set to the caller, optionally after taking a launch slot; called by df._start_new and df._signal_new.';
+
+-- Roles granted usage before this migration may call them (df.grant_usage grants them from now on: df.start
+-- and df.signal call them).
 DO $$
 DECLARE
     r record;
@@ -522,6 +647,7 @@ BEGIN
              SELECT a.grantee::regrole FROM pg_namespace n, aclexplode(n.nspacl) a
               WHERE n.nspname = 'df' AND a.privilege_type = 'USAGE' AND a.grantee <> n.nspowner AND a.grantee <> 0 LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION df._start_new(text, text, text, text) TO %s', r.role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION df._signal_new(text, text, text, text) TO %s', r.role);
     END LOOP;
 END
 $$;

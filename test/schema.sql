@@ -2798,6 +2798,90 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (owner only). Runs one statement on a dblink loopback session (foreign server pgflare_loopback, the owner's user mapping) with pgflare.start_as set to the caller, optionally after taking a launch slot; called by df._start_new and df._signal_new.
+CREATE OR REPLACE FUNCTION df._loopback_run(p_caller text, p_sql text, p_what text, p_slots boolean)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_dblink   text;
+    v_max      integer;
+    v_timeout  numeric;
+    v_deadline timestamptz;
+    v_slot     integer := -1;
+    v_conn     text := 'pgflare_new_' || pg_backend_pid();
+    v_id       text;
+    v_state    text;
+    v_msg      text;
+BEGIN
+    SELECT n.nspname INTO v_dblink FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink';
+    IF v_dblink IS NULL THEN
+        RAISE EXCEPTION '% with transaction_mode => ''new'' needs the dblink extension, which is not installed in database "%"', p_what, current_database()
+            USING ERRCODE = '0A000',
+                  HINT = 'Run CREATE EXTENSION dblink (a superuser, or your provider''s extension tool), then create the loopback server pgflare_loopback (docs/SQL.md, "Out-of-band starts and signals"). Or use the default transaction_mode => ''caller'' and commit.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_foreign_server s WHERE s.srvname = 'pgflare_loopback')
+       OR NOT EXISTS (SELECT 1 FROM pg_user_mappings m WHERE m.srvname = 'pgflare_loopback' AND m.umuser IN (0, (SELECT oid FROM pg_roles WHERE rolname = current_user))) THEN
+        RAISE EXCEPTION '% with transaction_mode => ''new'' needs the foreign server pgflare_loopback and a user mapping for %, the owner of schema df', p_what, current_user
+            USING ERRCODE = '0A000',
+                  HINT = format('CREATE SERVER pgflare_loopback FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host ''…'', port ''…'', dbname %L); GRANT USAGE ON FOREIGN SERVER pgflare_loopback TO %I; CREATE USER MAPPING FOR %I SERVER pgflare_loopback OPTIONS (user %L, password ''…'') (docs/SQL.md, "Out-of-band starts and signals").',
+                                current_database(), current_user, current_user, current_user);
+    END IF;
+
+    -- Admission (starts only): one of max_new_transaction_starts slots, as pg_durable takes them.
+    v_max := coalesce(df._role_setting_int(0, 'pg_durable.max_new_transaction_starts', 1000), 2);
+    v_timeout := coalesce((SELECT v::numeric FROM nullif(btrim(current_setting('pg_durable.new_transaction_start_timeout', true)), '') v
+                            WHERE v ~ '^[0-9]+(\.[0-9]+)?$'), 5);
+    v_deadline := clock_timestamp() + make_interval(secs => v_timeout);
+    LOOP
+        EXIT WHEN NOT p_slots;
+        FOR s IN 0 .. v_max - 1 LOOP
+            IF pg_try_advisory_lock(1346982470, s) THEN
+                v_slot := s;
+                EXIT;
+            END IF;
+        END LOOP;
+        EXIT WHEN v_slot >= 0;
+        IF clock_timestamp() >= v_deadline THEN
+            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch limit reached (max_new_transaction_starts=%). Timed out after %s waiting for a launch slot before opening the loopback session.',
+                v_max, v_timeout USING ERRCODE = '53400';
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+
+    BEGIN
+        EXECUTE format('SELECT %I.dblink_connect(%L, %L)', v_dblink, v_conn, 'pgflare_loopback');
+        EXECUTE format('SELECT %I.dblink_exec(%L, %L)', v_dblink, v_conn,
+                       format('SET application_name = %L; SET df.in_workflow = %L; SET lock_timeout = 30000; SET statement_timeout = 30000; SET pgflare.start_as = %L',
+                              'pg_durable:backend:new-transaction', 'false', p_caller));
+        EXECUTE format('SELECT id FROM %I.dblink(%L, %L) AS t(id text)', v_dblink, v_conn, p_sql) INTO v_id;
+        EXECUTE format('SELECT %I.dblink_disconnect(%L)', v_dblink, v_conn);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+        BEGIN
+            EXECUTE format('SELECT %I.dblink_disconnect(%L)', v_dblink, v_conn);
+        EXCEPTION WHEN OTHERS THEN
+            NULL;  -- never connected
+        END;
+        IF v_slot >= 0 THEN
+            PERFORM pg_advisory_unlock(1346982470, v_slot);
+        END IF;
+        IF v_msg LIKE '%lock timeout%' THEN
+            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch hit lock_timeout after 30000ms (%)', v_msg USING ERRCODE = v_state;
+        ELSIF v_msg LIKE '%statement timeout%' THEN
+            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch hit statement_timeout after 30000ms (%)', v_msg USING ERRCODE = v_state;
+        END IF;
+        RAISE EXCEPTION '% on new transaction failed: %', p_what, v_msg USING ERRCODE = v_state;
+    END;
+    IF v_slot >= 0 THEN
+        PERFORM pg_advisory_unlock(1346982470, v_slot);
+    END IF;
+    RETURN v_id;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 -- comment SECURITY DEFINER (owner of schema df). Makes the step runner of a role that holds usage on df; lets a delegate's df.grant_usage leave the grantee able to run workflows. Executable by the owner and delegates only.
 CREATE OR REPLACE FUNCTION df._make_runner(p_role regrole)
  RETURNS text
@@ -3112,6 +3196,23 @@ AS $function$
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment SECURITY DEFINER (owner of schema df). df.signal(…, transaction_mode => 'new'): sends the signal for the calling role on a dblink loopback session (foreign server pgflare_loopback), which commits on its own.
+CREATE OR REPLACE FUNCTION df._signal_new(p_instance_id text, p_name text, p_data text, p_caller text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF NOT (p_caller = session_user::text OR pg_has_role(session_user, p_caller, 'MEMBER')) THEN
+        RAISE EXCEPTION 'df.signal() with transaction_mode => ''new'': current_user "%" is not a role of this session (session_user "%")', p_caller, session_user
+            USING ERRCODE = '42501', HINT = 'Call it as the role itself, not from a SECURITY DEFINER function of another role.';
+    END IF;
+    RETURN df._loopback_run(p_caller, format('SELECT df.signal(%L, %L, %L)', p_instance_id, p_name, p_data), 'df.signal()', false);
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 -- comment SECURITY DEFINER (owner of schema df). df.start(…, transaction_mode => 'new'): takes a launch slot (pg_durable.max_new_transaction_starts, new_transaction_start_timeout), starts the instance for the calling role on a dblink loopback session (foreign server pgflare_loopback, the owner's user mapping), which commits on its own.
 CREATE OR REPLACE FUNCTION df._start_new(p_fut text, p_label text, p_database text, p_caller text)
  RETURNS text
@@ -3119,81 +3220,12 @@ CREATE OR REPLACE FUNCTION df._start_new(p_fut text, p_label text, p_database te
  SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-DECLARE
-    v_dblink   text;
-    v_max      integer;
-    v_timeout  numeric;
-    v_deadline timestamptz;
-    v_slot     integer := -1;
-    v_conn     text := 'pgflare_new_' || pg_backend_pid();
-    v_id       text;
-    v_state    text;
-    v_msg      text;
 BEGIN
     IF NOT (p_caller = session_user::text OR pg_has_role(session_user, p_caller, 'MEMBER')) THEN
         RAISE EXCEPTION 'df.start() with transaction_mode => ''new'': current_user "%" is not a role of this session (session_user "%")', p_caller, session_user
             USING ERRCODE = '42501', HINT = 'Call it as the role itself, not from a SECURITY DEFINER function of another role.';
     END IF;
-    SELECT n.nspname INTO v_dblink FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink';
-    IF v_dblink IS NULL THEN
-        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' needs the dblink extension, which is not installed in database "%"', current_database()
-            USING ERRCODE = '0A000',
-                  HINT = 'Run CREATE EXTENSION dblink (a superuser, or your provider''s extension tool), then create the loopback server pgflare_loopback (docs/SQL.md, "Out-of-band starts and signals"). Or use the default transaction_mode => ''caller'' and commit.';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_foreign_server s WHERE s.srvname = 'pgflare_loopback')
-       OR NOT EXISTS (SELECT 1 FROM pg_user_mappings m WHERE m.srvname = 'pgflare_loopback' AND m.umuser IN (0, (SELECT oid FROM pg_roles WHERE rolname = current_user))) THEN
-        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' needs the foreign server pgflare_loopback and a user mapping for %, the owner of schema df', current_user
-            USING ERRCODE = '0A000',
-                  HINT = format('CREATE SERVER pgflare_loopback FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host ''…'', port ''…'', dbname %L); GRANT USAGE ON FOREIGN SERVER pgflare_loopback TO %I; CREATE USER MAPPING FOR %I SERVER pgflare_loopback OPTIONS (user %L, password ''…'') (docs/SQL.md, "Out-of-band starts and signals").',
-                                current_database(), current_user, current_user, current_user);
-    END IF;
-
-    -- Admission: one of max_new_transaction_starts slots, as pg_durable takes them.
-    v_max := coalesce(df._role_setting_int(0, 'pg_durable.max_new_transaction_starts', 1000), 2);
-    v_timeout := coalesce((SELECT v::numeric FROM nullif(btrim(current_setting('pg_durable.new_transaction_start_timeout', true)), '') v
-                            WHERE v ~ '^[0-9]+(\.[0-9]+)?$'), 5);
-    v_deadline := clock_timestamp() + make_interval(secs => v_timeout);
-    LOOP
-        FOR s IN 0 .. v_max - 1 LOOP
-            IF pg_try_advisory_lock(1346982470, s) THEN
-                v_slot := s;
-                EXIT;
-            END IF;
-        END LOOP;
-        EXIT WHEN v_slot >= 0;
-        IF clock_timestamp() >= v_deadline THEN
-            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch limit reached (max_new_transaction_starts=%). Timed out after %s waiting for a launch slot before opening the loopback session.',
-                v_max, v_timeout USING ERRCODE = '53400';
-        END IF;
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-
-    BEGIN
-        EXECUTE format('SELECT %I.dblink_connect(%L, %L)', v_dblink, v_conn, 'pgflare_loopback');
-        EXECUTE format('SELECT %I.dblink_exec(%L, %L)', v_dblink, v_conn,
-                       format('SET application_name = %L; SET df.in_workflow = %L; SET lock_timeout = 30000; SET statement_timeout = 30000; SET pgflare.start_as = %L',
-                              'pg_durable:backend:new-transaction', 'false', p_caller));
-        EXECUTE format('SELECT id FROM %I.dblink(%L, %L) AS t(id text)', v_dblink, v_conn,
-                       format('SELECT df.start(%L, %L, %L)', p_fut, p_label, p_database))
-           INTO v_id;
-        EXECUTE format('SELECT %I.dblink_disconnect(%L)', v_dblink, v_conn);
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
-        BEGIN
-            EXECUTE format('SELECT %I.dblink_disconnect(%L)', v_dblink, v_conn);
-        EXCEPTION WHEN OTHERS THEN
-            NULL;  -- never connected
-        END;
-        PERFORM pg_advisory_unlock(1346982470, v_slot);
-        IF v_msg LIKE '%lock timeout%' THEN
-            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch hit lock_timeout after 30000ms (%)', v_msg USING ERRCODE = v_state;
-        ELSIF v_msg LIKE '%statement timeout%' THEN
-            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch hit statement_timeout after 30000ms (%)', v_msg USING ERRCODE = v_state;
-        END IF;
-        RAISE EXCEPTION 'df.start() on new transaction failed: %', v_msg USING ERRCODE = v_state;
-    END;
-    PERFORM pg_advisory_unlock(1346982470, v_slot);
-    RETURN v_id;
+    RETURN df._loopback_run(p_caller, format('SELECT df.start(%L, %L, %L)', p_fut, p_label, p_database), 'df.start()', true);
 END
 $function$
 
@@ -4557,6 +4589,7 @@ DECLARE
     v_owner  regrole;
     v_status text;
     v_woken  integer;
+    v_as     text := nullif(current_setting('pgflare.start_as', true), '');
 BEGIN
     IF signal.instance_id = '' THEN
         RAISE EXCEPTION 'Instance ID cannot be empty' USING ERRCODE = '22023';
@@ -4565,8 +4598,14 @@ BEGIN
         RAISE EXCEPTION 'Signal name cannot be empty' USING ERRCODE = '22023';
     END IF;
 
+    -- On df._signal_new's loopback session (0030) the owner of schema df signals for the caller it checked:
+    -- only that caller's instances are found, as RLS would find them for the caller.
+    IF v_as IS NOT NULL AND current_user::text IS DISTINCT FROM (SELECT n.nspowner::regrole::text FROM pg_catalog.pg_namespace n WHERE n.nspname = 'df') THEN
+        RAISE EXCEPTION 'pgflare.start_as is set, but only the owner of schema df may signal for another role' USING ERRCODE = '42501';
+    END IF;
     SELECT i.submitted_by, i.status INTO v_owner, v_status
-    FROM df.instances AS i WHERE i.id = signal.instance_id;
+    FROM df.instances AS i WHERE i.id = signal.instance_id
+      AND (v_as IS NULL OR i.submitted_by::oid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = v_as));
     IF NOT FOUND THEN
         RAISE EXCEPTION 'Instance not found or access denied: %', signal.instance_id
             USING ERRCODE = 'P0002';
@@ -4595,6 +4634,37 @@ BEGIN
 
     RETURN 'OK';
 END;
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Sends a named signal to an instance of the caller's: 'caller' as df.signal(id, name, data), delivered when the caller commits; 'new' committed at once on a dblink loopback session, so a worker sees it while the caller's transaction goes on.
+CREATE OR REPLACE FUNCTION df.signal(instance_id text, signal_name text, signal_data text, transaction_mode text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_mode text := lower(transaction_mode);
+BEGIN
+    IF v_mode NOT IN ('caller', 'new') THEN
+        RAISE EXCEPTION 'invalid transaction_mode "%" for df.signal(): expected ''caller'' or ''new''', transaction_mode USING ERRCODE = '22023';
+    END IF;
+    IF v_mode = 'caller' OR df._in_workflow() THEN
+        RETURN df.signal(signal.instance_id, signal.signal_name, signal.signal_data);
+    END IF;
+    -- The caller's own checks first (RLS applies here), so their errors read as for a plain df.signal.
+    IF signal.instance_id = '' THEN
+        RAISE EXCEPTION 'Instance ID cannot be empty' USING ERRCODE = '22023';
+    END IF;
+    IF signal.signal_name = '' THEN
+        RAISE EXCEPTION 'Signal name cannot be empty' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM df.instances i WHERE i.id = signal.instance_id) THEN
+        RAISE EXCEPTION 'Instance not found or access denied: %', signal.instance_id USING ERRCODE = 'P0002';
+    END IF;
+    RETURN df._signal_new(signal.instance_id, signal.signal_name, signal.signal_data, current_user::text);
+END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}

@@ -137,4 +137,37 @@ describe("transaction_mode => 'new' with the loopback configured", () => {
       await holder.end();
     }
   });
+
+  it("df.signal(…, 'new') is delivered at once: a worker sees it while the caller's transaction is open", async () => {
+    const id = await a.start(`df.wait_for_signal('go') ~> 'INSERT INTO shared.effects VALUES (7)'`);
+    const engine = engineFor(t);
+    await engine.drain();
+    expect((await outcome(t, id)).status).toBe('running');
+    const c = await a.pool.connect();
+    try {
+      await c.query('BEGIN');
+      // Work of the caller's that will be rolled back.
+      await c.query(`INSERT INTO shared.effects VALUES (0)`);
+      // 'new': committed on the loopback, so the worker receives it now; the same transaction sees the result.
+      expect((await c.query(`SELECT df.signal($1, 'go', '"now"', 'new') AS r`, [id])).rows[0].r).toBe('OK');
+      await engine.drain();
+      expect((await c.query(`SELECT df.status($1) AS s`, [id])).rows[0].s).toBe('completed');
+    } finally {
+      await c.query('ROLLBACK');
+      c.release();
+    }
+    expect((await outcome(t, id)).status).toBe('completed');
+    expect(await count(`shared.effects WHERE n = 7`)).toBe(1);
+    expect(await count(`shared.effects WHERE n = 0`)).toBe(0);
+    expect(await t.query(`SELECT payload FROM df.signals WHERE instance_id = $1`, [id])).toEqual([{ payload: 'now' }]);
+  });
+
+  it("df.signal(…, 'new') checks as the caller: another role's instance is not found, bad mode is 22023", async () => {
+    const bid = await b.start(`df.wait_for_signal('go')`);
+    expect(await sqlError(a, `SELECT df.signal('${bid}', 'go', '{}', 'new')`)).toMatchObject({ code: 'P0002', message: `Instance not found or access denied: ${bid}` });
+    // Even straight at the SECURITY DEFINER helper, a's session cannot act as b.
+    expect((await sqlError(a, `SELECT df._signal_new('${bid}', 'go', '{}', '${b.name}')`)).code).toBe('42501');
+    expect(await sqlError(a, `SELECT df.signal('${bid}', 'go', '{}', 'later')`)).toMatchObject({ code: '22023' });
+    expect(await count(`df.signals WHERE instance_id = '${bid}'`)).toBe(0);
+  });
 });
