@@ -640,14 +640,13 @@ DO $$
 DECLARE
     r record;
 BEGIN
-    FOR r IN SELECT p.grantee::regrole AS role
-               FROM pg_proc f, aclexplode(f.proacl) p
-              WHERE f.oid = 'df.start(text, text, text, text)'::regprocedure AND p.grantee <> 0 AND p.privilege_type = 'EXECUTE'
-             UNION
-             SELECT a.grantee::regrole FROM pg_namespace n, aclexplode(n.nspacl) a
-              WHERE n.nspname = 'df' AND a.privilege_type = 'USAGE' AND a.grantee <> n.nspowner AND a.grantee <> 0 LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION df._start_new(text, text, text, text) TO %s', r.role);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION df._signal_new(text, text, text, text) TO %s', r.role);
+    -- Delegates (usage with grant option) get them with grant option, so their grants keep working.
+    FOR r IN SELECT a.grantee::regrole AS role, bool_or(a.is_grantable) AS delegate
+               FROM pg_namespace n, aclexplode(n.nspacl) a
+              WHERE n.nspname = 'df' AND a.privilege_type = 'USAGE' AND a.grantee <> n.nspowner AND a.grantee <> 0
+              GROUP BY a.grantee LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION df._start_new(text, text, text, text), df._signal_new(text, text, text, text) TO %s%s',
+                       r.role, CASE WHEN r.delegate THEN ' WITH GRANT OPTION' ELSE '' END);
     END LOOP;
 END
 $$;
