@@ -19,6 +19,7 @@ import { openApiDocument } from './openapi.ts';
 import { CancelBody, InstanceId, ListQuery, SignalName, StartBody } from './schemas.ts';
 import { workflowRoutes } from './workflows.ts';
 import { scheduleRoutes } from './schedules.ts';
+import { resumeRoutes } from './resume.ts';
 
 export interface AppDeps {
   db: Db;
@@ -246,6 +247,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   const kit: RouteKit = { asRole, parse, jsonBody, ready };
   workflowRoutes(app, kit);
   scheduleRoutes(app, kit);
+  resumeRoutes(app, kit);
   mountHooks(app, { ...kit, db, log, now: deps.now ?? Date.now });
 
   app.post('/v1/instances/:instance_id/signals/:name', async (c) => {

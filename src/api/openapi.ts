@@ -5,6 +5,7 @@
 import { hookOpenApi } from './hooks-openapi.ts';
 import { authErrors, error, internal, json, schema } from './openapi-kit.ts';
 import * as s from './schemas.ts';
+import { resumeOpenApi } from './resume-openapi.ts';
 import { scheduleOpenApi } from './schedules-openapi.ts';
 
 const idParam = { name: 'instance_id', in: 'path', required: true, description: 'Instance id (8 hex characters)', schema: { type: 'string', pattern: '^[0-9a-f]{8}$' } };
@@ -23,6 +24,7 @@ function build(): Record<string, unknown> {
   const listQuery = s.ListQuery.shape;
   const schedules = scheduleOpenApi();
   const hooks = hookOpenApi();
+  const resume = resumeOpenApi(idParam);
   return {
     openapi: '3.1.0',
     info: {
@@ -215,6 +217,7 @@ function build(): Record<string, unknown> {
           },
         },
       },
+      ...resume.paths,
       ...hooks.paths,
     },
   };

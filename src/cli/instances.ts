@@ -1,4 +1,4 @@
-/** `pgflare list | status | show | events | cancel | signal`: one SQL call each, printed. */
+/** `pgflare list | status | show | events | cancel | resume | restart | signal`: one SQL call each, printed. */
 import { requireStatus, withClient } from './db.ts';
 import { clip, iso, table } from './format.ts';
 import { EXIT } from './program.ts';
@@ -121,6 +121,16 @@ export async function events(url: string, id: string, opts: { json?: boolean }):
 export async function cancel(url: string, id: string, reason: string): Promise<number> {
   const message = await withClient(url, async (c) => (await c.query<{ m: string }>('SELECT df.cancel($1, $2) AS m', [id, reason])).rows[0]!.m);
   out(message);
+  return EXIT.ok;
+}
+
+export async function resume(url: string, id: string): Promise<number> {
+  out(await withClient(url, async (c) => (await c.query<{ m: string }>('SELECT df.resume($1) AS m', [id])).rows[0]!.m));
+  return EXIT.ok;
+}
+
+export async function restart(url: string, id: string): Promise<number> {
+  out(await withClient(url, async (c) => (await c.query<{ id: string }>('SELECT df.restart($1) AS id', [id])).rows[0]!.id));
   return EXIT.ok;
 }
 

@@ -123,6 +123,14 @@ SELECT df.start(<dsl>); anything else is a single SQL step. (The local stack tha
     .option('-r, --reason <text>', 'recorded as the reason', 'Cancelled by user')
     .action((id, opts) => run(instances().then((m) => m.cancel(url(opts), id, opts.reason))));
 
+  db('resume', 'run a failed instance again from the steps that failed; completed steps are not run again (df.resume)')
+    .argument('<id>', 'instance id', instanceId)
+    .action((id, opts) => run(instances().then((m) => m.resume(url(opts), id))));
+
+  db('restart', 'start a new instance with the same graph, variables and label; prints its id (df.restart)')
+    .argument('<id>', 'instance id', instanceId)
+    .action((id, opts) => run(instances().then((m) => m.restart(url(opts), id))));
+
   db('signal', 'send a signal to an instance (wakes a df.wait_for_signal node of that name)')
     .argument('<id>', 'instance id', instanceId)
     .argument('<name>', 'signal name')

@@ -18,6 +18,7 @@ import { timerOutcome } from './executors/timer.ts';
 import { capStepResult } from './limits.ts';
 import { isSimpleStatement } from './batch.ts';
 import { activateAndContinue, oneStepText } from './activate.ts';
+import { isResume, resumeInstance } from './resume.ts';
 import { afterCommit, checkpoint, commitTx, withdrawn } from './checkpoint.ts';
 import { roleOf, type EngineContext } from './context.ts';
 import { DEFAULT_LEASE_MS, httpTimeoutSeconds, leaseHttp, takeLease } from './lease.ts';
@@ -60,6 +61,11 @@ export async function runClaimed(
       return runClaimed(ctx, client, tx, next, now);
     }
     return commit(ctx, client, tx, row, 'start', ch);
+  }
+  // df.resume made a failed instance's root claimable again (resume.ts).
+  if (isResume(row)) {
+    const ch = await resumeInstance(ctx, client, tx, row, now);
+    return ch ? commit(ctx, client, tx, row, 'resume', ch) : abandon(client, row);
   }
   // Only a leaf the engine activated itself runs: status running, in a live scope. Anything else
   // (a run_at set by hand, a stale row) is withdrawn.

@@ -75,7 +75,7 @@ const CLAIM = `
     LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.owner::oid
    WHERE NOT s.paused AND s.next_fire_at IS NOT NULL AND s.next_fire_at <= $1
      AND NOT (s.id = ANY ($2::bigint[]))
-   ORDER BY s.next_fire_at
+   ORDER BY s.next_fire_at, s.id
    LIMIT 1
      FOR UPDATE OF s SKIP LOCKED`;
 

@@ -102,7 +102,7 @@ function step(s: Sim, now: Date, event: (cp: Checkpoint) => void, only?: { nodes
   if (ch.instance) {
     if (!['completed', 'failed', 'cancelled'].includes(s.instance.status)) {
       if (ch.instance.status) s.instance.status = ch.instance.status;
-      if (ch.instance.output !== undefined) s.instance.output = ch.instance.output;
+      if (ch.instance.output !== undefined) s.instance.output = ch.instance.output ?? undefined;
     }
     if (ch.instance.generation) s.generation = ch.instance.generation;
   }

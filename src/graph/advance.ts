@@ -20,6 +20,7 @@ import { branchesOf, type Graph, type GraphNode } from './graph.ts';
 import { childScopeId, scopeOfStamp, stampOf } from './scope-ids.ts';
 import { MissingData, type Changes, type InstanceChange, type NodeChange, type NodeState, type Outcome, type ScopeState } from './changes.ts';
 import { breakValueText, storedResult } from './result-text.ts';
+import { replayOf, type Replay } from './replay.ts';
 
 export * from './graph.ts';
 export * from './scope-ids.ts';
@@ -63,6 +64,8 @@ export class Checkpoint {
   private readonly nodeStates = new Map<string, NodeState>();
   private readonly scopeStates = new Map<string, ScopeState>();
   private instanceGeneration: number;
+  /** While resume() activates: completed leaves' result texts to replay, and scopes' generations to reopen. */
+  private replay: Replay | null = null;
 
   constructor(input: CheckpointInput) {
     this.g = input.graph;
@@ -89,6 +92,24 @@ export class Checkpoint {
     this.putScope(scope);
     this.setInstance({ status: 'running' });
     this.activate(this.g.root, scope);
+  }
+
+  /**
+   * df.resume (migrations/*_resume.sql): the root activated again in the instance's generation. A leaf that
+   * completed in the activation it gets again (the same stamp) finishes at once with its recorded result
+   * (`done`: id → result text) instead of running; every other leaf is activated afresh (attempts 0).
+   * Scopes reopen in the generation their rows were stamped with (a loop resumes in its iteration). The
+   * old scopes are replaced; leaves still queued from the failed run and not activated again are withdrawn.
+   */
+  resume(done: ReadonlyMap<string, string>): void {
+    const before = [...this.nodeStates.values()];
+    this.replay = replayOf(before, done);
+    for (const id of this.scopeStates.keys()) if (id !== this.g.instanceId) this.deleteScope(id);
+    // Cleared first: a resume that fails again at once (a replayed df.break() outside a loop) sets it anew.
+    this.setInstance({ output: null });
+    this.start();
+    this.replay = null;
+    for (const n of before) if (n.status === 'running' && !this.changes.nodes.has(n.id)) this.setNode(n.id, { run_at: null, locked_until: null });
   }
 
   /** A leaf finished in the scope named by its stamp. */
@@ -124,6 +145,8 @@ export class Checkpoint {
   private activateIn(id: string, scope: ScopeState): void {
     const n = this.gnode(id);
     const stamp = stampOf(scope);
+    const replayed = this.replay?.take(id, stamp);
+    if (replayed !== undefined) return this.finish(id, scope, { kind: 'ok', text: replayed });
     const running: NodeChange = { status: 'running', result: null, stamp, run_at: null, state: null, attempts: 0, locked_until: null };
     const nowIso = this.now.toISOString();
     switch (n.type) {
@@ -405,7 +428,7 @@ export class Checkpoint {
       id: childScopeId(parent, rootId),
       parent: parent.id,
       root: rootId,
-      generation: 1,
+      generation: this.replay?.generation(childScopeId(parent, rootId)) ?? 1,
       named: { ...parent.named },
       status: 'running',
       result: null,

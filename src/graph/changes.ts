@@ -43,7 +43,8 @@ export interface NodeChange {
 
 export interface InstanceChange {
   status?: 'running' | 'completed' | 'failed';
-  output?: string;
+  /** null: cleared (a resumed instance). */
+  output?: string | null;
   generation?: number;
 }
 

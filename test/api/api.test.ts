@@ -9,7 +9,7 @@ import { createApp } from '../../src/api/app.ts';
 import { silentLogger } from '../../src/log.ts';
 import { createPgDb } from '../../src/runtime/node/pg-db.ts';
 import type { Db } from '../../src/engine/db.ts';
-import { asRole as asRoleOf, useTestDb } from '../helpers/db.ts';
+import { asRole as asRoleOf, createRole, grantToOwner, useTestDb } from '../helpers/db.ts';
 import { engineFor } from '../helpers/engine.ts';
 import { client } from './helpers.ts';
 
@@ -25,9 +25,9 @@ const asRole = <R = any>(role: string, sql: string, params: unknown[] = []) => a
 
 async function makeRole(base: string, memberOfOwner: boolean): Promise<string> {
   const role = t.role(base);
-  await t.superuser.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'`);
+  await createRole(t, role, `LOGIN PASSWORD 'pw'`);
   await t.query('SELECT df.grant_usage($1)', [role]);
-  if (memberOfOwner) await t.superuser.query(`GRANT ${role} TO ${OWNER}`);
+  if (memberOfOwner) await grantToOwner(t, role);
   return role;
 }
 
@@ -98,6 +98,8 @@ describe('unauthenticated routes', () => {
         'GET /v1/instances/{instance_id}/explain',
         'GET /v1/instances/{instance_id}/events',
         'POST /v1/instances/{instance_id}/cancel',
+        'POST /v1/instances/{instance_id}/resume',
+        'POST /v1/instances/{instance_id}/restart',
         'POST /v1/instances/{instance_id}/signals/{name}',
         'POST /v1/workflows',
         'GET /v1/workflows',

@@ -19,7 +19,7 @@ const ANSI = /\x1b\[/;
 const DUR = String.raw`(?:\d+ ms|[\d.]+ s|\d+ min \d+ s)`;
 
 describe('usage', () => {
-  const COMMANDS = ['migrate', 'worker', 'up', 'dump-schema', 'list', 'status', 'show', 'events', 'start', 'cancel', 'signal', 'tail', 'help'];
+  const COMMANDS = ['migrate', 'worker', 'up', 'dump-schema', 'list', 'status', 'show', 'events', 'start', 'cancel', 'resume', 'restart', 'signal', 'tail', 'help'];
 
   it('--version prints the package version', async () => {
     const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { useTestDb } from '../helpers/db.ts';
+import { createRole, useTestDb } from '../helpers/db.ts';
 import { engineFor, later, outcome, start } from '../helpers/engine.ts';
 import { heartbeat, pruneHistory, requireSchema } from '../../src/engine/maintenance.ts';
 import { sweepDue } from '../../src/engine/sweep.ts';
@@ -106,7 +106,7 @@ describe('what the engine refuses to run', () => {
 
   it("another role's instance without a step runner is failed at first claim, before any step runs", async () => {
     const other = t.role('other');
-    await t.superuser.query(`CREATE ROLE ${other} LOGIN PASSWORD 'pw'`);
+    await createRole(t, other, `LOGIN PASSWORD 'pw'`);
     await t.query(`SELECT df.grant_usage('${other}')`);
     // As if usage had been granted by someone who could not make the runner (test/security/runners.test.ts).
     await t.query(`DROP FUNCTION ${(await t.query(`SELECT runner FROM df._runners WHERE role = $1::regrole`, [other]))[0].runner}(text)`);

@@ -137,8 +137,33 @@ export async function asRole<R = any>(
 /** A LOGIN role unique to this file, set up with df.grant_usage, that the owner may SET ROLE to (as the REST API does). */
 export async function grantedRole(t: TestDb, base: string): Promise<string> {
   const role = t.role(base);
-  await t.superuser.query(`CREATE ROLE ${role} LOGIN`);
+  await createRole(t, role, 'LOGIN');
   await t.query('SELECT df.grant_usage($1)', [role]);
-  await t.superuser.query(`GRANT ${role} TO ${inject('pg').owner}`);
+  await grantToOwner(t, role);
   return role;
+}
+
+/**
+ * Creates a role as a cluster administrator would (the superuser), leaving the owner what df.grant_usage
+ * needs to make the role's step runner. On PostgreSQL 14 and 15 the owner's CREATEROLE covers every
+ * role; from 16 on it covers only roles the owner created itself, for which it holds ADMIN OPTION without
+ * SET or INHERIT. That grant is made here, as an operator must (docs/SECURITY.md, "What the operator must
+ * configure"), so the tests see the same owner on every version.
+ */
+export async function createRole(t: TestDb, name: string, options = ''): Promise<void> {
+  const cfg = inject('pg');
+  await t.superuser.query(`CREATE ROLE ${name} ${options}`);
+  if (cfg.serverVersionNum >= 160000) {
+    await t.superuser.query(`GRANT ${name} TO ${cfg.owner} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE`);
+  }
+}
+
+/**
+ * Makes the owner a member of `role` that may SET ROLE to it (as the REST API needs). From PostgreSQL 16
+ * on a GRANT that finds createRole's ADMIN OPTION grant only changes the options it names, so it names
+ * them; before 16 there are none to name.
+ */
+export async function grantToOwner(t: TestDb, role: string): Promise<void> {
+  const cfg = inject('pg');
+  await t.superuser.query(`GRANT ${role} TO ${cfg.owner}${cfg.serverVersionNum >= 160000 ? ' WITH INHERIT TRUE, SET TRUE' : ''}`);
 }

@@ -34,11 +34,11 @@ it('migrates, runs workflows started through its API port and its fetch handler,
   const body = JSON.stringify({ workflow: `'SELECT 20 AS n' |=> 'n' ~> 'SELECT $n + 22 AS answer'` });
 
   // Through the port, then through the fetch handler (as if mounted in the caller's own server).
-  const viaPort = (await (await fetch(`${app.apiUrl}/v1/instances`, { method: 'POST', headers, body })).json()) as { id: string };
+  const viaPort = (await (await fetch(`${app.apiUrl}/v1/instances`, { method: 'POST', headers, body })).json()) as { instance_id: string };
   const viaFetch = await app.fetch(new Request('http://mine/v1/instances', { method: 'POST', headers, body }));
   expect(viaFetch.status).toBe(201);
-  const { id } = (await viaFetch.json()) as { id: string };
-  for (const i of [viaPort.id, id]) {
+  const { instance_id: id } = (await viaFetch.json()) as { instance_id: string };
+  for (const i of [viaPort.instance_id, id]) {
     // The worker in this process runs them; df.await_instance waits on the server.
     expect((await client.query('SELECT df.await_instance($1, 30) AS s', [i])).rows[0].s).toBe('completed');
   }

@@ -5,7 +5,7 @@
  * written only as the worker's role proves none of them reached it.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useTestDb } from '../helpers/db.ts';
+import { grantToOwner, useTestDb } from '../helpers/db.ts';
 import { engineFor } from '../helpers/engine.ts';
 import { useRoles, type RoleHandle } from './roles-helpers.ts';
 
@@ -24,7 +24,7 @@ beforeAll(async () => {
   await t.query(`CREATE TABLE worker_only (who text)`);
   // Like the REST API's set-up: the worker's role is a member of the step's owner, which a SET ROLE
   // escape would need to get back.
-  await t.superuser.query(`GRANT ${mallory.id} TO pgflare_owner`);
+  await grantToOwner(t, mallory.id);
 });
 
 describe('role changes inside a step are refused', () => {
@@ -57,16 +57,28 @@ describe('role changes inside a step are refused', () => {
   });
 
   it("a function of the owner's with a SET role clause is refused too", async () => {
-    await t.query(`CREATE SCHEMA m AUTHORIZATION ${mallory.id}`);
-    await mallory.query(`CREATE FUNCTION m.become() RETURNS text LANGUAGE sql SET role = 'pgflare_owner' AS $$ SELECT current_user::text $$`).catch(() => undefined);
-    const exists = await t.query(`SELECT 1 FROM pg_proc WHERE proname = 'become'`);
+    // Owned by the worker's role, so the clause is valid (a role may set role to itself), and callable by
+    // anyone. In the worker's session (session user: the worker's role) the clause would take a step
+    // back to the worker's role; inside the runner PostgreSQL refuses any role change.
+    await t.query(`CREATE SCHEMA m; GRANT USAGE ON SCHEMA m TO ${mallory.id};
+                   CREATE FUNCTION m.become() RETURNS text LANGUAGE sql SET role = 'pgflare_owner'
+                     AS $$ INSERT INTO public.worker_only VALUES (current_user) RETURNING who $$`);
+    // The escape is real outside the runner: mallory's role in the worker's session gets back to the worker.
+    const c = await t.owner.connect();
+    try {
+      await c.query(`BEGIN; SET LOCAL ROLE ${mallory.id}`);
+      expect((await c.query(`SELECT m.become() AS u`)).rows).toEqual([{ u: 'pgflare_owner' }]);
+    } finally {
+      await c.query('ROLLBACK');
+      c.release();
+    }
     const id = await mallory.start(`'SELECT m.become() AS u'`);
     await engineFor(t).drain();
-    const o = await output(id);
-    expect(o.status).toBe('failed');
-    // Either CREATE FUNCTION already refused the clause, or calling it inside the runner is refused.
-    if (exists.length) expect(o.output).toMatch(/cannot set parameter "role" within security-definer function/);
-    else expect(o.output).toMatch(/does not exist/);
+    expect(await output(id)).toEqual({
+      status: 'failed',
+      output: 'SQL execution failed: error returned from database: cannot set parameter "role" within security-definer function',
+    });
+    expect(await loot()).toBe(0);
   });
 });
 
@@ -94,7 +106,7 @@ describe('SECURITY DEFINER functions a step calls', () => {
 describe("the owner altering its own runner", () => {
   it('ALTER FUNCTION … SECURITY INVOKER: the re-check refuses, nothing runs as the worker', async () => {
     const eve = await role('eve');
-    await t.superuser.query(`GRANT ${eve.id} TO pgflare_owner`);
+    await grantToOwner(t, eve.id);
     const fn = await runner(eve);
     await eve.query(`ALTER FUNCTION ${fn}(text) SECURITY INVOKER`);
     // Called by the worker directly: the re-check on entry refuses.
@@ -112,7 +124,7 @@ describe("the owner altering its own runner", () => {
 
   it('SECURITY INVOKER plus SET role = <owner>: the role setting gives it away', async () => {
     const eve = await role('eve2');
-    await t.superuser.query(`GRANT ${eve.id} TO pgflare_owner`);
+    await grantToOwner(t, eve.id);
     const fn = await runner(eve);
     await eve.query(`ALTER FUNCTION ${fn}(text) SECURITY INVOKER SET role = ${eve.id}`);
     const id = await eve.start(`'RESET ROLE' ~> 'INSERT INTO public.worker_only VALUES (current_user)'`);

@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
-import { useTestDb } from '../helpers/db.ts';
+import { grantToOwner, useTestDb } from '../helpers/db.ts';
 import { engineFor } from '../helpers/engine.ts';
 import { client } from '../api/helpers.ts';
 import { useRoles, type RoleHandle } from './roles-helpers.ts';
@@ -42,7 +42,7 @@ beforeAll(async () => {
   await a.query(`SELECT df.signal($1, 'early', '{}')`, [aWaiting]);
   await b.query(`SELECT df.signal($1, 'early', '{}')`, [bWaiting]);
   // The REST API connects as the df owner, which must be a member of each token's role.
-  await t.superuser.query(`GRANT ${a.id} TO pgflare_owner; GRANT ${b.id} TO pgflare_owner`);
+  for (const r of [a, b]) await grantToOwner(t, r.id);
   [{ t: aToken }] = await t.query('SELECT df.create_api_token($1, $2) AS t', ['a', a.name]);
   [{ t: bToken }] = await t.query('SELECT df.create_api_token($1, $2) AS t', ['b', b.name]);
   call = client(createApp({ db: t.db }));

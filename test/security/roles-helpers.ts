@@ -1,7 +1,7 @@
 /** Roles for the security tests: created by the superuser, set up with df.grant_usage by the df owner. */
 import pg from 'pg';
 import { afterAll } from 'vitest';
-import type { TestDb } from '../helpers/db.ts';
+import { createRole, type TestDb } from '../helpers/db.ts';
 
 export interface RoleHandle {
   name: string;
@@ -22,7 +22,7 @@ export function useRoles(t: TestDb) {
   });
   return async function role(base: string, opts: { grant?: boolean; http?: boolean; create?: string } = {}): Promise<RoleHandle> {
     const name = t.role(base);
-    await t.superuser.query(`CREATE ROLE ${ident(name)} LOGIN PASSWORD 'pw' ${opts.create ?? ''}`);
+    await createRole(t, ident(name), `LOGIN PASSWORD 'pw' ${opts.create ?? ''}`);
     if (opts.grant !== false) await t.query(`SELECT df.grant_usage($1, include_http => $2)`, [name, !!opts.http]);
     const pool = new pg.Pool({ connectionString: t.url(name, 'pw'), max: 2 });
     pool.on('error', () => undefined);

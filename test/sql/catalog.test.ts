@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { useTestDb } from '../helpers/db.ts';
+import { createRole, useTestDb } from '../helpers/db.ts';
 
 const t = useTestDb();
 
@@ -31,7 +31,7 @@ describe('catalog rules for schema df', () => {
 
   it('SECURITY DEFINER appears only on the allow-list: step runners, each registered and owned by its role', async () => {
     const role = t.role('runner');
-    await t.superuser.query(`CREATE ROLE ${role} LOGIN`);
+    await createRole(t, role, 'LOGIN');
     await t.query(`SELECT df.grant_usage($1)`, [role]);
     const definers = (await functions()).filter((f) => f.secdef).map((f) => f.name);
     expect(definers.filter((n) => !SECURITY_DEFINER_ALLOWED.includes(n) && !RUNNER.test(n))).toEqual([]);

@@ -51,7 +51,7 @@ it('serves the API under the prefix, and runs the started instance through the r
   expect((await get('/pgflare/v1/instances')).status).toBe(401);
   const res = await get('/pgflare/v1/instances', { method: 'POST', headers: auth(), body: JSON.stringify({ workflow: "'SELECT 42 AS answer'", label: 'embedded' }) });
   expect(res.status).toBe(201);
-  const { id } = (await res.json()) as { id: string };
+  const { instance_id: id } = (await res.json()) as { instance_id: string };
   const listed = (await (await get(`/pgflare/v1/instances?label=embedded`, { headers: auth() })).json()) as { items?: { id: string }[] };
   expect(JSON.stringify(listed)).toContain(id);
 

