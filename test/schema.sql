@@ -675,7 +675,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
--- comment Engine (worker only). Claims the oldest ready df.nodes row (or the given one) FOR UPDATE SKIP LOCKED and returns it with what running it needs from its instance, owner role and scope, in one statement. Locks only the node row; with role limits it takes a slot (df._take_slot) and skips full roles. Its RETURNS TABLE is the claim's column list: df._claim_many, the prepared wake-up claim and ClaimedRow (src/engine/queries/claim.ts) are tested against it.
+-- comment Engine (worker only). Claims the oldest ready df.nodes row (or the given one) FOR UPDATE SKIP LOCKED and returns it with what running it needs from its instance, owner role and scope. Locks only the node row; with step limits in force (df.set_role_limit, pg_durable.max_user_connections) it takes a slot (df._take_slot), skips full roles, and fails a SQL step that waited past pg_durable.execution_acquire_timeout (df._fail_unslotted). Its RETURNS TABLE is the claim's column list: df._claim_many, the prepared wake-up claim and ClaimedRow (src/engine/queries/claim.ts) are tested against it.
 CREATE OR REPLACE FUNCTION df._claim(p_now timestamp with time zone, p_instance_id character varying DEFAULT NULL::character varying, p_node_id character varying DEFAULT NULL::character varying)
  RETURNS TABLE(instance_id character varying, id character varying, node_type text, query text, result_name text, status text, stamp text, state jsonb, attempts integer, run_at timestamp with time zone, options jsonb, instance_status text, root_node character varying, label text, vars jsonb, generation integer, owner text, owner_exists boolean, owner_is_superuser boolean, superuser_gate text, named jsonb, scope_status text, input text)
  LANGUAGE plpgsql
@@ -689,9 +689,10 @@ DECLARE
     v_scope text;
     v_full oid[] := '{}';
     v_limit integer;
+    v_timeout integer;
     v_found boolean := false;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM df.role_limits) THEN
+    IF NOT df._limits_in_force() THEN
         -- No limits (the usual case): the claim and what comes with it are one statement.
         IF p_instance_id IS NULL THEN
             RETURN QUERY
@@ -747,14 +748,25 @@ BEGIN
                 IF NOT FOUND THEN
                     EXIT;
                 END IF;
-                SELECT l.max_concurrent_steps INTO v_limit FROM df.role_limits l WHERE l.role = v.submitted_by;
-                IF FOUND AND NOT df._take_slot(v.submitted_by, v_limit, p_now) THEN
+                v_limit := df._step_limit(v.submitted_by);
+                IF v_limit IS NOT NULL AND NOT df._take_slot(v.submitted_by, v_limit, p_now) THEN
                     RAISE EXCEPTION 'role at its step limit' USING ERRCODE = 'PFL01';  -- internal: undo the row lock and the slot
                 END IF;
                 v_found := true;
                 EXIT;
             EXCEPTION WHEN SQLSTATE 'PFL01' THEN
                 v_full := v_full || v.submitted_by::oid;
+                -- A SQL step that has waited for a slot longer than execution_acquire_timeout fails (0030):
+                -- default 30 s under max_user_connections, only when set under df.set_role_limit.
+                IF v.node_type = 'SQL' THEN
+                    v_timeout := df._role_setting_int(v.submitted_by::oid, 'pg_durable.execution_acquire_timeout', 1000000000);
+                    IF v_timeout IS NULL AND NOT EXISTS (SELECT 1 FROM df.role_limits l WHERE l.role = v.submitted_by) THEN
+                        v_timeout := 30;
+                    END IF;
+                    IF v_timeout IS NOT NULL AND v.run_at < p_now - make_interval(secs => v_timeout) THEN
+                        PERFORM df._fail_unslotted(v.instance_id, v.id, v.submitted_by, v_limit, v_timeout, p_now);
+                    END IF;
+                END IF;
                 EXIT WHEN p_instance_id IS NOT NULL;
             END;
         END LOOP;
@@ -778,7 +790,7 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
--- comment Engine (worker only). Claims up to p_limit ready df.nodes rows for a batch, oldest first, with df._claim's columns; with role limits in place or p_limit <= 1 it is df._claim. Locks only the node rows.
+-- comment Engine (worker only). Claims up to p_limit ready df.nodes rows for a batch, oldest first, with df._claim's columns; with step limits in force or p_limit <= 1 it is df._claim. Locks only the node rows.
 CREATE OR REPLACE FUNCTION df._claim_many(p_now timestamp with time zone, p_limit integer)
  RETURNS TABLE(instance_id character varying, id character varying, node_type text, query text, result_name text, status text, stamp text, state jsonb, attempts integer, run_at timestamp with time zone, options jsonb, instance_status text, root_node character varying, label text, vars jsonb, generation integer, owner text, owner_exists boolean, owner_is_superuser boolean, superuser_gate text, named jsonb, scope_status text, input text)
  LANGUAGE plpgsql
@@ -788,7 +800,7 @@ CREATE OR REPLACE FUNCTION df._claim_many(p_now timestamp with time zone, p_limi
 AS $function$
 #variable_conflict use_column
 BEGIN
-    IF EXISTS (SELECT 1 FROM df.role_limits) OR p_limit <= 1 THEN
+    IF df._limits_in_force() OR p_limit <= 1 THEN
         RETURN QUERY SELECT * FROM df._claim(p_now);
         RETURN;
     END IF;
@@ -1798,6 +1810,43 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). Fails a SQL step that waited longer than pg_durable.execution_acquire_timeout for a slot, and its instance, with pg_durable's "connection limit reached" message; skips (false) when the instance row is held.
+CREATE OR REPLACE FUNCTION df._fail_unslotted(p_instance_id character varying, p_node_id character varying, p_role regrole, p_limit integer, p_timeout integer, p_now timestamp with time zone)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_msg text := format('pg_durable: connection limit reached (max_user_connections=%s). Timed out after %ss waiting for an available execution slot.',
+                         p_limit, p_timeout);
+BEGIN
+    PERFORM 1 FROM df.nodes n
+     WHERE n.instance_id = p_instance_id AND n.id = p_node_id AND n.run_at <= p_now
+       FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        PERFORM 1 FROM df.instances i
+         WHERE i.id = p_instance_id AND i.status IN ('pending', 'running')
+           FOR NO KEY UPDATE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN false;  -- a checkpoint holds it: the next claim looks again
+    END;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM df._apply(p_instance_id, jsonb_build_object(
+        'nodes', jsonb_build_array(jsonb_build_object('id', p_node_id, 'status', 'failed', 'result', to_jsonb(v_msg)::text,
+                                                      'run_at', NULL, 'nowait', false)),
+        'instance', jsonb_build_object('status', 'failed', 'output', v_msg),
+        'events', jsonb_build_array(jsonb_build_object('node_id', p_node_id, 'kind', 'failed', 'attempt', 1, 'detail', v_msg))));
+    -- The instance's other ready rows are withdrawn when claimed (their instance is no longer active).
+    RETURN true;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._flatten(p_envelope text)
  RETURNS TABLE(ord integer, id character varying, node_type text, query text, result_name text, left_node character varying, right_node character varying, condition_node character varying, extra_nodes character varying[], parent_id character varying, depth integer, path text, options jsonb)
  LANGUAGE plpgsql
@@ -2664,6 +2713,21 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). Whether any step limit applies (df.role_limits rows or a pg_durable.max_user_connections setting); the claim takes its single-statement path when not.
+CREATE OR REPLACE FUNCTION df._limits_in_force()
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT EXISTS (SELECT 1 FROM df.role_limits)
+        OR coalesce(current_setting('pg_durable.max_user_connections', true), '') <> ''
+        OR EXISTS (SELECT 1 FROM pg_db_role_setting s, unnest(s.setconfig) c
+                    WHERE s.setdatabase IN (0, (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+                      AND starts_with(c, 'pg_durable.max_user_connections='))
+$function$
+
+-- acl {<owner>=X/<owner>}
 CREATE OR REPLACE FUNCTION df._list_cursor(p_created_at timestamp with time zone, p_id text)
  RETURNS text
  LANGUAGE sql
@@ -2807,6 +2871,90 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
+-- comment Engine (owner only). Runs one statement on a dblink loopback session (foreign server pgflare_loopback, the owner's user mapping) with pgflare.start_as set to the caller, optionally after taking a launch slot; called by df._start_new and df._signal_new.
+CREATE OR REPLACE FUNCTION df._loopback_run(p_caller text, p_sql text, p_what text, p_slots boolean)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_dblink   text;
+    v_max      integer;
+    v_timeout  numeric;
+    v_deadline timestamptz;
+    v_slot     integer := -1;
+    v_conn     text := 'pgflare_new_' || pg_backend_pid();
+    v_id       text;
+    v_state    text;
+    v_msg      text;
+BEGIN
+    SELECT n.nspname INTO v_dblink FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink';
+    IF v_dblink IS NULL THEN
+        RAISE EXCEPTION '% with transaction_mode => ''new'' needs the dblink extension, which is not installed in database "%"', p_what, current_database()
+            USING ERRCODE = '0A000',
+                  HINT = 'Run CREATE EXTENSION dblink (a superuser, or your provider''s extension tool), then create the loopback server pgflare_loopback (docs/SQL.md, "Out-of-band starts and signals"). Or use the default transaction_mode => ''caller'' and commit.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_foreign_server s WHERE s.srvname = 'pgflare_loopback')
+       OR NOT EXISTS (SELECT 1 FROM pg_user_mappings m WHERE m.srvname = 'pgflare_loopback' AND m.umuser IN (0, (SELECT oid FROM pg_roles WHERE rolname = current_user))) THEN
+        RAISE EXCEPTION '% with transaction_mode => ''new'' needs the foreign server pgflare_loopback and a user mapping for %, the owner of schema df', p_what, current_user
+            USING ERRCODE = '0A000',
+                  HINT = format('CREATE SERVER pgflare_loopback FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host ''…'', port ''…'', dbname %L); GRANT USAGE ON FOREIGN SERVER pgflare_loopback TO %I; CREATE USER MAPPING FOR %I SERVER pgflare_loopback OPTIONS (user %L, password ''…'') (docs/SQL.md, "Out-of-band starts and signals").',
+                                current_database(), current_user, current_user, current_user);
+    END IF;
+
+    -- Admission (starts only): one of max_new_transaction_starts slots, as pg_durable takes them.
+    v_max := coalesce(df._role_setting_int(0, 'pg_durable.max_new_transaction_starts', 1000), 2);
+    v_timeout := coalesce((SELECT v::numeric FROM nullif(btrim(current_setting('pg_durable.new_transaction_start_timeout', true)), '') v
+                            WHERE v ~ '^[0-9]+(\.[0-9]+)?$'), 5);
+    v_deadline := clock_timestamp() + make_interval(secs => v_timeout);
+    LOOP
+        EXIT WHEN NOT p_slots;
+        FOR s IN 0 .. v_max - 1 LOOP
+            IF pg_try_advisory_lock(1346982470, s) THEN
+                v_slot := s;
+                EXIT;
+            END IF;
+        END LOOP;
+        EXIT WHEN v_slot >= 0;
+        IF clock_timestamp() >= v_deadline THEN
+            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch limit reached (max_new_transaction_starts=%). Timed out after %s waiting for a launch slot before opening the loopback session.',
+                v_max, v_timeout USING ERRCODE = '53400';
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+
+    BEGIN
+        EXECUTE format('SELECT %I.dblink_connect(%L, %L)', v_dblink, v_conn, 'pgflare_loopback');
+        EXECUTE format('SELECT %I.dblink_exec(%L, %L)', v_dblink, v_conn,
+                       format('SET application_name = %L; SET df.in_workflow = %L; SET lock_timeout = 30000; SET statement_timeout = 30000; SET pgflare.start_as = %L',
+                              'pg_durable:backend:new-transaction', 'false', p_caller));
+        EXECUTE format('SELECT id FROM %I.dblink(%L, %L) AS t(id text)', v_dblink, v_conn, p_sql) INTO v_id;
+        EXECUTE format('SELECT %I.dblink_disconnect(%L)', v_dblink, v_conn);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+        BEGIN
+            EXECUTE format('SELECT %I.dblink_disconnect(%L)', v_dblink, v_conn);
+        EXCEPTION WHEN OTHERS THEN
+            NULL;  -- never connected
+        END;
+        IF v_slot >= 0 THEN
+            PERFORM pg_advisory_unlock(1346982470, v_slot);
+        END IF;
+        IF v_msg LIKE '%lock timeout%' THEN
+            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch hit lock_timeout after 30000ms (%)', v_msg USING ERRCODE = v_state;
+        ELSIF v_msg LIKE '%statement timeout%' THEN
+            RAISE EXCEPTION 'pg_durable: transaction_mode => ''new'' launch hit statement_timeout after 30000ms (%)', v_msg USING ERRCODE = v_state;
+        END IF;
+        RAISE EXCEPTION '% on new transaction failed: %', p_what, v_msg USING ERRCODE = v_state;
+    END;
+    IF v_slot >= 0 THEN
+        PERFORM pg_advisory_unlock(1346982470, v_slot);
+    END IF;
+    RETURN v_id;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
 -- comment SECURITY DEFINER (owner of schema df). Makes the step runner of a role that holds usage on df; lets a delegate's df.grant_usage leave the grantee able to run workflows. Executable by the owner and delegates only.
 CREATE OR REPLACE FUNCTION df._make_runner(p_role regrole)
  RETURNS text
@@ -2919,6 +3067,38 @@ BEGIN
     SELECT count(*)::integer INTO leases FROM df.nodes n
      WHERE n.submitted_by = p_role AND n.locked_until > p_now AND n.run_at IS NOT NULL;
 END
+$function$
+
+-- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). A setting as it applies to a role's sessions in this database: ALTER ROLE … IN DATABASE, ALTER ROLE, ALTER DATABASE (pg_db_role_setting, read live), then the server's value as this session sees it.
+CREATE OR REPLACE FUNCTION df._role_setting(p_role oid, p_name text)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT coalesce(
+        (SELECT nullif(btrim(substr(c, length(p_name) + 2)), '')
+           FROM pg_db_role_setting s, unnest(s.setconfig) c
+          WHERE s.setdatabase IN (0, (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+            AND s.setrole IN (0, p_role)
+            AND starts_with(c, p_name || '=')
+          -- PostgreSQL's precedence: role in this database, role, database.
+          ORDER BY s.setrole = 0, s.setdatabase = 0
+          LIMIT 1),
+        nullif(btrim(current_setting(p_name, true)), ''))
+$function$
+
+-- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). df._role_setting as a positive integer capped at p_max, or NULL when unset or not a positive integer.
+CREATE OR REPLACE FUNCTION df._role_setting_int(p_role oid, p_name text, p_max integer)
+ RETURNS integer
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT least(v::numeric, p_max)::integer FROM df._role_setting(p_role, p_name) v
+     WHERE v ~ '^[0-9]{1,9}$' AND v::integer >= 1
 $function$
 
 -- acl {<owner>=X/<owner>}
@@ -3086,6 +3266,52 @@ CREATE OR REPLACE FUNCTION df._setting(p_name text, p_default text)
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
     SELECT coalesce(nullif(current_setting('pg_durable.' || p_name, true), ''), p_default)
+$function$
+
+-- acl {<owner>=X/<owner>}
+-- comment SECURITY DEFINER (owner of schema df). df.signal(…, transaction_mode => 'new'): sends the signal for the calling role on a dblink loopback session (foreign server pgflare_loopback), which commits on its own.
+CREATE OR REPLACE FUNCTION df._signal_new(p_instance_id text, p_name text, p_data text, p_caller text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF NOT (p_caller = session_user::text OR pg_has_role(session_user, p_caller, 'MEMBER')) THEN
+        RAISE EXCEPTION 'df.signal() with transaction_mode => ''new'': current_user "%" is not a role of this session (session_user "%")', p_caller, session_user
+            USING ERRCODE = '42501', HINT = 'Call it as the role itself, not from a SECURITY DEFINER function of another role.';
+    END IF;
+    RETURN df._loopback_run(p_caller, format('SELECT df.signal(%L, %L, %L)', p_instance_id, p_name, p_data), 'df.signal()', false);
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+-- comment SECURITY DEFINER (owner of schema df). df.start(…, transaction_mode => 'new'): takes a launch slot (pg_durable.max_new_transaction_starts, new_transaction_start_timeout), starts the instance for the calling role on a dblink loopback session (foreign server pgflare_loopback, the owner's user mapping), which commits on its own.
+CREATE OR REPLACE FUNCTION df._start_new(p_fut text, p_label text, p_database text, p_caller text)
+ RETURNS text
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF NOT (p_caller = session_user::text OR pg_has_role(session_user, p_caller, 'MEMBER')) THEN
+        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'': current_user "%" is not a role of this session (session_user "%")', p_caller, session_user
+            USING ERRCODE = '42501', HINT = 'Call it as the role itself, not from a SECURITY DEFINER function of another role.';
+    END IF;
+    RETURN df._loopback_run(p_caller, format('SELECT df.start(%L, %L, %L)', p_fut, p_label, p_database), 'df.start()', true);
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+-- comment Engine (worker only). A role's concurrent step limit: its df.set_role_limit row, else pg_durable.max_user_connections for that role; NULL = no limit.
+CREATE OR REPLACE FUNCTION df._step_limit(p_role regrole)
+ RETURNS integer
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT coalesce((SELECT l.max_concurrent_steps FROM df.role_limits l WHERE l.role = p_role),
+                    df._role_setting_int(p_role::oid, 'pg_durable.max_user_connections', 1000))
 $function$
 
 -- acl {<owner>=X/<owner>}
@@ -4555,6 +4781,7 @@ DECLARE
     v_owner  regrole;
     v_status text;
     v_woken  integer;
+    v_as     text := nullif(current_setting('pgflare.start_as', true), '');
 BEGIN
     IF signal.instance_id = '' THEN
         RAISE EXCEPTION 'Instance ID cannot be empty' USING ERRCODE = '22023';
@@ -4563,8 +4790,14 @@ BEGIN
         RAISE EXCEPTION 'Signal name cannot be empty' USING ERRCODE = '22023';
     END IF;
 
+    -- On df._signal_new's loopback session (0030) the owner of schema df signals for the caller it checked:
+    -- only that caller's instances are found, as RLS would find them for the caller.
+    IF v_as IS NOT NULL AND current_user::text IS DISTINCT FROM (SELECT n.nspowner::regrole::text FROM pg_catalog.pg_namespace n WHERE n.nspname = 'df') THEN
+        RAISE EXCEPTION 'pgflare.start_as is set, but only the owner of schema df may signal for another role' USING ERRCODE = '42501';
+    END IF;
     SELECT i.submitted_by, i.status INTO v_owner, v_status
-    FROM df.instances AS i WHERE i.id = signal.instance_id;
+    FROM df.instances AS i WHERE i.id = signal.instance_id
+      AND (v_as IS NULL OR i.submitted_by::oid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = v_as));
     IF NOT FOUND THEN
         RAISE EXCEPTION 'Instance not found or access denied: %', signal.instance_id
             USING ERRCODE = 'P0002';
@@ -4593,6 +4826,37 @@ BEGIN
 
     RETURN 'OK';
 END;
+$function$
+
+-- acl {=X/<owner>,<owner>=X/<owner>}
+-- comment Sends a named signal to an instance of the caller's: 'caller' as df.signal(id, name, data), delivered when the caller commits; 'new' committed at once on a dblink loopback session, so a worker sees it while the caller's transaction goes on.
+CREATE OR REPLACE FUNCTION df.signal(instance_id text, signal_name text, signal_data text, transaction_mode text)
+ RETURNS text
+ LANGUAGE plpgsql
+ STRICT
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_mode text := lower(transaction_mode);
+BEGIN
+    IF v_mode NOT IN ('caller', 'new') THEN
+        RAISE EXCEPTION 'invalid transaction_mode "%" for df.signal(): expected ''caller'' or ''new''', transaction_mode USING ERRCODE = '22023';
+    END IF;
+    IF v_mode = 'caller' OR df._in_workflow() THEN
+        RETURN df.signal(signal.instance_id, signal.signal_name, signal.signal_data);
+    END IF;
+    -- The caller's own checks first (RLS applies here), so their errors read as for a plain df.signal.
+    IF signal.instance_id = '' THEN
+        RAISE EXCEPTION 'Instance ID cannot be empty' USING ERRCODE = '22023';
+    END IF;
+    IF signal.signal_name = '' THEN
+        RAISE EXCEPTION 'Signal name cannot be empty' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM df.instances i WHERE i.id = signal.instance_id) THEN
+        RAISE EXCEPTION 'Instance not found or access denied: %', signal.instance_id USING ERRCODE = 'P0002';
+    END IF;
+    RETURN df._signal_new(signal.instance_id, signal.signal_name, signal.signal_data, current_user::text);
+END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
@@ -4625,7 +4889,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
--- comment Validates a workflow graph and starts it as an instance owned by current_user, in the caller's transaction; returns the instance id. Steps run later, on the worker, as that owner.
+-- comment Validates a workflow graph and starts it as an instance owned by current_user, in the caller's transaction (transaction_mode => 'caller') or committed on a loopback session through dblink ('new'); returns the instance id. Steps run later, on the worker, as that owner.
 CREATE OR REPLACE FUNCTION df.start(fut text, label text DEFAULT NULL::text, database text DEFAULT NULL::text, transaction_mode text DEFAULT 'caller'::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4635,6 +4899,7 @@ DECLARE
     v_mode     text := lower(transaction_mode);
     v_envelope text;
     v_user     text := current_user;
+    v_as       text := nullif(current_setting('pgflare.start_as', true), '');
     v_role     regrole;
     v_login    boolean;
     v_super    boolean;
@@ -4659,11 +4924,11 @@ BEGIN
             RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' cannot be called inside a workflow - a df.sql() node already runs as a single autocommitted statement, so a plain df.start() there is already independent of any caller transaction'
                 USING ERRCODE = '0A000';
         END IF;
-        -- pg_durable opens a loopback session from inside the backend; without an extension we cannot.
-        RAISE EXCEPTION 'df.start() with transaction_mode => ''new'' is not supported by pgflare'
-            USING ERRCODE = '0A000',
-                  DETAIL = 'It needs a second database session, which pg_durable opens from inside the server; pgflare installs without an extension and cannot.',
-                  HINT = 'Use the default transaction_mode => ''caller'' and commit your transaction, or call df.start() from a separate connection in autocommit mode; either way the start survives a later rollback of other work.';
+        IF fut IS NULL THEN
+            RAISE EXCEPTION 'df.start(): fut must not be NULL' USING ERRCODE = '22004';
+        END IF;
+        -- A second session started by df._start_new commits the start on its own (0030).
+        RETURN df._start_new(fut, label, database, current_user::text);
     END IF;
     IF fut IS NULL THEN
         RAISE EXCEPTION 'df.start(): fut must not be NULL' USING ERRCODE = '22004';
@@ -4685,6 +4950,15 @@ BEGIN
         END IF;
     END IF;
 
+    -- transaction_mode => 'new' (0030): df._start_new's loopback session runs as the owner of schema df and
+    -- starts the instance for the caller it checked. Nobody else may start as another role.
+    IF v_as IS NOT NULL THEN
+        IF current_user::text IS DISTINCT FROM (SELECT n.nspowner::regrole::text FROM pg_catalog.pg_namespace n WHERE n.nspname = 'df') THEN
+            RAISE EXCEPTION 'pgflare.start_as is set, but only the owner of schema df may start an instance for another role'
+                USING ERRCODE = '42501', HINT = 'RESET pgflare.start_as; it is set by df.start(…, transaction_mode => ''new'') on its own session.';
+        END IF;
+        v_user := v_as;
+    END IF;
     SELECT r.rolcanlogin, r.rolsuper INTO v_login, v_super
       FROM pg_catalog.pg_roles r WHERE r.rolname = v_user;
     IF NOT coalesce(v_login, false) THEN

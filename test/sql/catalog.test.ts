@@ -6,8 +6,9 @@ const t = useTestDb();
 // Functions allowed to run as their owner. Anything else marked SECURITY DEFINER is a review finding.
 // The per-role step runners df._run_<role oid> that df.grant_usage makes (DESIGN 11), each owned by its
 // role and listed in df._runners (the test below creates one to check), and the two (0024) that make and
-// drop runners as the owner of schema df, so a delegate's grant gets a runner too.
-const SECURITY_DEFINER_ALLOWED = ['_make_runner', '_drop_stale_runners'];
+// drop runners as the owner of schema df, so a delegate's grant gets a runner too; and (0030) the one that
+// open the dblink loopback session as the owner for df.start/df.signal(…, transaction_mode => 'new').
+const SECURITY_DEFINER_ALLOWED = ['_make_runner', '_drop_stale_runners', '_start_new', '_signal_new'];
 const RUNNER = /^_run_\d+$/;
 // Public functions whose EXECUTE pg_durable revokes from PUBLIC (SPEC §6.2).
 const NOT_PUBLIC = ['http', 'http_multipart', 'metrics', 'grant_usage', 'revoke_usage',
@@ -43,14 +44,14 @@ describe('catalog rules for schema df', () => {
     expect(runners).toEqual([{ proname: expect.stringMatching(RUNNER), owned_by_role: true, registered: true, proconfig: ['search_path=pg_catalog, pg_temp'] }]);
     // Only the worker's role (the owner of schema df) may execute it, besides its owner.
     const acls = await t.query(`SELECT has_function_privilege('public', p.oid, 'EXECUTE') AS pub FROM pg_proc p WHERE p.pronamespace = 'df'::regnamespace AND p.prosecdef`);
-    expect(acls).toHaveLength(3);
+    expect(acls).toHaveLength(5);
     expect(acls.filter((a) => a.pub)).toEqual([]);
     // The runner makers run as the owner of schema df, with a pinned search_path.
     const makers = await t.query(`
       SELECT p.proname, p.proowner = n.nspowner AS owned_by_schema_owner, p.proconfig
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
        WHERE n.nspname = 'df' AND p.proname = ANY($1) ORDER BY 1`, [SECURITY_DEFINER_ALLOWED]);
-    expect(makers).toEqual(['_drop_stale_runners', '_make_runner'].map((proname) => ({ proname, owned_by_schema_owner: true, proconfig: ['search_path=pg_catalog, pg_temp'] })));
+    expect(makers).toEqual(['_drop_stale_runners', '_make_runner', '_signal_new', '_start_new'].map((proname) => ({ proname, owned_by_schema_owner: true, proconfig: ['search_path=pg_catalog, pg_temp'] })));
   });
 
   it('internal (_-prefixed) functions are not executable by PUBLIC', async () => {

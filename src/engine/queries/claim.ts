@@ -106,8 +106,8 @@ const startingLock = (status: string, id: string) =>
  * df._claim but its query, under a generic plan cached beforehand: cold, right after a NOTIFY, that round
  * trip is cheaper than the call's (bench/claim-cold.ts; docs/ARCHITECTURE.md, "The wake-up claim"). Its
  * columns are df._claim's (0022), test/sql/claim-columns.test.ts checks their names and types,
- * test/engine/claim-prepared.test.ts the values row for row. With role limits in
- * place it claims nothing; the caller, finding nothing, asks whether limits exist and then claims through
+ * test/engine/claim-prepared.test.ts the values row for row. With step limits in
+ * force (df._limits_in_force) it claims nothing; the caller, finding nothing, asks whether limits exist and then claims through
  * df._claim, whose rounds apply them (asked only when a wake-up found nothing: returning that flag with
  * every claim made every wake-up slower).
  *
@@ -131,7 +131,7 @@ export const PREPARED_CLAIM_SQL = `
          coalesce(nullif(current_setting('pg_durable.enable_superuser_instances', true), ''), 'off') AS superuser_gate,
          s.named, s.status AS scope_status, i.input::text AS input, ${claimSettings('$2', { status: 'i.status', id: 'q.instance_id' })} AS step_settings
     FROM (SELECT * FROM df.nodes n
-           WHERE n.run_at <= timestamptz 'epoch' + $1 * interval '1 microsecond' AND NOT EXISTS (SELECT 1 FROM df.role_limits)
+           WHERE n.run_at <= timestamptz 'epoch' + $1 * interval '1 microsecond' AND NOT df._limits_in_force()
            ORDER BY n.run_at LIMIT 1 FOR UPDATE SKIP LOCKED) q
     JOIN LATERAL (SELECT * FROM df.instances x WHERE x.id = q.instance_id OFFSET 0) i ON true
     LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
@@ -188,7 +188,7 @@ export async function beginAndClaim(
   // Under force_generic_plan, the claim's result comes after its SET LOCAL.
   const claim = results[usePrepared === 'force' ? 2 : 1];
   if (usePrepared && !claim.rows.length) {
-    const { rows } = await client.query<{ limited: boolean }>('SELECT EXISTS (SELECT 1 FROM df.role_limits) AS limited');
+    const { rows } = await client.query<{ limited: boolean }>('SELECT df._limits_in_force() AS limited');
     if (rows[0].limited) {
       // Role limits exist: df._claim applies them.
       await client.query('ROLLBACK');
