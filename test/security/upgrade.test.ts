@@ -31,7 +31,9 @@ describe('upgrades of df.grant_usage', () => {
       await migrate(db, { migrations: migrations.slice(0, RUNNERS) });
       await su.query(`CREATE ROLE ${delegate} LOGIN PASSWORD 'pw'; CREATE ROLE ${user} LOGIN PASSWORD 'pw'`);
       // From PostgreSQL 16 on, the owner's CREATEROLE covers only roles it created (see createRole in helpers/db.ts).
-      if (cfg.serverVersionNum >= 160000) await su.query(`GRANT ${delegate} TO ${cfg.owner} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE`);
+      if (cfg.serverVersionNum >= 160000) {
+        for (const r of [delegate, user]) await su.query(`GRANT ${r} TO ${cfg.owner} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE`);
+      }
       await db.withClient((c) => c.query(`SELECT df.grant_usage($1, with_grant => true)`, [delegate]));
       await migrate(db, { migrations });
       const asDelegate = new pg.Client({ connectionString: `postgres://${delegate}:pw@127.0.0.1:${cfg.port}/${dbName}` });
@@ -77,6 +79,10 @@ describe('upgrades of df.grant_usage', () => {
     try {
       await migrate(db, { migrations: migrations.slice(0, FLAT_GRANTS) });
       await su.query(`CREATE ROLE ${delegate} LOGIN PASSWORD 'pw'; CREATE ROLE ${user} LOGIN PASSWORD 'pw'`);
+      // From PostgreSQL 16 on, the owner's CREATEROLE covers only roles it created (see createRole in helpers/db.ts).
+      if (cfg.serverVersionNum >= 160000) {
+        for (const r of [delegate, user]) await su.query(`GRANT ${r} TO ${cfg.owner} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE`);
+      }
       await db.withClient((c) => c.query(`SELECT df.grant_usage($1, with_grant => true)`, [delegate]));
       await migrate(db, { migrations });
       const d = as(delegate);
