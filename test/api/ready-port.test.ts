@@ -92,7 +92,7 @@ describe('onReady', () => {
 
   it('a failed start, a cancel and reads do not call it', async () => {
     expect((await call('POST', '/v1/instances', { token, body: { workflow: `'SELECT 1' ~>` } })).status).toBe(422);
-    const r = await call('POST', '/v1/instances', { token, body: { workflow: `df.sleep(600)` } });
+    const r = await call('POST', '/v1/instances', { token, body: { workflow: `df.wait_for_signal('never')` } });
     seen = [];
     expect((await call('POST', `/v1/instances/${r.body.instance_id}/cancel`, { token })).status).toBe(200);
     expect((await call('GET', `/v1/instances/${r.body.instance_id}`, { token })).status).toBe(200);

@@ -115,7 +115,7 @@ describe('operating instances', () => {
   it('list prints a table, filters by status and label, honours --limit, and --json gives one object a line', async () => {
     const done = await start(t, `'SELECT 1'`, 'list-a');
     await engine().drain();
-    const waiting = await start(t, `df.sleep(3600)`, 'list-b');
+    const waiting = await start(t, `df.wait_for_signal('never')`, 'list-b');
     await engine().drain();
     const table = await cli.run(['list', '--limit', '50'], db());
     expect(table.code).toBe(0);
@@ -169,7 +169,7 @@ describe('operating instances', () => {
     await engine().drain();
     expect(await outcome(t, waiting)).toMatchObject({ status: 'completed', result: { signal_name: 'go', timed_out: false, data: { x: 1 } } });
 
-    const sleeping = await start(t, `df.sleep(3600)`);
+    const sleeping = await start(t, `df.wait_for_signal('never')`);
     await engine().drain();
     const cancelled = await cli.run(['cancel', sleeping, '--reason', 'not needed'], db());
     expect(cancelled).toMatchObject({ code: 0, stdout: `Instance ${sleeping} cancelled: not needed\n` });
@@ -223,7 +223,7 @@ describe('tail and start --wait', () => {
     expect(cancelled.code).toBe(4);
     expect(cancelled.stdout).toMatch(/  started  SLEEP [0-9a-f]{8} 3600\ncancelled\n$/);
 
-    const other = await start(t, `df.sleep(3600)`);
+    const other = await start(t, `df.wait_for_signal('never')`);
     const timedOut = await cli.run(['tail', other, '--interval', '20', '--timeout', '0.2'], db());
     expect(timedOut.code).toBe(5);
     expect(timedOut.stdout).toContain(`${other}: still pending after 0.2 s (--timeout)`);
