@@ -2713,18 +2713,20 @@ END
 $function$
 
 -- acl {<owner>=X/<owner>}
--- comment Engine (worker only). Whether any step limit applies (df.role_limits rows or a pg_durable.max_user_connections setting); the claim takes its single-statement path when not.
+-- comment Engine (worker only). Whether any step limit applies (df.role_limits rows or a pg_durable.max_user_connections setting); the claim takes its single-statement path when not. PL/pgSQL so that its plan is cached per session (0031).
 CREATE OR REPLACE FUNCTION df._limits_in_force()
  RETURNS boolean
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-    SELECT EXISTS (SELECT 1 FROM df.role_limits)
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM df.role_limits)
         OR coalesce(current_setting('pg_durable.max_user_connections', true), '') <> ''
         OR EXISTS (SELECT 1 FROM pg_db_role_setting s, unnest(s.setconfig) c
                     WHERE s.setdatabase IN (0, (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
-                      AND starts_with(c, 'pg_durable.max_user_connections='))
+                      AND starts_with(c, 'pg_durable.max_user_connections='));
+END
 $function$
 
 -- acl {<owner>=X/<owner>}
