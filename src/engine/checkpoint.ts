@@ -22,8 +22,7 @@ import {
   overlay,
   partialSnapshot,
   serialize,
-  toNodeState,
-  toScopeState,
+  checkpointOver,
   type Loaded,
 } from './snapshot.ts';
 import { ACTIVE } from './step-policy.ts';
@@ -105,14 +104,7 @@ export async function checkpoint(
       ctx.snapshots.delete(row.instance_id);
       continue;
     }
-    const cp = new Checkpoint({
-      graph,
-      now,
-      nodes: s.nodes.map(toNodeState),
-      scopes: s.scopes.map(toScopeState),
-      instanceGeneration: s.instance.generation,
-      readyAt: new Date(row.run_at),
-    });
+    const cp = checkpointOver(graph, now, s, s.instance.generation, new Date(row.run_at));
     try {
       event(cp);
     } catch (e) {

@@ -13,7 +13,7 @@ import { recordedText } from '../graph/replay.ts';
 import type { ClaimedRow } from './queries/claim.ts';
 import { literal, lastRows } from './sql-text.ts';
 import { graphOf, type EngineContext } from './context.ts';
-import { serialize, toNodeState, toScopeState, type RawNode, type RawScope } from './snapshot.ts';
+import { checkpointOver, serialize, type RawNode, type RawScope } from './snapshot.ts';
 import { ACTIVE } from './step-policy.ts';
 import type { Tx } from './tx.ts';
 
@@ -57,13 +57,7 @@ export async function resumeInstance(ctx: EngineContext, client: DbClient, tx: T
     const exact = name ? s.scopes.map((sc) => sc.named[name]).filter((t): t is string => typeof t === 'string') : [];
     done.set(n.id, recordedText(n.result, exact));
   }
-  const cp = new Checkpoint({
-    graph,
-    now,
-    nodes: s.nodes.map(toNodeState),
-    scopes: s.scopes.map(toScopeState),
-    instanceGeneration: s.instance.generation,
-  });
+  const cp = checkpointOver(graph, now, s, s.instance.generation);
   cp.resume(done);
   const ch = cp.changes;
   const events = [{ node_id: row.id, kind: 'resumed', attempt: null, detail: s.instance.output }];

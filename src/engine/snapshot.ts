@@ -6,7 +6,9 @@
  * whose first step continues in the same transaction is not written on its own: the step's checkpoint
  * reads through it (overlay) and writes both (mergeChanges). No I/O: see snapshot.test.ts.
  */
+import { Checkpoint } from '../graph/advance.ts';
 import type { Changes, NodeState, ScopeState } from '../graph/changes.ts';
+import type { Graph } from '../graph/graph.ts';
 
 /** The node and scope rows a checkpoint reads (df._lock_and_load's arguments). */
 export interface ReadSet {
@@ -189,6 +191,18 @@ export function advanceSnapshot(
 
 export const toNodeState = (n: RawNode): NodeState => ({ id: n.id, status: n.status, stamp: n.stamp, state: n.state });
 export const toScopeState = (s: RawScope): ScopeState => ({ ...s });
+
+/** The state machine over loaded rows of a live instance (checkpoint.ts, resume.ts). */
+export function checkpointOver(graph: Graph, now: Date, s: Pick<Loaded, 'nodes' | 'scopes'>, generation: number, readyAt?: Date): Checkpoint {
+  return new Checkpoint({
+    graph,
+    now,
+    nodes: s.nodes.map(toNodeState),
+    scopes: s.scopes.map(toScopeState),
+    instanceGeneration: generation,
+    ...(readyAt ? { readyAt } : {}),
+  });
+}
 
 export function serialize(ch: Changes, events: unknown[]) {
   return {
