@@ -9,6 +9,7 @@ import { startNodeWorker } from '../../src/runtime/node/worker.ts';
 import type { ApiServer } from '../../src/runtime/node/serve.ts';
 import { useTestDb } from '../helpers/db.ts';
 import { engineFor } from '../helpers/engine.ts';
+import { serverUntil } from '../helpers/until.ts';
 
 const t = useTestDb();
 const servers: ApiServer[] = [];
@@ -97,5 +98,21 @@ describe('Prometheus metrics', () => {
       await w.stop();
     }
     await expect(fetch(`${w.metricsUrl}/metrics`)).rejects.toThrow();
+  });
+
+  it("counts the schedule firings of the worker's schedule pass, by outcome", async () => {
+    await t.query(`SELECT df.define_workflow('metrics_tick', 'SELECT 1')`);
+    await t.query(`SELECT df.create_schedule('metrics_every_minute', 'metrics_tick', '* * * * *')`);
+    // Due a moment ago: the worker's first schedule pass (at start) fires it once.
+    await t.query(`UPDATE df.schedules SET next_fire_at = now() - interval '1 second' WHERE name = 'metrics_every_minute'`);
+    const w = await startNodeWorker({ connectionString: t.url(), concurrency: 1, metricsPort: 0, pruneIntervalMs: 0, scheduleIntervalMs: 60_000 });
+    try {
+      await serverUntil((q) => t.query(q), `(SELECT count(*) FROM df.schedule_fires WHERE outcome = 'started') = 1`);
+      const m = await scrape(w.metricsUrl!);
+      expect(m.get('pgflare_schedules_fired_total{outcome="started"}')).toBe(1);
+    } finally {
+      await w.stop();
+      await t.query(`SELECT df.drop_schedule('metrics_every_minute')`);
+    }
   });
 });
