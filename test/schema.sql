@@ -4314,14 +4314,32 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
--- comment Owner only. The per-role step limits set with df.set_role_limit, with the steps of each role in flight.
+-- comment Owner only. Every role's step limit in force (df.set_role_limit, else pg_durable.max_user_connections as it applies to the role), where it comes from, and the role's steps in flight now.
 CREATE OR REPLACE FUNCTION df.list_role_limits()
- RETURNS TABLE(role text, max_concurrent_steps integer, claims integer, leases integer, updated_at timestamp with time zone)
+ RETURNS TABLE(role text, max_concurrent_steps integer, source text, claims integer, leases integer, updated_at timestamp with time zone)
  LANGUAGE sql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-    SELECT l.role::text, l.max_concurrent_steps, f.claims, f.leases, l.updated_at
-      FROM df.role_limits l, LATERAL df._role_in_flight(l.role, now()) f
+    WITH candidates AS (
+        SELECT l.role::oid AS oid FROM df.role_limits l
+        UNION
+        SELECT s.setrole FROM pg_db_role_setting s, unnest(s.setconfig) c
+         WHERE s.setrole <> 0
+           AND s.setdatabase IN (0, (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+           AND starts_with(c, 'pg_durable.max_user_connections=')
+        UNION
+        SELECT a.grantee FROM pg_namespace n, aclexplode(n.nspacl) a
+         WHERE n.nspname = 'df' AND a.privilege_type = 'USAGE' AND a.grantee <> 0
+    )
+    SELECT r.rolname::text, x.lim,
+           CASE WHEN l.role IS NOT NULL THEN 'df.set_role_limit' ELSE 'pg_durable.max_user_connections' END,
+           f.claims, f.leases, l.updated_at
+      FROM candidates c
+      JOIN pg_roles r ON r.oid = c.oid
+      CROSS JOIN LATERAL (SELECT df._step_limit(c.oid::regrole) AS lim) x
+      LEFT JOIN df.role_limits l ON l.role = c.oid::regrole
+      CROSS JOIN LATERAL df._role_in_flight(c.oid::regrole, now()) f
+     WHERE x.lim IS NOT NULL
      ORDER BY 1
 $function$
 

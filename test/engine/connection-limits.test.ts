@@ -91,9 +91,15 @@ describe('pg_durable.max_user_connections', () => {
     expect(await limitOf(a)).toBeNull();
     await t.superuser.query(`ALTER ROLE ${a.id} SET pg_durable.max_user_connections = 0`);
     expect(await limitOf(a)).toBeNull();
+    // No limit in force for a: not listed.
+    expect(await t.query(`SELECT 1 FROM df.list_role_limits() WHERE role = $1`, [a.name])).toHaveLength(0);
     await t.superuser.query(`ALTER ROLE ${a.id} SET pg_durable.max_user_connections = 5`);
+    const listed = async () =>
+      (await t.query(`SELECT role, max_concurrent_steps AS n, source FROM df.list_role_limits() WHERE role = $1`, [a.name]))[0] ?? null;
+    expect(await listed()).toEqual({ role: a.name, n: 5, source: 'pg_durable.max_user_connections' });
     await t.query(`SELECT df.set_role_limit($1, 3)`, [a.name]);
     expect(await limitOf(a)).toBe(3);
+    expect(await listed()).toEqual({ role: a.name, n: 3, source: 'df.set_role_limit' });
     await t.query(`SELECT df.set_role_limit($1, NULL)`, [a.name]);
     expect(await limitOf(a)).toBe(5);
     // ALTER ROLE … IN DATABASE comes before the role's own setting, as in PostgreSQL.
