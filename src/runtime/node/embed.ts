@@ -58,6 +58,8 @@ export function workerOptions(databaseUrl: string, cfg: RuntimeConfig, log: Logg
     batchSize: cfg.batchSize,
     metricsPort: cfg.metricsPort,
     metricsHost: cfg.metricsHost,
+    pooled: cfg.pooled,
+    directUrl: cfg.directUrl,
     http: createNodeHttpRunner({ databaseUrl, policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts, maxResponseBytes: cfg.maxResponseBytes }),
     log,
   };
