@@ -60,10 +60,10 @@ export async function runLeased(ctx: EngineContext, row: ClaimedRow, now: Date):
       out = !db
         ? { ok: false, error: DIRECT_URL_NEEDED }
         : await db.withClient(async (c) => {
-        const role = await roleOf(ctx, c);
-        if (role !== row.owner) return { ok: false as const, error: nonTransactionalForeignError(row.owner, role) };
-        return runSqlStep(c, sub.text, { statementTimeoutMs: timeoutFor(ctx, row), inTransaction: false });
-      });
+            const role = await roleOf(ctx, c);
+            if (role !== row.owner) return { ok: false as const, error: nonTransactionalForeignError(row.owner, role) };
+            return runSqlStep(c, sub.text, { statementTimeoutMs: timeoutFor(ctx, row), inTransaction: false });
+          });
     }
   } else if (!ctx.options.http) {
     out = { ok: false, error: 'HTTP steps are not available in this runtime' };
