@@ -37,6 +37,8 @@ export interface WorkerdOptions {
   /** Let the local queue deliver messages to the worker by itself (default: tests deliver by hand). */
   consumer?: { maxBatchSize: number; maxBatchTimeout: number };
   bindings?: Record<string, string>;
+  /** Hyperdrive bindings: name → the local connection string workerd's Hyperdrive leads to (test/pooler/). */
+  hyperdrives?: Record<string, string>;
 }
 
 export function useWorkerd(t: TestDb, opts: WorkerdOptions = {}): Workerd {
@@ -52,6 +54,7 @@ export function useWorkerd(t: TestDb, opts: WorkerdOptions = {}): Workerd {
       compatibilityFlags: COMPATIBILITY_FLAGS,
       bindings: { DATABASE_URL: t.url(), WS_PROXY: proxy.address, PGFLARE_LOG_LEVEL: 'error', ...opts.bindings },
       queueProducers: { QUEUE: { queueName: QUEUE_NAME } },
+      ...(opts.hyperdrives ? { hyperdrives: opts.hyperdrives } : {}),
       ...(opts.consumer ? { queueConsumers: { [QUEUE_NAME]: opts.consumer } } : {}),
     });
     await h.mf.ready;
