@@ -39,12 +39,16 @@ export interface WorkerdOptions {
   bindings?: Record<string, string>;
   /** Hyperdrive bindings: name → the local connection string workerd's Hyperdrive leads to (test/pooler/). */
   hyperdrives?: Record<string, string>;
+  /** Bindings known only once other beforeAll hooks ran (a PgBouncer's port): read when workerd starts. */
+  late?: () => Pick<WorkerdOptions, 'bindings' | 'hyperdrives'>;
 }
 
 export function useWorkerd(t: TestDb, opts: WorkerdOptions = {}): Workerd {
   const h = {} as Workerd;
   beforeAll(async () => {
     const [proxy, bundle] = await Promise.all([startWsProxy(), bundleWorker('test/workerd/entry.ts')]);
+    const late = opts.late?.() ?? {};
+    const hyperdrives = { ...opts.hyperdrives, ...late.hyperdrives };
     h.proxy = proxy;
     h.mf = new Miniflare({
       modules: true,
@@ -52,9 +56,9 @@ export function useWorkerd(t: TestDb, opts: WorkerdOptions = {}): Workerd {
       modulesRoot: dirname(bundle.path),
       compatibilityDate: COMPATIBILITY_DATE,
       compatibilityFlags: COMPATIBILITY_FLAGS,
-      bindings: { DATABASE_URL: t.url(), WS_PROXY: proxy.address, PGFLARE_LOG_LEVEL: 'error', ...opts.bindings },
+      bindings: { DATABASE_URL: t.url(), WS_PROXY: proxy.address, PGFLARE_LOG_LEVEL: 'error', ...opts.bindings, ...late.bindings },
       queueProducers: { QUEUE: { queueName: QUEUE_NAME } },
-      ...(opts.hyperdrives ? { hyperdrives: opts.hyperdrives } : {}),
+      ...(Object.keys(hyperdrives).length ? { hyperdrives } : {}),
       ...(opts.consumer ? { queueConsumers: { [QUEUE_NAME]: opts.consumer } } : {}),
     });
     await h.mf.ready;
