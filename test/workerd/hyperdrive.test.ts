@@ -37,3 +37,17 @@ describe('the Worker over its Hyperdrive binding', () => {
     expect(await t.query('SELECT k FROM effects ORDER BY k')).toEqual([{ k: 'a' }, { k: 'b' }, { k: 'c' }, { k: 's' }]);
   });
 });
+
+describe('the Worker over Hyperdrive with PGFLARE_DIRECT_URL', () => {
+  const direct = useWorkerd(t, {
+    bindings: { DATABASE_URL: '', WS_PROXY: '', PGFLARE_DIRECT_URL: t.url() },
+    hyperdrives: { HYPERDRIVE: t.url() },
+  });
+  it('runs a non-transactional step on the direct connection (node-postgres over a TCP socket)', async () => {
+    const [{ id }] = await t.query(`SELECT df.start('VACUUM df.signals' ~> 'SELECT 6 AS six') AS id`);
+    await direct.sent();
+    await direct.cron();
+    await pump(direct);
+    expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: { rows: [{ six: 6 }] } });
+  });
+});

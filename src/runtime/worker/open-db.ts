@@ -3,8 +3,9 @@
  * Hyperdrive"):
  *
  *  - HYPERDRIVE bound: `pg` over the binding (hyperdrive-db.ts). Hyperdrive pools in transaction mode, so
- *    the engine runs `pooled`; DATABASE_URL, when also set, is the direct connection (Neon driver) for
- *    the few steps that need a session of their own (src/engine/pooled.ts).
+ *    the engine runs `pooled`; PGFLARE_DIRECT_URL or DATABASE_URL, when set, is the direct connection
+ *    (node-postgres over a TCP socket) for the few steps that need a session of their own
+ *    (src/engine/pooled.ts).
  *  - else DATABASE_URL over the Neon driver (neon-db.ts); `pooled` when PGFLARE_POOLED says so or the
  *    URL looks like a pooler's (Neon's `-pooler` host), with PGFLARE_DIRECT_URL as the direct one.
  */
@@ -31,7 +32,14 @@ export interface WorkerDb extends Db {
 }
 
 export function openWorkerDb(env: DbBindings, opts: { max: number; applicationName: string; pooled?: boolean }): WorkerDb {
-  const direct = (url: string) => createNeonDb({ connectionString: url, wsProxy: env.WS_PROXY, max: 1, applicationName: `${opts.applicationName}:direct` });
+  // The direct connection: node-postgres over a TCP socket reaches any PostgreSQL (the Neon driver's
+  // WebSocket only Neon's); through the local WebSocket proxy when one is set (dev and tests).
+  const direct = (url: string): Db => {
+    const applicationName = `${opts.applicationName}:direct`;
+    return env.WS_PROXY
+      ? createNeonDb({ connectionString: url, wsProxy: env.WS_PROXY, max: 1, applicationName })
+      : createHyperdriveDb({ connectionString: url, max: 1, applicationName });
+  };
   if (env.HYPERDRIVE?.connectionString) {
     const db = createHyperdriveDb({ connectionString: env.HYPERDRIVE.connectionString, max: opts.max, applicationName: opts.applicationName });
     const directUrl = env.PGFLARE_DIRECT_URL || env.DATABASE_URL;
