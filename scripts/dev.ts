@@ -3,9 +3,13 @@
  *
  *  1. the embedded PostgreSQL in $PGFLARE_DATA_DIR (default .data/, shared with `npm start`; stop that
  *     first), a non-superuser role `pgflare` owning database `pgflare`, schema df migrated;
- *  2. scripts/ws-proxy.ts, so the Neon driver inside workerd reaches that server;
- *  3. `wrangler dev --test-scheduled` with DATABASE_URL, WS_PROXY and a dev API token as vars: local
- *     queues (producer and consumer from wrangler.toml), the scheduled handler at /__scheduled;
+ *  2. the Worker's database: by default its Hyperdrive binding HYPERDRIVE, with that server as the
+ *     local connection string (CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE). While the
+ *     binding is commented out in wrangler.toml, a copy of it with the binding added is written to
+ *     .wrangler/dev/wrangler.toml and used. PGFLARE_DEV_DB=neon instead starts scripts/ws-proxy.ts, so
+ *     the Neon driver inside workerd reaches the server over DATABASE_URL and WS_PROXY;
+ *  3. `wrangler dev --test-scheduled` with a dev API token as a var: local queues (producer and consumer
+ *     from wrangler.toml), the scheduled handler at /__scheduled;
  *  4. a cron stand-in: wrangler dev does not fire cron triggers by itself, so this script calls
  *     /__scheduled every PGFLARE_DEV_CRON_SECONDS (default 60; 0 = never).
  *
@@ -13,6 +17,7 @@
  * this machine; the proxy only connects to loopback hosts unless PGFLARE_DEV_PROXY_ANY_HOST=1).
  */
 import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../src/runtime/node/embedded.ts';
@@ -64,14 +69,19 @@ try {
   await db.end();
 }
 
-const proxy = await startWsProxy({ allowAnyHost: process.env.PGFLARE_DEV_PROXY_ANY_HOST === '1', log: (l) => console.error(l) });
-console.error(`dev: ws proxy on ${proxy.address}`);
+const viaNeon = process.env.PGFLARE_DEV_DB === 'neon';
+if (process.env.PGFLARE_DEV_DB && !viaNeon && process.env.PGFLARE_DEV_DB !== 'hyperdrive') {
+  throw new Error(`PGFLARE_DEV_DB must be hyperdrive (the default) or neon, not ${JSON.stringify(process.env.PGFLARE_DEV_DB)}`);
+}
+const proxy = viaNeon ? await startWsProxy({ allowAnyHost: process.env.PGFLARE_DEV_PROXY_ANY_HOST === '1', log: (l) => console.error(l) }) : null;
+if (proxy) console.error(`dev: ws proxy on ${proxy.address} (the Neon driver over DATABASE_URL)`);
+else console.error('dev: the Worker reaches PostgreSQL through its Hyperdrive binding HYPERDRIVE (local connection string)');
 
 const vars: Record<string, string> = {
-  DATABASE_URL: url,
-  WS_PROXY: proxy.address,
+  ...(proxy ? { DATABASE_URL: url, WS_PROXY: proxy.address } : {}),
   PGFLARE_API_TOKENS: process.env.PGFLARE_API_TOKENS ?? `${DEV_TOKEN}=${ROLE}`,
 };
+const configArgs = proxy ? [] : hyperdriveConfig();
 const wrangler = spawn(
   process.execPath,
   [
@@ -82,10 +92,18 @@ const wrangler = spawn(
     '127.0.0.1',
     '--port',
     String(port),
+    ...configArgs,
     ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
     ...process.argv.slice(2),
   ],
-  { stdio: 'inherit', env: { ...process.env, WRANGLER_SEND_METRICS: process.env.WRANGLER_SEND_METRICS ?? 'false' } },
+  {
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: process.env.WRANGLER_SEND_METRICS ?? 'false',
+      ...(proxy ? {} : { CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE: url }),
+    },
+  },
 );
 
 const base = `http://127.0.0.1:${port}`;
@@ -114,10 +132,31 @@ const stop = async (code: number) => {
   stopping = true;
   if (cron) clearInterval(cron);
   if (wrangler.exitCode === null) wrangler.kill('SIGINT');
-  await proxy.close();
+  await proxy?.close();
   await server?.stop();
   process.exit(code);
 };
 wrangler.on('exit', (code) => void stop(code ?? 0));
 process.once('SIGINT', () => void stop(0));
 process.once('SIGTERM', () => void stop(0));
+
+/**
+ * wrangler's arguments for a config that binds HYPERDRIVE: none when wrangler.toml declares it, else a
+ * copy with the binding added (its id is a placeholder: locally only the connection string counts).
+ */
+function hyperdriveConfig(): string[] {
+  const root = resolve(import.meta.dirname, '..');
+  const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8');
+  if (/^\s*\[\[hyperdrive\]\]/m.test(toml)) return [];
+  const dir = join(root, '.wrangler', 'dev');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'wrangler.toml');
+  const main = JSON.stringify(join(root, 'src', 'runtime', 'worker', 'index.ts'));
+  writeFileSync(
+    file,
+    `# Written by scripts/dev.ts from wrangler.toml, with the Hyperdrive binding added; edit wrangler.toml instead.\n` +
+      toml.replace(/^main = .*$/m, `main = ${main}`) +
+      `\n[[hyperdrive]]\nbinding = "HYPERDRIVE"\nid = "pgflare-dev-local"\n`,
+  );
+  return ['--config', file];
+}

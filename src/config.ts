@@ -42,6 +42,8 @@ const EnvSchema = z.object({
   PGFLARE_METRICS_PORT: int(0, 65535).optional(),
   PGFLARE_METRICS_HOST: z.string().optional(),
   PGFLARE_HEALTH_WORKER_MAX_AGE_S: int(0, 86_400).default(DEFAULT_WORKER_MAX_AGE_S),
+  PGFLARE_POOLED: bool.optional(),
+  PGFLARE_DIRECT_URL: z.string().optional(),
 });
 
 export interface RuntimeConfig {
@@ -71,6 +73,10 @@ export interface RuntimeConfig {
   metricsHost?: string;
   /** /healthz answers 503 when no worker heartbeat is newer than this (seconds; 0: reported, never a 503). */
   healthWorkerMaxAgeS: number;
+  /** DATABASE_URL goes through a transaction-mode pooler (undefined: judged from the URL; src/engine/pooled.ts). */
+  pooled?: boolean;
+  /** A direct (unpooled) connection string for LISTEN and non-transactional steps when DATABASE_URL is pooled. */
+  directUrl?: string;
 }
 
 export class ConfigError extends Error {}
@@ -101,5 +107,7 @@ export function loadConfig(env: Record<string, string | undefined>): RuntimeConf
     metricsPort: c.PGFLARE_METRICS_PORT,
     metricsHost: c.PGFLARE_METRICS_HOST,
     healthWorkerMaxAgeS: c.PGFLARE_HEALTH_WORKER_MAX_AGE_S,
+    pooled: c.PGFLARE_POOLED,
+    directUrl: c.PGFLARE_DIRECT_URL,
   };
 }

@@ -103,7 +103,8 @@ async function runSeries(ctx: EngineContext, opts: SeriesOptions = {}): Promise<
             // After a wait the queue was empty: the claim a wake-up sends takes one row (prepared).
             sizer.size = 1;
             if (!opts.idle) return true;
-            if (!prepared) prepared = await prepareClaim(client);
+            // Behind a transaction-mode pooler the next transaction may get another server session.
+            if (!prepared && !ctx.options.pooled) prepared = await prepareClaim(client);
             if (await opts.idle()) continue;
             return true;
           }

@@ -19,6 +19,7 @@ import { afterCommit, checkpoint, commitTx, withdrawn } from './checkpoint.ts';
 import { roleOf, type EngineContext } from './context.ts';
 import { isLockNotAvailable } from './errors.ts';
 import { leafEvent, substitutionContext, timeoutFor, toOutcome } from './step-policy.ts';
+import { DIRECT_URL_NEEDED, sessionDb } from './pooled.ts';
 import { Owed, type Tx } from './tx.ts';
 import type { RunResult } from './types.ts';
 
@@ -55,11 +56,14 @@ export async function runLeased(ctx: EngineContext, row: ClaimedRow, now: Date):
     const sub = substitute(row.query ?? '', stepCtx, 'sql');
     if (!sub.ok) out = { ok: false, error: sub.error };
     else {
-      out = await ctx.db.withClient(async (c) => {
-        const role = await roleOf(ctx, c);
-        if (role !== row.owner) return { ok: false as const, error: nonTransactionalForeignError(row.owner, role) };
-        return runSqlStep(c, sub.text, { statementTimeoutMs: timeoutFor(ctx, row), inTransaction: false });
-      });
+      const db = sessionDb(ctx.options);
+      out = !db
+        ? { ok: false, error: DIRECT_URL_NEEDED }
+        : await db.withClient(async (c) => {
+            const role = await roleOf(ctx, c);
+            if (role !== row.owner) return { ok: false as const, error: nonTransactionalForeignError(row.owner, role) };
+            return runSqlStep(c, sub.text, { statementTimeoutMs: timeoutFor(ctx, row), inTransaction: false });
+          });
     }
   } else if (!ctx.options.http) {
     out = { ok: false, error: 'HTTP steps are not available in this runtime' };

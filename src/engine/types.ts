@@ -64,6 +64,14 @@ export interface EngineOptions {
   batchSize?: number;
   /** Counts every run (steps, failures, retries, latencies); src/runtime/node/metrics.ts is the Prometheus one. */
   metrics?: MetricsPort;
+  /**
+   * `db` goes through a transaction-mode pooler (PgBouncer, Hyperdrive): nothing may rely on session
+   * state between transactions (pooled.ts). No prepared wake-up claim; non-transactional SQL steps run
+   * on `directDb`, or fail naming PGFLARE_DIRECT_URL.
+   */
+  pooled?: boolean;
+  /** A direct (unpooled) connection for what needs a session of its own (pooled.ts). */
+  directDb?: Db;
 }
 
 export interface SeriesOptions {

@@ -5,7 +5,30 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { build } from 'esbuild';
+import { builtinModules } from 'node:module';
+import { build, type Plugin } from 'esbuild';
+
+/**
+ * Node built-ins as wrangler's nodejs_compat bundling treats them: a bare name (`events`, `util` in
+ * node-postgres) is the `node:` module, and a CommonJS require() of one becomes a static import (an ES
+ * module output cannot require() an external).
+ */
+const nodeBuiltins: Plugin = {
+  name: 'node-builtins',
+  setup(b) {
+    const names = new Set(builtinModules.filter((m) => !m.startsWith('_')));
+    b.onResolve({ filter: /^(node:)?[a-z_/]+$/ }, (args) => {
+      const name = args.path.replace(/^node:/, '');
+      if (!names.has(name)) return undefined;
+      if (args.kind === 'require-call') return { path: name, namespace: 'node-require' };
+      return { path: `node:${name}`, external: true };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'node-require' }, (args) => ({
+      contents: `import lib from 'node:${args.path}'; module.exports = lib;`,
+      loader: 'js',
+    }));
+  },
+};
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 /** Same as wrangler.toml. */
@@ -22,9 +45,11 @@ export async function bundleWorker(entry: string, opts: { minify?: boolean } = {
     format: 'esm',
     platform: 'neutral',
     target: 'es2022',
-    conditions: ['workerd', 'worker', 'browser', 'import'],
+    // As wrangler: esbuild adds 'import' or 'require' by how a module is loaded (node-postgres require()s pg-pool).
+    conditions: ['workerd', 'worker', 'browser'],
     mainFields: ['module', 'main'],
     external: ['node:*', 'cloudflare:*'],
+    plugins: [nodeBuiltins],
     minify: opts.minify ?? false,
     sourcemap: false,
     write: true,

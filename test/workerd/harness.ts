@@ -37,12 +37,18 @@ export interface WorkerdOptions {
   /** Let the local queue deliver messages to the worker by itself (default: tests deliver by hand). */
   consumer?: { maxBatchSize: number; maxBatchTimeout: number };
   bindings?: Record<string, string>;
+  /** Hyperdrive bindings: name → the local connection string workerd's Hyperdrive leads to (test/pooler/). */
+  hyperdrives?: Record<string, string>;
+  /** Bindings known only once other beforeAll hooks ran (a PgBouncer's port): read when workerd starts. */
+  late?: () => Pick<WorkerdOptions, 'bindings' | 'hyperdrives'>;
 }
 
 export function useWorkerd(t: TestDb, opts: WorkerdOptions = {}): Workerd {
   const h = {} as Workerd;
   beforeAll(async () => {
     const [proxy, bundle] = await Promise.all([startWsProxy(), bundleWorker('test/workerd/entry.ts')]);
+    const late = opts.late?.() ?? {};
+    const hyperdrives = { ...opts.hyperdrives, ...late.hyperdrives };
     h.proxy = proxy;
     h.mf = new Miniflare({
       modules: true,
@@ -50,8 +56,9 @@ export function useWorkerd(t: TestDb, opts: WorkerdOptions = {}): Workerd {
       modulesRoot: dirname(bundle.path),
       compatibilityDate: COMPATIBILITY_DATE,
       compatibilityFlags: COMPATIBILITY_FLAGS,
-      bindings: { DATABASE_URL: t.url(), WS_PROXY: proxy.address, PGFLARE_LOG_LEVEL: 'error', ...opts.bindings },
+      bindings: { DATABASE_URL: t.url(), WS_PROXY: proxy.address, PGFLARE_LOG_LEVEL: 'error', ...opts.bindings, ...late.bindings },
       queueProducers: { QUEUE: { queueName: QUEUE_NAME } },
+      ...(Object.keys(hyperdrives).length ? { hyperdrives } : {}),
       ...(opts.consumer ? { queueConsumers: { [QUEUE_NAME]: opts.consumer } } : {}),
     });
     await h.mf.ready;

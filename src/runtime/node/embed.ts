@@ -58,6 +58,8 @@ export function workerOptions(databaseUrl: string, cfg: RuntimeConfig, log: Logg
     batchSize: cfg.batchSize,
     metricsPort: cfg.metricsPort,
     metricsHost: cfg.metricsHost,
+    pooled: cfg.pooled,
+    directUrl: cfg.directUrl,
     http: createNodeHttpRunner({ databaseUrl, policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts, maxResponseBytes: cfg.maxResponseBytes }),
     log,
   };
@@ -102,7 +104,8 @@ export function createPgflare(options: PgflareOptions): Pgflare {
       state = 'started';
       try {
         if (options.migrate) {
-          const db = createPgDb({ connectionString: options.databaseUrl, max: 1, applicationName: 'pgflare:migrate' });
+          // DDL under locks: on the direct connection when DATABASE_URL is a pooler's (PGFLARE_DIRECT_URL).
+          const db = createPgDb({ connectionString: cfg.directUrl ?? options.databaseUrl, max: 1, applicationName: 'pgflare:migrate' });
           try {
             migrated = await migrate(db, { log: (line) => log.info(line) });
           } finally {

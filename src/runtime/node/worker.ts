@@ -11,6 +11,7 @@ import { heartbeat, pruneHistory, requireSchema, retireEpoch } from '../../engin
 import { DEFAULT_QUEUE_VACUUM_STEPS } from '../../engine/queue-vacuum.ts';
 import { DEFAULT_BATCH_SIZE } from '../../engine/batch.ts';
 import { fireDueSchedules } from '../../engine/schedules.ts';
+import { looksPooled } from '../../engine/pooled.ts';
 import { migrations } from '../../migrate/generated/migrations.ts';
 import { silentLogger, type Logger } from '../../log.ts';
 import { createPgDb } from './pg-db.ts';
@@ -32,6 +33,12 @@ export interface NodeWorkerOptions extends Omit<EngineOptions, 'db' | 'dispatch'
   metricsPort?: number;
   /** Address of the metrics port (default 127.0.0.1). */
   metricsHost?: string;
+  /**
+   * A direct (unpooled) connection string (PGFLARE_DIRECT_URL) beside a pooled connectionString: LISTEN
+   * and non-transactional steps. Whether connectionString is pooled: `pooled` (PGFLARE_POOLED), else
+   * judged from the URL (src/engine/pooled.ts). Pooled without it, idle loops poll.
+   */
+  directUrl?: string;
 }
 
 export interface NodeWorker {
@@ -52,6 +59,10 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   const concurrency = opts.concurrency ?? 4;
   const pollMs = opts.pollIntervalMs ?? 1000;
   const db = createPgDb({ connectionString: opts.connectionString, max: concurrency + 2, applicationName: 'pgflare:worker' });
+  const pooled = looksPooled(opts.connectionString, opts.pooled);
+  const directDb = opts.directUrl ? createPgDb({ connectionString: opts.directUrl, max: 2, applicationName: 'pgflare:worker:direct' }) : undefined;
+  // LISTEN needs a session of its own: through a transaction-mode pooler the notifications go nowhere.
+  const listenUrl = opts.directUrl ?? (pooled ? null : opts.connectionString);
   const epochId = randomUUID();
   let stopping = false;
   let steps = 0;
@@ -84,6 +95,8 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
     queueVacuumSteps: opts.queueVacuumSteps ?? DEFAULT_QUEUE_VACUUM_STEPS,
     batchSize: opts.batchSize ?? DEFAULT_BATCH_SIZE,
     db,
+    pooled,
+    directDb,
     log,
     dispatch,
   });
@@ -91,7 +104,13 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
     await db.withClient((c) => requireSchema(c, migrations.length));
   } catch (err) {
     await db.end();
+    await directDb?.end();
     throw err;
+  }
+  if (pooled && !opts.directUrl) {
+    log.warn('DATABASE_URL goes through a transaction-mode pooler: no LISTEN, so idle loops poll every PGFLARE_POLL_INTERVAL_MS, and non-transactional SQL steps (VACUUM, CREATE INDEX CONCURRENTLY, …) fail; set PGFLARE_DIRECT_URL to a direct connection string for both', {
+      poll_ms: pollMs,
+    });
   }
   let metricsServer: ApiServer | undefined;
   if (prom) {
@@ -99,6 +118,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
       metricsServer = await serveMetrics(prom, { port: opts.metricsPort!, hostname: opts.metricsHost });
     } catch (err) {
       await db.end();
+      await directDb?.end();
       throw new Error(`could not serve metrics on port ${opts.metricsPort} (PGFLARE_METRICS_PORT): ${(err as Error).message}`);
     }
     log.info('metrics listening', { url: `${metricsServer.url}/metrics` });
@@ -107,8 +127,8 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   // A dedicated session for LISTEN; it reconnects if the server drops it.
   let listener: pg.Client | null = null;
   const listen = async () => {
-    if (stopping) return;
-    const c = new pg.Client({ connectionString: opts.connectionString, application_name: 'pgflare:worker:listen' });
+    if (stopping || !listenUrl) return;
+    const c = new pg.Client({ connectionString: listenUrl, application_name: 'pgflare:worker:listen' });
     c.on('notification', wakeAll);
     c.on('error', (err) => {
       if (stopping) return;
@@ -235,6 +255,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
       await engine.settled();
       await db.withClient((c) => retireEpoch(c, epochId)).catch(() => undefined);
       await db.end();
+      await directDb?.end();
       log.info('worker stopped', { steps });
     },
   };

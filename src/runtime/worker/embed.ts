@@ -24,7 +24,7 @@ export interface PgflareWorkerOptions<E> {
   /** Path prefix of pgflare's REST API and webhooks, e.g. `/pgflare` (then `/pgflare/v1/instances`). Default: none. */
   prefix?: string;
   /**
-   * pgflare's environment from yours: `DATABASE_URL`, the `QUEUE` producer binding and the optional
+   * pgflare's environment from yours: `DATABASE_URL` or the `HYPERDRIVE` binding, the `QUEUE` producer binding and the optional
    * `PGFLARE_*` variables. Default: your env as is (bindings named as in pgflare's wrangler.toml).
    */
   env?: (env: E) => Env;

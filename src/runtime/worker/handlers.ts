@@ -54,10 +54,10 @@ import { createLogger, type Logger, type LogLevel } from '../../log.ts';
 import { migrations as bundledMigrations } from '../../migrate/generated/migrations.ts';
 import { migrate } from '../../migrate/runner.ts';
 import { createQueueDispatcher, StepMessage } from './dispatch.ts';
-import { createNeonDb } from './neon-db.ts';
+import { openWorkerDb, type DbBindings, type WorkerDb } from './open-db.ts';
 
-export interface Env {
-  /** Secret: `wrangler secret put DATABASE_URL` (use the direct, unpooled connection string). */
+export interface Env extends DbBindings {
+  /** Secret: `wrangler secret put DATABASE_URL` (without HYPERDRIVE: the direct, unpooled connection string; open-db.ts). */
   DATABASE_URL: string;
   /** Producer binding of the step queue (wrangler.toml). */
   QUEUE: Queue<StepMessage>;
@@ -91,24 +91,18 @@ const WorkerEnv = z.object({
 let epochId: string | undefined;
 
 interface Invocation {
-  db: Db & { pool: { end(): Promise<void> } };
+  db: WorkerDb;
   log: Logger;
   cfg: RuntimeConfig;
   id: string;
 }
 
 function open(env: Env, ctx: ExecutionContext, kind: 'queue' | 'cron' | 'api'): Invocation {
-  if (!env.DATABASE_URL) throw new Error('DATABASE_URL is not set: `wrangler secret put DATABASE_URL` (or --var DATABASE_URL:… in dev)');
   const cfg = loadConfig(env as unknown as Record<string, string | undefined>);
   // JSON by default here: Workers Logs indexes a JSON line's fields.
   const log = createLogger((env.PGFLARE_LOG_LEVEL as LogLevel) || 'info', (line) => console.log(line), cfg.logFormat ?? 'json');
   const id = `${kind}:${crypto.randomUUID().slice(0, 8)}`;
-  const db = createNeonDb({
-    connectionString: env.DATABASE_URL,
-    wsProxy: env.WS_PROXY,
-    max: kind === 'cron' ? 1 : QUEUE_CONCURRENCY,
-    applicationName: `pgflare:${id}`,
-  });
+  const db = openWorkerDb(env, { max: kind === 'cron' ? 1 : QUEUE_CONCURRENCY, applicationName: `pgflare:${id}`, pooled: cfg.pooled });
   return { db, log, cfg, id };
 }
 
@@ -132,6 +126,8 @@ function engineFor(inv: Invocation, env: Env): Engine {
     leaseMs: cfg.leaseMs,
     retry: cfg.retry,
     enableSuperuserInstances: cfg.enableSuperuserInstances,
+    pooled: inv.db.pooled,
+    directDb: inv.db.directDb,
   });
 }
 

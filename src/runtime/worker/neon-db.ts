@@ -73,13 +73,17 @@ function configureLocalProxy(proxy: string): void {
 }
 
 let statementSeq = 0;
+// Per isolate, made on first use (no randomness at global scope on Workers): behind a pooler another
+// isolate's names must not meet ours on a shared server session.
+let statementTag: string | undefined;
 
 /**
  * node-postgres 8.12+ takes `queryMode: 'extended'` to force the extended protocol for a query without
  * parameters; the node-postgres inside the Neon driver predates it and would send such a query over the
  * simple protocol, where multi-statement text runs instead of failing as in pg_durable
  * (src/engine/executors/sql.ts). A statement name forces the extended protocol there too; names are
- * never reused, and the engine's session restore (DEALLOCATE ALL) drops them server-side.
+ * never reused, and the engine's session restore (DEALLOCATE ALL) drops them server-side, inside the
+ * step's transaction.
  */
 function adapt(client: PoolClient): DbClient {
   return {
@@ -87,7 +91,7 @@ function adapt(client: PoolClient): DbClient {
       if (text && typeof text === 'object' && (text as { queryMode?: string }).queryMode === 'extended') {
         const { queryMode: _mode, ...cfg } = text as Record<string, unknown>;
         const values = cfg.values as unknown[] | undefined;
-        if (!values || values.length === 0) cfg.name = `pgflare_s${++statementSeq}`;
+        if (!values || values.length === 0) cfg.name = `pgflare_s${(statementTag ??= Math.random().toString(36).slice(2, 10))}_${++statementSeq}`;
         return client.query(cfg as never);
       }
       return client.query(text as never, params as never);
