@@ -5,8 +5,8 @@
  */
 import type { z } from 'zod';
 import type * as S from '../api/schemas.ts';
-import type * as Sched from '../api/schedules.ts';
-import type * as H from '../api/hooks.ts';
+import type * as Sched from '../api/schedules-openapi.ts';
+import type * as H from '../api/hooks-openapi.ts';
 
 export type InstanceStatus = (typeof S.STATUSES)[number];
 export type Started = z.infer<typeof S.Started>;

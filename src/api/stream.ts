@@ -1,0 +1,77 @@
+/**
+ * GET /v1/instances/{instance_id}/events/stream: server-sent events of one instance until it finishes.
+ *
+ * The stream polls: every `pollMs` it reads the instance and its events after the last one sent, each
+ * read a short transaction as the token's role (RLS as on every route), and holds no connection in
+ * between. LISTEN would need a connection held for the whole stream, which Workers cannot keep (the
+ * Neon driver's connections are per request and not for LISTEN) and which would take a pool slot per
+ * open stream on Node; a short poll costs one indexed read per interval and works the same on both.
+ *
+ * Events: `instance` (the instance without nodes) first and on every status change; `event` per row
+ * of its history, with `id:` = event_id so an EventSource that reconnects (Last-Event-ID) misses
+ * nothing and repeats nothing; `end` once it is completed, failed or cancelled, then the stream closes.
+ */
+import { streamSSE } from 'hono/streaming';
+import { ApiError } from './errors.ts';
+import { eventsAfter, instanceSummary, TERMINAL } from './instances.ts';
+import { streamInstance } from './instances-openapi.ts';
+import type { ApiApp, RouteKit } from './kit.ts';
+
+export interface StreamOptions {
+  /** How often an open stream reads the database (ms). */
+  pollMs: number;
+  /** Longest a stream stays open (s); the client reconnects with Last-Event-ID after it. */
+  maxSeconds: number;
+}
+
+/** Events read per poll; a longer backlog is sent over the next polls without waiting. */
+const BATCH = 500;
+
+export function streamRoutes(app: ApiApp, { asRole }: RouteKit, opts: StreamOptions): void {
+  app.openapi(streamInstance, async (c) => {
+    const { instance_id: id } = c.req.valid('param');
+    const { after: afterQuery } = c.req.valid('query');
+    const lastId = c.req.header('Last-Event-ID');
+    let after = afterQuery ?? (lastId !== undefined && /^\d{1,15}$/.test(lastId) ? Number(lastId) : 0);
+    const read = () =>
+      asRole(c, async (client) => {
+        const instance = await instanceSummary(client, id);
+        if (!instance) throw new ApiError(404, 'not_found', `instance ${id} not found`);
+        return { instance, events: await eventsAfter(client, id, after, BATCH) };
+      });
+    // The first read happens before the stream opens, so an unknown id is still a JSON 404.
+    let first: Awaited<ReturnType<typeof read>> | null = await read();
+    const deadline = Date.now() + opts.maxSeconds * 1000;
+
+    return streamSSE(c, async (stream) => {
+      let aborted = false;
+      stream.onAbort(() => {
+        aborted = true;
+      });
+      let status: unknown;
+      while (!aborted) {
+        const { instance, events } = first ?? (await read());
+        first = null;
+        if (instance.status !== status) {
+          status = instance.status;
+          await stream.writeSSE({ event: 'instance', data: JSON.stringify(instance) });
+        }
+        for (const e of events) {
+          await stream.writeSSE({ event: 'event', id: String(e.event_id), data: JSON.stringify(e) });
+          after = e.event_id;
+        }
+        // Finished: the events it wrote with its last checkpoint are in this read (same transaction).
+        if (TERMINAL.has(instance.status as string) && events.length < BATCH) {
+          await stream.writeSSE({ event: 'end', data: JSON.stringify({ status: instance.status }) });
+          return;
+        }
+        if (events.length === BATCH) continue;
+        if (Date.now() >= deadline) return;
+        await stream.sleep(opts.pollMs);
+      }
+    }, async (err, stream) => {
+      c.var.log.warn('api: event stream failed', { instance: id, error: err });
+      await stream.writeSSE({ event: 'error', data: JSON.stringify({ error: { code: 'internal', message: 'the stream failed; reconnect' } }) });
+    }) as never;
+  });
+}
