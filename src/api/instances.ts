@@ -243,13 +243,17 @@ export interface EventRow {
   created_at: string;
 }
 
-/** Up to `limit` events of the instance with an event_id above `after`, oldest first. */
+/**
+ * Up to `limit` events of the instance with an event_id above `after`, oldest first: df.instance_events'
+ * columns, read from df.events directly so the keyset uses events_instance_idx (RLS applies the same).
+ */
 export async function eventsAfter(client: DbClient, id: string, after: number, limit: number): Promise<EventRow[]> {
   const { rows } = await client.query<{ events: EventRow[] }>(
     `SELECT coalesce(json_agg(json_build_object(
               'event_id', e.event_id, 'node_id', e.node_id, 'kind', e.kind, 'attempt', e.attempt,
               'detail', e.detail, 'created_at', e.created_at) ORDER BY e.event_id), '[]'::json) AS events
-       FROM (SELECT * FROM df.instance_events($1) AS x WHERE x.event_id > $2 ORDER BY x.event_id LIMIT $3) AS e`,
+       FROM (SELECT x.id AS event_id, x.node_id, x.kind, x.attempt, x.detail, x.created_at
+               FROM df.events AS x WHERE x.instance_id = $1 AND x.id > $2 ORDER BY x.id LIMIT $3) AS e`,
     [id, after, limit],
   );
   return rows[0]!.events;
