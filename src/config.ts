@@ -42,6 +42,7 @@ const EnvSchema = z.object({
   PGFLARE_METRICS_PORT: int(0, 65535).optional(),
   PGFLARE_METRICS_HOST: z.string().optional(),
   PGFLARE_HEALTH_WORKER_MAX_AGE_S: int(0, 86_400).default(DEFAULT_WORKER_MAX_AGE_S),
+  PGFLARE_STREAM_POLL_MS: int(50, 60_000).default(500),
 });
 
 export interface RuntimeConfig {
@@ -71,6 +72,8 @@ export interface RuntimeConfig {
   metricsHost?: string;
   /** /healthz answers 503 when no worker heartbeat is newer than this (seconds; 0: reported, never a 503). */
   healthWorkerMaxAgeS: number;
+  /** How often an open event stream of the API reads the database (ms; src/api/stream.ts). */
+  streamPollMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -101,5 +104,6 @@ export function loadConfig(env: Record<string, string | undefined>): RuntimeConf
     metricsPort: c.PGFLARE_METRICS_PORT,
     metricsHost: c.PGFLARE_METRICS_HOST,
     healthWorkerMaxAgeS: c.PGFLARE_HEALTH_WORKER_MAX_AGE_S,
+    streamPollMs: c.PGFLARE_STREAM_POLL_MS,
   };
 }

@@ -58,6 +58,11 @@ export interface AppDeps {
   healthWorkerMaxAgeS?: number;
 }
 
+/** The API's settings from the runtime configuration (src/config.ts). */
+export function apiConfig(cfg: { healthWorkerMaxAgeS: number; streamPollMs: number }): Pick<AppDeps, 'healthWorkerMaxAgeS' | 'streamPollMs'> {
+  return { healthWorkerMaxAgeS: cfg.healthWorkerMaxAgeS, streamPollMs: cfg.streamPollMs };
+}
+
 /** PGFLARE_CORS_ORIGINS: comma-separated origins (`*` = any); unset or empty = no CORS. */
 export function parseCorsOrigins(value: string | undefined): string[] {
   return (value ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');

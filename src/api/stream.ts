@@ -9,10 +9,11 @@
  *
  * Events: `instance` (the instance without nodes) first and on every status change; `event` per row
  * of its history, with `id:` = event_id so an EventSource that reconnects (Last-Event-ID) misses
- * nothing and repeats nothing; `end` once it is completed, failed or cancelled, then the stream closes.
+ * nothing and repeats nothing; `end` once it is completed, failed or cancelled, then the stream closes;
+ * `error` (our error body) if a read fails after the stream opened (e.g. the instance was pruned: 404).
  */
 import { streamSSE } from 'hono/streaming';
-import { ApiError } from './errors.ts';
+import { ApiError, errorBody, mapDbError } from './errors.ts';
 import { eventsAfter, instanceSummary, TERMINAL } from './instances.ts';
 import { streamInstance } from './instances-openapi.ts';
 import type { ApiApp, RouteKit } from './kit.ts';
@@ -48,30 +49,35 @@ export function streamRoutes(app: ApiApp, { asRole }: RouteKit, opts: StreamOpti
       stream.onAbort(() => {
         aborted = true;
       });
-      let status: unknown;
-      while (!aborted) {
-        const { instance, events } = first ?? (await read());
-        first = null;
-        if (instance.status !== status) {
-          status = instance.status;
-          await stream.writeSSE({ event: 'instance', data: JSON.stringify(instance) });
+      // Errors are caught here, not by streamSSE's onError, which would also send the raw message.
+      try {
+        let status: unknown;
+        while (!aborted) {
+          const { instance, events } = first ?? (await read());
+          first = null;
+          if (instance.status !== status) {
+            status = instance.status;
+            await stream.writeSSE({ event: 'instance', data: JSON.stringify(instance) });
+          }
+          for (const e of events) {
+            await stream.writeSSE({ event: 'event', id: String(e.event_id), data: JSON.stringify(e) });
+            after = e.event_id;
+          }
+          // Finished: the events of its last checkpoint are in this read (read after the status).
+          if (TERMINAL.has(instance.status as string) && events.length < BATCH) {
+            await stream.writeSSE({ event: 'end', data: JSON.stringify({ status: instance.status }) });
+            return;
+          }
+          if (events.length === BATCH) continue;
+          if (Date.now() >= deadline) return;
+          await stream.sleep(opts.pollMs);
         }
-        for (const e of events) {
-          await stream.writeSSE({ event: 'event', id: String(e.event_id), data: JSON.stringify(e) });
-          after = e.event_id;
-        }
-        // Finished: the events it wrote with its last checkpoint are in this read (same transaction).
-        if (TERMINAL.has(instance.status as string) && events.length < BATCH) {
-          await stream.writeSSE({ event: 'end', data: JSON.stringify({ status: instance.status }) });
-          return;
-        }
-        if (events.length === BATCH) continue;
-        if (Date.now() >= deadline) return;
-        await stream.sleep(opts.pollMs);
+      } catch (err) {
+        const api = err instanceof ApiError ? err : mapDbError(err);
+        if (!api) c.var.log.error('api: event stream failed', { instance: id, error: err });
+        const body = api ? errorBody(api.code, api.message) : errorBody('internal', 'internal error');
+        await stream.writeSSE({ event: 'error', data: JSON.stringify(body) }).catch(() => undefined);
       }
-    }, async (err, stream) => {
-      c.var.log.warn('api: event stream failed', { instance: id, error: err });
-      await stream.writeSSE({ event: 'error', data: JSON.stringify({ error: { code: 'internal', message: 'the stream failed; reconnect' } }) });
     }) as never;
   });
 }

@@ -22,7 +22,7 @@ async function walk(path: string, key: string, limit: number, between: (page: nu
   let cursor: string | null = null;
   for (let page = 0; page < 100; page++) {
     const sep = path.includes('?') ? '&' : '?';
-    const r = await call('GET', `${path}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`, { token: TOKEN });
+    const r: any = await call('GET', `${path}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`, { token: TOKEN });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body.next_cursor === null || /^[0-9a-f]+$/.test(r.body.next_cursor)).toBe(true);
     rows.push(...r.body[key]);
