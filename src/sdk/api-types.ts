@@ -36,5 +36,6 @@ export type AlterScheduleBody = z.input<typeof Sched.AlterScheduleBody>;
 export type Hook = z.infer<typeof H.HookInfo>;
 export type HookCreated = z.infer<typeof H.HookCreated>;
 export type HookDetail = z.infer<typeof H.HookDetail>;
+export type HookDelivery = z.infer<typeof H.HookDelivery>;
 export type HookSecret = z.infer<typeof H.HookSecret>;
 export type CreateHookBody = z.input<typeof H.CreateHookBody>;
