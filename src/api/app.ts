@@ -52,6 +52,8 @@ export interface AppDeps {
   streamPollMs?: number;
   /** Longest an event stream stays open, seconds (default 900); the client reconnects with Last-Event-ID. */
   streamMaxSeconds?: number;
+  /** An idle event stream sends a comment line this often, ms (default 15 000). */
+  streamKeepAliveMs?: number;
   /** Origins allowed by CORS (PGFLARE_CORS_ORIGINS, comma separated; `*` = any); none = no CORS headers. */
   corsOrigins?: string[];
   /** /healthz is a 503 when no worker heartbeat is this recent (seconds); absent: reported, not required (health.ts). */
@@ -199,7 +201,7 @@ export function createApp(deps: AppDeps): ApiApp {
 
   const kit: RouteKit = { asRole, ready };
   instanceRoutes(app, kit, { maxWaitSeconds: deps.maxWaitSeconds ?? 60 });
-  streamRoutes(app, kit, { pollMs: deps.streamPollMs ?? 500, maxSeconds: deps.streamMaxSeconds ?? 900 });
+  streamRoutes(app, kit, { pollMs: deps.streamPollMs ?? 500, maxSeconds: deps.streamMaxSeconds ?? 900, keepAliveMs: deps.streamKeepAliveMs ?? 15_000 });
   workflowRoutes(app, kit);
   scheduleRoutes(app, kit);
   resumeRoutes(app, kit);

@@ -7,7 +7,7 @@ import type { Context } from 'hono';
 import type { OpenAPIHono, z } from '@hono/zod-openapi';
 import type { DbClient } from '../engine/db.ts';
 import type { Logger } from '../log.ts';
-import { ApiError, errorBody, validationError } from './errors.ts';
+import { errorBody, validationError } from './errors.ts';
 
 /** role: the token's database role; requestId: the X-Request-Id; log: the logger with request_id on every line. */
 export type ApiEnv = { Variables: { role: string; requestId: string; log: Logger } };

@@ -23,10 +23,13 @@ export interface StreamOptions {
   pollMs: number;
   /** Longest a stream stays open (s); the client reconnects with Last-Event-ID after it. */
   maxSeconds: number;
+  /** A comment line after this long without output (ms), so proxies do not close an idle stream (Cloudflare's limit is 100 s). */
+  keepAliveMs: number;
 }
 
 /** Events read per poll; a longer backlog is sent over the next polls without waiting. */
 const BATCH = 500;
+
 
 export function streamRoutes(app: ApiApp, { asRole }: RouteKit, opts: StreamOptions): void {
   app.openapi(streamInstance, async (c) => {
@@ -52,16 +55,23 @@ export function streamRoutes(app: ApiApp, { asRole }: RouteKit, opts: StreamOpti
       // Errors are caught here, not by streamSSE's onError, which would also send the raw message.
       try {
         let status: unknown;
+        let wrote = Date.now();
         while (!aborted) {
           const { instance, events } = first ?? (await read());
           first = null;
           if (instance.status !== status) {
             status = instance.status;
             await stream.writeSSE({ event: 'instance', data: JSON.stringify(instance) });
+            wrote = Date.now();
           }
           for (const e of events) {
             await stream.writeSSE({ event: 'event', id: String(e.event_id), data: JSON.stringify(e) });
             after = e.event_id;
+            wrote = Date.now();
+          }
+          if (Date.now() - wrote >= opts.keepAliveMs) {
+            await stream.write(': keep-alive\n\n');
+            wrote = Date.now();
           }
           // Finished: the events of its last checkpoint are in this read (read after the status).
           if (TERMINAL.has(instance.status as string) && events.length < BATCH) {

@@ -46,6 +46,7 @@ export function sseReader(res: Response) {
   const reader = res.body!.getReader();
   const dec = new TextDecoder();
   let buf = '';
+  let comments = 0;
   const next = async (): Promise<Sse | null> => {
     for (;;) {
       const end = buf.indexOf('\n\n');
@@ -60,6 +61,10 @@ export function sseReader(res: Response) {
           if (k === 'event') ev.event = v;
           else if (k === 'id') ev.id = v;
           else if (k === 'data') data.push(v);
+        }
+        if (data.length === 0) {
+          comments++;
+          continue; // a comment line (keep-alive)
         }
         ev.data = JSON.parse(data.join('\n'));
         return ev;
@@ -79,5 +84,5 @@ export function sseReader(res: Response) {
       if (stop(e)) return out;
     }
   };
-  return { next, until, cancel: () => reader.cancel() };
+  return { next, until, cancel: () => reader.cancel(), comments: () => comments };
 }

@@ -117,11 +117,16 @@ describe('the event stream', () => {
     expect(await s.until(() => false)).toEqual([{ event: 'error', data: { error: { code: 'not_found', message: `instance ${id} not found` } } }]);
   });
 
-  it('closes without end when it has been open longer than its limit', async () => {
+  it('closes without end when it has been open longer than its limit; idle, it sends keep-alive comments', async () => {
     const id = await start(`df.wait_for_signal('never')`);
-    const short = createApp({ db: t.db, streamPollMs: 20, streamMaxSeconds: 0.3, staticTokens: [{ token: TOKEN, role: inject('pg').owner }] });
-    const all = await sseReader(await open(id, {}, '', short)).until(() => false);
+    const short = createApp({ db: t.db, streamPollMs: 20, streamMaxSeconds: 0.3, streamKeepAliveMs: 50, staticTokens: [{ token: TOKEN, role: inject('pg').owner }] });
+    const s = sseReader(await open(id, {}, '', short));
+    const all = await s.until(() => false);
     expect(all.map((e) => e.event)).toEqual(['instance']);
+    expect(s.comments()).toBeGreaterThan(0);
+    const quiet = sseReader(await open(id, {}, '', createApp({ db: t.db, streamPollMs: 20, streamMaxSeconds: 0.3, staticTokens: [{ token: TOKEN, role: inject('pg').owner }] })));
+    await quiet.until(() => false);
+    expect(quiet.comments()).toBe(0);
   });
 
   it('unknown, malformed and another role’s instances are JSON 404s; a bad query a 400', async () => {
