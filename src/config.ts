@@ -44,6 +44,7 @@ const EnvSchema = z.object({
   PGFLARE_HEALTH_WORKER_MAX_AGE_S: int(0, 86_400).default(DEFAULT_WORKER_MAX_AGE_S),
   PGFLARE_POOLED: bool.optional(),
   PGFLARE_DIRECT_URL: z.string().optional(),
+  PGFLARE_STREAM_POLL_MS: int(50, 60_000).default(500),
 });
 
 export interface RuntimeConfig {
@@ -77,6 +78,8 @@ export interface RuntimeConfig {
   pooled?: boolean;
   /** A direct (unpooled) connection string for LISTEN and non-transactional steps when DATABASE_URL is pooled. */
   directUrl?: string;
+  /** How often an open event stream of the API reads the database (ms; src/api/stream.ts). */
+  streamPollMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -109,5 +112,6 @@ export function loadConfig(env: Record<string, string | undefined>): RuntimeConf
     healthWorkerMaxAgeS: c.PGFLARE_HEALTH_WORKER_MAX_AGE_S,
     pooled: c.PGFLARE_POOLED,
     directUrl: c.PGFLARE_DIRECT_URL,
+    streamPollMs: c.PGFLARE_STREAM_POLL_MS,
   };
 }

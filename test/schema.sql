@@ -63,6 +63,8 @@ table df.instances 10:vars jsonb not null default '{}'::jsonb
 table df.instances 11:generation integer not null default 1
 table df.instances 12:output text
 table df.instances 13:input jsonb
+table df.instances 14:started_at timestamp with time zone
+table df.instances 15:finished_at timestamp with time zone
 table df.nodes 1:id character varying(8) not null
 table df.nodes 2:instance_id character varying(8) not null
 table df.nodes 3:node_type text not null
@@ -2587,6 +2589,26 @@ $f$, v_fn, v_role);
     INSERT INTO df._runners (role, runner, created_by) VALUES (v_role, v_fn, v_me)
         ON CONFLICT (role) DO UPDATE SET runner = EXCLUDED.runner, created_by = EXCLUDED.created_by, created_at = now();
     RETURN NULL;
+END
+$function$
+
+-- acl {<owner>=X/<owner>}
+-- comment Trigger of df.instances: records started_at when the status first leaves pending (the first claim) and finished_at when it becomes completed, failed or cancelled.
+CREATE OR REPLACE FUNCTION df._instance_times()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF OLD.status = 'pending' AND NEW.status <> 'cancelled' THEN
+        NEW.started_at := coalesce(NEW.started_at, now());
+    END IF;
+    IF NEW.status IN ('completed', 'failed', 'cancelled') THEN
+        NEW.finished_at := now();
+    ELSE
+        NEW.finished_at := NULL;
+    END IF;
+    RETURN NEW;
 END
 $function$
 

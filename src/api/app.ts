@@ -7,10 +7,11 @@
  * SET LOCAL ROLE <role>: df.start records that role as the owner, and row-level security shows it only
  * its own instances (another role's instance is a 404, like an unknown id).
  */
-import { Hono, type Context } from 'hono';
+import type { Context } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
-import { swaggerUI } from '@hono/swagger-ui';
+import { HTTPException } from 'hono/http-exception';
 import type { Db, DbClient } from '../engine/db.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { bearerToken, createTokenResolver } from './auth.ts';
@@ -18,8 +19,9 @@ import { ApiError, errorBody, mapDbError, sqlState } from './errors.ts';
 import { healthCheck } from './health.ts';
 import { mountHooks } from './hooks.ts';
 import { instanceRoutes } from './instances.ts';
-import { jsonBody, parse, withFields, type ApiEnv, type RouteKit } from './kit.ts';
-import { openApiDocument } from './openapi.ts';
+import { defaultHook, withFields, type ApiApp, type ApiEnv, type RouteKit } from './kit.ts';
+import { healthz, mountOpenApi } from './openapi.ts';
+import { streamRoutes } from './stream.ts';
 import { workflowRoutes } from './workflows.ts';
 import { scheduleRoutes } from './schedules.ts';
 import { resumeRoutes } from './resume.ts';
@@ -46,10 +48,21 @@ export interface AppDeps {
   onReady?: (instanceId: string) => void | Promise<void>;
   /** Longest `?wait=` of GET /v1/instances/{instance_id} in seconds (default 60). */
   maxWaitSeconds?: number;
+  /** How often an open event stream (GET /v1/instances/{instance_id}/events/stream) reads the database, ms (default 500). */
+  streamPollMs?: number;
+  /** Longest an event stream stays open, seconds (default 900); the client reconnects with Last-Event-ID. */
+  streamMaxSeconds?: number;
+  /** An idle event stream sends a comment line this often, ms (default 15 000). */
+  streamKeepAliveMs?: number;
   /** Origins allowed by CORS (PGFLARE_CORS_ORIGINS, comma separated; `*` = any); none = no CORS headers. */
   corsOrigins?: string[];
   /** /healthz is a 503 when no worker heartbeat is this recent (seconds); absent: reported, not required (health.ts). */
   healthWorkerMaxAgeS?: number;
+}
+
+/** The API's settings from the runtime configuration (src/config.ts). */
+export function apiConfig(cfg: { healthWorkerMaxAgeS: number; streamPollMs: number }): Pick<AppDeps, 'healthWorkerMaxAgeS' | 'streamPollMs'> {
+  return { healthWorkerMaxAgeS: cfg.healthWorkerMaxAgeS, streamPollMs: cfg.streamPollMs };
 }
 
 /** PGFLARE_CORS_ORIGINS: comma-separated origins (`*` = any); unset or empty = no CORS. */
@@ -61,7 +74,7 @@ export function parseCorsOrigins(value: string | undefined): string[] {
 const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
 
 /** The methods routes define for `path` (middleware excluded), for 405's Allow. */
-function allowedMethods(app: Hono<ApiEnv>, path: string): string[] {
+function allowedMethods(app: ApiApp, path: string): string[] {
   const methods = new Set<string>();
   for (const r of app.routes) {
     if (r.method === 'ALL' || r.path.includes('*')) continue;
@@ -73,7 +86,14 @@ function allowedMethods(app: Hono<ApiEnv>, path: string): string[] {
 
 const DEFAULT_MAX_BODY = 1_114_112;
 
-export function createApp(deps: AppDeps): Hono<ApiEnv> {
+/** Errors hono and @hono/zod-openapi raise themselves (a body that is not JSON, a wrong Content-Type) as our body. */
+function httpError(err: HTTPException): ApiError {
+  if (err.status === 400) return new ApiError(400, 'invalid_json', 'request body is not valid JSON');
+  if (err.status === 415) return new ApiError(415, 'unsupported_media_type', 'request bodies must be JSON: send Content-Type: application/json');
+  return new ApiError(err.status === 413 ? 413 : 400, err.status === 413 ? 'payload_too_large' : 'bad_request', err.message);
+}
+
+export function createApp(deps: AppDeps): ApiApp {
   const { db, log } = deps;
   const tokens = createTokenResolver(deps.staticTokens);
   const statementTimeout = `${Math.max(0, Math.floor(deps.statementTimeoutMs ?? 30_000))}ms`;
@@ -87,7 +107,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
         throw err;
       }
     });
-  const app = new Hono<ApiEnv>();
+  const app: ApiApp = new OpenAPIHono<ApiEnv>({ defaultHook });
 
   const ready = (instanceId: string, reqLog: Logger | undefined = log) => {
     const warn = (err: unknown) => reqLog?.warn('api: onReady failed; the sweep will find the ready rows', { instance: instanceId, error: err });
@@ -125,7 +145,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   }
 
   app.onError((err, c) => {
-    const api = err instanceof ApiError ? err : mapDbError(err);
+    const api = err instanceof ApiError ? err : err instanceof HTTPException ? httpError(err) : mapDbError(err);
     if (api) return c.json(errorBody(api.code, api.message), api.status);
     (c.var.log ?? log)?.error('api request failed', { method: c.req.method, path: c.req.path, error: err });
     return c.json(errorBody('internal', 'internal error'), 500);
@@ -139,15 +159,13 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     return c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404);
   });
 
-  app.get('/healthz', async (c) => {
+  app.openapi(healthz, async (c) => {
     const h = await healthCheck(db, log, deps.healthWorkerMaxAgeS);
-    return c.json(h.body, h.status);
+    return c.json(h.body as never, h.status);
   });
-
-  app.get('/v1/openapi.json', (c) => c.json(openApiDocument()));
-  // The interactive reference (Swagger UI) over that document; the page loads its script and styles
-  // from a CDN in the reader's browser, the server serves only this small HTML.
-  app.get('/docs', swaggerUI({ url: '/v1/openapi.json', title: 'pgflare API' }));
+  // Before the /v1 auth middleware: the document and /docs need no token. Generated on first request,
+  // once every route below has defined itself.
+  mountOpenApi(app);
 
   app.use(
     '/v1/*',
@@ -181,8 +199,9 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
       return fn(client);
     });
 
-  const kit: RouteKit = { asRole, parse, jsonBody, ready };
+  const kit: RouteKit = { asRole, ready };
   instanceRoutes(app, kit, { maxWaitSeconds: deps.maxWaitSeconds ?? 60 });
+  streamRoutes(app, kit, { pollMs: deps.streamPollMs ?? 500, maxSeconds: deps.streamMaxSeconds ?? 900, keepAliveMs: deps.streamKeepAliveMs ?? 15_000 });
   workflowRoutes(app, kit);
   scheduleRoutes(app, kit);
   resumeRoutes(app, kit);

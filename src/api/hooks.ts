@@ -13,16 +13,17 @@
  * `/v1/hooks` (bearer auth, as the token's role) manages them: create (the secret is in the 201 answer
  * and nowhere else, ever), list, get, rotate the secret, delete.
  */
-import type { Context, Hono } from 'hono';
-import { z } from 'zod';
+import type { z } from '@hono/zod-openapi';
 import type { Db, DbClient } from '../engine/db.ts';
 import type { Logger } from '../log.ts';
-import type { ApiEnv, RouteKit } from './kit.ts';
+import type { ApiApp, RouteKit } from './kit.ts';
 import { ApiError, mapDbError, sqlState, WORKFLOW_ERRORS, type ErrorStatus } from './errors.ts';
-import { deliveryIdOf, HOOK_SCHEMES, verifySignature, type HookScheme } from './hook-signature.ts';
+import { deliveryIdOf, verifySignature, type HookScheme } from './hook-signature.ts';
+import * as r from './hooks-openapi.ts';
+import { decodeCursor, pageOf } from './paging.ts';
+
 import { BodyTooLarge, declaredLength, readCappedBody } from '../util/capped-body.ts';
 
-export const HOOK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 
 export interface HookDeps extends RouteKit {
   db: Db;
@@ -41,38 +42,6 @@ interface HookRow {
   max_body_bytes: number;
 }
 
-// ---- REST shapes (validated here; the OpenAPI document is generated from them) ----
-
-export const CreateHookBody = z.strictObject({
-  name: z.string().regex(HOOK_NAME, 'must be 1 to 100 characters A-Z a-z 0-9 _ . -, starting with a letter or digit'),
-  workflow: z.string().min(1).max(200).describe('A named workflow (df.define_workflow / POST /v1/workflows) of the same role'),
-  scheme: z.enum(HOOK_SCHEMES).describe('github: X-Hub-Signature-256; stripe: Stripe-Signature (timestamped); hmac: X-Signature-256'),
-  secret: z.string().min(16).max(512).optional().describe('Generated (whsec_…) when omitted'),
-  tolerance_seconds: z.number().int().min(1).max(86_400).optional().describe('stripe: largest accepted timestamp skew (default 300)'),
-  max_body_bytes: z.number().int().min(1).max(16_777_216).optional().describe('Largest accepted body (default 1 MiB)'),
-});
-export const RotateHookBody = z.strictObject({ secret: z.string().min(16).max(512).optional() });
-
-export const HookInfo = z.object({
-  name: z.string(),
-  url: z.string().describe('Path to POST deliveries to, relative to the API'),
-  workflow: z.string(),
-  scheme: z.enum(HOOK_SCHEMES),
-  tolerance_seconds: z.number().int(),
-  max_body_bytes: z.number().int(),
-  created_at: z.string(),
-  secret_rotated_at: z.string().nullable(),
-  deliveries: z.number().int(),
-  last_delivery_at: z.string().nullable(),
-});
-export const HookCreated = HookInfo.extend({ secret: z.string().describe('Shown once: store it in the sender now') });
-export const HookDetail = HookInfo.extend({
-  recent_deliveries: z.array(z.object({ delivery_id: z.string().nullable(), instance_id: z.string(), received_at: z.string() })),
-});
-export const HookList = z.object({ hooks: z.array(HookInfo) });
-export const HookSecret = z.object({ name: z.string(), secret: z.string() });
-export const HookAccepted = z.object({ instance_id: z.string(), redelivered: z.boolean() });
-
 const HOOK_ERRORS: Record<string, [ErrorStatus, string]> = {
   '22023': [400, 'invalid_body'],
   '22004': [400, 'invalid_body'],
@@ -86,18 +55,19 @@ const START_ERRORS: Record<string, [ErrorStatus, string]> = {
   '22P02': [400, 'invalid_json'],
 };
 
-const LIST_SQL = `SELECT coalesce(json_agg(json_build_object(
+/** The hooks of `h` (a subquery over df.list_hooks()) as one JSON array, by name in byte order. */
+const hooksJson = (from: string) => `SELECT coalesce(json_agg(json_build_object(
                     'name', h.name, 'url', '/hooks/' || h.name, 'workflow', h.workflow, 'scheme', h.scheme,
                     'tolerance_seconds', h.tolerance_seconds, 'max_body_bytes', h.max_body_bytes,
                     'created_at', h.created_at, 'secret_rotated_at', h.secret_rotated_at,
-                    'deliveries', h.deliveries, 'last_delivery_at', h.last_delivery_at) ORDER BY h.name), '[]'::json) AS hooks
-                    FROM df.list_hooks() AS h`;
+                    'deliveries', h.deliveries, 'last_delivery_at', h.last_delivery_at) ORDER BY h.name COLLATE "C"), '[]'::json) AS hooks
+                    FROM ${from} AS h`;
 
 /** Thrown inside the start transaction when a concurrent delivery with the same id won: roll back. */
 class Redelivered extends Error {}
 
-export function mountHooks(app: Hono<ApiEnv>, deps: HookDeps): void {
-  const { db, log, asRole, parse, jsonBody, ready } = deps;
+export function mountHooks(app: ApiApp, deps: HookDeps): void {
+  const { db, log, asRole, ready } = deps;
 
   const lookup = (name: string) =>
     db.withClient(async (client) => {
@@ -114,9 +84,9 @@ export function mountHooks(app: Hono<ApiEnv>, deps: HookDeps): void {
     (await client.query<{ instance_id: string }>('SELECT instance_id FROM df.hook_deliveries WHERE hook_id = $1 AND delivery_id = $2', [hookId, deliveryId]))
       .rows[0]?.instance_id;
 
-  app.post('/hooks/:name', async (c) => {
-    const name = c.req.param('name');
-    const hook = HOOK_NAME.test(name) ? await lookup(name) : null;
+  app.openapi(r.deliverWebhook, async (c) => {
+    const { name } = c.req.valid('param');
+    const hook = await lookup(name);
     if (!hook) throw new ApiError(404, 'not_found', `no webhook named "${name.slice(0, 100)}"`);
 
     const type = c.req.header('Content-Type');
@@ -178,25 +148,21 @@ export function mountHooks(app: Hono<ApiEnv>, deps: HookDeps): void {
       result = { id: prior, redelivered: true };
     }
     if (!result.redelivered) ready(result.id, c.var.log);
-    return c.json({ instance_id: result.id, redelivered: result.redelivered }, result.redelivered ? 200 : 202);
+    const accepted = { instance_id: result.id, redelivered: result.redelivered };
+    return result.redelivered ? c.json(accepted, 200) : c.json(accepted, 202);
   });
 
   // ---- management (/v1: the bearer-auth middleware has already set the token's role) ----
 
-  const hookName = (c: Context<ApiEnv>) => {
-    const name = c.req.param('name') ?? '';
-    if (!HOOK_NAME.test(name)) throw new ApiError(404, 'not_found', `no webhook named "${name.slice(0, 100)}"`);
-    return name;
-  };
   const oneHook = async (client: DbClient, name: string) => {
-    const { rows } = await client.query<{ hooks: z.infer<typeof HookInfo>[] }>(`${LIST_SQL} WHERE h.name = $1`, [name]);
+    const { rows } = await client.query<{ hooks: z.infer<typeof r.HookInfo>[] }>(`${hooksJson('df.list_hooks()')} WHERE h.name = $1`, [name]);
     const hook = rows[0]!.hooks[0];
     if (!hook) throw new ApiError(404, 'not_found', `no webhook named "${name}"`);
     return hook;
   };
 
-  app.post('/v1/hooks', async (c) => {
-    const body = parse(CreateHookBody, await jsonBody(c), 'body');
+  app.openapi(r.createHook, async (c) => {
+    const body = c.req.valid('json');
     const created = await asRole(c, async (client) => {
       try {
         const { rows } = await client.query<{ secret: string }>('SELECT df.create_hook($1, $2, $3, $4, $5, $6) AS secret', [
@@ -215,13 +181,43 @@ export function mountHooks(app: Hono<ApiEnv>, deps: HookDeps): void {
     return c.json(created, 201, { Location: `/v1/hooks/${created.name}` });
   });
 
-  app.get('/v1/hooks', async (c) => {
-    const hooks = await asRole(c, async (client) => (await client.query<{ hooks: unknown[] }>(LIST_SQL)).rows[0]!.hooks);
-    return c.json({ hooks });
+  // Keyset on the name (unique across roles), in byte order as the cursor compares it.
+  app.openapi(r.listHooks, async (c) => {
+    const q = c.req.valid('query');
+    const after = decodeCursor('hooks', q.cursor, 1)?.[0] ?? null;
+    const page = await asRole(c, async (client) => {
+      const from = `(SELECT * FROM df.list_hooks() AS x WHERE $1::text IS NULL OR x.name COLLATE "C" > $1 ORDER BY x.name COLLATE "C" LIMIT $2)`;
+      const { rows } = await client.query<{ hooks: z.infer<typeof r.HookInfo>[] }>(hooksJson(from), [after, q.limit + 1]);
+      return pageOf(rows[0]!.hooks, q.limit, 'hooks', (h) => [h.name]);
+    });
+    return c.json({ hooks: page.rows, next_cursor: page.next_cursor }, 200);
   });
 
-  app.get('/v1/hooks/:name', async (c) => {
-    const name = hookName(c);
+  // Keyset on (received_at, instance_id) descending: one instance per delivery, so the pair is unique.
+  app.openapi(r.hookDeliveries, async (c) => {
+    const { name } = c.req.valid('param');
+    const q = c.req.valid('query');
+    const after = decodeCursor('deliveries', q.cursor, 2);
+    const page = await asRole(c, async (client) => {
+      await oneHook(client, name);
+      const { rows } = await client.query<{ list: { delivery_id: string | null; instance_id: string; received_at: string; at: string }[] }>(
+        `SELECT coalesce(json_agg(json_build_object('delivery_id', r.delivery_id, 'instance_id', r.instance_id,
+                                                    'received_at', r.received_at, 'at', r.at)
+                                  ORDER BY r.received_at DESC, r.instance_id COLLATE "C" DESC), '[]'::json) AS list
+           FROM (SELECT d.delivery_id, d.instance_id, d.received_at, to_char(d.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS at
+                   FROM df.hook_deliveries AS d JOIN df._hooks AS h ON h.id = d.hook_id
+                  WHERE h.name = $1
+                    AND ($2::text IS NULL OR (d.received_at, d.instance_id COLLATE "C") < (($2::text || 'Z')::timestamptz, $3::text COLLATE "C"))
+                  ORDER BY d.received_at DESC, d.instance_id COLLATE "C" DESC LIMIT $4) AS r`,
+        [name, after?.[0] ?? null, after?.[1] ?? null, q.limit + 1],
+      );
+      return pageOf(rows[0]!.list, q.limit, 'deliveries', (d) => [d.at, d.instance_id]);
+    });
+    return c.json({ deliveries: page.rows.map(({ at: _at, ...d }) => d), next_cursor: page.next_cursor }, 200);
+  });
+
+  app.openapi(r.getHook, async (c) => {
+    const { name } = c.req.valid('param');
     const detail = await asRole(c, async (client) => {
       const hook = await oneHook(client, name);
       const { rows } = await client.query<{ recent: unknown[] }>(
@@ -234,12 +230,12 @@ export function mountHooks(app: Hono<ApiEnv>, deps: HookDeps): void {
       );
       return { ...hook, recent_deliveries: rows[0]!.recent };
     });
-    return c.json(detail);
+    return c.json(detail as never, 200);
   });
 
-  app.post('/v1/hooks/:name/rotate', async (c) => {
-    const name = hookName(c);
-    const body = parse(RotateHookBody, await jsonBody(c, {}), 'body');
+  app.openapi(r.rotateHook, async (c) => {
+    const { name } = c.req.valid('param');
+    const body = c.req.valid('json');
     const secret = await asRole(c, async (client) => {
       try {
         return (await client.query<{ s: string }>('SELECT df.rotate_hook_secret($1, $2) AS s', [name, body.secret ?? null])).rows[0]!.s;
@@ -247,13 +243,13 @@ export function mountHooks(app: Hono<ApiEnv>, deps: HookDeps): void {
         throw mapDbError(err, HOOK_ERRORS) ?? err;
       }
     });
-    return c.json({ name, secret });
+    return c.json({ name, secret }, 200);
   });
 
-  app.delete('/v1/hooks/:name', async (c) => {
-    const name = hookName(c);
+  app.openapi(r.deleteHook, async (c) => {
+    const { name } = c.req.valid('param');
     await asRole(c, (client) => client.query('SELECT df.drop_hook($1)', [name]));
-    return c.json({ ok: true });
+    return c.json({ ok: true as const }, 200);
   });
 }
 

@@ -1,6 +1,6 @@
 /**
  * `Idempotency-Key` on the routes that start instances: the first answer to a (role, key) is stored
- * (df._idempotency_keys, migrations/0031) in the same transaction as the start, and for 24 hours a
+ * (df._idempotency_keys, migrations/0028) in the same transaction as the start, and for 24 hours a
  * repeat of the same request gets that answer back instead of a second instance; the same key with a
  * different request is a 422 `idempotency_key_reused`. Two identical requests at once queue on a
  * transaction-scoped advisory lock on the (role, key), so the second sees the first's committed answer.

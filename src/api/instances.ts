@@ -6,25 +6,29 @@
  * structured `error`: the first final failure recorded in df.events (its SQLSTATE, detail and hint when
  * the engine kept them: step-policy.ts failedDetail), else the instance's output text.
  */
-import type { Context, Hono } from 'hono';
+import type { Context } from 'hono';
 import type { DbClient } from '../engine/db.ts';
-import { ApiError, mapDbError, WORKFLOW_ERRORS } from './errors.ts';
+import { ApiError, errorBody, mapDbError, WORKFLOW_ERRORS } from './errors.ts';
 import { idempotent } from './idempotency.ts';
-import type { ApiEnv, RouteKit } from './kit.ts';
-import { CancelBody, InstanceId, ListQuery, SignalName, StartBody, WaitQuery } from './schemas.ts';
+import * as r from './instances-openapi.ts';
+import { defaultHook, type ApiApp, type ApiEnv, type RouteKit } from './kit.ts';
+import { decodeCursor, pageOf } from './paging.ts';
+import { InstanceId, type STATUSES } from './schemas.ts';
+
+type InstanceStatus = (typeof STATUSES)[number];
 
 export const TERMINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled']);
 
 /**
  * Columns every instance answer shares, over `i` (df.instances) and `f` (its first `failed` event,
- * a LATERAL subquery: FAILED_EVENT). started_at: when its first node left pending (null if none did).
+ * a LATERAL subquery: FAILED_EVENT). started_at and finished_at are recorded when they happen
+ * (migrations/0033_instance_times.sql).
  */
 const COMMON = `'result', CASE WHEN i.status = 'completed' THEN df.result(i.id)::json END,
                 'failure', CASE WHEN i.status = 'failed' THEN json_build_object('node_id', f.node_id, 'attempt', f.attempt, 'detail', f.detail) END,
                 'created_at', i.created_at,
-                'started_at', (SELECT min(n.updated_at) FROM df.nodes n WHERE n.instance_id = i.id AND n.status <> 'pending'),
-                'finished_at', CASE WHEN i.status = 'completed' THEN i.completed_at
-                                    WHEN i.status IN ('failed', 'cancelled') THEN i.updated_at END,
+                'started_at', i.started_at,
+                'finished_at', i.finished_at,
                 'completed_at', i.completed_at`;
 const FAILED_EVENT = `LEFT JOIN LATERAL (SELECT e.node_id, e.attempt, e.detail FROM df.events e
                                           WHERE e.instance_id = i.id AND e.kind = 'failed' ORDER BY e.id LIMIT 1) AS f
@@ -68,28 +72,32 @@ function shape<T extends { status: string; output: string | null; failure?: Fail
   return { ...rest, error: instanceError(row.status, row.output, failure ?? null) };
 }
 
-export function instanceRoutes(app: Hono<ApiEnv>, kit: RouteKit, opts: { maxWaitSeconds: number }): void {
-  const { asRole, parse, jsonBody, ready } = kit;
+/** The instance's summary (no nodes), or null when it is unknown or another role's. */
+export async function instanceSummary(client: DbClient, id: string): Promise<Record<string, unknown> | null> {
+  const { rows } = await client.query<{ instance: any }>(
+    `SELECT json_build_object('instance_id', i.id, 'label', i.label, 'status', i.status, 'output', i.output, ${COMMON}) AS instance
+       FROM df.instances AS i ${FAILED_EVENT} WHERE i.id = $1`,
+    [id],
+  );
+  return rows[0] ? shape(rows[0].instance) : null;
+}
 
-  const instanceId = (c: Context<ApiEnv>) => {
-    const id = c.req.param('instance_id') ?? '';
-    if (!InstanceId.safeParse(id).success) throw new ApiError(404, 'not_found', `instance ${id} not found`);
-    return id;
-  };
+/** The instance as JSON, or 404 (unknown and invisible look the same). */
+export async function requireInstance(client: DbClient, id: string): Promise<void> {
+  const { rows } = await client.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM df.instance_info($1)) AS found', [id]);
+  if (!rows[0]?.found) throw new ApiError(404, 'not_found', `instance ${id} not found`);
+}
 
-  /** The instance as JSON, or 404 (unknown and invisible look the same). */
-  const requireInstance = async (client: DbClient, id: string) => {
-    const { rows } = await client.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM df.instance_info($1)) AS found', [id]);
-    if (!rows[0]?.found) throw new ApiError(404, 'not_found', `instance ${id} not found`);
-  };
+export function instanceRoutes(app: ApiApp, kit: RouteKit, opts: { maxWaitSeconds: number }): void {
+  const { asRole, ready } = kit;
 
-  app.post('/v1/instances', async (c) => {
-    const body = parse(StartBody, await jsonBody(c), 'body');
+  app.openapi(r.startInstance, async (c) => {
+    const body = c.req.valid('json');
     const answer = await idempotent(c, kit, body, async (client) => {
       const fut = body.workflow !== undefined ? 'df._eval_dsl($1)' : '$1';
       const arg = body.workflow ?? JSON.stringify(body.graph);
       try {
-        const { rows } = await client.query<{ instance_id: string; status: string }>(
+        const { rows } = await client.query<{ instance_id: string; status: InstanceStatus }>(
           `WITH s AS MATERIALIZED (SELECT df.start(${fut}, $2) AS id) SELECT s.id AS instance_id, df.status(s.id) AS status FROM s`,
           [arg, body.label ?? null],
         );
@@ -99,11 +107,11 @@ export function instanceRoutes(app: Hono<ApiEnv>, kit: RouteKit, opts: { maxWait
       }
     });
     if (!answer.replayed) ready(answer.body.instance_id, c.var.log);
-    return c.json(answer.body, answer.status, startHeaders(answer.body.instance_id, answer.replayed));
+    return c.json(answer.body, 201, startHeaders(answer.body.instance_id, answer.replayed));
   });
 
-  app.get('/v1/instances', async (c) => {
-    const q = parse(ListQuery, c.req.query(), 'query');
+  app.openapi(r.listInstances, async (c) => {
+    const q = c.req.valid('query');
     const page = await asRole(c, async (client) => {
       try {
         const { rows } = await client.query<{ page: { instances: any[]; next_cursor: string | null } }>(
@@ -124,7 +132,7 @@ export function instanceRoutes(app: Hono<ApiEnv>, kit: RouteKit, opts: { maxWait
         throw mapDbError(err, { '22023': [400, 'invalid_query'], '54000': [400, 'invalid_query'] }) ?? err;
       }
     });
-    return c.json({ instances: page.instances.map(shape), next_cursor: page.next_cursor });
+    return c.json({ instances: page.instances.map(shape), next_cursor: page.next_cursor } as never, 200);
   });
 
   const readInstance = (c: Context<ApiEnv>, id: string) =>
@@ -153,9 +161,9 @@ export function instanceRoutes(app: Hono<ApiEnv>, kit: RouteKit, opts: { maxWait
       return shape(rows[0]!.instance);
     });
 
-  app.get('/v1/instances/:instance_id', async (c) => {
-    const id = instanceId(c);
-    const { wait } = parse(WaitQuery, c.req.query(), 'query');
+  app.openapi(r.getInstance, async (c) => {
+    const { instance_id: id } = c.req.valid('param');
+    const { wait } = c.req.valid('query');
     // Long-poll: re-read with a growing pause (each read its own short transaction) until the
     // instance is finished or the wait (capped at maxWaitSeconds) is over.
     const deadline = Date.now() + Math.min(wait ?? 0, opts.maxWaitSeconds) * 1000;
@@ -163,40 +171,35 @@ export function instanceRoutes(app: Hono<ApiEnv>, kit: RouteKit, opts: { maxWait
     for (;;) {
       const instance = await readInstance(c, id);
       const left = deadline - Date.now();
-      if (TERMINAL.has(instance.status) || left <= 0) return c.json(instance);
-      await new Promise((r) => setTimeout(r, Math.min(pause, left)));
+      if (TERMINAL.has(instance.status) || left <= 0) return c.json(instance as never, 200);
+      await new Promise((res) => setTimeout(res, Math.min(pause, left)));
       pause = Math.min(1000, pause * 2);
     }
   });
 
-  app.get('/v1/instances/:instance_id/explain', async (c) => {
-    const id = instanceId(c);
+  app.openapi(r.explainInstance, async (c) => {
+    const { instance_id: id } = c.req.valid('param');
     const text = await asRole(c, async (client) => {
       await requireInstance(client, id);
       return (await client.query<{ text: string }>('SELECT df.explain($1) AS text', [id])).rows[0]!.text;
     });
-    return c.json({ text });
+    return c.json({ text }, 200);
   });
 
-  app.get('/v1/instances/:instance_id/events', async (c) => {
-    const id = instanceId(c);
-    const events = await asRole(c, async (client) => {
+  app.openapi(r.instanceEvents, async (c) => {
+    const { instance_id: id } = c.req.valid('param');
+    const q = c.req.valid('query');
+    const after = decodeCursor('events', q.cursor, 1)?.[0];
+    const page = await asRole(c, async (client) => {
       await requireInstance(client, id);
-      const { rows } = await client.query<{ events: unknown[] }>(
-        `SELECT coalesce(json_agg(json_build_object(
-                  'event_id', e.event_id, 'node_id', e.node_id, 'kind', e.kind, 'attempt', e.attempt,
-                  'detail', e.detail, 'created_at', e.created_at) ORDER BY e.event_id), '[]'::json) AS events
-           FROM df.instance_events($1) AS e`,
-        [id],
-      );
-      return rows[0]!.events;
+      return pageOf(await eventsAfter(client, id, after === undefined ? 0 : Number(after), q.limit + 1), q.limit, 'events', (e) => [e.event_id]);
     });
-    return c.json({ events });
+    return c.json({ events: page.rows, next_cursor: page.next_cursor }, 200);
   });
 
-  app.post('/v1/instances/:instance_id/cancel', async (c) => {
-    const id = instanceId(c);
-    const body = parse(CancelBody, await jsonBody(c, {}), 'body');
+  app.openapi(r.cancelInstance, async (c) => {
+    const { instance_id: id } = c.req.valid('param');
+    const body = c.req.valid('json');
     const message = await asRole(c, async (client) => {
       const status = await lockedStatus(client, id);
       if (status === 'completed' || status === 'failed') {
@@ -205,22 +208,55 @@ export function instanceRoutes(app: Hono<ApiEnv>, kit: RouteKit, opts: { maxWait
       const { rows } = await client.query<{ m: string }>('SELECT df.cancel($1, $2) AS m', [id, body.reason ?? 'Cancelled by user']);
       return rows[0]!.m;
     });
-    return c.json({ message });
+    return c.json({ message }, 200);
   });
 
-  app.post('/v1/instances/:instance_id/signals/:name', async (c) => {
-    const id = instanceId(c);
-    const name = c.req.param('name');
-    if (!SignalName.safeParse(name).success) throw new ApiError(400, 'invalid_signal_name', 'signal name must be 1 to 200 characters');
-    const payload = await jsonBody(c, {});
-    await asRole(c, async (client) => {
-      const status = await lockedStatus(client, id);
-      if (TERMINAL.has(status)) throw new ApiError(409, 'instance_finished', `instance ${id} is ${status}; it takes no more signals`);
-      await client.query('SELECT df.signal($1, $2, $3)', [id, name, JSON.stringify(payload)]);
-    });
-    ready(id, c.var.log);
-    return c.json({ ok: true });
-  });
+  app.openapi(
+    r.signalInstance,
+    async (c) => {
+      const { instance_id: id, name } = c.req.valid('param');
+      const payload = c.req.valid('json');
+      await asRole(c, async (client) => {
+        const status = await lockedStatus(client, id);
+        if (TERMINAL.has(status)) throw new ApiError(409, 'instance_finished', `instance ${id} is ${status}; it takes no more signals`);
+        await client.query('SELECT df.signal($1, $2, $3)', [id, name, JSON.stringify(payload ?? {})]);
+      });
+      ready(id, c.var.log);
+      return c.json({ ok: true as const }, 200);
+    },
+    (result, c) => {
+      // A malformed instance id is a 404 like an unknown one; a bad signal name is the caller's 400.
+      if (!result.success && result.target === 'param' && InstanceId.safeParse(c.req.param('instance_id')).success) {
+        return c.json(errorBody('invalid_signal_name', 'signal name must be 1 to 200 characters'), 400) as never;
+      }
+      return defaultHook(result, c) as never;
+    },
+  );
+}
+
+export interface EventRow {
+  event_id: number;
+  node_id: string | null;
+  kind: string;
+  attempt: number | null;
+  detail: string | null;
+  created_at: string;
+}
+
+/**
+ * Up to `limit` events of the instance with an event_id above `after`, oldest first: df.instance_events'
+ * columns, read from df.events directly so the keyset uses events_instance_idx (RLS applies the same).
+ */
+export async function eventsAfter(client: DbClient, id: string, after: number, limit: number): Promise<EventRow[]> {
+  const { rows } = await client.query<{ events: EventRow[] }>(
+    `SELECT coalesce(json_agg(json_build_object(
+              'event_id', e.event_id, 'node_id', e.node_id, 'kind', e.kind, 'attempt', e.attempt,
+              'detail', e.detail, 'created_at', e.created_at) ORDER BY e.event_id), '[]'::json) AS events
+       FROM (SELECT x.id AS event_id, x.node_id, x.kind, x.attempt, x.detail, x.created_at
+               FROM df.events AS x WHERE x.instance_id = $1 AND x.id > $2 ORDER BY x.id LIMIT $3) AS e`,
+    [id, after, limit],
+  );
+  return rows[0]!.events;
 }
 
 /** Headers of a start's answer: where the instance is, and whether this is a stored answer replayed. */

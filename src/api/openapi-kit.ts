@@ -1,20 +1,23 @@
 /**
- * Building blocks of the OpenAPI document shared by its pieces (openapi.ts, hooks-openapi.ts), so
- * neither imports the other's values: zod → JSON Schema, references, and the common error answers.
+ * Building blocks of the route definitions (createRoute) shared by the route modules: JSON content,
+ * error answers, and the answers every authenticated route can give.
  */
-import { z } from 'zod';
+import type { z } from '@hono/zod-openapi';
+import { ErrorResponse } from './schemas.ts';
 
-export const schema = (t: z.ZodType, io: 'input' | 'output' = 'output') => {
-  const { $schema: _drop, ...rest } = z.toJSONSchema(t, { io, unrepresentable: 'any' }) as Record<string, unknown>;
-  return rest;
-};
+export const json = <S extends z.ZodType>(schema: S) => ({ 'application/json': { schema } });
+export const ok = <S extends z.ZodType>(schema: S, description: string) => ({ description, content: json(schema) });
+export const error = (description: string) => ({ description, content: json(ErrorResponse) });
+export const body = <S extends z.ZodType>(schema: S, required = true) => ({ required, content: json(schema) });
 
-export const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-export const json = (name: string) => ({ 'application/json': { schema: ref(name) } });
-export const error = (description: string) => ({ description, content: json('Error') });
-
-export const authErrors = { 401: error('Missing, malformed, unknown or revoked token (`unauthorized`)'), 403: error("The token's role may not be used (`forbidden`)") };
+export const authErrors = {
+  401: error('Missing, malformed, unknown or revoked token (`unauthorized`)'),
+  403: error("The token's role may not be used (`forbidden`)"),
+} as const;
 export const internal = {
   500: error('Unexpected failure (`internal`); details are logged, never returned'),
   503: error('The request ran longer than the API statement timeout (`statement_timeout`)'),
-};
+} as const;
+export const badQuery = { 400: error('Bad query parameter or cursor (`invalid_query`)') } as const;
+export const badBody = { 400: error('Body is not JSON (`invalid_json`) or does not match the schema (`invalid_body`)') } as const;
+export const locationHeader = { Location: { schema: { type: 'string' as const } } };

@@ -1,251 +1,58 @@
 /**
- * The OpenAPI 3.1 document served at /v1/openapi.json. Paths are written out here; request and response
- * schemas are generated from the zod schemas the routes validate with (schemas.ts), so they cannot drift.
+ * The OpenAPI 3.1 document served at /v1/openapi.json and the interactive reference at /docs. Every
+ * route defines itself with createRoute (the *-openapi.ts files) on the OpenAPIHono app, so the
+ * document is generated from the same definitions that validate requests; this adds what is global:
+ * the description, the bearer scheme, and the two routes outside any module (/healthz, this document).
  */
-import { hookOpenApi } from './hooks-openapi.ts';
-import { authErrors, error, internal, json, schema } from './openapi-kit.ts';
-import * as s from './schemas.ts';
-import { resumeOpenApi } from './resume-openapi.ts';
-import { scheduleOpenApi } from './schedules-openapi.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import { swaggerUI } from '@hono/swagger-ui';
+import type { ApiApp } from './kit.ts';
+import { error, ok } from './openapi-kit.ts';
+import { Health } from './schemas.ts';
 
-const idParam = { name: 'instance_id', in: 'path', required: true, description: 'Instance id (8 hex characters)', schema: { type: 'string', pattern: '^[0-9a-f]{8}$' } };
-const nameParam = { name: 'name', in: 'path', required: true, description: 'Workflow name', schema: schema(s.WorkflowName, 'input') };
-const workflowNotFound = { 404: error('No such workflow (or version), or it belongs to another role (`not_found`)') };
-const idempotencyParam = {
-  name: 'Idempotency-Key',
-  in: 'header',
-  required: false,
-  description: 'For 24 hours a repeat of this start with the same key (same role) returns the first answer (header `Idempotent-Replayed: true`) instead of starting again; the same key with a different request is a 422 `idempotency_key_reused`. 1-255 printable ASCII characters.',
-  schema: { type: 'string', minLength: 1, maxLength: 255 },
+export const healthz = createRoute({
+  method: 'get',
+  path: '/healthz',
+  operationId: 'healthz',
+  summary: 'Liveness: the API reaches the database, and whether a worker was seen recently',
+  security: [],
+  responses: { 200: ok(Health, 'Healthy'), 503: error('Database unreachable (`unavailable`), or no worker seen within PGFLARE_HEALTH_WORKER_MAX_AGE') },
+});
+
+const documentRoute = createRoute({
+  method: 'get',
+  path: '/v1/openapi.json',
+  operationId: 'openapi',
+  summary: 'This document',
+  security: [],
+  responses: { 200: ok(z.record(z.string(), z.unknown()), 'OpenAPI 3.1 document') },
+});
+
+const INFO = {
+  title: 'pgflare API',
+  version: '0.1.0',
+  description:
+    'Durable SQL workflows in PostgreSQL. Every /v1 route except this document needs `Authorization: Bearer <token>`; ' +
+    'the token acts as a database role (row-level security: a role sees only its own instances). ' +
+    'Errors are `{"error":{"code","message"}}`. Every answer carries `X-Request-Id` (the client\'s, when it sent one); ' +
+    'a known path with a method it does not have is a 405 `method_not_allowed` with `Allow`. ' +
+    'Lists are paged: `limit` rows and `next_cursor`, passed back as `cursor` for the next page. ' +
+    'Interactive reference: /docs.',
 };
-const startHeaders = {
-  Location: { schema: { type: 'string' } },
-  'Idempotent-Replayed': { description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key', schema: { type: 'string' } },
-};
-const keyErrors = {
-  422: error(
-    "The workflow is not valid (`invalid_workflow`; the message is the database's), or the Idempotency-Key was used for a different request (`idempotency_key_reused`)",
-  ),
-};
-const notFound = { 404: error('No such instance, or it belongs to another role (`not_found`)') };
 
-let cached: Record<string, unknown> | undefined;
-
-export function openApiDocument(): Record<string, unknown> {
-  cached ??= build();
-  return cached;
-}
-
-function build(): Record<string, unknown> {
-  const listQuery = s.ListQuery.shape;
-  const schedules = scheduleOpenApi();
-  const hooks = hookOpenApi();
-  const resume = resumeOpenApi(idParam);
-  return {
-    openapi: '3.1.0',
-    info: {
-      title: 'pgflare API',
-      version: '0.1.0',
-      description:
-        'Durable SQL workflows in PostgreSQL. Every /v1 route except this document needs `Authorization: Bearer <token>`; ' +
-        'the token acts as a database role (row-level security: a role sees only its own instances). ' +
-        'Errors are `{"error":{"code","message"}}`. Every answer carries `X-Request-Id` (the client\'s, when it sent one); ' +
-        'a known path with a method it does not have is a 405 `method_not_allowed` with `Allow`. ' +
-        'Interactive reference: /docs.',
-    },
-    security: [{ bearer: [] }],
-    components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A token from df.create_api_token() or PGFLARE_API_TOKENS' } },
-      schemas: {
-        Error: schema(s.ErrorResponse),
-        StartRequest: schema(s.StartBody, 'input'),
-        Started: schema(s.Started),
-        InstanceSummary: schema(s.InstanceSummary),
-        InstanceList: schema(s.InstanceList),
-        Instance: schema(s.Instance),
-        InstanceError: schema(s.InstanceError),
-        Node: schema(s.Node),
-        Explain: schema(s.Explain),
-        Events: schema(s.Events),
-        CancelRequest: schema(s.CancelBody, 'input'),
-        Message: schema(s.Message),
-        Ok: schema(s.Ok),
-        Health: schema(s.Health),
-        DefineWorkflowRequest: schema(s.DefineWorkflowBody, 'input'),
-        StartWorkflowRequest: schema(s.StartWorkflowBody, 'input'),
-        WorkflowDefined: schema(s.WorkflowDefined),
-        WorkflowList: schema(s.WorkflowList),
-        Workflow: schema(s.Workflow),
-        WorkflowStarted: schema(s.WorkflowStarted),
-        Removed: schema(s.Removed),
-        ...schedules.schemas,
-        ...hooks.schemas,
-      },
-    },
-    paths: {
-      ...schedules.paths,
-      '/healthz': {
-        get: {
-          operationId: 'healthz',
-          summary: 'Liveness: the API can reach the database',
-          security: [],
-          responses: { 200: { description: 'Healthy', content: json('Health') }, 503: error('Database unreachable (`unavailable`)') },
-        },
-      },
-      '/v1/openapi.json': {
-        get: {
-          operationId: 'openapi',
-          summary: 'This document',
-          security: [],
-          responses: { 200: { description: 'OpenAPI 3.1 document', content: { 'application/json': { schema: { type: 'object' } } } } },
-        },
-      },
-      '/v1/instances': {
-        post: {
-          operationId: 'startInstance',
-          summary: 'Start a workflow from DSL text or graph JSON',
-          parameters: [idempotencyParam],
-          requestBody: { required: true, content: json('StartRequest') },
-          responses: {
-            201: { description: 'Started (or the stored answer replayed)', content: json('Started'), headers: startHeaders },
-            400: error('Body is not JSON (`invalid_json`), does not match the schema (`invalid_body`), or a malformed Idempotency-Key (`invalid_idempotency_key`)'),
-            ...authErrors,
-            413: error('Body too large (`payload_too_large`)'),
-            ...keyErrors,
-            ...internal,
-          },
-        },
-        get: {
-          operationId: 'listInstances',
-          summary: 'List instances, newest first, with cursor pagination',
-          parameters: (['status', 'label', 'limit', 'cursor'] as const).map((name) => ({
-            name,
-            in: 'query',
-            required: false,
-            schema: schema(listQuery[name], 'input'),
-          })),
-          responses: {
-            200: { description: 'One page; pass next_cursor as cursor for the next (null on the last page)', content: json('InstanceList') },
-            400: error('Bad query parameter or cursor (`invalid_query`)'),
-            ...authErrors,
-            ...internal,
-          },
-        },
-      },
-      '/v1/instances/{instance_id}': {
-        get: {
-          operationId: 'getInstance',
-          summary: 'Status, result, error, timestamps and nodes of one instance; `?wait=` long-polls until it finishes',
-          parameters: [idParam, { name: 'wait', in: 'query', required: false, schema: schema(s.WaitQuery.shape.wait, 'input') }],
-          responses: {
-            200: { description: 'The instance (still unfinished when the wait ran out)', content: json('Instance') },
-            400: error('Bad query parameter (`invalid_query`)'),
-            ...authErrors,
-            ...notFound,
-            ...internal,
-          },
-        },
-      },
-      '/v1/instances/{instance_id}/explain': {
-        get: {
-          operationId: 'explainInstance',
-          summary: 'The instance graph as text with per-node status markers (df.explain)',
-          parameters: [idParam],
-          responses: { 200: { description: 'Explain text', content: json('Explain') }, ...authErrors, ...notFound, ...internal },
-        },
-      },
-      '/v1/instances/{instance_id}/events': {
-        get: {
-          operationId: 'instanceEvents',
-          summary: 'History of the instance: claims, attempts, retries, failures (df.instance_events)',
-          parameters: [idParam],
-          responses: { 200: { description: 'Events, oldest first', content: json('Events') }, ...authErrors, ...notFound, ...internal },
-        },
-      },
-      '/v1/instances/{instance_id}/cancel': {
-        post: {
-          operationId: 'cancelInstance',
-          summary: 'Cancel an instance (idempotent for an already cancelled one)',
-          parameters: [idParam],
-          requestBody: { required: false, content: json('CancelRequest') },
-          responses: {
-            200: { description: 'Cancelled', content: json('Message') },
-            400: error('Bad body (`invalid_json`, `invalid_body`)'),
-            ...authErrors,
-            ...notFound,
-            409: error('The instance already completed or failed (`instance_finished`)'),
-            ...internal,
-          },
-        },
-      },
-      '/v1/workflows': {
-        post: {
-          operationId: 'defineWorkflow',
-          summary: 'Define a named workflow, or its next version (running instances keep the version they started with)',
-          requestBody: { required: true, content: json('DefineWorkflowRequest') },
-          responses: {
-            201: { description: 'Defined', content: json('WorkflowDefined'), headers: { Location: { schema: { type: 'string' } } } },
-            400: error('Body is not JSON (`invalid_json`) or does not match the schema (`invalid_body`)'),
-            ...authErrors,
-            413: error('Body too large (`payload_too_large`)'),
-            422: error('The workflow is not valid DSL or not a valid graph (`invalid_workflow`)'),
-            ...internal,
-          },
-        },
-        get: {
-          operationId: 'listWorkflows',
-          summary: "The role's named workflows with their latest version",
-          responses: { 200: { description: 'Workflows by name', content: json('WorkflowList') }, ...authErrors, ...internal },
-        },
-      },
-      '/v1/workflows/{name}': {
-        get: {
-          operationId: 'getWorkflow',
-          summary: 'The latest version as graph JSON, and every version',
-          parameters: [nameParam],
-          responses: { 200: { description: 'The workflow', content: json('Workflow') }, ...authErrors, ...workflowNotFound, ...internal },
-        },
-        delete: {
-          operationId: 'dropWorkflow',
-          summary: 'Remove every version (running instances are unaffected)',
-          parameters: [nameParam],
-          responses: { 200: { description: 'Versions removed', content: json('Removed') }, ...authErrors, ...workflowNotFound, ...internal },
-        },
-      },
-      '/v1/workflows/{name}/instances': {
-        post: {
-          operationId: 'startWorkflow',
-          summary: 'Start a named workflow; steps read the input as the named result `input`',
-          parameters: [nameParam, idempotencyParam],
-          requestBody: { required: false, content: json('StartWorkflowRequest') },
-          responses: {
-            201: { description: 'Started (or the stored answer replayed)', content: json('WorkflowStarted'), headers: startHeaders },
-            400: error('Bad body (`invalid_json`, `invalid_body`) or Idempotency-Key (`invalid_idempotency_key`)'),
-            ...authErrors,
-            ...workflowNotFound,
-            ...keyErrors,
-            ...internal,
-          },
-        },
-      },
-      '/v1/instances/{instance_id}/signals/{name}': {
-        post: {
-          operationId: 'signalInstance',
-          summary: 'Send a signal; the body (any JSON, {} when empty) is the payload df.wait_for_signal returns',
-          parameters: [idParam, { name: 'name', in: 'path', required: true, schema: { type: 'string', minLength: 1, maxLength: 200 } }],
-          requestBody: { required: false, content: { 'application/json': { schema: {} } } },
-          responses: {
-            200: { description: 'Recorded', content: json('Ok') },
-            400: error('Body is not JSON (`invalid_json`) or bad signal name (`invalid_signal_name`)'),
-            ...authErrors,
-            ...notFound,
-            409: error('The instance is finished (`instance_finished`)'),
-            ...internal,
-          },
-        },
-      },
-      ...resume.paths,
-      ...hooks.paths,
-    },
-  };
+/** Serves the document (generated once, on first request) and /docs; call after every route is defined. */
+export function mountOpenApi(app: ApiApp): void {
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'A token from df.create_api_token() or PGFLARE_API_TOKENS',
+  });
+  let cached: unknown;
+  app.openapi(documentRoute, (c) => {
+    cached ??= app.getOpenAPI31Document({ openapi: '3.1.0', info: INFO, security: [{ bearer: [] }] });
+    return c.json(cached as Record<string, unknown>, 200);
+  });
+  // The interactive reference (Swagger UI) over that document; the page loads its script and styles
+  // from a CDN in the reader's browser, the server serves only this small HTML.
+  app.get('/docs', swaggerUI({ url: '/v1/openapi.json', title: 'pgflare API' }));
 }

@@ -1,37 +1,35 @@
-/** OpenAPI entries for resume and restart (resume.ts), merged into openapi.ts. */
-import { authErrors, error, internal, json } from './openapi-kit.ts';
+/** The resume and restart routes' definitions (createRoute), implemented by resume.ts. */
+import { createRoute } from '@hono/zod-openapi';
+import { authErrors, error, internal, json, locationHeader, ok } from './openapi-kit.ts';
+import { InstanceParams, Started } from './schemas.ts';
 
-export function resumeOpenApi(idParam: unknown): { paths: Record<string, unknown> } {
-  const notFound = { 404: error('No such instance, or another role’s (`not_found`)') };
-  return {
-    paths: {
-      '/v1/instances/{instance_id}/resume': {
-        post: {
-          operationId: 'resumeInstance',
-          summary: 'Run a failed instance again from the steps that failed; completed steps are not run again (df.resume)',
-          parameters: [idParam],
-          responses: {
-            200: { description: 'Resumed: the instance is running again', content: json('Started') },
-            ...authErrors,
-            ...notFound,
-            409: error('The instance is not failed (`not_failed`), or a worker holds it for a moment (`busy`, try again)'),
-            ...internal,
-          },
-        },
-      },
-      '/v1/instances/{instance_id}/restart': {
-        post: {
-          operationId: 'restartInstance',
-          summary: 'Start a new instance with the same graph, variables and label (df.restart); the original stays as it is',
-          parameters: [idParam],
-          responses: {
-            201: { description: 'The new instance', content: json('Started'), headers: { Location: { schema: { type: 'string' } } } },
-            ...authErrors,
-            ...notFound,
-            ...internal,
-          },
-        },
-      },
-    },
-  };
-}
+const notFound = { 404: error('No such instance, or another role’s (`not_found`)') };
+
+export const resumeInstance = createRoute({
+  method: 'post',
+  path: '/v1/instances/{instance_id}/resume',
+  operationId: 'resumeInstance',
+  summary: 'Run a failed instance again from the steps that failed; completed steps are not run again (df.resume)',
+  request: { params: InstanceParams },
+  responses: {
+    200: ok(Started, 'Resumed: the instance is running again'),
+    ...authErrors,
+    ...notFound,
+    409: error('The instance is not failed (`not_failed`), or a worker holds it for a moment (`busy`, try again)'),
+    ...internal,
+  },
+});
+
+export const restartInstance = createRoute({
+  method: 'post',
+  path: '/v1/instances/{instance_id}/restart',
+  operationId: 'restartInstance',
+  summary: 'Start a new instance with the same graph, variables and label (df.restart); the original stays as it is',
+  request: { params: InstanceParams },
+  responses: {
+    201: { description: 'The new instance', content: json(Started), headers: locationHeader },
+    ...authErrors,
+    ...notFound,
+    ...internal,
+  },
+});

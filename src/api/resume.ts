@@ -4,10 +4,12 @@
  * steps are not run again); POST /v1/instances/{instance_id}/restart starts a new instance of the same
  * graph. Only the instance's owner: another role's instance is a 404, like an unknown id.
  */
-import type { Context, Hono } from 'hono';
-import { ApiError, mapDbError, type ErrorStatus } from './errors.ts';
-import type { ApiEnv, RouteKit } from './kit.ts';
-import { InstanceId } from './schemas.ts';
+import { mapDbError, type ErrorStatus } from './errors.ts';
+import type { ApiApp, RouteKit } from './kit.ts';
+import * as r from './resume-openapi.ts';
+import type { STATUSES } from './schemas.ts';
+
+type Status = (typeof STATUSES)[number];
 
 /** df.resume's refusals: not failed (PF020), its root row held by a worker for a moment (55P03). */
 export const RESUME_ERRORS: Record<string, [ErrorStatus, string]> = {
@@ -15,31 +17,25 @@ export const RESUME_ERRORS: Record<string, [ErrorStatus, string]> = {
   '55P03': [409, 'busy'],
 };
 
-export function resumeRoutes(app: Hono<ApiEnv>, kit: RouteKit): void {
-  const idOf = (c: Context<ApiEnv>) => {
-    const id = c.req.param('instance_id') ?? '';
-    if (!InstanceId.safeParse(id).success) throw new ApiError(404, 'not_found', `instance ${id} not found`);
-    return id;
-  };
-
-  app.post('/v1/instances/:instance_id/resume', async (c) => {
-    const id = idOf(c);
+export function resumeRoutes(app: ApiApp, kit: RouteKit): void {
+  app.openapi(r.resumeInstance, async (c) => {
+    const { instance_id: id } = c.req.valid('param');
     const status = await kit.asRole(c, async (client) => {
       try {
         await client.query('SELECT df.resume($1)', [id]);
       } catch (err) {
         throw mapDbError(err, RESUME_ERRORS) ?? err;
       }
-      return (await client.query<{ s: string }>('SELECT df.status($1) AS s', [id])).rows[0]!.s;
+      return (await client.query<{ s: Status }>('SELECT df.status($1) AS s', [id])).rows[0]!.s;
     });
     kit.ready(id);
-    return c.json({ instance_id: id, status });
+    return c.json({ instance_id: id, status }, 200);
   });
 
-  app.post('/v1/instances/:instance_id/restart', async (c) => {
-    const id = idOf(c);
+  app.openapi(r.restartInstance, async (c) => {
+    const { instance_id: id } = c.req.valid('param');
     const started = await kit.asRole(c, async (client) => {
-      const { rows } = await client.query<{ id: string; status: string }>(
+      const { rows } = await client.query<{ id: string; status: Status }>(
         'WITH r AS MATERIALIZED (SELECT df.restart($1) AS id) SELECT r.id, df.status(r.id) AS status FROM r',
         [id],
       );

@@ -3,23 +3,17 @@
  * Each route is one transaction as the token's role, like the instance routes (app.ts); RLS keeps a role
  * to its own workflow names.
  */
-import type { Context, Hono } from 'hono';
 import type { DbClient } from '../engine/db.ts';
 import { ApiError, mapDbError, WORKFLOW_ERRORS } from './errors.ts';
-import { DefineWorkflowBody, StartWorkflowBody, WorkflowName } from './schemas.ts';
 import { idempotent } from './idempotency.ts';
 import { startHeaders } from './instances.ts';
-import type { ApiEnv, RouteKit } from './kit.ts';
+import type { ApiApp, RouteKit } from './kit.ts';
+import { decodeCursor, pageOf } from './paging.ts';
+import * as r from './workflows-openapi.ts';
 
-export function workflowRoutes(app: Hono<ApiEnv>, { asRole, parse, jsonBody, ready }: RouteKit): void {
-  const nameParam = (c: Context<ApiEnv>) => {
-    const name = c.req.param('name') ?? '';
-    if (!WorkflowName.safeParse(name).success) throw new ApiError(404, 'not_found', `workflow "${name}" not found`);
-    return name;
-  };
-
-  app.post('/v1/workflows', async (c) => {
-    const body = parse(DefineWorkflowBody, await jsonBody(c), 'body');
+export function workflowRoutes(app: ApiApp, { asRole, ready }: RouteKit): void {
+  app.openapi(r.defineWorkflow, async (c) => {
+    const body = c.req.valid('json');
     const version = await asRole(c, async (client) => {
       const fut = body.workflow !== undefined ? 'df._eval_dsl($2)' : '$2';
       try {
@@ -36,21 +30,27 @@ export function workflowRoutes(app: Hono<ApiEnv>, { asRole, parse, jsonBody, rea
     return c.json({ name: body.name, version }, 201, { Location: `/v1/workflows/${body.name}` });
   });
 
-  app.get('/v1/workflows', async (c) => {
-    const workflows = await asRole(c, async (client) => {
-      const { rows } = await client.query<{ list: unknown[] }>(
+  // Keyset on the name (unique among a role's workflows), in byte order (COLLATE "C") so the cursor's
+  // comparison and the order agree whatever the database's collation.
+  app.openapi(r.listWorkflows, async (c) => {
+    const q = c.req.valid('query');
+    const after = decodeCursor('workflows', q.cursor, 1)?.[0] ?? null;
+    const page = await asRole(c, async (client) => {
+      const { rows } = await client.query<{ list: { name: string; latest_version: number; description: string | null; created_at: string }[] }>(
         `SELECT coalesce(json_agg(json_build_object('name', w.name, 'latest_version', w.version,
-                  'description', w.description, 'created_at', w.created_at) ORDER BY w.name), '[]'::json) AS list
-           FROM (SELECT DISTINCT ON (name) name, version, description, created_at
-                   FROM df.workflows ORDER BY name, version DESC) AS w`,
+                  'description', w.description, 'created_at', w.created_at) ORDER BY w.name COLLATE "C"), '[]'::json) AS list
+           FROM (SELECT DISTINCT ON (name COLLATE "C") name, version, description, created_at
+                   FROM df.workflows WHERE $1::text IS NULL OR name COLLATE "C" > $1
+                  ORDER BY name COLLATE "C", version DESC LIMIT $2) AS w`,
+        [after, q.limit + 1],
       );
-      return rows[0]!.list;
+      return pageOf(rows[0]!.list, q.limit, 'workflows', (w) => [w.name]);
     });
-    return c.json({ workflows });
+    return c.json({ workflows: page.rows, next_cursor: page.next_cursor }, 200);
   });
 
-  app.get('/v1/workflows/:name', async (c) => {
-    const name = nameParam(c);
+  app.openapi(r.getWorkflow, async (c) => {
+    const { name } = c.req.valid('param');
     const workflow = await asRole(c, async (client) => {
       const { rows } = await client.query<{ w: unknown }>(
         `SELECT json_build_object(
@@ -65,24 +65,24 @@ export function workflowRoutes(app: Hono<ApiEnv>, { asRole, parse, jsonBody, rea
       if (!rows[0]) throw new ApiError(404, 'not_found', `workflow "${name}" not found`);
       return rows[0].w;
     });
-    return c.json(workflow as object);
+    return c.json(workflow as never, 200);
   });
 
-  app.post('/v1/workflows/:name/instances', async (c) => {
-    const name = nameParam(c);
-    const body = parse(StartWorkflowBody, await jsonBody(c, {}), 'body');
+  app.openapi(r.startWorkflow, async (c) => {
+    const { name } = c.req.valid('param');
+    const body = c.req.valid('json');
     const answer = await idempotent(c, { asRole }, body, async (client) => ({ status: 201, body: await startByName(client, name, body) }));
     if (!answer.replayed) ready(answer.body.instance_id, c.var.log);
-    return c.json(answer.body, answer.status, startHeaders(answer.body.instance_id, answer.replayed));
+    return c.json(answer.body as never, 201, startHeaders(answer.body.instance_id, answer.replayed));
   });
 
-  app.delete('/v1/workflows/:name', async (c) => {
-    const name = nameParam(c);
+  app.openapi(r.dropWorkflow, async (c) => {
+    const { name } = c.req.valid('param');
     const removed = await asRole(c, async (client) => {
       const { rows } = await client.query<{ n: number }>('SELECT df.drop_workflow($1) AS n', [name]);
       return rows[0]!.n;
     });
-    return c.json({ removed });
+    return c.json({ removed }, 200);
   });
 }
 

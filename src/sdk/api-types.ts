@@ -5,8 +5,8 @@
  */
 import type { z } from 'zod';
 import type * as S from '../api/schemas.ts';
-import type * as Sched from '../api/schedules.ts';
-import type * as H from '../api/hooks.ts';
+import type * as Sched from '../api/schedules-openapi.ts';
+import type * as H from '../api/hooks-openapi.ts';
 
 export type InstanceStatus = (typeof S.STATUSES)[number];
 export type Started = z.infer<typeof S.Started>;
@@ -36,5 +36,6 @@ export type AlterScheduleBody = z.input<typeof Sched.AlterScheduleBody>;
 export type Hook = z.infer<typeof H.HookInfo>;
 export type HookCreated = z.infer<typeof H.HookCreated>;
 export type HookDetail = z.infer<typeof H.HookDetail>;
+export type HookDelivery = z.infer<typeof H.HookDelivery>;
 export type HookSecret = z.infer<typeof H.HookSecret>;
 export type CreateHookBody = z.input<typeof H.CreateHookBody>;

@@ -136,7 +136,7 @@ function instances(call: Transport) {
     /** GET /v1/instances/:id/explain: the instance as a text tree with each node's status. */
     explain: async (id: string) => (await call<{ text: string }>('GET', `/v1/instances/${seg(id)}/explain`)).text,
     /** GET /v1/instances/:id/events: what happened to the instance, oldest first. */
-    events: async (id: string) => (await call<{ events: T.InstanceEvent[] }>('GET', `/v1/instances/${seg(id)}/events`)).events,
+    events: (id: string) => every<T.InstanceEvent>(call, `/v1/instances/${seg(id)}/events`, 'events'),
   };
 }
 
@@ -146,7 +146,8 @@ function workflows(call: Transport) {
     define<W extends WorkflowInput>(name: string, workflow: W & Checked<W, 'input'>, o: { description?: string } = {}) {
       return call<T.WorkflowDefined>('POST', '/v1/workflows', { body: { name, ...workflowBody(workflow), description: o.description } });
     },
-    list: async () => (await call<{ workflows: T.WorkflowSummary[] }>('GET', '/v1/workflows')).workflows,
+    /** GET /v1/workflows, every page. */
+    list: () => every<T.WorkflowSummary>(call, '/v1/workflows', 'workflows'),
     get: (name: string) => call<T.Workflow>('GET', `/v1/workflows/${seg(name)}`),
     /** POST /v1/workflows/:name/instances: starts the latest (or a given) version with `input`. */
     start: (name: string, body: T.StartWorkflowBody = {}, o: { idempotencyKey?: string } = {}) =>
@@ -160,7 +161,8 @@ function schedules(call: Transport) {
   const path = (name: string) => `/v1/schedules/${seg(name)}`;
   return {
     create: (body: T.CreateScheduleBody) => call<T.Schedule>('POST', '/v1/schedules', { body }),
-    list: async () => (await call<{ schedules: T.Schedule[] }>('GET', '/v1/schedules')).schedules,
+    /** GET /v1/schedules, every page. */
+    list: () => every<T.Schedule>(call, '/v1/schedules', 'schedules'),
     /** The schedule with its newest 20 fires. */
     get: (name: string) => call<T.ScheduleWithFires>('GET', path(name)),
     update: (name: string, changes: T.AlterScheduleBody) => call<T.Schedule>('PATCH', path(name), { body: changes }),
@@ -177,14 +179,29 @@ function hooks(call: Transport) {
   return {
     /** The answer holds the signing secret, shown this once. */
     create: (body: T.CreateHookBody) => call<T.HookCreated>('POST', '/v1/hooks', { body }),
-    list: async () => (await call<{ hooks: T.Hook[] }>('GET', '/v1/hooks')).hooks,
+    /** GET /v1/hooks, every page. */
+    list: () => every<T.Hook>(call, '/v1/hooks', 'hooks'),
     get: (name: string) => call<T.HookDetail>('GET', path(name)),
+    /** GET /v1/hooks/:name/deliveries, every page, newest first. */
+    deliveries: (name: string) => every<T.HookDelivery>(call, `${path(name)}/deliveries`, 'deliveries'),
     /** A new secret (generated unless given); the old one stops working at once. */
     rotate: (name: string, secret?: string) => call<T.HookSecret>('POST', `${path(name)}/rotate`, { body: secret === undefined ? {} : { secret } }),
     drop: async (name: string) => {
       await call<{ ok: true }>('DELETE', path(name));
     },
   };
+}
+
+/** Every row of a paged list route, following next_cursor, 1000 rows a request. */
+async function every<R>(call: Transport, path: string, key: string): Promise<R[]> {
+  const out: R[] = [];
+  let cursor: string | undefined;
+  do {
+    const page: Record<string, unknown> = await call('GET', path, { query: { limit: 1000, cursor } });
+    out.push(...(page[key] as R[]));
+    cursor = (page.next_cursor as string | null) ?? undefined;
+  } while (cursor);
+  return out;
 }
 
 function pause(ms: number, signal?: AbortSignal): Promise<void> {

@@ -107,7 +107,7 @@ export function createUi(opts: UiOptions): Hono<UiEnv> {
   });
 
   const loadInstance = async (c: Context<UiEnv>, id: string) => {
-    const [inst, ev] = await Promise.all([api(c, `/v1/instances/${id}`), api(c, `/v1/instances/${id}/events`)]);
+    const [inst, ev] = await Promise.all([api(c, `/v1/instances/${id}`), api(c, `/v1/instances/${id}/events?limit=1000`)]);
     return { inst, ev };
   };
 
@@ -172,7 +172,7 @@ export function createUi(opts: UiOptions): Hono<UiEnv> {
   ui.get('/workflows/:name?', async (c) => {
     const name = c.req.param('name');
     const [list, one] = await Promise.all([
-      api(c, '/v1/workflows'),
+      api(c, '/v1/workflows?limit=1000'),
       name && NAME.test(name) ? api(c, `/v1/workflows/${name}`) : Promise.resolve(null),
     ]);
     const out = signedOut(c, list);
@@ -181,7 +181,7 @@ export function createUi(opts: UiOptions): Hono<UiEnv> {
   });
 
   ui.get('/schedules', async (c) => {
-    const list = await api(c, '/v1/schedules');
+    const list = await api(c, '/v1/schedules?limit=1000');
     const out = signedOut(c, list);
     if (out) return out;
     return c.html(schedulesPage(list.ok ? list.body.schedules ?? [] : [], c.req.query('msg'), list.ok ? c.req.query('err') : apiMessage(list)));
@@ -198,7 +198,7 @@ export function createUi(opts: UiOptions): Hono<UiEnv> {
   ui.get('/hooks/:name?', async (c) => {
     const name = c.req.param('name');
     const [list, one] = await Promise.all([
-      api(c, '/v1/hooks'),
+      api(c, '/v1/hooks?limit=1000'),
       name && NAME.test(name) ? api(c, `/v1/hooks/${name}`) : Promise.resolve(null),
     ]);
     const out = signedOut(c, list);

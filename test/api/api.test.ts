@@ -97,6 +97,7 @@ describe('unauthenticated routes', () => {
         'GET /v1/instances/{instance_id}',
         'GET /v1/instances/{instance_id}/explain',
         'GET /v1/instances/{instance_id}/events',
+        'GET /v1/instances/{instance_id}/events/stream',
         'POST /v1/instances/{instance_id}/cancel',
         'POST /v1/instances/{instance_id}/resume',
         'POST /v1/instances/{instance_id}/restart',
@@ -117,6 +118,7 @@ describe('unauthenticated routes', () => {
         'POST /v1/hooks',
         'GET /v1/hooks',
         'GET /v1/hooks/{name}',
+        'GET /v1/hooks/{name}/deliveries',
         'DELETE /v1/hooks/{name}',
         'POST /v1/hooks/{name}/rotate',
       ].sort(),
@@ -359,7 +361,7 @@ describe('one instance', () => {
     expect(r.status).toBe(200);
     expect(r.body.events.length).toBeGreaterThan(0);
     expect(r.body.events.at(-1)).toMatchObject({ kind: 'failed', node_id: expect.any(String), detail: expect.stringContaining('division by zero') });
-    expect((await call('GET', `/v1/instances/${bobId}/events`, { token: bobToken })).body).toEqual({ events: expect.any(Array) });
+    expect((await call('GET', `/v1/instances/${bobId}/events`, { token: bobToken })).body).toEqual({ events: expect.any(Array), next_cursor: null });
   });
 
   it("another role's instance is a 404 on every route", async () => {

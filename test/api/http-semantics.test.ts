@@ -48,6 +48,26 @@ describe('405', () => {
   });
 });
 
+describe('validation by the route definitions (@hono/zod-openapi) keeps our error body', () => {
+  it('a body that is not application/json is a 415; JSON that is not an object the schema wants a 400', async () => {
+    const plain = await app.request('/v1/instances', { method: 'POST', headers: { ...auth, 'Content-Type': 'text/plain' }, body: `{"workflow":"'SELECT 1'"}` });
+    expect([plain.status, await plain.json()]).toEqual([415, { error: { code: 'unsupported_media_type', message: expect.stringContaining('application/json') } }]);
+    const none = await app.request('/v1/instances', { method: 'POST', headers: auth, body: `{"workflow":"'SELECT 1'"}` });
+    expect(none.status).toBe(415);
+    const json = { ...auth, 'Content-Type': 'application/json' };
+    const empty = await app.request('/v1/instances', { method: 'POST', headers: json, body: '' });
+    expect([empty.status, (await empty.json()).error.code]).toEqual([400, 'invalid_json']);
+    const bad = await app.request('/v1/instances', { method: 'POST', headers: json, body: '{"workflow": 1}' });
+    expect([bad.status, await bad.json()]).toEqual([400, { error: { code: 'invalid_body', message: expect.stringMatching(/^workflow: /) } }]);
+    const key = await app.request('/v1/instances', { method: 'POST', headers: { ...json, 'Idempotency-Key': 'has space' }, body: `{"workflow":"'SELECT 1'"}` });
+    expect([key.status, (await key.json()).error.code]).toEqual([400, 'invalid_idempotency_key']);
+    const q = await app.request('/v1/workflows?limit=5000', { headers: auth });
+    expect([q.status, (await q.json()).error]).toEqual([400, { code: 'invalid_query', message: expect.stringMatching(/^limit: /) }]);
+    const name = await app.request('/v1/workflows/-bad-', { headers: auth });
+    expect([name.status, await name.json()]).toEqual([404, { error: { code: 'not_found', message: 'workflow "-bad-" not found' } }]);
+  });
+});
+
 describe('X-Request-Id', () => {
   it("echoes the client's id and puts it on every log line of the request", async () => {
     lines.length = 0;

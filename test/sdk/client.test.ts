@@ -215,6 +215,17 @@ describe('named workflows, schedules, hooks', () => {
     await expect(pf.workflows.get('sdk.double')).rejects.toMatchObject({ status: 404, code: 'not_found' });
   });
 
+  it('list follows every page: 1001 workflows are two requests of 1000', async () => {
+    fetched.length = 0;
+    await t.query(`SELECT df.define_workflow('bulk-' || lpad(g::text, 4, '0'), 'SELECT 1') FROM generate_series(1, 1001) AS g`);
+    const names = (await pf.workflows.list()).map((w) => w.name).filter((n) => n.startsWith('bulk-'));
+    expect(names).toHaveLength(1001);
+    expect(names[0]).toBe('bulk-0001');
+    expect(names.at(-1)).toBe('bulk-1001');
+    expect(fetched.filter((f) => f.includes('/v1/workflows?'))).toHaveLength(2);
+    await t.query(`SELECT df.drop_workflow('bulk-' || lpad(g::text, 4, '0')) FROM generate_series(1, 1001) AS g`);
+  });
+
   it('creates, lists, reads, changes, pauses, resumes and drops a schedule', async () => {
     await pf.workflows.define('sdk.nightly', `'SELECT 1'`);
     const s = await pf.schedules.create({ name: 'sdk-nightly', workflow: 'sdk.nightly', cron: '0 3 * * *', timezone: 'Europe/Paris', input: { full: true } });
@@ -235,6 +246,7 @@ describe('named workflows, schedules, hooks', () => {
     expect(created).toMatchObject({ name: 'sdk-push', scheme: 'github', secret: expect.any(String), deliveries: 0 });
     expect((await pf.hooks.list()).map((h) => h.name)).toEqual(['sdk-push']);
     expect(await pf.hooks.get('sdk-push')).toMatchObject({ name: 'sdk-push', recent_deliveries: [] });
+    expect(await pf.hooks.deliveries('sdk-push')).toEqual([]);
     const rotated = await pf.hooks.rotate('sdk-push', 'a-new-secret-of-enough-length');
     expect(rotated).toEqual({ name: 'sdk-push', secret: 'a-new-secret-of-enough-length' });
     expect((await pf.hooks.rotate('sdk-push')).secret).not.toBe(rotated.secret);

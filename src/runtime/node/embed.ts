@@ -3,7 +3,7 @@
  * on a port) with start/stop, your logger and your concurrency; `fetch` is the REST API as a fetch
  * handler, to mount in your own HTTP server instead of a port of its own.
  */
-import { createApp, parseCorsOrigins } from '../../api/app.ts';
+import { apiConfig, createApp, parseCorsOrigins } from '../../api/app.ts';
 import { parseStaticTokens } from '../../api/auth.ts';
 import { loadConfig, type RuntimeConfig } from '../../config.ts';
 import { createLogger, type Logger } from '../../log.ts';
@@ -78,7 +78,7 @@ export function createPgflare(options: PgflareOptions): Pgflare {
   const apiHandler = () => {
     if (!api) {
       const db = createPgDb({ connectionString: options.databaseUrl, max: 4, applicationName: 'pgflare:api' });
-      const app = createApp({ db, log, staticTokens: parseStaticTokens(env.PGFLARE_API_TOKENS), corsOrigins: parseCorsOrigins(env.PGFLARE_CORS_ORIGINS) });
+      const app = createApp({ db, log, staticTokens: parseStaticTokens(env.PGFLARE_API_TOKENS), corsOrigins: parseCorsOrigins(env.PGFLARE_CORS_ORIGINS), ...apiConfig(cfg) });
       api = { db, fetch: app.fetch };
     }
     return api;

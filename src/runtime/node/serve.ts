@@ -7,7 +7,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import { createApp, parseCorsOrigins } from '../../api/app.ts';
+import { apiConfig, createApp, parseCorsOrigins } from '../../api/app.ts';
 import { loadConfig } from '../../config.ts';
 import { parseStaticTokens } from '../../api/auth.ts';
 import type { Logger } from '../../log.ts';
@@ -64,7 +64,7 @@ export async function startApiServer(opts: {
   if (port === undefined) return undefined;
   const staticTokens = parseStaticTokens(env.PGFLARE_API_TOKENS);
   const db = createPgDb({ connectionString: opts.databaseUrl, max: 4, applicationName: 'pgflare:api' });
-  const app = createApp({ db, log: opts.log, staticTokens, corsOrigins: parseCorsOrigins(env.PGFLARE_CORS_ORIGINS), healthWorkerMaxAgeS: loadConfig(env).healthWorkerMaxAgeS });
+  const app = createApp({ db, log: opts.log, staticTokens, corsOrigins: parseCorsOrigins(env.PGFLARE_CORS_ORIGINS), ...apiConfig(loadConfig(env)) });
   let server: ApiServer;
   try {
     server = await serveFetch(app.fetch, { port, hostname: env.PGFLARE_API_HOST || opts.defaultHost });

@@ -41,7 +41,7 @@ import type {
   ScheduledController,
 } from '@cloudflare/workers-types/index.ts';
 import { z } from 'zod';
-import { createApp, parseCorsOrigins } from '../../api/app.ts';
+import { apiConfig, createApp, parseCorsOrigins } from '../../api/app.ts';
 import { parseStaticTokens } from '../../api/auth.ts';
 import { loadConfig, type RuntimeConfig } from '../../config.ts';
 import type { Db } from '../../engine/db.ts';
@@ -292,8 +292,15 @@ export async function handleFetch(request: Request, env: Env, ctx: ExecutionCont
     sends.push(kick(inv, env, instanceId).catch((err: unknown) => inv.log.warn('api: dispatch after commit failed; the sweep will find the row', { instance_id: instanceId, error: err })));
   };
   try {
-    const app = createApp({ db: inv.db, log: inv.log, staticTokens: parseStaticTokens(env.PGFLARE_API_TOKENS), corsOrigins: parseCorsOrigins(env.PGFLARE_CORS_ORIGINS), onReady, healthWorkerMaxAgeS: inv.cfg.healthWorkerMaxAgeS });
-    return await app.fetch(request);
+    const app = createApp({ db: inv.db, log: inv.log, staticTokens: parseStaticTokens(env.PGFLARE_API_TOKENS), corsOrigins: parseCorsOrigins(env.PGFLARE_CORS_ORIGINS), onReady, ...apiConfig(inv.cfg) });
+    const res = await app.fetch(request);
+    // An event stream reads the database until it closes: the pool is ended after it, not after the answer's head.
+    if (res.body && res.headers.get('content-type')?.startsWith('text/event-stream')) {
+      const { readable, writable } = new TransformStream();
+      sends.push(res.body.pipeTo(writable).catch(() => undefined));
+      return new Response(readable, res);
+    }
+    return res;
   } finally {
     ctx.waitUntil(Promise.all(sends).finally(() => inv.db.end().catch(() => undefined)));
   }
