@@ -14,6 +14,7 @@ import { fireDueSchedules } from '../../engine/schedules.ts';
 import { migrations } from '../../migrate/generated/migrations.ts';
 import { silentLogger, type Logger } from '../../log.ts';
 import { createPgDb } from './pg-db.ts';
+import { otherDatabasePools } from './other-databases.ts';
 import { createPromMetrics, serveMetrics } from './metrics.ts';
 import type { ApiServer } from './serve.ts';
 
@@ -52,6 +53,8 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   const concurrency = opts.concurrency ?? 4;
   const pollMs = opts.pollIntervalMs ?? 1000;
   const db = createPgDb({ connectionString: opts.connectionString, max: concurrency + 2, applicationName: 'pgflare:worker' });
+  // Steps of instances started with database => another database (src/engine/executors/other-database.ts).
+  const others = opts.databases ? null : otherDatabasePools(opts.connectionString, process.env, concurrency);
   const epochId = randomUUID();
   let stopping = false;
   let steps = 0;
@@ -83,6 +86,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
     metrics: opts.metrics ?? prom?.port,
     queueVacuumSteps: opts.queueVacuumSteps ?? DEFAULT_QUEUE_VACUUM_STEPS,
     batchSize: opts.batchSize ?? DEFAULT_BATCH_SIZE,
+    databases: opts.databases ?? others!.databases,
     db,
     log,
     dispatch,
@@ -235,6 +239,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
       await engine.settled();
       await db.withClient((c) => retireEpoch(c, epochId)).catch(() => undefined);
       await db.end();
+      await others?.end();
       log.info('worker stopped', { steps });
     },
   };
