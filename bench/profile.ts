@@ -4,7 +4,10 @@
  * Starts a throwaway embedded PostgreSQL like bench/run.ts, then
  *  - chain: one instance of N sequential `SELECT 1` steps, run by `engine.runSeries()` on one
  *    session, every round trip timed by the first words of its SQL (client-side: server time + wire);
- *  - drain: N one-step instances, `engine.drain({ concurrency })`, steps/s.
+ *  - drain: N one-step instances, `engine.drain({ concurrency })`, steps/s;
+ *  - fan-out (`--fan-out N`): one instance whose JOIN has N `SELECT 1` branches (bench W2 fan-out), and
+ *    pairs (`--pairs N`): N instances of two branches that finish at once, both drained at
+ *    `--concurrency`: the join path, where checkpoints of one instance contend for its row.
  * Not part of `npm run bench`: a tool for choosing between engine variants on the same server.
  */
 import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
@@ -38,6 +41,8 @@ const { values: args } = parseArgs({
     sql: { type: 'string', multiple: true, default: [] },
     // Largest batch of one-step instances per transaction in the drain (src/engine/batch.ts; 1 = none).
     batch: { type: 'string', default: '1' },
+    'fan-out': { type: 'string', default: '0' },
+    pairs: { type: 'string', default: '0' },
   },
 });
 
@@ -103,6 +108,48 @@ const nodeCpu = () => {
 function chainExpression(n: number): string {
   const build = (k: number): string => (k === 1 ? `'SELECT 1'` : `(${build(k >> 1)} ~> ${build(k - (k >> 1))})`);
   return build(n);
+}
+
+/** The join path: one JOIN of `--fan-out` branches, then `--pairs` instances of two branches each. */
+async function joins(c: Awaited<ReturnType<typeof connect>>, dataDir: string, url: string) {
+  const leaf = { node_type: 'SQL', query: 'SELECT 1' };
+  const fan = Number(args['fan-out']);
+  const pairs = Number(args.pairs);
+  const cases: { what: string; steps: number; start: () => Promise<unknown> }[] = [];
+  if (fan > 1) {
+    const graph = JSON.stringify({ node_type: 'JOIN', left_node: leaf, right_node: leaf, extra_nodes: Array.from({ length: fan - 2 }, () => leaf) });
+    cases.push({ what: `fan-out: one JOIN of ${fan}`, steps: fan, start: () => c.query('SELECT df.start($1)', [graph]) });
+  }
+  if (pairs > 0) {
+    cases.push({ what: `pairs: ${pairs} instances of 'SELECT 1' & 'SELECT 1'`, steps: 2 * pairs, start: () => c.query(`SELECT df.start('SELECT 1' & 'SELECT 1') FROM generate_series(1, $1)`, [pairs]) });
+  }
+  for (const k of cases) {
+    for (let r = 0; r < Number(args.repeats); r++) {
+      await c.query(`DELETE FROM df.instances`);
+      await k.start();
+      await c.query(`VACUUM ANALYZE df.nodes, df.instances`);
+      const db = createPgDb({ connectionString: url, max: Number(args.concurrency) + 1 });
+      const engine = createEngine({ db, batchSize: Number(args.batch) });
+      const t0 = performance.now();
+      const [s0, n0] = [serverCpu(dataDir), nodeCpu()];
+      let runs = 0;
+      for (;;) {
+        const n = await engine.drain({ concurrency: Number(args.concurrency) });
+        runs += n;
+        const open = (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM df.instances WHERE status NOT IN ('completed', 'failed', 'cancelled')`)).rows[0].n;
+        if (open === 0) break;
+        // Rows stepped aside (55P03: +250 ms) come due again.
+        if (n === 0) await new Promise((res) => setTimeout(res, 20));
+      }
+      const s = (performance.now() - t0) / 1000;
+      const [s1, n1] = [serverCpu(dataDir), nodeCpu()];
+      const done = (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM df.instances WHERE status = 'completed'`)).rows[0].n;
+      console.log(
+        `${k.what}, concurrency ${args.concurrency}: ${runs} runs, ${done} completed, ${(k.steps / s).toFixed(1)} steps/s; CPU per step: server ${(((s1 - s0) * 1000) / k.steps).toFixed(3)} ms, node ${(((n1 - n0) * 1000) / k.steps).toFixed(3)} ms; ${JSON.stringify(engine.stats())}`,
+      );
+      await db.end();
+    }
+  }
 }
 
 async function main() {
@@ -194,6 +241,7 @@ async function main() {
       }
       await db.end();
     }
+    await joins(c, dataDir, url);
     await c.end();
     await su.end();
   } finally {

@@ -4931,7 +4931,7 @@ END
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
--- comment Validates a workflow graph and starts it as an instance owned by current_user, in the caller's transaction (transaction_mode => 'caller') or committed on a loopback session through dblink ('new'); returns the instance id. Steps run later, on the worker, as that owner.
+-- comment Validates a workflow graph and starts it as an instance owned by current_user, in the caller's transaction (transaction_mode => 'caller') or committed on a loopback session through dblink ('new'); returns the instance id. Steps run later, on the worker, as that owner; with database => another database of the server, over the worker's connection to it.
 CREATE OR REPLACE FUNCTION df.start(fut text, label text DEFAULT NULL::text, database text DEFAULT NULL::text, transaction_mode text DEFAULT 'caller'::text)
  RETURNS text
  LANGUAGE plpgsql
@@ -4955,6 +4955,7 @@ DECLARE
     v_vars     jsonb;
     v_id       varchar(8);
     v_attempt  integer := 0;
+    v_other    jsonb;
 BEGIN
     -- ===== GUARD: arguments =====
     IF v_mode IS NULL OR v_mode NOT IN ('caller', 'new') THEN
@@ -4984,11 +4985,11 @@ BEGIN
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_database d WHERE d.datname = database) THEN
             RAISE EXCEPTION 'database "%" does not exist', database USING ERRCODE = '3D000';
         END IF;
+        -- Another database of this server (0031): the steps run there on the worker's connection to it
+        -- (docs/ARCHITECTURE.md, "Steps in another database"); every node carries it in its options,
+        -- which the claim returns, so the worker knows without a read.
         IF database <> current_database() THEN
-            RAISE EXCEPTION 'df.start(): database "%" is not supported: pgflare runs workflow steps in the database that holds schema df ("%")',
-                database, current_database()
-                USING ERRCODE = '0A000',
-                      HINT = format('Install pgflare in database %I and call df.start() there, or omit the database argument.', database);
+            v_other := jsonb_build_object('database', database);
         END IF;
     END IF;
 
@@ -5044,7 +5045,8 @@ BEGIN
     INSERT INTO df.nodes (id, instance_id, node_type, query, result_name, left_node, right_node,
                           submitted_by, database, run_at, options)
     SELECT u.id, v_id, u.node_type, u.query, u.result_name, u.left_node, u.right_node,
-           v_role, database, CASE WHEN u.n = 1 THEN now() END, u.options
+           v_role, database, CASE WHEN u.n = 1 THEN now() END,
+           CASE WHEN v_other IS NULL THEN u.options ELSE coalesce(u.options, '{}'::jsonb) || v_other END
       FROM unnest(v_ids, v_types, v_queries, v_names, v_lefts, v_rights, v_options)
                WITH ORDINALITY AS u(id, node_type, query, result_name, left_node, right_node, options, n)
      ORDER BY u.n;

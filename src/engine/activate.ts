@@ -13,6 +13,7 @@ import { scopeOfStamp } from '../graph/scope-ids.ts';
 import { substitute } from '../graph/substitute.ts';
 import type { ClaimedRow } from './queries/claim.ts';
 import { isNonTransactional } from './executors/sql.ts';
+import { otherDatabase } from './executors/other-database.ts';
 import { checkpoint } from './checkpoint.ts';
 import type { EngineContext } from './context.ts';
 import { ACTIVE, ownerBlock, substitutionContext } from './step-policy.ts';
@@ -55,7 +56,7 @@ export function continuation(ctx: EngineContext, row: ClaimedRow, ch: Changes, n
     const n = graph.nodes.get(r.id);
     const c = ch.nodes.get(r.id);
     if (n?.type !== 'SQL' || !c?.stamp || c.status !== 'running' || Date.parse(r.runAt) > now.getTime()) continue;
-    if (isNonTransactional(n.query ?? '')) continue;
+    if (isNonTransactional(n.query ?? '') || opts.get(n.id)?.database) continue;
     const scope = ch.scopes.get(scopeOfStamp(c.stamp));
     if (!scope || scope.status !== 'running') continue;
     return {
@@ -80,7 +81,7 @@ export function continuation(ctx: EngineContext, row: ClaimedRow, ch: Changes, n
 
 /**
  * A one-step instance's statement, substituted, when its first claim can run it at once: a SQL root,
- * first claimed, active, not blocked, a statement that runs inside a transaction. (Ownership is the
+ * first claimed, active, not blocked, in the df database, a statement that runs inside a transaction. (Ownership is the
  * caller's check.) Its activation reads nothing and changes nothing the statement sees. Kept per
  * claimed row: the claim, a batch and the next claim's size all ask about the same row.
  */
@@ -88,7 +89,7 @@ export function oneStepText(ctx: EngineContext, row: ClaimedRow): string | null 
   let text = ctx.oneStepTexts.get(row);
   if (text === undefined) {
     text = null;
-    if (row.node_type === 'SQL' && row.id === row.root_node && row.stamp === null && ACTIVE.has(row.instance_status) && ownerBlock(ctx, row) === null) {
+    if (row.node_type === 'SQL' && !otherDatabase(row) && row.id === row.root_node && row.stamp === null && ACTIVE.has(row.instance_status) && ownerBlock(ctx, row) === null) {
       const sub = substitute(row.query ?? '', substitutionContext(row), 'sql');
       if (sub.ok && !isNonTransactional(sub.text)) text = sub.text;
     }

@@ -13,6 +13,7 @@ import { relockLeased, type ClaimedRow } from './queries/claim.ts';
 import { leaseRow, readHttpAccess, withdraw } from './queries/steps.ts';
 import { runSqlStep } from './executors/sql.ts';
 import { nonTransactionalForeignError } from './executors/runner.ts';
+import { forgetMark, otherDatabase, runInOtherDatabase } from './executors/other-database.ts';
 import type { StepOutcome } from './executors/outcome.ts';
 import { capStepResult } from './limits.ts';
 import { afterCommit, checkpoint, commitTx, withdrawn } from './checkpoint.ts';
@@ -55,7 +56,9 @@ export async function runLeased(ctx: EngineContext, row: ClaimedRow, now: Date):
   if (row.node_type === 'SQL') {
     const sub = substitute(row.query ?? '', stepCtx, 'sql');
     if (!sub.ok) out = { ok: false, error: sub.error };
-    else {
+    else if (otherDatabase(row)) {
+      out = await runInOtherDatabase(ctx.options.databases, row, sub.text, { statementTimeoutMs: timeoutFor(ctx, row), maxResultBytes: ctx.maxResultBytes });
+    } else {
       const db = sessionDb(ctx.options);
       out = !db
         ? { ok: false, error: DIRECT_URL_NEEDED }
@@ -79,7 +82,9 @@ export async function runLeased(ctx: EngineContext, row: ClaimedRow, now: Date):
   // The effect has happened: keep trying to record it rather than let the lease expire and repeat it.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await checkpointLeased(ctx, row, now, outcome);
+      const result = await checkpointLeased(ctx, row, now, outcome);
+      if (row.node_type === 'SQL' && otherDatabase(row) && result.kind === 'lease') await forgetMark(ctx.options.databases, row);
+      return result;
     } catch (err) {
       if (!isLockNotAvailable(err) || attempt >= 50) throw err;
       await new Promise((r) => setTimeout(r, Math.min(200, 5 * attempt)));

@@ -13,6 +13,7 @@ import { failInstance, withdraw } from './queries/steps.ts';
 import { isNonTransactional, runBatchedStep, runSqlStep } from './executors/sql.ts';
 import { foreignOwnerProblem, nonTransactionalForeignError, runSqlStepAsOwner } from './executors/runner.ts';
 import type { StepOutcome } from './executors/outcome.ts';
+import { otherDatabase } from './executors/other-database.ts';
 import { signalOutcome } from './executors/signal.ts';
 import { timerOutcome } from './executors/timer.ts';
 import { capStepResult } from './limits.ts';
@@ -83,6 +84,8 @@ export async function runClaimed(
       }
       const sub = substitute(row.query ?? '', substitutionContext(row), 'sql');
       if (!sub.ok) return finishLeaf(ctx, client, tx, row, now, 'step', { kind: 'fail', error: sub.error });
+      // Another database's step can't commit with its checkpoint here: the lease path (other-database.ts).
+      if (otherDatabase(row)) return takeLease(client, row, now, ctx.options.leaseMs ?? DEFAULT_LEASE_MS);
       const role = await roleOf(ctx, client);
       if (isNonTransactional(sub.text)) {
         if (role !== row.owner) return finishLeaf(ctx, client, tx, row, now, 'step', { kind: 'fail', error: nonTransactionalForeignError(row.owner, role) });

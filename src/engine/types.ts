@@ -62,6 +62,12 @@ export interface EngineOptions {
    * maxSteps; drain's may be passed by up to one batch per loop.
    */
   batchSize?: number;
+  /**
+   * The connection to another database of the same server, for instances started with
+   * df.start(…, database => name) (executors/other-database.ts); null or absent: none configured, and
+   * such steps fail with 08001.
+   */
+  databases?: (name: string) => Db | null;
   /** Counts every run (steps, failures, retries, latencies); src/runtime/node/metrics.ts is the Prometheus one. */
   metrics?: MetricsPort;
   /**

@@ -19,8 +19,8 @@ export interface ClaimedRow {
   state: Record<string, unknown> | null;
   attempts: number;
   run_at: Date;
-  /** pgflare per-node options (df.retry, df.timeout). */
-  options: { retry?: { max_attempts: number; backoff_seconds: number; max_backoff_seconds: number }; timeout_seconds?: number } | null;
+  /** pgflare per-node options (df.retry, df.timeout; database: df.start's other database, 0034). */
+  options: { retry?: { max_attempts: number; backoff_seconds: number; max_backoff_seconds: number }; timeout_seconds?: number; database?: string } | null;
   instance_status: string;
   root_node: string;
   label: string | null;

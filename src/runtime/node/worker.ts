@@ -15,6 +15,7 @@ import { looksPooled } from '../../engine/pooled.ts';
 import { migrations } from '../../migrate/generated/migrations.ts';
 import { silentLogger, type Logger } from '../../log.ts';
 import { createPgDb } from './pg-db.ts';
+import { otherDatabasePools } from './other-databases.ts';
 import { createPromMetrics, serveMetrics } from './metrics.ts';
 import type { ApiServer } from './serve.ts';
 
@@ -63,6 +64,8 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   const directDb = opts.directUrl ? createPgDb({ connectionString: opts.directUrl, max: 2, applicationName: 'pgflare:worker:direct' }) : undefined;
   // LISTEN needs a session of its own: through a transaction-mode pooler the notifications go nowhere.
   const listenUrl = opts.directUrl ?? (pooled ? null : opts.connectionString);
+  // Steps of instances started with database => another database (src/engine/executors/other-database.ts).
+  const others = opts.databases ? null : otherDatabasePools(opts.connectionString, process.env, concurrency);
   const epochId = randomUUID();
   let stopping = false;
   let steps = 0;
@@ -94,6 +97,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
     metrics: opts.metrics ?? prom?.port,
     queueVacuumSteps: opts.queueVacuumSteps ?? DEFAULT_QUEUE_VACUUM_STEPS,
     batchSize: opts.batchSize ?? DEFAULT_BATCH_SIZE,
+    databases: opts.databases ?? others!.databases,
     db,
     pooled,
     directDb,
@@ -256,6 +260,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
       await db.withClient((c) => retireEpoch(c, epochId)).catch(() => undefined);
       await db.end();
       await directDb?.end();
+      await others?.end();
       log.info('worker stopped', { steps });
     },
   };

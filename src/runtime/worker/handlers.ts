@@ -55,6 +55,8 @@ import { migrations as bundledMigrations } from '../../migrate/generated/migrati
 import { migrate } from '../../migrate/runner.ts';
 import { createQueueDispatcher, StepMessage } from './dispatch.ts';
 import { openWorkerDb, type DbBindings, type WorkerDb } from './open-db.ts';
+import { createNeonDb } from './neon-db.ts';
+import { databaseUrlVariable } from '../../engine/executors/other-database.ts';
 
 export interface Env extends DbBindings {
   /** Secret: `wrangler secret put DATABASE_URL` (without HYPERDRIVE: the direct, unpooled connection string; open-db.ts). */
@@ -92,6 +94,8 @@ let epochId: string | undefined;
 
 interface Invocation {
   db: WorkerDb;
+  /** Connections to other databases (df.start's database =>), made on first use and closed with db. */
+  others: Map<string, ReturnType<typeof createNeonDb> | null>;
   log: Logger;
   cfg: RuntimeConfig;
   id: string;
@@ -103,11 +107,21 @@ function open(env: Env, ctx: ExecutionContext, kind: 'queue' | 'cron' | 'api'): 
   const log = createLogger((env.PGFLARE_LOG_LEVEL as LogLevel) || 'info', (line) => console.log(line), cfg.logFormat ?? 'json');
   const id = `${kind}:${crypto.randomUUID().slice(0, 8)}`;
   const db = openWorkerDb(env, { max: kind === 'cron' ? 1 : QUEUE_CONCURRENCY, applicationName: `pgflare:${id}`, pooled: cfg.pooled });
-  return { db, log, cfg, id };
+  return { db, log, cfg, id, others: new Map() };
+}
+
+/** A step's other database: a second connection string, PGFLARE_DATABASE_URL_<NAME>; null when unset. */
+function otherDatabase(inv: Invocation, env: Env, name: string): Db | null {
+  if (!inv.others.has(name)) {
+    const url = env[databaseUrlVariable(name) as `PGFLARE_${string}`];
+    inv.others.set(name, url ? createNeonDb({ connectionString: url, wsProxy: env.WS_PROXY, max: 1, applicationName: `pgflare:${inv.id}` }) : null);
+  }
+  return inv.others.get(name)!;
 }
 
 function close(ctx: ExecutionContext, inv: Invocation): void {
   ctx.waitUntil(inv.db.end().catch((err: unknown) => inv.log.warn('closing the pool failed', { error: err })));
+  for (const other of inv.others.values()) if (other) ctx.waitUntil(other.end().catch((err: unknown) => inv.log.warn('closing the pool failed', { error: err })));
 }
 
 function engineFor(inv: Invocation, env: Env): Engine {
@@ -115,6 +129,7 @@ function engineFor(inv: Invocation, env: Env): Engine {
   const dispatch = createQueueDispatcher(env.QUEUE);
   return createEngine({
     db: inv.db,
+    databases: (name) => otherDatabase(inv, env, name),
     log: inv.log,
     dispatch: async (ready) => {
       await dispatch(ready);

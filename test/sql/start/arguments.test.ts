@@ -87,12 +87,12 @@ describe('database', () => {
     });
   });
 
-  it('another existing database is not supported (0A000)', async () => {
-    const e = await error(`SELECT df.start('SELECT 1', NULL, 'postgres')`);
-    expect(e).toEqual({
-      code: '0A000',
-      message: `df.start(): database "postgres" is not supported: pgflare runs workflow steps in the database that holds schema df ("${t.name}")`,
-      hint: 'Install pgflare in database postgres and call df.start() there, or omit the database argument.',
-    });
+  it('another existing database is accepted (0034): every node carries it, the instance records it', async () => {
+    const [{ id }] = await t.query(`SELECT df.start('SELECT 1', NULL, 'postgres') AS id`);
+    expect(await t.query(`SELECT database, (SELECT array_agg(options->>'database') FROM df.nodes WHERE instance_id = $1) AS d FROM df.instances WHERE id = $1`, [id])).toEqual([
+      { database: 'postgres', d: ['postgres'] },
+    ]);
+    const [{ id: here }] = await t.query(`SELECT df.start('SELECT 1', NULL, current_database()) AS id`);
+    expect(await t.query(`SELECT options FROM df.nodes WHERE instance_id = $1`, [here])).toEqual([{ options: null }]);
   });
 });
