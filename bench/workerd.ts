@@ -452,8 +452,8 @@ async function workerdFanOut(ctx: BenchContext, w: Workerd, s: WorkerdSizes, mod
 }
 
 /**
- * W3 on workerd: POST /v1/instances (the API commits df.start, answers, then sends the instance's first
- * message), the queue delivers it, the activation dispatches the step, the queue delivers that. A
+ * W3 on workerd: POST /v1/instances (the API commits df.start, answers, then runs the instance's first
+ * claim, its activation and its one step, in the request's waitUntil on the request's session). A
  * trigger on df.instances, present only during this phase, records the starting transaction's xid so the
  * latency is measured on the server's clock exactly like the Node rows (bench/w3.ts).
  */
