@@ -64,4 +64,29 @@ describe('round trips per queue invocation', () => {
     expect(new Set(rows.map((x) => x.pid)).size).toBe(1);
     expect(new Set(rows.map((x) => x.app)).size).toBe(1);
   });
+
+  it('a step whose checkpoint meets a node row another session holds is sent again, delayed', async () => {
+    const [{ id }] = await t.query(`SELECT df.start(${['h1', 'h2'].map(step).join(' ~> ')}) AS id`);
+    await w.sent();
+    await w.cron();
+    const [root] = mine(await w.sent(), id);
+    // Another session holds the second step's row: the first step's checkpoint (NOWAIT) steps aside.
+    await t.db.withClient(async (c) => {
+      await c.query('BEGIN');
+      await c.query(`SELECT 1 FROM df.nodes WHERE instance_id = $1 AND query LIKE '%h2%' FOR UPDATE`, [id]);
+      await w.deliver([root.body]);
+      await c.query('ROLLBACK');
+    });
+    expect(await t.query(`SELECT tag FROM effects WHERE tag LIKE 'h_'`)).toEqual([]);
+    const again = mine(await w.sent(), id);
+    expect(again).toEqual([{ body: root.body, delaySeconds: 1 }]);
+    await t.query(`UPDATE df.nodes SET run_at = now() - interval '1 second' WHERE instance_id = $1 AND run_at IS NOT NULL`, [id]);
+    await w.deliver([again[0].body]);
+    await pump(w);
+    expect((await outcome(t, id)).status).toBe('completed');
+    expect(await t.query(`SELECT tag, count(*)::int AS n FROM effects WHERE tag LIKE 'h_' GROUP BY tag ORDER BY tag`)).toEqual([
+      { tag: 'h1', n: 1 },
+      { tag: 'h2', n: 1 },
+    ]);
+  });
 });

@@ -8,12 +8,16 @@
  * The rows stay the only truth: a held node is committed ready before it is held, so an invocation that
  * dies holding it leaves a ready row without a message, which the cron sweep re-sends within a minute
  * (the same as a lost message); its claim is df._claim's like any other, so a duplicate finds it taken.
+ * A step that met another invocation's instance lock (kind 'contended') is sent again, delayed.
  */
 import type { Queue } from '@cloudflare/workers-types/index.ts';
 import type { Db } from '../../engine/db.ts';
 import { createEngine, type Engine, type EngineOptions, type ReadyNode, type RunResult } from '../../engine/engine.ts';
 import type { Logger } from '../../log.ts';
 import { createQueueDispatcher, delayFor, type StepMessage } from './dispatch.ts';
+
+/** How far a contended row is stepped aside (src/engine/queries/steps.ts stepAside): its message waits that long. */
+const STEP_ASIDE_MS = 250;
 
 export interface ChainBudget {
   /** Steps this run may take, the first included (1: no continuation). */
@@ -61,15 +65,22 @@ export async function runChain(
     }
     await send(ready);
   });
+  // A checkpoint that met another invocation's lock stepped its row aside (a little later, still
+  // ready): it gets a message again, or it would wait for the sweep.
+  const contended = async (r: RunResult | null) => {
+    if (r?.kind === 'contended') await send([{ instanceId: r.instanceId, nodeId: r.nodeId, runAt: new Date(Date.now() + STEP_ASIDE_MS) }]);
+  };
   const first = await engine.runOnce({ target, now });
   ran = 1;
   onFirst?.();
+  await contended(first);
   while (held) {
     const next: ReadyNode = held;
     held = null;
     try {
       const r = await engine.runOnce({ target: { instanceId: next.instanceId, nodeId: next.nodeId } });
       if (r) ran++;
+      await contended(r);
     } catch (err) {
       log.warn('queue: a chain continuation failed; its node gets a message', { instance_id: next.instanceId, node_id: next.nodeId, error: err });
       await send([next]).catch(() => undefined);
