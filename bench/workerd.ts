@@ -53,6 +53,7 @@ import {
   type EngineAvailability,
 } from './engine.ts';
 import { W3_TABLES } from './w3.ts';
+import { targetRows, workerdCpuMs } from './workerd-targets.ts';
 
 const OWNER = 'bench_owner';
 const OWNER_PASSWORD = 'bench';
@@ -122,6 +123,9 @@ export interface QueueProfile {
   sessions: number;
   connectMs: number;
   queries: number;
+  /** queries per invocation, median, and all the invocations' queries together */
+  queriesP50: number;
+  queriesSum: number;
   /** summed query waits per invocation */
   queryMs: number;
   /** producer calls (QUEUE.sendBatch) per invocation, summed ms */
@@ -170,6 +174,8 @@ export function profileQueue(trace: Trace, serial: boolean): QueueProfile | null
     sessions: round(mean(inv.map((i) => i.connects.length)), 2),
     connectMs: round(mean(allConnects), 2),
     queries: round(mean(inv.map((i) => i.queries)), 2),
+    queriesP50: median(inv.map((i) => i.queries)),
+    queriesSum: sum(inv.map((i) => i.queries)),
     queryMs: round(mean(query), 2),
     sendMs: round(mean(send), 2),
     otherMs: round(mean(inv.map((_, k) => handler[k] - connect[k] - query[k] - send[k])), 2),
@@ -234,7 +240,7 @@ interface Workerd {
   dispose(): Promise<void>;
 }
 
-async function startWorkerd(bundlePath: string, ownerUrl: string, proxy: WsProxy, mode: 'local-queue' | 'lanes'): Promise<Workerd> {
+async function startWorkerd(bundlePath: string, ownerUrl: string, proxy: WsProxy, mode: 'local-queue' | 'lanes', extra: Record<string, string> = {}): Promise<Workerd> {
   const mf = new Miniflare({
     modules: true,
     scriptPath: bundlePath,
@@ -250,6 +256,7 @@ async function startWorkerd(bundlePath: string, ownerUrl: string, proxy: WsProxy
       PGFLARE_SWEEP_LIMIT: '10000',
       PGFLARE_PRUNE_BATCH: '0',
       ...(mode === 'lanes' ? { BENCH_RECORD_SENT: '1' } : {}),
+      ...extra,
     },
     queueProducers: { QUEUE: { queueName: QUEUE_NAME } },
     // As wrangler.toml: one message per batch, no batch timeout.
@@ -337,6 +344,7 @@ async function workerdChain(ctx: BenchContext, w: Workerd, s: WorkerdSizes): Pro
   const c = await connect(ctx.ownerUrl);
   const perStep: number[] = [];
   let profile: QueueProfile | null = null;
+  let cpuPerInvocation: number | null = null;
   try {
     const graph = (await c.query<{ g: string }>(`SELECT ${chainExpression(s.chain)} AS g`)).rows[0].g;
     for (let r = 0; r < s.chainRepeats; r++) {
@@ -344,21 +352,25 @@ async function workerdChain(ctx: BenchContext, w: Workerd, s: WorkerdSizes): Pro
       await clearInstances(ctx);
       await w.trace();
       const id = (await c.query<{ id: string }>('SELECT df.start($1) AS id', [graph])).rows[0].id;
+      const cpu0 = workerdCpuMs();
       const t0 = nowMs();
       await w.cron();
       await waitInstance(ctx, id, 'workerd W1');
       perStep.push((nowMs() - t0) / s.chain);
+      const cpu1 = workerdCpuMs();
       profile = profileQueue(await w.trace(), true);
+      if (cpu0 != null && cpu1 != null && profile) cpuPerInvocation = round((cpu1 - cpu0) / profile.invocations, 2);
     }
   } finally {
     await c.end();
   }
   const value = round(median(perStep));
-  ctx.log(`workerd W1: chain of ${s.chain}: ${value} ms/step (repeats ${perStep.map((x) => round(x)).join(', ')})`);
+  ctx.log(`workerd W1: chain of ${s.chain}: ${value} ms/step (repeats ${perStep.map((x) => round(x)).join(', ')}); workerd CPU ${cpuPerInvocation} ms per invocation`);
   return wd(`one instance of ${s.chain} sequential steps: ms per step`, value, 'ms/step', 'lower', {
     repeats: perStep.map((x) => round(x)),
     profile,
     invocationsPerStep: profile ? round(profile.invocations / s.chain, 3) : null,
+    cpuPerInvocation,
   });
 }
 
@@ -440,8 +452,8 @@ async function workerdFanOut(ctx: BenchContext, w: Workerd, s: WorkerdSizes, mod
 }
 
 /**
- * W3 on workerd: POST /v1/instances (the API commits df.start, answers, then sends the instance's first
- * message), the queue delivers it, the activation dispatches the step, the queue delivers that. A
+ * W3 on workerd: POST /v1/instances (the API commits df.start, answers, then runs the instance's first
+ * claim, its activation and its one step, in the request's waitUntil on the request's session). A
  * trigger on df.instances, present only during this phase, records the starting transaction's xid so the
  * latency is measured on the server's clock exactly like the Node rows (bench/w3.ts).
  */
@@ -450,6 +462,7 @@ async function workerdWakeup(ctx: BenchContext, w: Workerd, s: WorkerdSizes): Pr
   await clearInstances(ctx);
   const c = await connect(ctx.ownerUrl);
   let profile: QueueProfile | null = null;
+  let api: Record<string, number> | null = null;
   try {
     await c.query(`
       CREATE TABLE IF NOT EXISTS bench_w3_api_start (label text PRIMARY KEY);
@@ -476,7 +489,22 @@ async function workerdWakeup(ctx: BenchContext, w: Workerd, s: WorkerdSizes): Pr
         await sleep(5);
       }
     }
-    profile = profileQueue(await w.trace(), false);
+    const trace = await w.trace();
+    profile = profileQueue(trace, false);
+    // The starts themselves: the first step runs in each POST's waitUntil (PGFLARE_API_RUN_STEP).
+    const posts = trace.invocations.filter((i) => i.kind === 'fetch' && i.path === '/v1/instances');
+    if (posts.length) {
+      api = {
+        requests: posts.length,
+        handlerMs: round(mean(posts.map((i) => i.end - i.start)), 2),
+        sessions: round(mean(posts.map((i) => i.connects.length)), 2),
+        connectMs: round(mean(posts.flatMap((i) => i.connects)), 2),
+        queries: round(mean(posts.map((i) => i.queries)), 2),
+        queryMs: round(mean(posts.map((i) => i.queryMs)), 2),
+        waitUntilMs: round(mean(posts.filter((i) => i.settled).map((i) => i.settled! - i.end)), 2),
+        sends: round(mean(posts.map((i) => i.sends.length)), 2),
+      };
+    }
   } finally {
     await c.query('DROP TRIGGER IF EXISTS bench_w3_record ON df.instances').catch(() => undefined);
     await c.end();
@@ -503,6 +531,7 @@ async function workerdWakeup(ctx: BenchContext, w: Workerd, s: WorkerdSizes): Pr
     min: round(Math.min(...ms)),
     max: round(Math.max(...ms)),
     profile,
+    api,
   });
 }
 
@@ -734,6 +763,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       'fan-out': { type: 'string' },
       w3: { type: 'string' },
       'synchronous-commit': { type: 'string', default: 'off' },
+      'chain-steps': { type: 'string', default: '100' },
       out: { type: 'string', default: join(import.meta.dirname, 'results', 'workerd-latest.json') },
       help: { type: 'boolean', default: false },
     },
@@ -745,6 +775,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   --drain N               W2 one-step instances (default 300; at most 10000: one cron sweep sends them)
   --fan-out N             W2 JOIN branches (default 300)       --w3 N        W3 samples (default 100)
   --synchronous-commit on|off   (default off, as npm run bench)
+  --chain-steps N         PGFLARE_CHAIN_STEPS of the chain-continuation W1 run (default 100)
   --out FILE              JSON results (default bench/results/workerd-latest.json)`);
     return;
   }
@@ -755,6 +786,8 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   if (args['fan-out']) s.fanOut = Number(args['fan-out']);
   if (args.w3) s.w3Samples = Number(args.w3);
   if (s.drainItems > 10_000) throw new Error('--drain must be ≤ 10000 (one cron sweep sends at most 10000 messages)');
+  const chainSteps = Number(args['chain-steps']);
+  if (!Number.isInteger(chainSteps) || chainSteps < 2) throw new Error('--chain-steps must be an integer ≥ 2');
   const syncCommit = args['synchronous-commit'];
   if (!['on', 'off'].includes(syncCommit)) throw new Error('--synchronous-commit must be on or off');
 
@@ -861,6 +894,10 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     log('workerd restarted without a consumer: the bench delivers with 8 in flight');
     await step('W2 workerd lanes', () => workerdDrain(ctx, w!, s, 'lanes'));
     await step('fan-out workerd lanes', () => workerdFanOut(ctx, w!, s, 'lanes'));
+    await w.dispose();
+    w = await startWorkerd(bundle.path, ctx.ownerUrl, proxy, 'local-queue', { PGFLARE_CHAIN_STEPS: String(chainSteps), PGFLARE_CHAIN_MS: '60000' });
+    log(`workerd restarted with the local queue and chain continuation (PGFLARE_CHAIN_STEPS=${chainSteps})`);
+    await step('W1 workerd chained', () => workerdChain(ctx, w!, s));
 
     breakdown = {
       node: nodeProfile,
@@ -884,6 +921,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
 
   const pairs: Pair[] = [
     { workload: 'W1 ms/step (lower is better)', node: m['W1 node'], workerd: m['W1 workerd'] },
+    { workload: 'W1 ms/step, chain continuation', node: m['W1 node'], workerd: m['W1 workerd chained'] },
     { workload: 'W2 drain steps/s, local queue (higher is better)', node: m['W2 node'], workerd: m['W2 workerd'] },
     { workload: 'W2 drain steps/s, 8 in flight', node: m['W2 node'], workerd: m['W2 workerd lanes'] },
     { workload: 'W2 fan-out steps/s, local queue', node: m['fan-out node'], workerd: m['fan-out workerd'] },
@@ -909,6 +947,31 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
 
 function report(pairs: Pair[], breakdown: Record<string, unknown>, m: Record<string, Measurement | undefined>, s: WorkerdSizes, syncCommit: string, failures: string[]): string {
   const out: string[] = [''];
+  const detail = (name: string) => m[name]?.detail as { profile?: QueueProfile; cpuPerInvocation?: number | null; invocationsPerStep?: number | null } | undefined;
+  const one = detail('W1 workerd');
+  const chained = detail('W1 workerd chained');
+  const nodeProf = breakdown.node as NodeProfile | null | undefined;
+  out.push(
+    `Issue 19 targets (workerd ÷ Node, same run; chain continuation: PGFLARE_CHAIN_STEPS as run, W1 only; queries: median per W1 queue invocation, chained: per step)`,
+    table(
+      targetRows({
+        chain: { node: m['W1 node']?.value ?? null, one: m['W1 workerd']?.value ?? null, chained: m['W1 workerd chained']?.value ?? null },
+        start: { node: m['W3 node']?.value ?? null, workerd: m['W3 workerd']?.value ?? null },
+        drain: { node: m['W2 node']?.value ?? null, workerd: m['W2 workerd lanes']?.value ?? null },
+        queries: {
+          node: nodeProf?.queriesPerStep ?? null,
+          one: one?.profile?.queriesP50 ?? null,
+          chained: chained?.profile ? round(chained.profile.queriesSum / s.chain, 2) : null,
+        },
+        cpu: {
+          one: one?.cpuPerInvocation ?? null,
+          chained: chained?.cpuPerInvocation ?? null,
+          chainedStepsPerInvocation: chained?.invocationsPerStep ? round(1 / chained.invocationsPerStep, 1) : null,
+        },
+      }),
+    ),
+    '',
+  );
   out.push(
     `pgflare on workerd vs the Node runtime — same run, same PostgreSQL; synchronous_commit=${syncCommit}; ${cpus().length} cores shared: ` +
       `compare ratios, not absolute numbers. Sizes scaled down from issue 4 to keep the run short: chain ${s.chain} (1,000), W2 ${s.drainItems} instances (20,000), fan-out ${s.fanOut} (1,000), W3 ${s.w3Samples} samples (200).`,
@@ -1006,7 +1069,7 @@ function report(pairs: Pair[], breakdown: Record<string, unknown>, m: Record<str
   out.push('', `Round trips on an idle connection (${s.rttQueries} × SELECT 1, ${s.rttSessions} new sessions)`, table(r));
 
   const profRows = [['phase', 'queue invocations', 'handler ms', 'sessions × ms', 'queries (ms)', 'send ms', 'hop p50 ms*', 'between p50 ms']];
-  for (const name of ['W1 workerd', 'W2 workerd', 'W2 workerd lanes', 'fan-out workerd', 'fan-out workerd lanes', 'W3 workerd']) {
+  for (const name of ['W1 workerd', 'W1 workerd chained', 'W2 workerd', 'W2 workerd lanes', 'fan-out workerd', 'fan-out workerd lanes', 'W3 workerd']) {
     const p = (m[name]?.detail as { profile?: QueueProfile } | undefined)?.profile;
     if (!p) continue;
     profRows.push([name, String(p.invocations), f(p.handlerMs), `${f(p.sessions)} × ${f(p.connectMs)}`, `${f(p.queries)} (${f(p.queryMs)})`, f(p.sendMs), f(p.hopP50), f(p.gapP50)]);
@@ -1016,6 +1079,15 @@ function report(pairs: Pair[], breakdown: Record<string, unknown>, m: Record<str
     'Per queue invocation, means. *hop = the message was sent → its handler entered: the queue latency for W1 and W3 (one message in flight); for the others it includes waiting behind the backlog',
     table(profRows),
   );
+  const api = (m['W3 workerd']?.detail as { api?: Record<string, number> | null } | undefined)?.api;
+  if (api) {
+    out.push(
+      '',
+      `W3's POST /v1/instances invocations, means (the first step runs in their waitUntil): handler ${f(api.handlerMs)} ms, ` +
+        `${f(api.sessions)} session(s) × ${f(api.connectMs)} ms, ${f(api.queries)} queries (${f(api.queryMs)} ms), ` +
+        `waitUntil settled ${f(api.waitUntilMs)} ms after the response, ${f(api.sends)} queue sends`,
+    );
+  }
   if (failures.length) out.push('', 'FAILED:', ...failures.map((x) => `  ${x}`));
   return out.join('\n');
 }

@@ -8,13 +8,13 @@
 import type { Db, DbClient } from './db.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { buildGraph, type Graph } from '../graph/graph.ts';
-import { loadGraphRows, type ClaimedRow } from './queries/claim.ts';
+import { loadGraphRows, type ClaimedRow, type GraphRows } from './queries/claim.ts';
 import { noPoints, type PointHandler } from './points.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
 import { createQueueVacuum, type QueueVacuum } from './queue-vacuum.ts';
 import type { Snapshot } from './snapshot.ts';
 import type { StepDefaults } from './step-policy.ts';
-import type { EngineOptions, HttpStep } from './types.ts';
+import type { EngineCaches, EngineOptions, HttpStep } from './types.ts';
 
 export interface EngineContext extends StepDefaults {
   readonly options: EngineOptions;
@@ -42,6 +42,10 @@ export interface EngineContext extends StepDefaults {
   readonly queueVacuum: QueueVacuum;
 }
 
+export function createEngineCaches(): EngineCaches {
+  return { graphs: new Map(), graphOptions: new Map(), snapshots: new Map() };
+}
+
 /** Node types without children (nodes_structure_check): as an instance's root, the graph is one row. */
 export const LEAF_ROOT: ReadonlySet<string> = new Set(['SQL', 'SLEEP', 'WAIT_SCHEDULE', 'BREAK', 'HTTP', 'HTTP_MULTIPART', 'SIGNAL']);
 const GRAPH_CACHE_MAX = 1000;
@@ -58,13 +62,13 @@ export function createContext(options: EngineOptions): EngineContext {
     enableSuperuserInstances: options.enableSuperuserInstances,
     maxResultBytes: options.maxResultBytes,
     batchMax: Math.max(1, Math.floor(options.batchSize ?? 1)),
-    graphs: new Map(),
-    graphOptions: new Map(),
-    snapshots: new Map(),
+    graphs: options.caches?.graphs ?? new Map(),
+    graphOptions: options.caches?.graphOptions ?? new Map(),
+    snapshots: options.caches?.snapshots ?? new Map(),
     counts: { assumed: 0, stale: 0, batched: 0, undone: 0 },
     httpAccess: new WeakMap(),
     oneStepTexts: new WeakMap(),
-    workerRole: options.workerRole,
+    workerRole: options.workerRole ?? options.caches?.workerRole,
     queueVacuum: createQueueVacuum(options.db, log, { everySteps: options.queueVacuumSteps ?? 0 }),
   };
 }
@@ -77,7 +81,10 @@ export function forget(ctx: EngineContext, instanceId: string): void {
 }
 
 export async function roleOf(ctx: EngineContext, client: DbClient): Promise<string> {
-  if (!ctx.workerRole) ctx.workerRole = (await client.query<{ r: string }>('SELECT current_user::text AS r')).rows[0].r;
+  if (!ctx.workerRole) {
+    ctx.workerRole = (await client.query<{ r: string }>('SELECT current_user::text AS r')).rows[0].r;
+    if (ctx.options.caches) ctx.options.caches.workerRole = ctx.workerRole;
+  }
   return ctx.workerRole;
 }
 
@@ -90,10 +97,16 @@ export async function graphOf(ctx: EngineContext, client: DbClient, row: Claimed
       row.id === row.root_node && LEAF_ROOT.has(row.node_type)
         ? [{ id: row.id, node_type: row.node_type, query: row.query, result_name: row.result_name, left_node: null, right_node: null, options: row.options }]
         : await loadGraphRows(client, row.instance_id);
-    g = buildGraph(row.instance_id, row.root_node, rows);
-    if (ctx.graphs.size >= GRAPH_CACHE_MAX) forget(ctx, ctx.graphs.keys().next().value!);
-    ctx.graphs.set(row.instance_id, g);
-    ctx.graphOptions.set(row.instance_id, new Map(rows.map((r) => [r.id, r.options])));
+    g = cacheGraph(ctx, row, rows);
   }
+  return g;
+}
+
+/** Builds and caches the claimed row's instance graph from its df.nodes rows (loaded with the claim, or by graphOf). */
+export function cacheGraph(ctx: EngineContext, row: ClaimedRow, rows: GraphRows): Graph {
+  const g = buildGraph(row.instance_id, row.root_node, rows);
+  if (ctx.graphs.size >= GRAPH_CACHE_MAX) forget(ctx, ctx.graphs.keys().next().value!);
+  ctx.graphs.set(row.instance_id, g);
+  ctx.graphOptions.set(row.instance_id, new Map(rows.map((r) => [r.id, r.options])));
   return g;
 }

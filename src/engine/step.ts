@@ -4,10 +4,10 @@
  * A checkpoint that meets a node row another worker holds gives its row back and steps aside.
  */
 import type { DbClient } from './db.ts';
-import { beginAndClaim, type ClaimedRow, type PreparedClaim } from './queries/claim.ts';
+import { beginAndClaim, beginClaimAndLoad, type ClaimedRow, type PreparedClaim } from './queries/claim.ts';
 import { stepAside } from './queries/steps.ts';
 import { batchable, runBatch, type BatchSizer } from './batch.ts';
-import type { EngineContext } from './context.ts';
+import { cacheGraph, type EngineContext } from './context.ts';
 import { isLockNotAvailable } from './errors.ts';
 import { runClaimed } from './run-claimed.ts';
 import { Owed, STEP_SAVEPOINT_NAME, type Ahead, type Tx } from './tx.ts';
@@ -42,8 +42,9 @@ export async function stepOn(
 ): Promise<StepOnResult> {
   let claimed: ClaimedRow | null = null;
   try {
-    // BEGIN, the claim, and a SQL step's savepoint and settings, in one round trip.
-    const rows = pending ?? (await beginAndClaim(client, now, target, ctx.stepTimeoutMs, prepared, sizer?.size ?? 1));
+    // BEGIN, the claim, and a SQL step's savepoint and settings, in one round trip; for a named row of
+    // an instance whose graph is not cached (a queue message), its graph too.
+    const rows = pending ?? (target && !ctx.graphs.has(target.instanceId) ? await claimAndLoad(ctx, client, now, target) : await beginAndClaim(client, now, target, ctx.stepTimeoutMs, prepared, sizer?.size ?? 1));
     if (!rows.length) {
       await client.query('COMMIT');
       return { claimed: false, results: [] };
@@ -71,4 +72,10 @@ export async function stepOn(
     }
     throw err;
   }
+}
+
+async function claimAndLoad(ctx: EngineContext, client: DbClient, now: Date, target: { instanceId: string; nodeId: string }): Promise<ClaimedRow[]> {
+  const { rows, graph } = await beginClaimAndLoad(client, now, target, ctx.stepTimeoutMs);
+  if (rows.length && graph?.length) cacheGraph(ctx, rows[0], graph);
+  return rows;
 }

@@ -10,6 +10,8 @@ import type { ClaimedRow } from './queries/claim.ts';
 import type { StepOutcome } from './executors/outcome.ts';
 import type { PointHandler } from './points.ts';
 import type { RetryPolicy } from './retry.ts';
+import type { Graph } from '../graph/graph.ts';
+import type { Snapshot } from './snapshot.ts';
 
 export interface ReadyNode {
   instanceId: string;
@@ -31,6 +33,19 @@ export interface HttpStep {
   policy: { mode: string; allowedHosts: string | null };
   /** The owner holds EXECUTE on df.http / df.http_multipart (or is a superuser): re-checked per request. */
   canUseHttp: boolean;
+}
+
+/**
+ * The caches an engine may share with the engines made after it (EngineOptions.caches): plain data, no
+ * I/O objects, so a Workers isolate keeps them between invocations while each invocation makes its own
+ * engine over its own session. Safe to share: graphs are static per instance, a snapshot is only an
+ * assumption df._apply checks (PFS01), and the role is the connection string's.
+ */
+export interface EngineCaches {
+  graphs: Map<string, Graph>;
+  graphOptions: Map<string, Map<string, ClaimedRow['options']>>;
+  snapshots: Map<string, Snapshot>;
+  workerRole?: string;
 }
 
 export interface EngineOptions {
@@ -68,6 +83,11 @@ export interface EngineOptions {
    * such steps fail with 08001.
    */
   databases?: (name: string) => Db | null;
+  /**
+   * Caches to share with other engines (context.ts createEngineCaches): the Workers runtime keeps one
+   * per isolate so a warm isolate's invocation does not read the role, the graph or the rows again.
+   */
+  caches?: EngineCaches;
   /** Counts every run (steps, failures, retries, latencies); src/runtime/node/metrics.ts is the Prometheus one. */
   metrics?: MetricsPort;
   /**

@@ -11,6 +11,7 @@ import { startWsProxy, type WsProxy } from '../../scripts/ws-proxy.ts';
 import { useTestDb } from '../helpers/db.ts';
 import { outcome } from '../helpers/engine.ts';
 import { bundleWorker, COMPATIBILITY_DATE, COMPATIBILITY_FLAGS } from './build.ts';
+import { eventually } from './harness.ts';
 
 const t = useTestDb();
 let mf: Miniflare;
@@ -49,14 +50,18 @@ it("leaves the user's routes to the user, including paths that only start like t
 
 it('serves the API under the prefix, and runs the started instance through the renamed queue binding', async () => {
   expect((await get('/pgflare/v1/instances')).status).toBe(401);
-  const res = await get('/pgflare/v1/instances', { method: 'POST', headers: auth(), body: JSON.stringify({ workflow: "'SELECT 42 AS answer'", label: 'embedded' }) });
+  // The first step runs in the request's waitUntil; the second is a message on the renamed binding.
+  const workflow = "'SELECT 20 AS n' |=> 'n' ~> 'SELECT $n + 22 AS answer'";
+  const res = await get('/pgflare/v1/instances', { method: 'POST', headers: auth(), body: JSON.stringify({ workflow, label: 'embedded' }) });
   expect(res.status).toBe(201);
   const { instance_id: id } = (await res.json()) as { instance_id: string };
   expect(id).toMatch(/^[0-9a-f]{8}$/);
   const listed = (await (await get(`/pgflare/v1/instances?label=embedded`, { headers: auth() })).json()) as { instances: { instance_id: string }[] };
   expect(listed.instances.map((i) => i.instance_id)).toContain(id);
 
-  const [ready] = await t.query(`SELECT id FROM df.nodes WHERE instance_id = $1 AND run_at IS NOT NULL`, [id]);
+  const second = `SELECT id FROM df.nodes WHERE instance_id = $1 AND run_at IS NOT NULL AND query LIKE '%+ 22%'`;
+  await eventually(async () => (await t.query(second, [id])).length === 1, 'the second step ready');
+  const [ready] = await t.query(second, [id]);
   const worker = await mf.getWorker();
   const r = (await worker.queue('my-steps', [{ id: randomUUID(), timestamp: new Date(), body: { instanceId: id, nodeId: ready.id }, attempts: 1 }] as never)) as { outcome: string };
   expect(r.outcome).toBe('ok');

@@ -1,10 +1,22 @@
 /**
  * Test entry around the real worker (src/runtime/worker/index.ts): the QUEUE binding is wrapped so every
  * message the worker sends is recorded (and still sent to the real local queue), and
- * GET /__test/sent returns and clears the record. Tests then deliver those messages by hand through
+ * GET /__test/sent returns and clears the record (and GET /__test/queries the queries sent). Tests then deliver those messages by hand through
  * Miniflare's queue() — deterministic, no waiting on the local queue's batch timer.
  */
+import { Client } from '@neondatabase/serverless';
 import worker, { type Env } from '../../src/runtime/worker/index.ts';
+
+// Every query the worker sends (the Neon driver's Client, the same module instance the worker bundles),
+// for the round-trip tests: GET /__test/queries returns and clears their texts.
+const queries: string[] = [];
+const proto = Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+const query = proto.query;
+proto.query = function (this: unknown, ...args: unknown[]) {
+  const a = args[0] as string | { text?: string };
+  queries.push(String(typeof a === 'string' ? a : a?.text).replace(/\s+/g, ' ').slice(0, 4000));
+  return query.apply(this, args);
+};
 
 interface Sent {
   body: unknown;
@@ -32,6 +44,7 @@ function wrap(env: Env): Env {
 export default {
   fetch(request: Request, env: Env, ctx: never) {
     if (new URL(request.url).pathname === '/__test/sent') return Response.json(sent.splice(0));
+    if (new URL(request.url).pathname === '/__test/queries') return Response.json(queries.splice(0));
     return worker.fetch(request as never, wrap(env), ctx);
   },
   queue: (batch: never, env: Env, ctx: never) => worker.queue(batch, wrap(env), ctx),

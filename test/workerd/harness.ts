@@ -28,6 +28,8 @@ export interface Workerd {
   sent(): Promise<Sent[]>;
   /** Delivers one queue batch to the worker's queue() handler; resolves with the handler's result. */
   deliver(bodies: unknown[]): Promise<{ outcome: string; ackAll: boolean; explicitAcks: string[]; retryBatch: { retry: boolean } }>;
+  /** The queries the worker sent since the last call (their text, whitespace folded, truncated). */
+  queries(): Promise<string[]>;
   /** Fires the scheduled() handler once (the cron sweep). */
   cron(): Promise<{ outcome: string }>;
   fetch(path: string, init?: RequestInit): Promise<Response>;
@@ -68,6 +70,7 @@ export function useWorkerd(t: TestDb, opts: WorkerdOptions = {}): Workerd {
     await h.proxy?.close();
   });
 
+  h.queries = async () => (await (await h.mf.dispatchFetch('http://worker/__test/queries')).json()) as string[];
   h.sent = async () => (await (await h.mf.dispatchFetch('http://worker/__test/sent')).json()) as Sent[];
   h.deliver = async (bodies) => {
     const worker = await h.mf.getWorker();
@@ -80,6 +83,18 @@ export function useWorkerd(t: TestDb, opts: WorkerdOptions = {}): Workerd {
   };
   h.fetch = (path, init) => h.mf.dispatchFetch(`http://worker${path}`, init as never) as unknown as Promise<Response>;
   return h;
+}
+
+/**
+ * Polls (bounded, no fixed sleeps) until `check` is true: for work a Worker does in ctx.waitUntil, after
+ * the response the test got.
+ */
+export async function eventually(check: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** Delivers every recorded message, one message per queue() invocation, until the worker sends none. */

@@ -32,22 +32,27 @@ describe('workerd runtime', () => {
     expect(await res.json()).toMatchObject({ ok: true, database: 'ok', worker: { seen: true, max_age_s: 180 } });
   });
 
-  it('POST /v1/instances sends the new instance its first message right after the response', async () => {
+  it('POST /v1/instances runs the first step in the request\'s waitUntil and sends its successor a message', async () => {
     await w.sent();
     const res = await w.fetch('/v1/instances', {
       method: 'POST',
       headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ workflow: `'SELECT 1 AS a' ~> 'SELECT 2 AS b'` }),
+      body: JSON.stringify({ workflow: `'INSERT INTO effects (tag) VALUES (''api-1'') RETURNING 1 AS a' ~> 'INSERT INTO effects (tag) VALUES (''api-2'') RETURNING 2 AS b'` }),
     });
     expect(res.status).toBeLessThan(300);
     const { instance_id: id } = (await res.json()) as { instance_id: string };
-    // The message is sent in ctx.waitUntil, after the response: look for it a bounded number of times.
+    // The first step runs in ctx.waitUntil, after the response; then its successor gets a message.
     let sent: Sent[] = [];
     for (let i = 0; i < 50 && !sent.length; i++) sent = mine(await w.sent(), id);
     expect(sent).toHaveLength(1);
     await w.deliver([sent[0].body]);
     await pump(w);
     expect((await outcome(t, id)).status).toBe('completed');
+    const rows = await t.query<{ tag: string; app: string }>(`SELECT tag, app FROM effects WHERE tag LIKE 'api-%' ORDER BY tag`);
+    expect(rows).toEqual([
+      { tag: 'api-1', app: expect.stringMatching(/^pgflare:api:/) },
+      { tag: 'api-2', app: expect.stringMatching(/^pgflare:queue:/) },
+    ]);
   });
 
   it('a signal through the API sends the waiting node its message at once (the ready port, no cron)', async () => {

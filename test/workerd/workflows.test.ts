@@ -1,23 +1,24 @@
 /**
  * Starting a named workflow through the real Worker: POST /v1/workflows/:name/instances answers 201 and
- * the instance's first queue message is sent after the response (no wait for the cron sweep); the queue
- * invocations run it with its input.
+ * the instance's first step runs with its input after the response, in the request's ctx.waitUntil (no
+ * queue message, no wait for the cron sweep).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestDb } from '../helpers/db.ts';
 import { outcome } from '../helpers/engine.ts';
-import { pump, useWorkerd, type Sent } from './harness.ts';
+import { eventually, useWorkerd } from './harness.ts';
 
 const t = useTestDb();
 const TOKEN = 'workerd-workflows-token-0000';
 const w = useWorkerd(t, { bindings: { PGFLARE_API_TOKENS: `${TOKEN}=pgflare_owner` } });
 
 beforeAll(async () => {
-  await t.query(`SELECT df.define_workflow('double', 'SELECT ($input.n)::int * 2 AS doubled')`);
+  await t.query(`CREATE TABLE seen (app text NOT NULL DEFAULT current_setting('application_name'))`);
+  await t.query(`SELECT df.define_workflow('double', 'WITH s AS (INSERT INTO seen DEFAULT VALUES RETURNING 1) SELECT ($input.n)::int * 2 AS doubled FROM s')`);
 });
 
 describe('named workflows on the Workers runtime', () => {
-  it('a start by name is dispatched right after the response and runs with its input', async () => {
+  it('a start by name runs its step with its input in the request\'s waitUntil, with no queue message', async () => {
     await w.sent();
     const res = await w.fetch('/v1/workflows/double/instances', {
       method: 'POST',
@@ -26,11 +27,10 @@ describe('named workflows on the Workers runtime', () => {
     });
     expect(res.status).toBe(201);
     const { instance_id: id } = (await res.json()) as { instance_id: string };
-    let sent: Sent[] = [];
-    for (let i = 0; i < 50 && !sent.length; i++) sent = (await w.sent()).filter((m) => m.body.instanceId === id);
-    expect(sent).toHaveLength(1);
-    await w.deliver([sent[0].body]);
-    await pump(w);
+    await eventually(async () => (await outcome(t, id)).status === 'completed', `instance ${id} completed`);
     expect(await outcome(t, id)).toMatchObject({ status: 'completed', result: { rows: [{ doubled: 42 }] } });
+    // The API's invocation ran it (its session's application_name), and no message was sent for it.
+    expect(await t.query('SELECT app FROM seen')).toEqual([{ app: expect.stringMatching(/^pgflare:api:[0-9a-f]{8}$/) }]);
+    expect((await w.sent()).filter((m) => m.body.instanceId === id)).toEqual([]);
   });
 });

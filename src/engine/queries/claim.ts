@@ -219,12 +219,31 @@ export async function relockLeased(client: DbClient, instanceId: string, nodeId:
   return rows[0] ?? null;
 }
 
-export async function loadGraphRows(client: DbClient, instanceId: string) {
-  const { rows } = await client.query<GraphRow & { options: ClaimedRow['options'] }>(
-    'SELECT id, node_type, query, result_name, left_node, right_node, options FROM df.nodes WHERE instance_id = $1',
-    [instanceId],
-  );
+/** An instance's static graph as df.nodes rows, with each node's options. */
+export type GraphRows = (GraphRow & { options: ClaimedRow['options'] })[];
+
+const GRAPH_COLUMNS = 'id, node_type, query, result_name, left_node, right_node, options';
+
+export async function loadGraphRows(client: DbClient, instanceId: string): Promise<GraphRows> {
+  const { rows } = await client.query<GraphRows[number]>(`SELECT ${GRAPH_COLUMNS} FROM df.nodes WHERE instance_id = $1`, [instanceId]);
   return rows;
+}
+
+/**
+ * beginAndClaim for one named row (a queue message) whose instance graph the engine has not cached:
+ * the graph's rows ride in the claim's round trip (a read after the step's savepoint, harmless to the
+ * step). Returns no graph when nothing was claimed.
+ */
+export async function beginClaimAndLoad(
+  client: DbClient,
+  now: Date,
+  target: { instanceId: string; nodeId: string },
+  stepTimeoutMs: number,
+): Promise<{ rows: ClaimedRow[]; graph: GraphRows | null }> {
+  const load = `SELECT ${GRAPH_COLUMNS} FROM df.nodes WHERE instance_id = ${literal(target.instanceId)}`;
+  const results = (await client.query(`BEGIN; ${claimSql(now, target, stepTimeoutMs)}; ${STEP_SAVEPOINT}; ${load}`)) as unknown as { rows: unknown[] }[];
+  const rows = claimedRows(results[1] as { rows: ClaimedRow[] });
+  return { rows, graph: rows.length ? (results[3].rows as GraphRows) : null };
 }
 
 /** The first signal named `name` sent to the instance after the wait subscribed (ids above its floor). */

@@ -4,27 +4,32 @@
  *  - queue(batch): each message names one ready node ({instanceId, nodeId}). The invocation claims
  *    exactly that row (SKIP LOCKED; a duplicate or late message finds it taken or done), runs the one
  *    step, checkpoints, and the engine's dispatch sends every newly ready successor as its own message
- *    (sendBatch, delaySeconds for near timers). Every message is acked individually, whatever happened:
- *    the rows, not the queue's retry counter, decide what runs again (see `runMessage`).
+ *    (sendBatch, delaySeconds for near timers); with PGFLARE_CHAIN_STEPS > 1 a single due successor runs
+ *    next in the same invocation instead (chain.ts). A batch's messages run on one session, one after
+ *    another (PGFLARE_QUEUE_CONCURRENCY: up to 3 at once). Every message is acked individually, whatever
+ *    happened: the rows, not the queue's retry counter, decide what runs again (see `runMessage`).
  *  - scheduled() (cron, every minute): the sweeper. Checks the schema version, records a heartbeat,
  *    fires due cron schedules (src/engine/schedules.ts, at most PGFLARE_SCHEDULE_LIMIT),
  *    re-sends a message for every row due within the next minute (instances started from plain SQL,
  *    lost messages, expired leases, due timers; at most PGFLARE_SWEEP_LIMIT), prunes history. It only
  *    sends hints and takes an advisory lock for pruning, so overlapping sweeps do no harm.
  *  - fetch(): the REST API, the Hono app shared with the Node runtime (src/api/app.ts). Its onReady port
- *    sends the first messages of work a request made ready (a start, a signal, a webhook delivery).
+ *    runs the first step of work a request made ready (a start, a signal, a webhook delivery) in the
+ *    request's ctx.waitUntil, on the request's session, instead of sending it a message
+ *    (PGFLARE_API_RUN_STEP; other ready rows and timers get messages).
  *
  * Each invocation opens its own Neon pool (Workers share no I/O objects between invocations) and ends
- * it through ctx.waitUntil.
+ * it through ctx.waitUntil; the parsed settings and the engine's caches stay in the isolate (isolate.ts).
  *
  * Workers limits that apply (Cloudflare docs, checked 2026; see docs/deploying-to-workers.md):
  *  - Simultaneous outgoing connections: 6 per invocation. Each pooled session is one WebSocket and each
- *    HTTP step's fetch is one, so a queue batch runs at most QUEUE_CONCURRENCY (3) messages at once on
- *    a pool of at most 3 sessions: 3 sessions + 3 fetches = 6.
+ *    HTTP step's fetch is one, so a queue batch runs at most 3 messages at once (PGFLARE_QUEUE_CONCURRENCY)
+ *    on a pool of as many sessions: 3 sessions + 3 fetches = 6.
  *  - Subrequests: 50 per invocation (Free), 10 000 (Paid). Opening a session, an HTTP step's fetch and
  *    a sendBatch call each count; a batch of 10 messages needs ≲ 25, a sweep of 1000 rows ≈ 12.
  *  - Wall clock: a queue consumer or cron invocation may run 15 minutes; fetch has no wall-clock limit
- *    while the client stays connected. Steps get a statement_timeout of at most 14 minutes here
+ *    while the client stays connected, but its waitUntil work is cancelled 30 s after the response (a
+ *    step run there that takes longer rolls back with its session; the sweep re-sends its row). Steps get a statement_timeout of at most 14 minutes here
  *    (STEP_TIMEOUT_CAP_MS), so an overlong step fails (and retries per its policy) instead of being
  *    killed with its transaction. CPU time (30 s default, up to 5 min Paid; 10 ms Free) counts only
  *    JavaScript work, not time waiting on PostgreSQL.
@@ -40,12 +45,10 @@ import type {
   Queue,
   ScheduledController,
 } from '@cloudflare/workers-types/index.ts';
-import { z } from 'zod';
 import { apiConfig, createApp, parseCorsOrigins } from '../../api/app.ts';
 import { parseStaticTokens } from '../../api/auth.ts';
-import { loadConfig, type RuntimeConfig } from '../../config.ts';
+import type { RuntimeConfig } from '../../config.ts';
 import type { Db } from '../../engine/db.ts';
-import { createEngine, type Engine } from '../../engine/engine.ts';
 import { createHttpRunner } from '../../engine/executors/http-runner.ts';
 import { checkSchema, heartbeat, pruneHistory } from '../../engine/maintenance.ts';
 import { sweepDue } from '../../engine/sweep.ts';
@@ -53,8 +56,10 @@ import { fireDueSchedules } from '../../engine/schedules.ts';
 import { createLogger, type Logger, type LogLevel } from '../../log.ts';
 import { migrations as bundledMigrations } from '../../migrate/generated/migrations.ts';
 import { migrate } from '../../migrate/runner.ts';
+import { engineMaker, runChain, type ChainBudget, type EngineFor } from './chain.ts';
 import { createQueueDispatcher, StepMessage } from './dispatch.ts';
 import { openWorkerDb, type DbBindings, type WorkerDb } from './open-db.ts';
+import { isolateState, type WorkerSettings } from './isolate.ts';
 import { createNeonDb } from './neon-db.ts';
 import { databaseUrlVariable } from '../../engine/executors/other-database.ts';
 
@@ -73,21 +78,14 @@ export interface Env extends DbBindings {
 
 /** Per-invocation cap on a step's statement_timeout: below the 15-minute consumer/cron wall clock. */
 export const STEP_TIMEOUT_CAP_MS = 14 * 60_000;
-/** Messages of one batch run at once (see the connection budget above). */
-const QUEUE_CONCURRENCY = 3;
 /** Timers due within this window get a delayed message from the sweep. Cron fires every minute. */
 const SWEEP_HORIZON_MS = 60_000;
-
-const WorkerEnv = z.object({
-  PGFLARE_SWEEP_LIMIT: z.coerce.number().int().min(1).max(10_000).default(1000),
-  PGFLARE_PRUNE_BATCH: z.coerce.number().int().min(0).max(10_000).default(500),
-  /** Cron schedules fired per sweep (one transaction each); 0 disables firing on this deployment. */
-  PGFLARE_SCHEDULE_LIMIT: z.coerce.number().int().min(0).max(1000).default(100),
-  PGFLARE_AUTO_MIGRATE: z
-    .string()
-    .transform((v) => ['on', 'true', '1', 'yes'].includes(v.trim().toLowerCase()))
-    .optional(),
-});
+/** Due rows of one request's ready work run in its waitUntil; more get messages (parallel invocations). */
+const API_RUN_MAX = 3;
+/** A chain run in a fetch's waitUntil stops well before the 30 s after the response that waitUntil gets. */
+const API_CHAIN_MS_CAP = 10_000;
+/** A row the database made due this far ahead of the Worker's clock still runs in the request's waitUntil. */
+const CLOCK_SKEW_MS = 1000;
 
 // One id per isolate, made on first use (randomness at global scope is not allowed in Workers).
 let epochId: string | undefined;
@@ -98,42 +96,33 @@ interface Invocation {
   others: Map<string, ReturnType<typeof createNeonDb> | null>;
   log: Logger;
   cfg: RuntimeConfig;
+  settings: WorkerSettings;
+  /** Engines of this invocation: over its session, with the isolate's caches. */
+  engineFor: EngineFor;
   id: string;
+  started: number;
 }
 
 function open(env: Env, ctx: ExecutionContext, kind: 'queue' | 'cron' | 'api'): Invocation {
-  const cfg = loadConfig(env as unknown as Record<string, string | undefined>);
+  const started = Date.now();
+  // The isolate's state is kept per database: Hyperdrive's connection string, else DATABASE_URL.
+  const dbKey = env.HYPERDRIVE?.connectionString || env.DATABASE_URL || '';
+  const { cfg, settings, caches } = isolateState({ ...(env as unknown as Record<string, unknown>), DATABASE_URL: dbKey });
   // JSON by default here: Workers Logs indexes a JSON line's fields.
   const log = createLogger((env.PGFLARE_LOG_LEVEL as LogLevel) || 'info', (line) => console.log(line), cfg.logFormat ?? 'json');
   const id = `${kind}:${crypto.randomUUID().slice(0, 8)}`;
-  const db = openWorkerDb(env, { max: kind === 'cron' ? 1 : QUEUE_CONCURRENCY, applicationName: `pgflare:${id}`, pooled: cfg.pooled });
-  return { db, log, cfg, id, others: new Map() };
-}
-
-/** A step's other database: a second connection string, PGFLARE_DATABASE_URL_<NAME>; null when unset. */
-function otherDatabase(inv: Invocation, env: Env, name: string): Db | null {
-  if (!inv.others.has(name)) {
-    const url = env[databaseUrlVariable(name) as `PGFLARE_${string}`];
-    inv.others.set(name, url ? createNeonDb({ connectionString: url, wsProxy: env.WS_PROXY, max: 1, applicationName: `pgflare:${inv.id}` }) : null);
-  }
-  return inv.others.get(name)!;
-}
-
-function close(ctx: ExecutionContext, inv: Invocation): void {
-  ctx.waitUntil(inv.db.end().catch((err: unknown) => inv.log.warn('closing the pool failed', { error: err })));
-  for (const other of inv.others.values()) if (other) ctx.waitUntil(other.end().catch((err: unknown) => inv.log.warn('closing the pool failed', { error: err })));
-}
-
-function engineFor(inv: Invocation, env: Env): Engine {
-  const { cfg } = inv;
-  const dispatch = createQueueDispatcher(env.QUEUE);
-  return createEngine({
-    db: inv.db,
-    databases: (name) => otherDatabase(inv, env, name),
-    log: inv.log,
-    dispatch: async (ready) => {
-      await dispatch(ready);
-    },
+  const db = openWorkerDb(env, {
+    // A queue batch gets one session per lane; the API's steps after a response reuse its idle session.
+    max: kind === 'queue' ? settings.PGFLARE_QUEUE_CONCURRENCY : kind === 'cron' ? 1 : 3,
+    applicationName: `pgflare:${id}`,
+    pooled: cfg.pooled,
+  });
+  const others: Invocation['others'] = new Map();
+  const engineFor = engineMaker({
+    db,
+    databases: (name) => otherDatabase(others, env, name, id),
+    log,
+    caches,
     // Workers have no DNS port: the egress policy checks host names only (src/engine/executors/http/egress.ts).
     http: createHttpRunner({ policy: cfg.httpPolicy, allowedHosts: cfg.httpAllowedHosts, maxResponseBytes: cfg.maxResponseBytes }),
     maxResultBytes: cfg.maxResultBytes,
@@ -141,9 +130,29 @@ function engineFor(inv: Invocation, env: Env): Engine {
     leaseMs: cfg.leaseMs,
     retry: cfg.retry,
     enableSuperuserInstances: cfg.enableSuperuserInstances,
-    pooled: inv.db.pooled,
-    directDb: inv.db.directDb,
+    pooled: db.pooled,
+    directDb: db.directDb,
   });
+  return { db, others, log, cfg, settings, engineFor, id, started };
+}
+
+/** A step's other database: a second connection string, PGFLARE_DATABASE_URL_<NAME>; null when unset. */
+function otherDatabase(others: Invocation['others'], env: Env, name: string, id: string): Db | null {
+  if (!others.has(name)) {
+    const url = env[databaseUrlVariable(name) as `PGFLARE_${string}`];
+    others.set(name, url ? createNeonDb({ connectionString: url, wsProxy: env.WS_PROXY, max: 1, applicationName: `pgflare:${id}` }) : null);
+  }
+  return others.get(name)!;
+}
+
+/** The chain budget of an invocation (one step when continuation is off). */
+function budgetOf(inv: Invocation, capMs = Number.POSITIVE_INFINITY): ChainBudget {
+  return { steps: inv.settings.PGFLARE_CHAIN_STEPS, until: inv.started + Math.min(inv.settings.PGFLARE_CHAIN_MS, capMs) };
+}
+
+function close(ctx: ExecutionContext, inv: Invocation): void {
+  ctx.waitUntil(inv.db.end().catch((err: unknown) => inv.log.warn('closing the pool failed', { error: err })));
+  for (const other of inv.others.values()) if (other) ctx.waitUntil(other.end().catch((err: unknown) => inv.log.warn('closing the pool failed', { error: err })));
 }
 
 /**
@@ -152,7 +161,7 @@ function engineFor(inv: Invocation, env: Env): Engine {
  * minute. Retrying through the queue instead would add a second, counter-limited retry mechanism that
  * dead-letters or drops hints after max_retries, while the row stays the only truth either way.
  */
-async function runMessage(msg: Message<unknown>, engine: Engine, inv: Invocation, requeue: (m: StepMessage, runAt: Date) => Promise<void>): Promise<void> {
+async function runMessage(msg: Message<unknown>, env: Env, inv: Invocation, requeue: (m: StepMessage, runAt: Date) => Promise<void>): Promise<void> {
   const parsed = StepMessage.safeParse(msg.body);
   if (!parsed.success) {
     inv.log.warn('queue: malformed message dropped', { message: msg.id, body: JSON.stringify(msg.body)?.slice(0, 200) });
@@ -160,10 +169,16 @@ async function runMessage(msg: Message<unknown>, engine: Engine, inv: Invocation
     return;
   }
   const target = parsed.data;
+  let acked = false;
+  const ack = () => {
+    if (!acked) msg.ack();
+    acked = true;
+  };
   try {
-    const r = await engine.runOnce({ target });
+    // The message is acked once its own step has committed; a chain continuation after it needs none.
+    const { first: r, ran } = await runChain(inv.engineFor, env.QUEUE, inv.log, target, budgetOf(inv), undefined, ack);
     if (r) {
-      inv.log.debug('queue: ran', { invocation: inv.id, instance_id: r.instanceId, node_id: r.nodeId, kind: r.kind, ready: r.ready.length });
+      inv.log.debug('queue: ran', { invocation: inv.id, instance_id: r.instanceId, node_id: r.nodeId, kind: r.kind, ready: r.ready.length, chained: ran - 1 });
     } else {
       // Taken, done, or not yet due. Only the last needs a new message: a delay that came up a little
       // short (clocks, rounding) or a lease that has not expired yet.
@@ -178,7 +193,7 @@ async function runMessage(msg: Message<unknown>, engine: Engine, inv: Invocation
       error: err,
     });
   }
-  msg.ack();
+  ack();
 }
 
 async function notYetDue(db: Db, t: StepMessage): Promise<Date | null> {
@@ -203,12 +218,11 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) 
 export async function handleQueue(batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext): Promise<void> {
   const inv = open(env, ctx, 'queue');
   try {
-    const engine = engineFor(inv, env);
     const dispatch = createQueueDispatcher(env.QUEUE);
     const requeue = async (m: StepMessage, runAt: Date) => {
       await dispatch([{ ...m, runAt }]).catch((err: unknown) => inv.log.warn('queue: re-send failed; the sweep will find the row', { error: err }));
     };
-    await eachLimited(batch.messages, QUEUE_CONCURRENCY, (msg) => runMessage(msg, engine, inv, requeue));
+    await eachLimited(batch.messages, inv.settings.PGFLARE_QUEUE_CONCURRENCY, (msg) => runMessage(msg, env, inv, requeue));
   } finally {
     close(ctx, inv);
   }
@@ -228,7 +242,7 @@ export async function handleScheduled(controller: Pick<ScheduledController, 'sch
   const report: SweepReport = { schema: 'ok', dispatched: 0, pruned: 0, fired: 0, migrated: [] };
   const { log } = inv;
   try {
-    const wenv = WorkerEnv.parse(pick(env));
+    const wenv = inv.settings;
     epochId ??= crypto.randomUUID();
     if (wenv.PGFLARE_AUTO_MIGRATE) {
       // Opt-in: users who prefer not to run `pgflare migrate` themselves. Advisory-locked, idempotent.
@@ -277,12 +291,6 @@ export async function handleScheduled(controller: Pick<ScheduledController, 'sch
   }
 }
 
-function pick(env: Env): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (k.startsWith('PGFLARE_') && typeof v === 'string' && v !== '') out[k] = v;
-  return out;
-}
-
 async function step(log: Logger, name: string, fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
@@ -299,12 +307,13 @@ export async function handleFetch(request: Request, env: Env, ctx: ExecutionCont
     console.error(`pgflare: ${(err as Error).message}`);
     return Response.json({ error: { code: 'misconfigured', message: 'the worker is misconfigured; see its logs' } }, { status: 500 });
   }
-  // The API's ready port: once a start, a signal or a webhook delivery has committed, send the
-  // instance's messages (without them the new ready row would wait for the next cron tick, ≤ 1 min).
-  // The response does not wait for them: ctx.waitUntil does, and closes the pool after them.
+  // The API's ready port: once a start, a signal or a webhook delivery has committed, run the
+  // instance's due rows here, after the response, or send them messages (without either the new ready
+  // row would wait for the next cron tick, ≤ 1 min). ctx.waitUntil waits for them and closes the pool.
   const sends: Promise<void>[] = [];
+  const inline = { left: inv.settings.PGFLARE_API_RUN_STEP ? API_RUN_MAX : 0 };
   const onReady = (instanceId: string) => {
-    sends.push(kick(inv, env, instanceId).catch((err: unknown) => inv.log.warn('api: dispatch after commit failed; the sweep will find the row', { instance_id: instanceId, error: err })));
+    sends.push(kick(inv, env, instanceId, inline).catch((err: unknown) => inv.log.warn('api: dispatch after commit failed; the sweep will find the row', { instance_id: instanceId, error: err })));
   };
   try {
     const app = createApp({ db: inv.db, log: inv.log, staticTokens: parseStaticTokens(env.PGFLARE_API_TOKENS), corsOrigins: parseCorsOrigins(env.PGFLARE_CORS_ORIGINS), onReady, ...apiConfig(inv.cfg) });
@@ -321,13 +330,33 @@ export async function handleFetch(request: Request, env: Env, ctx: ExecutionCont
   }
 }
 
-/** Sends a message for each row of `instanceId` that is due within the sweep horizon. */
-async function kick(inv: Invocation, env: Env, instanceId: string): Promise<void> {
+/**
+ * The rows of `instanceId` due within the sweep horizon: those due now run here (up to `inline.left` per
+ * request, one after another on the request's session), the others get messages, sent first so they
+ * start in parallel. A row run here that fails to run gets its message after all.
+ */
+async function kick(inv: Invocation, env: Env, instanceId: string, inline: { left: number }): Promise<void> {
   const { rows } = await inv.db.withClient((c) =>
     c.query<{ id: string; run_at: Date }>(
       `SELECT id, run_at FROM df.nodes WHERE instance_id = $1 AND run_at <= now() + make_interval(secs => $2) ORDER BY run_at LIMIT 100`,
       [instanceId, SWEEP_HORIZON_MS / 1000],
     ),
   );
-  if (rows.length) await createQueueDispatcher(env.QUEUE)(rows.map((r) => ({ instanceId, nodeId: r.id, runAt: r.run_at })));
+  const send = createQueueDispatcher(env.QUEUE);
+  const here: { id: string; run_at: Date }[] = [];
+  const later: { id: string; run_at: Date }[] = [];
+  // Due by the database's clock: a Worker clock a little behind it must not turn the row into a message.
+  const dueBy = Date.now() + CLOCK_SKEW_MS;
+  for (const r of rows) (here.length < inline.left && r.run_at.getTime() <= dueBy ? here : later).push(r);
+  inline.left -= here.length;
+  if (later.length) await send(later.map((r) => ({ instanceId, nodeId: r.id, runAt: r.run_at })));
+  for (const r of here) {
+    const target = { instanceId, nodeId: r.id };
+    try {
+      await runChain(inv.engineFor, env.QUEUE, inv.log, target, budgetOf(inv, API_CHAIN_MS_CAP), new Date(Math.max(Date.now(), r.run_at.getTime())));
+    } catch (err) {
+      inv.log.warn('api: running the first step failed; it gets a message', { instance_id: instanceId, node_id: r.id, error: err });
+      await send([{ ...target, runAt: r.run_at }]);
+    }
+  }
 }
