@@ -108,8 +108,14 @@ describe('Prometheus metrics', () => {
     const w = await startNodeWorker({ connectionString: t.url(), concurrency: 1, metricsPort: 0, pruneIntervalMs: 0, scheduleIntervalMs: 60_000 });
     try {
       await serverUntil((q) => t.query(q), `(SELECT count(*) FROM df.schedule_fires WHERE outcome = 'started') = 1`);
-      const m = await scrape(w.metricsUrl!);
-      expect(m.get('pgflare_schedules_fired_total{outcome="started"}')).toBe(1);
+      // The pass counts its firings once its transactions have committed: scrape until it has (bounded).
+      let fired: number | undefined;
+      for (let i = 0; i < 500 && fired === undefined; i++) {
+        fired = (await scrape(w.metricsUrl!)).get('pgflare_schedules_fired_total{outcome="started"}');
+        if (fired === undefined) await t.query('SELECT pg_sleep(0.01)');
+      }
+      expect(fired).toBe(1);
+      expect((await t.query(`SELECT count(*)::int AS n FROM df.schedule_fires`))[0].n).toBe(1);
     } finally {
       await w.stop();
       await t.query(`SELECT df.drop_schedule('metrics_every_minute')`);
