@@ -46,6 +46,7 @@ import { parseStaticTokens } from '../../api/auth.ts';
 import { loadConfig, type RuntimeConfig } from '../../config.ts';
 import type { Db } from '../../engine/db.ts';
 import { createEngine, type Engine } from '../../engine/engine.ts';
+import type { PointHandler } from '../../engine/points.ts';
 import { createHttpRunner } from '../../engine/executors/http-runner.ts';
 import { checkSchema, heartbeat, pruneHistory } from '../../engine/maintenance.ts';
 import { sweepDue } from '../../engine/sweep.ts';
@@ -67,6 +68,8 @@ export interface Env extends DbBindings {
   /** Secret: static API tokens, `token=role,token2=role2`. */
   PGFLARE_API_TOKENS?: string;
   [key: `PGFLARE_${string}`]: string | undefined;
+  /** Tests only (test/workerd/faults-entry.ts): the engine's crash points. No binding can hold a function. */
+  TEST_POINTS?: PointHandler;
 }
 
 /** Per-invocation cap on a step's statement_timeout: below the 15-minute consumer/cron wall clock. */
@@ -128,6 +131,7 @@ function engineFor(inv: Invocation, env: Env): Engine {
     enableSuperuserInstances: cfg.enableSuperuserInstances,
     pooled: inv.db.pooled,
     directDb: inv.db.directDb,
+    points: env.TEST_POINTS,
   });
 }
 
