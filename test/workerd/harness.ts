@@ -43,12 +43,14 @@ export interface WorkerdOptions {
   hyperdrives?: Record<string, string>;
   /** Bindings known only once other beforeAll hooks ran (a PgBouncer's port): read when workerd starts. */
   late?: () => Pick<WorkerdOptions, 'bindings' | 'hyperdrives'>;
+  /** The Worker entry to bundle (default test/workerd/entry.ts). */
+  entry?: string;
 }
 
 export function useWorkerd(t: TestDb, opts: WorkerdOptions = {}): Workerd {
   const h = {} as Workerd;
   beforeAll(async () => {
-    const [proxy, bundle] = await Promise.all([startWsProxy(), bundleWorker('test/workerd/entry.ts')]);
+    const [proxy, bundle] = await Promise.all([startWsProxy(), bundleWorker(opts.entry ?? 'test/workerd/entry.ts')]);
     const late = opts.late?.() ?? {};
     const hyperdrives = { ...opts.hyperdrives, ...late.hyperdrives };
     h.proxy = proxy;

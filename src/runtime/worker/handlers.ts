@@ -49,6 +49,7 @@ import { apiConfig, createApp, parseCorsOrigins } from '../../api/app.ts';
 import { parseStaticTokens } from '../../api/auth.ts';
 import type { RuntimeConfig } from '../../config.ts';
 import type { Db } from '../../engine/db.ts';
+import type { PointHandler } from '../../engine/points.ts';
 import { createHttpRunner } from '../../engine/executors/http-runner.ts';
 import { checkSchema, heartbeat, pruneHistory } from '../../engine/maintenance.ts';
 import { sweepDue } from '../../engine/sweep.ts';
@@ -74,6 +75,8 @@ export interface Env extends DbBindings {
   /** Secret: static API tokens, `token=role,token2=role2`. */
   PGFLARE_API_TOKENS?: string;
   [key: `PGFLARE_${string}`]: string | undefined;
+  /** Tests only (test/workerd/faults-entry.ts): the engine's crash points. No binding can hold a function. */
+  TEST_POINTS?: PointHandler;
 }
 
 /** Per-invocation cap on a step's statement_timeout: below the 15-minute consumer/cron wall clock. */
@@ -132,6 +135,7 @@ function open(env: Env, ctx: ExecutionContext, kind: 'queue' | 'cron' | 'api'): 
     enableSuperuserInstances: cfg.enableSuperuserInstances,
     pooled: db.pooled,
     directDb: db.directDb,
+    points: env.TEST_POINTS,
   });
   return { db, others, log, cfg, settings, engineFor, id, started };
 }
