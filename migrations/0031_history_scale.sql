@@ -8,6 +8,9 @@
 --                            instances_status_created_idx / instances_label_created_idx, never a walk of
 --                            the whole history in created_at order
 --
+--   instances_label_status_created_idx   a label and a status together: one range, also when no instance
+--                            has both (the label's or the status's range alone would be read to its end)
+--
 -- The claim, the checkpoint (df._apply) and the sweep already read only indexes that hold live rows
 -- (nodes_ready_idx) or primary keys, so history does not reach them.
 --
@@ -16,6 +19,8 @@
 
 CREATE INDEX instances_finished_idx ON df.instances ((coalesce(completed_at, created_at)), id)
     WHERE status IN ('completed', 'failed', 'cancelled');
+CREATE INDEX instances_label_status_created_idx ON df.instances (label, status, created_at DESC, id)
+    WHERE label IS NOT NULL;
 
 -- ---------------------------------------------------------------------------------------------
 -- df.list_instances, paginated overload. The status a row is listed with is df.status's: a pending

@@ -246,6 +246,7 @@ CREATE INDEX instances_created_idx ON df.instances USING btree (created_at DESC,
 CREATE INDEX instances_finished_idx ON df.instances USING btree (COALESCE(completed_at, created_at), id) WHERE (status = ANY (ARRAY['completed'::text, 'failed'::text, 'cancelled'::text]))
 CREATE UNIQUE INDEX instances_identity_key ON df.instances USING btree (id, submitted_by)
 CREATE INDEX instances_label_created_idx ON df.instances USING btree (label, created_at DESC, id) WHERE (label IS NOT NULL)
+CREATE INDEX instances_label_status_created_idx ON df.instances USING btree (label, status, created_at DESC, id) WHERE (label IS NOT NULL)
 CREATE UNIQUE INDEX instances_pkey ON df.instances USING btree (id)
 CREATE INDEX instances_status_created_idx ON df.instances USING btree (status, created_at DESC, id)
 CREATE INDEX nodes_leases_idx ON df.nodes USING btree (submitted_by, locked_until) WHERE ((locked_until IS NOT NULL) AND (run_at IS NOT NULL))

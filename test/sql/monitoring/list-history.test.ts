@@ -28,7 +28,8 @@ async function buffers(sql: string, params: unknown[] = []): Promise<number> {
 }
 
 beforeAll(async () => {
-  // One finished instance a minute for two weeks back, one in ten labelled, one in twenty failed; then
+  // One finished instance a minute for two weeks back, one in ten labelled nightly (half of them failed),
+  // one in ten weekly (none failed), one in twenty failed; then
   // a few live ones, newest. Consistent rows, so the foreign-key triggers can be skipped.
   const [{ owner }] = await t.query<{ owner: string }>('SELECT current_user AS owner');
   const c = await t.superuser.connect();
@@ -36,7 +37,7 @@ beforeAll(async () => {
     await c.query('SET session_replication_role = replica');
     await c.query(
       `INSERT INTO df.instances (id, label, root_node, status, submitted_by, created_at, completed_at)
-       SELECT lpad(to_hex(g), 8, '0'), CASE WHEN g % 10 = 0 THEN 'nightly' END, '00000001',
+       SELECT lpad(to_hex(g), 8, '0'), CASE g % 10 WHEN 0 THEN 'nightly' WHEN 1 THEN 'weekly' END, '00000001',
               CASE WHEN g % 20 = 0 THEN 'failed' ELSE 'completed' END, $2::regrole,
               now() - make_interval(mins => g + 60), now() - make_interval(mins => g + 60)
          FROM generate_series(1, $1::int) g`,
@@ -64,6 +65,8 @@ describe('df.list_instances over a long history', () => {
       [`SELECT * FROM df.list_instances('cancelled', 10, NULL, NULL)`, []],
       [`SELECT * FROM df.list_instances(label => 'nightly', limit_count => 10)`, []],
       [`SELECT * FROM df.list_instances(label => 'nightly', status_filter => 'failed', limit_count => 10)`, []],
+      // No instance has both: 2,000 weekly and 1,000 failed ones, none of them both.
+      [`SELECT * FROM df.list_instances(label => 'weekly', status_filter => 'failed', limit_count => 10)`, []],
     ];
     const cursor = (await t.query<{ k: string }>(`SELECT next_cursor AS k FROM df.list_instances('completed', 10, NULL, NULL) OFFSET 9`))[0].k;
     calls.push([`SELECT * FROM df.list_instances('completed', 10, NULL, $1)`, [cursor]]);
