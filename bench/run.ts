@@ -198,7 +198,7 @@ async function main() {
     finishedAt: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, postgres: pgVersion },
     settings: { ...SETTINGS, fsync: 'on (default)', autovacuum: 'default' },
-    options: { quick: args.quick, durationW2: ctxBase.durationW2, windowSeconds: ctxBase.windowSeconds, only: [...only], contenders: [...contenders] },
+    options: { quick: args.quick, durationW2: ctxBase.durationW2, windowSeconds: ctxBase.windowSeconds, only: [...only], contenders: [...contenders], history: args.history ?? null },
     sizes: sizes(args.quick),
     measurements,
     targets,
