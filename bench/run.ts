@@ -19,6 +19,7 @@ import { graphileChain, graphileDrain, graphileSetup, graphileSustained, graphil
 import { engineChain, engineDrain, engineFanOut, engineSustained, engineWakeup, loadEngine, unavailable } from './engine.ts';
 import { W3_TABLES } from './w3.ts';
 import { pairedWakeup } from './w3-paired.ts';
+import { historyOptions, HISTORY_HELP, HISTORY_TITLE, historyTargets, runHistory } from './history-run.ts';
 
 const OWNER = 'bench_owner';
 const OWNER_PASSWORD = 'bench';
@@ -43,6 +44,7 @@ const { values: args } = parseArgs({
     'synchronous-commit': { type: 'string', default: 'off' },
     contenders: { type: 'string', default: 'floor,graphile,pgflare' },
     out: { type: 'string', default: join(import.meta.dirname, 'results', 'latest.json') },
+    ...historyOptions,
     help: { type: 'boolean', default: false },
   },
 });
@@ -56,11 +58,13 @@ if (args.help) {
   --synchronous-commit on|off  server setting for every contender (default off; fsync stays on)
   --contenders floor,graphile,pgflare   subset of contenders (default all)
   --out FILE                 JSON results (default bench/results/latest.json)
+${HISTORY_HELP}
 npm run bench -- workerd [--help]   the Workers runtime in local workerd vs Node (bench/workerd.ts)`);
   process.exit(0);
 }
 
 const only = new Set(args.only.split(',').map((s) => s.trim().toUpperCase()));
+if (Number(args.history ?? 0) > 0) only.add('H');
 const contenders = new Set(args.contenders.split(',').map((s) => s.trim()));
 const syncCommit = args['synchronous-commit'];
 if (!['on', 'off'].includes(syncCommit)) throw new Error('--synchronous-commit must be on or off');
@@ -85,7 +89,7 @@ async function main() {
   };
   const dataDir = mkdtempSync(join(tmpdir(), 'pgflare-bench-'));
   let server: EmbeddedServer | undefined;
-  const measurements: Record<string, Measurement[]> = { W1: [], W2: [], W3: [] };
+  const measurements: Record<string, Measurement[]> = { W1: [], W2: [], W3: [], H: [] };
   const started = new Date();
   let pgVersion = '';
   const cleanUp = async () => {
@@ -174,6 +178,15 @@ async function main() {
         });
       }
     }
+    if (only.has('H') && contenders.has('pgflare')) {
+      try {
+        measurements.H = await runHistory(ctx, avail, OWNER, args);
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        log(`H FAILED: ${msg}`);
+        measurements.H.push({ contender: 'pgflare', metric: 'failed', value: null, unit: '', better: 'lower', note: `failed: ${msg}` });
+      }
+    }
   } finally {
     await cleanUp();
   }
@@ -185,7 +198,7 @@ async function main() {
     finishedAt: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, postgres: pgVersion },
     settings: { ...SETTINGS, fsync: 'on (default)', autovacuum: 'default' },
-    options: { quick: args.quick, durationW2: ctxBase.durationW2, windowSeconds: ctxBase.windowSeconds, only: [...only], contenders: [...contenders] },
+    options: { quick: args.quick, durationW2: ctxBase.durationW2, windowSeconds: ctxBase.windowSeconds, only: [...only], contenders: [...contenders], history: args.history ?? null },
     sizes: sizes(args.quick),
     measurements,
     targets,
@@ -243,6 +256,7 @@ function evaluateTargets(ms: Record<string, Measurement[]>): Target[] {
       });
     }
   }
+  for (const h of historyTargets(ms.H)) t.push({ workload: 'H', ...h });
   if (ms.W3.length) {
     const gw = find(ms.W3, 'graphile')?.value;
     const pf = find(ms.W3, 'pgflare')?.value;
@@ -256,6 +270,7 @@ const TITLES: Record<string, string> = {
   W1: 'W1 — one chain of sequential SELECT 1 steps (ms per step, lower is better)',
   W2: 'W2 — throughput at concurrency 8 (steps/s, higher is better)',
   W3: 'W3 — start committed → step begins on an idle worker (ms, lower is better)',
+  H: HISTORY_TITLE,
 };
 
 /** Which floor row a contender's row is compared with. */
@@ -275,7 +290,7 @@ function report(ms: Record<string, Measurement[]>, targets: Target[], opts: { qu
     `pgflare bench — ${opts.quick ? 'QUICK (smoke sizes)' : 'full'}; synchronous_commit=${syncCommit}, fsync on, default autovacuum; ` +
       `${cpus().length} cores shared with other work: numbers are noisy, repeats are medians.`,
   );
-  for (const w of ['W1', 'W2', 'W3']) {
+  for (const w of ['W1', 'W2', 'W3', 'H']) {
     const list = ms[w];
     if (!list.length) continue;
     out.push('', TITLES[w]);

@@ -245,8 +245,10 @@ CREATE UNIQUE INDEX hook_deliveries_hook_delivery_key ON df.hook_deliveries USIN
 CREATE INDEX hook_deliveries_hook_received_idx ON df.hook_deliveries USING btree (hook_id, received_at DESC)
 CREATE INDEX hook_deliveries_instance_idx ON df.hook_deliveries USING btree (instance_id)
 CREATE INDEX instances_created_idx ON df.instances USING btree (created_at DESC, id)
+CREATE INDEX instances_finished_idx ON df.instances USING btree (COALESCE(completed_at, created_at), id) WHERE (status = ANY (ARRAY['completed'::text, 'failed'::text, 'cancelled'::text]))
 CREATE UNIQUE INDEX instances_identity_key ON df.instances USING btree (id, submitted_by)
 CREATE INDEX instances_label_created_idx ON df.instances USING btree (label, created_at DESC, id) WHERE (label IS NOT NULL)
+CREATE INDEX instances_label_status_created_idx ON df.instances USING btree (label, status, created_at DESC, id) WHERE (label IS NOT NULL)
 CREATE UNIQUE INDEX instances_pkey ON df.instances USING btree (id)
 CREATE INDEX instances_status_created_idx ON df.instances USING btree (status, created_at DESC, id)
 CREATE INDEX nodes_leases_idx ON df.nodes USING btree (submitted_by, locked_until) WHERE ((locked_until IS NOT NULL) AND (run_at IS NOT NULL))
@@ -4264,26 +4266,12 @@ $function$
 -- comment The caller's instances, newest first, optionally by status (a pending instance whose first step is running is listed as running, as by df.status).
 CREATE OR REPLACE FUNCTION df.list_instances(status_filter text DEFAULT NULL::text, limit_count integer DEFAULT 100)
  RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text)
- LANGUAGE plpgsql
+ LANGUAGE sql
  STABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-DECLARE
-    v_limit integer := df._list_limit(list_instances.limit_count);
-    v_live  oid[] := ARRAY(SELECT l.objid FROM pg_locks l
-                   WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2 AND l.granted
-                     AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()));
-BEGIN
-    RETURN QUERY
-        SELECT i.id::text, i.label, 'pg_durable::orchestration::execute-function-graph'::text,
-               x.status, i.generation::bigint, i.output
-        FROM df.instances AS i
-        CROSS JOIN LATERAL (SELECT CASE WHEN i.status = 'pending' AND hashtext(i.id)::oid = ANY (v_live)
-                                        THEN 'running' ELSE i.status END AS status) AS x
-        WHERE list_instances.status_filter IS NULL OR x.status = list_instances.status_filter
-        ORDER BY i.created_at DESC, i.id
-        LIMIT v_limit;
-END;
+    SELECT l.instance_id, l.label, l.function_name, l.status, l.execution_count, l.output
+      FROM df.list_instances($1, $2, NULL::text, NULL::text) AS l
 $function$
 
 -- acl {=X/<owner>,<owner>=X/<owner>}
@@ -4301,37 +4289,51 @@ DECLARE
     v_live  oid[] := ARRAY(SELECT l.objid FROM pg_locks l
                    WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2 AND l.granted
                      AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()));
+    v_where text := '';
+    v_cols  text := 'i.id, i.label, %s AS status, i.generation, i.output, i.created_at, i.completed_at';
+    v_order text := ' ORDER BY i.created_at DESC, i.id LIMIT $6';
+    v_page  text;
 BEGIN
     IF list_instances.after_cursor IS NOT NULL THEN
         SELECT c.o_created_at, c.o_id INTO v_ts, v_id FROM df._list_cursor_decode(list_instances.after_cursor) AS c;
     END IF;
+    IF list_instances.label_filter IS NOT NULL THEN
+        v_where := v_where || ' AND i.label = $2';
+    END IF;
+    IF v_ts IS NOT NULL THEN
+        v_where := v_where || ' AND i.created_at <= $3 AND (i.created_at < $3 OR i.id > $4)';
+    END IF;
 
-    RETURN QUERY
-        WITH page AS (
-            SELECT i.id, i.label, x.status, i.generation, i.output, i.created_at, i.completed_at
-            FROM df.instances AS i
-            CROSS JOIN LATERAL (SELECT CASE WHEN i.status = 'pending' AND hashtext(i.id)::oid = ANY (v_live)
-                                            THEN 'running' ELSE i.status END AS status) AS x
-            WHERE i.created_at IS NOT NULL
-              AND (list_instances.status_filter IS NULL OR x.status = list_instances.status_filter)
-              AND (list_instances.label_filter IS NULL OR i.label = list_instances.label_filter)
-              AND (v_ts IS NULL OR (i.created_at <= v_ts
-                                    AND (i.created_at < v_ts OR (i.created_at = v_ts AND i.id > v_id))))
-            ORDER BY i.created_at DESC, i.id
-            LIMIT v_limit::bigint + 1
-        ), numbered AS (
-            SELECT p.*, row_number() OVER (ORDER BY p.created_at DESC, p.id) AS rn,
-                   count(*) OVER () AS fetched
-            FROM page AS p
-        )
-        SELECT x.id::text, x.label, 'pg_durable::orchestration::execute-function-graph'::text,
-               x.status, x.generation::bigint, x.output, x.created_at, x.completed_at,
-               CASE WHEN x.fetched > v_limit
-                    THEN max(CASE WHEN x.rn = v_limit THEN df._list_cursor(x.created_at, x.id) END) OVER ()
-               END
-        FROM numbered AS x
-        WHERE x.rn <= v_limit
-        ORDER BY x.rn;
+    IF list_instances.status_filter IS NULL THEN
+        v_page := 'SELECT ' || format(v_cols, 'CASE WHEN i.status = ''pending'' AND hashtext(i.id)::oid = ANY ($5) THEN ''running'' ELSE i.status END')
+               || ' FROM df.instances AS i WHERE i.created_at IS NOT NULL' || v_where || v_order;
+    ELSIF list_instances.status_filter = 'running' THEN
+        v_page := '(SELECT ' || format(v_cols, '''running''') || ' FROM df.instances AS i WHERE i.status = ''running''' || v_where || v_order
+               || ') UNION ALL (SELECT ' || format(v_cols, '''running''')
+               || ' FROM df.instances AS i WHERE i.status = ''pending'' AND hashtext(i.id)::oid = ANY ($5)' || v_where || v_order || ')'
+               || ' ORDER BY created_at DESC, id LIMIT $6';
+    ELSIF list_instances.status_filter = 'pending' THEN
+        v_page := 'SELECT ' || format(v_cols, '''pending''')
+               || ' FROM df.instances AS i WHERE i.status = ''pending'' AND NOT (hashtext(i.id)::oid = ANY ($5))' || v_where || v_order;
+    ELSE
+        v_page := 'SELECT ' || format(v_cols, 'i.status') || ' FROM df.instances AS i WHERE i.status = $1' || v_where || v_order;
+    END IF;
+
+    -- One extra row ($6 = limit + 1) tells whether a further page exists.
+    RETURN QUERY EXECUTE
+        'WITH page AS (' || v_page || '), numbered AS (
+             SELECT p.*, row_number() OVER (ORDER BY p.created_at DESC, p.id) AS rn, count(*) OVER () AS fetched
+             FROM page AS p
+         )
+         SELECT x.id::text, x.label, ''pg_durable::orchestration::execute-function-graph''::text,
+                x.status, x.generation::bigint, x.output, x.created_at, x.completed_at,
+                CASE WHEN x.fetched > $7
+                     THEN max(CASE WHEN x.rn = $7 THEN df._list_cursor(x.created_at, x.id) END) OVER ()
+                END
+         FROM numbered AS x
+         WHERE x.rn <= $7
+         ORDER BY x.rn'
+        USING list_instances.status_filter, list_instances.label_filter, v_ts, v_id, v_live, v_limit::bigint + 1, v_limit;
 END;
 $function$
 

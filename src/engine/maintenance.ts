@@ -79,34 +79,86 @@ export interface RetentionOptions {
   now?: Date;
 }
 
+/** Terminal instances in prune order: the key of instances_finished_idx (migration 0035). */
+const FINISHED = `status IN ('completed', 'failed', 'cancelled')`;
+const FINISHED_AT = 'coalesce(completed_at, created_at)';
+
 /**
  * Deletes terminal instances past retention (their nodes, scopes, signals, events and webhook
  * deliveries cascade), at most `batch` of them, oldest first, in one transaction under PRUNE_LOCK_KEY.
  * Returns how many were deleted, or null when another prune holds the lock: it skips rather than
  * waits, since two prunes would only queue behind each other's row locks. `client` must not be inside
  * a transaction.
+ *
+ * Both rules cut the same order (finished time, then id): "beyond the newest `keep`" is everything
+ * before the keep-th newest, "past retention" everything before the cutoff, so the doomed rows are one
+ * range of instances_finished_idx below the later of the two bounds, read from its low end. A pass
+ * costs the `keep` index entries to find the edge plus the batch, however long the history.
  */
 export async function pruneHistory(client: DbClient, opts: RetentionOptions): Promise<number | null> {
   return inTransaction(client, async (tx) => {
     const { rows } = await tx.query<{ got: boolean }>(`SELECT pg_try_advisory_xact_lock(${PRUNE_LOCK_KEY}) AS got`);
     if (!rows[0]?.got) return null;
+    // (at, id): instances before it in (finished time, id) order go. keep = 0 keeps nothing.
+    const { rows: bound } = await tx.query<{ at: Date | string; id: string }>(
+      `WITH cutoff AS (
+         SELECT coalesce($2::timestamptz, now()) - make_interval(days => coalesce($3::int, df._setting('retention_days', '30')::int)) AS at
+       ), kept AS (
+         SELECT ${FINISHED_AT} AS at, id FROM df.instances WHERE ${FINISHED}
+          ORDER BY ${FINISHED_AT} DESC, id DESC OFFSET greatest($1::int - 1, 0) LIMIT 1
+       ), edge AS (
+         SELECT CASE WHEN $1::int = 0 THEN 'infinity'::timestamptz ELSE k.at END AS at,
+                CASE WHEN $1::int = 0 THEN '' ELSE k.id::text END AS id
+           FROM (SELECT) AS one LEFT JOIN kept AS k ON true
+       )
+       SELECT CASE WHEN e.at IS NOT NULL AND (e.at, e.id) > (c.at, '') THEN e.at ELSE c.at END::text AS at,
+              CASE WHEN e.at IS NOT NULL AND (e.at, e.id) > (c.at, '') THEN e.id ELSE '' END AS id
+         FROM cutoff AS c, edge AS e`,
+      [opts.keep, opts.now ?? null, opts.retentionDays],
+    );
     const { rowCount } = await tx.query(
-      `WITH ranked AS (
-         SELECT id, coalesce(completed_at, created_at) AS at,
-                row_number() OVER (ORDER BY coalesce(completed_at, created_at) DESC, id DESC) AS rank
-           FROM df.instances WHERE status IN ('completed', 'failed', 'cancelled')
-       ), doomed AS (
-         SELECT id FROM ranked
-          WHERE rank > $1
-             OR at < coalesce($4::timestamptz, now()) - make_interval(days => coalesce($2::int, df._setting('retention_days', '30')::int))
-          ORDER BY rank DESC -- oldest first, so a bounded pass takes the oldest
+      `WITH doomed AS (
+         SELECT id FROM df.instances
+          WHERE ${FINISHED} AND (${FINISHED_AT}, id) < ($1::timestamptz, $2::varchar)
+          ORDER BY ${FINISHED_AT}, id
           LIMIT $3
        )
        DELETE FROM df.instances i USING doomed d WHERE i.id = d.id`,
-      [opts.keep, opts.retentionDays, opts.batch, opts.now ?? null],
+      [bound[0]!.at, bound[0]!.id, opts.batch],
     );
     // The REST API's Idempotency-Key answers are replayed for 24 hours (src/api/idempotency.ts).
     await tx.query(`DELETE FROM df._idempotency_keys WHERE created_at < coalesce($1::timestamptz, now()) - interval '24 hours'`, [opts.now ?? null]);
     return rowCount ?? 0;
   });
+}
+
+export interface PruneRun {
+  /** Instances deleted over all batches. */
+  deleted: number;
+  /** Transactions that deleted (or found nothing to delete). */
+  batches: number;
+  /** Another prune held the lock: this run stopped at that batch. */
+  skipped: boolean;
+}
+
+/**
+ * pruneHistory repeated, one transaction of at most `batch` instances each, until a batch comes back
+ * short (nothing more is due), another prune holds the lock, `maxBatches` have run or `stop()` says so.
+ * Each batch commits and releases its row locks before the next begins, so steps that touch the same
+ * tables wait at most for one batch, and `pauseMs` between batches leaves the server to them.
+ */
+export async function pruneHistoryBatches(
+  client: DbClient,
+  opts: RetentionOptions & { maxBatches?: number; pauseMs?: number; stop?: () => boolean },
+): Promise<PruneRun> {
+  const run: PruneRun = { deleted: 0, batches: 0, skipped: false };
+  while (run.batches < (opts.maxBatches ?? Infinity) && !opts.stop?.()) {
+    const n = await pruneHistory(client, opts);
+    if (n === null) return { ...run, skipped: true };
+    run.batches++;
+    run.deleted += n;
+    if (n < opts.batch) break;
+    if (opts.pauseMs) await new Promise((r) => setTimeout(r, opts.pauseMs));
+  }
+  return run;
 }

@@ -7,7 +7,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { DbClient } from '../../src/engine/db.ts';
-import { checkSchema, heartbeat, PRUNE_LOCK_KEY, pruneHistory, requireSchema, retireEpoch, SchemaMismatchError } from '../../src/engine/maintenance.ts';
+import { checkSchema, heartbeat, PRUNE_LOCK_KEY, pruneHistory, pruneHistoryBatches, requireSchema, retireEpoch, SchemaMismatchError } from '../../src/engine/maintenance.ts';
 import { migrations } from '../../src/migrate/generated/migrations.ts';
 import { startNodeWorker } from '../../src/runtime/node/worker.ts';
 import { useEmptyDatabases, useTestDb } from '../helpers/db.ts';
@@ -148,4 +148,79 @@ describe('pruneHistory', () => {
       await Promise.all([holder.end(), first.end(), second.end()]);
     }
   });
+
+  it('keep and retention together: the later of the two bounds wins, ties on the finish time go by id', async () => {
+    await t.query('DELETE FROM df.instances');
+    const made: string[] = [];
+    for (let i = 0; i < 6; i++) made.push(await start(t, `'SELECT ${i}'`));
+    await engineFor(t).drain();
+    // Two pairs finished at the same instants, then two a day apart; sorted by (finish time, id).
+    const at = (d: number) => new Date(Date.UTC(2030, 0, 1 + d));
+    const when = [at(0), at(0), at(10), at(10), at(20), at(30)];
+    for (const [i, id] of made.entries()) await t.query('UPDATE df.instances SET completed_at = $2 WHERE id = $1', [id, when[i]]);
+    const order = (await t.query<{ id: string }>('SELECT id FROM df.instances ORDER BY completed_at, id')).map((r) => r.id);
+    const now = at(40);
+    const prune = (keep: number, retentionDays: number | null) => withClient((c) => pruneHistory(c, { retentionDays, keep, batch: 100, now }));
+    // Retention (25 days: before day 15) would take 4; keep 3 takes only the oldest 3, one of a tie.
+    expect(await prune(3, 1000)).toBe(3);
+    expect(await ids()).toEqual(order.slice(3).sort());
+    // Retention now reaches further than keep = 1000 does.
+    expect(await prune(1000, 25)).toBe(1);
+    expect(await ids()).toEqual(order.slice(4).sort());
+    // keep = 0 keeps nothing, however new.
+    expect(await prune(0, 1000)).toBe(2);
+    expect(await ids()).toEqual([]);
+  });
 });
+
+describe('pruneHistoryBatches', () => {
+  /** The test database's client, recording every statement sent. */
+  const recording = <T>(fn: (c: DbClient, sent: string[]) => Promise<T>) =>
+    withClient((c) => {
+      const sent: string[] = [];
+      const rec: DbClient = { query: (text: string, values?: unknown[]) => (sent.push(text.trim().split(/\s+/)[0]!), c.query(text, values as never)) } as DbClient;
+      return fn(rec, sent);
+    });
+
+  it('deletes in transactions of at most `batch` until one comes back short, or stops at maxBatches', async () => {
+    await t.query('DELETE FROM df.instances');
+    for (let i = 0; i < 5; i++) await start(t, `'SELECT ${i}'`);
+    const live = await start(t, `df.sleep(600)`);
+    await engineFor(t).drain();
+    await t.query(`UPDATE df.instances SET completed_at = now() - interval '400 days' WHERE status = 'completed'`);
+
+    const capped = await recording((c, sent) => pruneHistoryBatches(c, { retentionDays: null, keep: 0, batch: 2, maxBatches: 2 }).then((r) => ({ r, sent })));
+    expect(capped.r).toEqual({ deleted: 4, batches: 2, skipped: false });
+    expect(capped.sent.filter((s) => s === 'BEGIN')).toHaveLength(2);
+    expect(capped.sent.filter((s) => s === 'COMMIT')).toHaveLength(2);
+    expect(await t.query(`SELECT count(*)::int AS n FROM df.instances WHERE status = 'completed'`)).toEqual([{ n: 1 }]);
+
+    // The rest: one short batch ends the run. The running instance stays.
+    const rest = await recording((c, sent) => pruneHistoryBatches(c, { retentionDays: null, keep: 0, batch: 2 }).then((r) => ({ r, sent })));
+    expect(rest.r).toEqual({ deleted: 1, batches: 1, skipped: false });
+    expect(rest.sent.filter((s) => s === 'COMMIT')).toHaveLength(1);
+    expect(await ids()).toEqual([live]);
+  });
+
+  it('stops when stop() says so, and reports a skip when another prune holds the lock', async () => {
+    await t.query('DELETE FROM df.instances');
+    for (let i = 0; i < 3; i++) await start(t, `'SELECT ${i}'`);
+    await engineFor(t).drain();
+    await t.query(`UPDATE df.instances SET completed_at = now() - interval '400 days'`);
+    let batches = 0;
+    const stopped = await withClient((c) => pruneHistoryBatches(c, { retentionDays: null, keep: 0, batch: 1, stop: () => batches++ >= 1 }));
+    expect(stopped).toEqual({ deleted: 1, batches: 1, skipped: false });
+
+    const holder = await session(t.url(), 'maint-lock-holder');
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT pg_advisory_xact_lock(${PRUNE_LOCK_KEY})`);
+      expect(await withClient((c) => pruneHistoryBatches(c, { retentionDays: null, keep: 0, batch: 1 }))).toEqual({ deleted: 0, batches: 0, skipped: true });
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    expect(await withClient((c) => pruneHistoryBatches(c, { retentionDays: null, keep: 0, batch: 1 }))).toEqual({ deleted: 2, batches: 3, skipped: false });
+  });
+});
+

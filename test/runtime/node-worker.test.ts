@@ -41,3 +41,19 @@ it('an idle worker whose sessions are terminated runs the next instance on new o
   expect(await t.query(`SELECT status FROM df.instances ORDER BY created_at`)).toEqual([{ status: 'completed' }, { status: 'completed' }]);
   await w.stop();
 }, 60_000);
+
+it('the retention pass at start deletes a backlog of more than one batch, in batches of 1000, before the next interval', async () => {
+  await t.query('DELETE FROM df.instances');
+  // 2,500 finished instances 40 days old (past the 30-day retention) and one that is not due.
+  await t.query(`SELECT df.start('SELECT 1') FROM generate_series(1, 2501)`);
+  await t.query(`UPDATE df.nodes SET run_at = NULL, status = 'completed'`);
+  await t.query(`UPDATE df.instances SET status = 'completed', completed_at = now() - interval '40 days'`);
+  await t.query(`UPDATE df.instances SET completed_at = now() WHERE id = (SELECT min(id) FROM df.instances)`);
+  const logged: Record<string, unknown>[] = [];
+  const log = { debug() {}, info: (msg: string, f?: Record<string, unknown>) => void (msg === 'pruned history' && logged.push(f ?? {})), warn() {}, error() {}, child() { return log; } };
+  const w = await startNodeWorker({ connectionString: t.url(), concurrency: 1, scheduleIntervalMs: 0, pruneIntervalMs: 3_600_000, log: log as never });
+  workers.push(w);
+  await until(`(SELECT count(*) FROM df.instances) = 1`);
+  await w.stop();
+  expect(logged).toEqual([{ instances: 2500, batches: 3 }]);
+}, 60_000);

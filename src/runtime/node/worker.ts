@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createEngine, type Engine, type EngineOptions, type ReadyNode } from '../../engine/engine.ts';
-import { heartbeat, pruneHistory, requireSchema, retireEpoch } from '../../engine/maintenance.ts';
+import { heartbeat, pruneHistoryBatches, requireSchema, retireEpoch } from '../../engine/maintenance.ts';
 import { DEFAULT_QUEUE_VACUUM_STEPS } from '../../engine/queue-vacuum.ts';
 import { DEFAULT_BATCH_SIZE } from '../../engine/batch.ts';
 import { fireDueSchedules } from '../../engine/schedules.ts';
@@ -197,18 +197,28 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   await beat();
   const beatTimer = setInterval(() => void beat(), opts.heartbeatMs ?? 5000);
   const pruneMs = opts.pruneIntervalMs ?? 3_600_000;
-  const prune = async () => {
-    try {
-      // Under the prune lock: of several workers on one database, one prunes and the others skip.
-      const n = await db.withClient((c) => pruneHistory(c, { retentionDays: opts.retentionDays ?? null, keep: 10_000, batch: 1000 }));
-      if (n) log.info('pruned history', { instances: n });
-      else if (n === null) log.debug('prune skipped: another worker holds the prune lock');
-    } catch (err) {
-      log.warn('prune failed', { error: err });
-    }
+  // One pass at a time; stop() waits for the batch in flight.
+  let pruning: Promise<void> | null = null;
+  const prune = () => {
+    if (pruning || stopping) return;
+    pruning = (async () => {
+      try {
+        // Under the prune lock: of several workers on one database, one prunes and the others skip. Batches
+        // of 1000, each its own transaction, until none is due: a backlog of millions clears in one pass.
+        const run = await db.withClient((c) =>
+          pruneHistoryBatches(c, { retentionDays: opts.retentionDays ?? null, keep: 10_000, batch: 1000, stop: () => stopping }),
+        );
+        if (run.deleted) log.info('pruned history', { instances: run.deleted, batches: run.batches });
+        if (run.skipped) log.debug('prune skipped: another worker holds the prune lock');
+      } catch (err) {
+        log.warn('prune failed', { error: err });
+      } finally {
+        pruning = null;
+      }
+    })();
   };
-  const pruneTimer = pruneMs > 0 ? setInterval(() => void prune(), pruneMs) : null;
-  if (pruneMs > 0) void prune(); // a first pass at start, not an hour later
+  const pruneTimer = pruneMs > 0 ? setInterval(prune, pruneMs) : null;
+  if (pruneMs > 0) prune(); // a first pass at start, not an hour later
 
   // Cron schedules (src/engine/schedules.ts): one pass at a time; df.start's NOTIFY wakes the loops.
   const scheduleMs = opts.scheduleIntervalMs ?? 1000;
@@ -254,6 +264,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
       if (pruneTimer) clearInterval(pruneTimer);
       if (scheduleTimer) clearInterval(scheduleTimer);
       await firing;
+      await pruning;
       for (const t of timers) clearTimeout(t);
       await Promise.all(loops);
       await engine.settled();
