@@ -38,6 +38,8 @@ const { values: args } = parseArgs({
     sql: { type: 'string', multiple: true, default: [] },
     // Largest batch of one-step instances per transaction in the drain (src/engine/batch.ts; 1 = none).
     batch: { type: 'string', default: '1' },
+    // One instance whose JOIN has N SQL branches, drained at --concurrency (0: none).
+    join: { type: 'string', default: '0' },
   },
 });
 
@@ -191,6 +193,50 @@ async function main() {
           [d],
         );
         for (const r of rows) console.log(`    server ${r.ms.toFixed(3).padStart(7)} ms/instance ${String(r.calls).padStart(6)}×  ${label(r.q)}`);
+      }
+      await db.end();
+    }
+    const j = Number(args.join);
+    for (let r = 0; r < Number(args.repeats) && j > 0; r++) {
+      await c.query(`DELETE FROM df.instances`);
+      await c.query(`VACUUM ANALYZE df.nodes, df.instances, df.scopes`);
+      const leaf = { node_type: 'SQL', query: 'SELECT 1' };
+      const g = JSON.stringify({ node_type: 'JOIN', left_node: leaf, right_node: leaf, extra_nodes: Array.from({ length: j - 2 }, () => leaf) });
+      const db = createPgDb({ connectionString: url, max: Number(args.concurrency) + 1 });
+      const engine = createEngine({ db, batchSize: Number(args.batch) });
+      const [{ id }] = (await c.query<{ id: string }>(`SELECT df.start($1) AS id`, [g])).rows;
+      if (args.statements) await su.query('SELECT pg_stat_statements_reset()');
+      const t0 = performance.now();
+      const [s0, n0] = [serverCpu(dataDir), nodeCpu()];
+      // Sessions seen waiting for a lock, sampled every 20 ms: serialised branches show here.
+      const waits = new Map<string, number>();
+      let sampling = true;
+      const sampler = (async () => {
+        let n = 0;
+        while (sampling) {
+          const { rows } = await su.query<{ w: string }>(
+            `SELECT wait_event_type || ':' || wait_event || ' ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 40) AS w FROM pg_stat_activity WHERE wait_event_type = 'Lock'`,
+          );
+          for (const r of rows) waits.set(r.w, (waits.get(r.w) ?? 0) + 1);
+          n++;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return n;
+      })();
+      const runs = await engine.drain({ concurrency: Number(args.concurrency) });
+      const s = (performance.now() - t0) / 1000;
+      const [s1, n1] = [serverCpu(dataDir), nodeCpu()];
+      sampling = false;
+      const samples = await sampler;
+      console.log(`    lock waits in ${samples} samples: ${[...waits].map(([k, v]) => `${v}× ${k}`).join('; ') || 'none'}`);
+      const st = (await c.query<{ s: string }>(`SELECT df.status($1) AS s`, [id])).rows[0].s;
+      console.log(`JOIN of ${j}, concurrency ${args.concurrency}: ${runs} runs, ${st}, ${(j / s).toFixed(1)} steps/s; CPU per branch: server ${(((s1 - s0) * 1000) / j).toFixed(3)} ms, node ${(((n1 - n0) * 1000) / j).toFixed(3)} ms; ${JSON.stringify(engine.stats())}`);
+      if (args.statements) {
+        const { rows } = await su.query<{ ms: number; calls: number; q: string }>(
+          `SELECT total_exec_time / $1 AS ms, calls, query AS q FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15`,
+          [j],
+        );
+        for (const r of rows) console.log(`    server ${r.ms.toFixed(3).padStart(7)} ms/branch ${String(r.calls).padStart(6)}×  ${label(r.q)}`);
       }
       await db.end();
     }

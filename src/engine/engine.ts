@@ -129,14 +129,32 @@ async function drain(ctx: EngineContext, opts: { concurrency?: number; now?: Dat
   const concurrency = Math.max(1, opts.concurrency ?? 1);
   const max = opts.maxSteps ?? Number.POSITIVE_INFINITY;
   let count = 0;
-  const loop = () =>
-    runSeries(ctx, {
-      now: opts.now,
-      more: () => count < max,
-      onResult: () => {
-        count++;
-      },
-    });
+  // A series ends when its claim finds nothing; it waits, as the Node worker's idle loops do, until
+  // another series makes rows ready (a JOIN's activation readies all its branches at once), and the
+  // drain ends when every series has found nothing.
+  let running = concurrency;
+  const waiting: ((again: boolean) => void)[] = [];
+  const wake = (again: boolean) => {
+    for (const w of waiting.splice(0)) w(again);
+  };
+  const loop = async () => {
+    for (;;) {
+      await runSeries(ctx, {
+        now: opts.now,
+        more: () => count < max,
+        onResult: (r) => {
+          count++;
+          if (r.ready.length && waiting.length) {
+            running += waiting.length;
+            wake(true);
+          }
+        },
+      });
+      running--;
+      if (count >= max || running === 0) return wake(false);
+      if (!(await new Promise<boolean>((res) => waiting.push(res)))) return;
+    }
+  };
   await Promise.all(Array.from({ length: concurrency }, loop));
   return count;
 }
