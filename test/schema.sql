@@ -539,6 +539,12 @@ BEGIN
          WHERE i.id = p_instance_id AND i.status NOT IN ('completed', 'failed', 'cancelled');
     END IF;
 
+    IF jsonb_array_length(coalesce(p_changes -> 'events', '[]'::jsonb)) > 0 THEN
+    INSERT INTO df.events (instance_id, node_id, kind, attempt, detail, submitted_by)
+    SELECT p_instance_id, e ->> 'node_id', e ->> 'kind', (e ->> 'attempt')::integer, e ->> 'detail', v_owner
+      FROM jsonb_array_elements(p_changes -> 'events') e;
+    END IF;
+
     -- A JOIN's count of finished branches, added to under the row's lock as the last write, so the lock
     -- is held only until the COMMIT that follows. Refused when the count would reach join_max + 1 (the
     -- branch is the last one: it must fire the JOIN, which a fresh read under the instance's exclusive
@@ -573,12 +579,6 @@ BEGIN
                 USING ERRCODE = 'PFS01';
         END IF;
     END LOOP;
-
-    IF jsonb_array_length(coalesce(p_changes -> 'events', '[]'::jsonb)) > 0 THEN
-    INSERT INTO df.events (instance_id, node_id, kind, attempt, detail, submitted_by)
-    SELECT p_instance_id, e ->> 'node_id', e ->> 'kind', (e ->> 'attempt')::integer, e ->> 'detail', v_owner
-      FROM jsonb_array_elements(p_changes -> 'events') e;
-    END IF;
 END
 $function$
 

@@ -87,8 +87,10 @@ export async function checkpoint(
       const snap = ctx.snapshots.get(row.instance_id);
       let cached = fresh ? null : fromSnapshot(snap, read, row.id);
       // Other leaves running (a JOIN's branches): the copy serves only a write of this branch's own rows.
-      branch = !cached && !fresh && !carry && othersRunning(snap, row.id);
-      if (branch) cached = fromSnapshot(snap, read, row.id, true);
+      if (!cached && !fresh && !carry && othersRunning(snap, row.id)) {
+        cached = fromSnapshot(snap, read, row.id, true);
+        branch = cached !== null;
+      }
       if (cached) {
         pre = cached;
         assumed = true;
@@ -150,7 +152,7 @@ export async function checkpoint(
     // Written together with COMMIT (see commitTx): one round trip for the checkpoint's write.
     if (assumed) {
       const expect = bw ? branchExpectation(expectation(pre, read), bw) : expectation(pre, read);
-      tx.write = { instanceId: row.instance_id, before: tx.keepsOwed ? '' : tx.owes.take(), changes, expect };
+      tx.write = { instanceId: row.instance_id, before: tx.keepsOwed ? '' : tx.owes.take(), changes, expect, branch: bw !== null };
       tx.redo = () => {
         tx.carry = carry;
         return checkpoint(ctx, client, tx, row, now, event, { ...extra, fresh: true, fromClaim: false });
@@ -183,7 +185,9 @@ export async function commitTx(ctx: EngineContext, client: DbClient, tx: Tx, row
     const redo = tx.redo;
     if (!redo || sqlState(err) !== STALE_COPY) throw err;
     ctx.counts.stale++;
-    ctx.snapshots.delete(row.instance_id);
+    // A branch write refused: usually only the copy's count of finished branches was behind (the last
+    // branch), and the fresh read of the redo brings the rows it reads up to date; the rest stays good.
+    if (!tx.write?.branch) ctx.snapshots.delete(row.instance_id);
     tx.redo = undefined;
     tx.written = undefined;
     await client.query(`ROLLBACK TO SAVEPOINT ${CHECKPOINT_SAVEPOINT}`);
