@@ -225,6 +225,13 @@ function evaluateTargets(ms: Record<string, Measurement[]>): Target[] {
     const gw = find(ms.W2, 'graphile', `${sizes(args.quick).drainItems} jobs`)?.value;
     const pf = find(ms.W2, 'pgflare', `${sizes(args.quick).drainItems} one-step`)?.value;
     check('W2', 'pgflare drain steps/s ≥ graphile drain jobs/s', pf, gw, (a, b) => a >= b, (a, b) => `${a} vs ${b}; ratio ${round(a / b, 2)}×`);
+    // Issue 20 item 4: the drain (batches on: the worker's default batch size) at twice graphile-worker's.
+    check('W2', 'pgflare drain (batched) ≥ 2 × graphile drain', pf, gw, (a, b) => a >= 2 * b, (a, b) => `${a} vs ${round(2 * b)} (= 2 × ${b}); ratio ${round(a / b, 2)}×`);
+    // Issue 20 item 3: sustained median ≥ graphile-worker's, and no more decay than the floor's.
+    const sus = (who: Measurement['contender']) => ms.W2.find((m) => m.contender === who && m.metric.includes('median window') && m.value != null);
+    check('W2', 'pgflare sustained median ≥ graphile sustained median', sus('pgflare')?.value, sus('graphile')?.value, (a, b) => a >= b, (a, b) => `${a} vs ${b}; ratio ${round(a / b, 2)}×`);
+    const lateEarly = (who: Measurement['contender']) => sus(who)?.detail?.lateOverEarly as number | null | undefined;
+    check('W2', 'pgflare sustained late/early ≥ the floor\'s', lateEarly('pgflare'), lateEarly('floor'), (a, b) => a >= b, (a, b) => `${a} vs ${b}`);
     // Fan-out (issue 20 item 2): each JOIN and the fan-out over rows at ≥ 0.8× the one-step drain of the same run.
     for (const m of ms.W2.filter((x) => x.contender === 'pgflare' && /JOIN|per row/.test(x.metric))) {
       check('W2', `${m.metric.replace(/, concurrency 8: steps\/s$/, '')} ≥ 0.8 × pgflare drain`, m.value, pf, (a, b) => a >= 0.8 * b, (a, b) => `${a} vs ${b}; ratio ${round(a / b, 2)}×`);
