@@ -374,6 +374,43 @@ export async function engineFanOut(ctx: BenchContext, avail: EngineAvailability,
   }
 }
 
+/**
+ * W2 fan-out over rows: one instance whose step starts one child instance per row of a query (as the
+ * maintenance example starts its VACUUM children), drained at concurrency 8 until every child completed.
+ */
+export async function engineFanOutRows(ctx: BenchContext, avail: EngineAvailability, size: SizeOverrides = {}): Promise<Measurement> {
+  const { fanOut } = { ...sizes(ctx.quick), ...size };
+  const metric = `one step starts a child per row of a query (${fanOut} rows), concurrency 8: steps/s`;
+  if (!avail.engine) return unavailable(metric, 'steps/s', 'higher', avail.engineWhy!);
+  await clearInstances(ctx);
+  const db = createPgDb({ connectionString: ctx.ownerUrl, max: 10, applicationName: 'pgflare-bench-engine' });
+  const c = await connect(ctx.ownerUrl);
+  try {
+    const engine = avail.engine.createEngine({ db, workerId: 'bench', log: engineLogger(ctx), queueVacuumSteps: DEFAULT_QUEUE_VACUUM_STEPS, batchSize: DEFAULT_BATCH_SIZE });
+    const parent = `SELECT count(df.start('SELECT 1', 'fan-out-child')) AS children FROM generate_series(1, ${fanOut})`;
+    const id = (await c.query<{ id: string }>('SELECT df.start($1) AS id', [parent])).rows[0].id;
+    const t0 = nowMs();
+    let ran = 0;
+    const progress = stallGuard(ctx, `fan-out over rows ${id}`);
+    for (;;) {
+      const n = await engine.drain({ concurrency: 8, maxSteps: 2000 });
+      ran += n;
+      progress(ran);
+      if ((await countOpen(c)) === 0) break;
+      if (n === 0) await sleep(5);
+    }
+    const seconds = (nowMs() - t0) / 1000;
+    const children = (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM df.instances WHERE label = 'fan-out-child' AND status = 'completed'`)).rows[0].n;
+    if (children !== fanOut) throw new Error(`fan-out over rows: ${children} of ${fanOut} children completed`);
+    const value = round(fanOut / seconds, 1);
+    ctx.log(`pgflare W2 fan-out over rows: ${fanOut} children in ${round(seconds, 2)} s: ${value} steps/s`);
+    return { contender: 'pgflare', metric, value, unit: 'steps/s', better: 'higher', detail: { seconds: round(seconds, 3) } };
+  } finally {
+    await c.end();
+    await db.end();
+  }
+}
+
 /** W3: df.start committed → the step's SQL begins, on an idle Node worker. */
 /**
  * pgflare's side of W3: a Node worker at concurrency 1, and `sample(i)`, which starts instance i (its

@@ -16,7 +16,7 @@ import { migrate } from '../src/migrate/runner.ts';
 import { connect, formatWindows, round, sizes, table, type BenchContext, type Measurement, type Window } from './common.ts';
 import { floorChain, floorSustained, floorThroughput, floorWakeup } from './floor.ts';
 import { graphileChain, graphileDrain, graphileSetup, graphileSustained, graphileWakeup } from './graphile.ts';
-import { engineChain, engineDrain, engineFanOut, engineSustained, engineWakeup, loadEngine, unavailable } from './engine.ts';
+import { engineChain, engineDrain, engineFanOut, engineFanOutRows, engineSustained, engineWakeup, loadEngine, unavailable } from './engine.ts';
 import { W3_TABLES } from './w3.ts';
 import { pairedWakeup } from './w3-paired.ts';
 import { historyOptions, HISTORY_HELP, HISTORY_TITLE, historyTargets, runHistory } from './history-run.ts';
@@ -153,6 +153,10 @@ async function main() {
       ['W2', 'graphile', () => graphileDrain(ctx)],
       ['W2', 'pgflare', () => engineDrain(ctx, avail)],
       ['W2', 'pgflare', () => engineFanOut(ctx, avail)],
+      // Ten times the JOIN above, at most 9 999 branches (a graph has at most 10 000 nodes, as in
+      // pg_durable; the JOIN is one), and a fan-out over the rows of a query.
+      ['W2', 'pgflare', () => engineFanOut(ctx, avail, { fanOut: Math.min(sizes(args.quick).fanOut * 10, 9999) })],
+      ['W2', 'pgflare', () => engineFanOutRows(ctx, avail)],
       ['W2', 'floor', () => floorSustained(ctx)],
       ['W2', 'graphile', () => graphileSustained(ctx)],
       ['W2', 'pgflare', () => engineSustained(ctx, avail)],
@@ -235,6 +239,17 @@ function evaluateTargets(ms: Record<string, Measurement[]>): Target[] {
     const gw = find(ms.W2, 'graphile', `${sizes(args.quick).drainItems} jobs`)?.value;
     const pf = find(ms.W2, 'pgflare', `${sizes(args.quick).drainItems} one-step`)?.value;
     check('W2', 'pgflare drain steps/s ≥ graphile drain jobs/s', pf, gw, (a, b) => a >= b, (a, b) => `${a} vs ${b}; ratio ${round(a / b, 2)}×`);
+    // Issue 20 item 4: the drain (batches on: the worker's default batch size) at twice graphile-worker's.
+    check('W2', 'pgflare drain (batched) ≥ 2 × graphile drain', pf, gw, (a, b) => a >= 2 * b, (a, b) => `${a} vs ${round(2 * b)} (= 2 × ${b}); ratio ${round(a / b, 2)}×`);
+    // Issue 20 item 3: sustained median ≥ graphile-worker's, and no more decay than the floor's.
+    const sus = (who: Measurement['contender']) => ms.W2.find((m) => m.contender === who && m.metric.includes('median window') && m.value != null);
+    check('W2', 'pgflare sustained median ≥ graphile sustained median', sus('pgflare')?.value, sus('graphile')?.value, (a, b) => a >= b, (a, b) => `${a} vs ${b}; ratio ${round(a / b, 2)}×`);
+    const lateEarly = (who: Measurement['contender']) => sus(who)?.detail?.lateOverEarly as number | null | undefined;
+    check('W2', 'pgflare sustained late/early ≥ the floor\'s', lateEarly('pgflare'), lateEarly('floor'), (a, b) => a >= b, (a, b) => `${a} vs ${b}`);
+    // Fan-out (issue 20 item 2): each JOIN and the fan-out over rows at ≥ 0.8× the one-step drain of the same run.
+    for (const m of ms.W2.filter((x) => x.contender === 'pgflare' && /JOIN|per row/.test(x.metric))) {
+      check('W2', `${m.metric.replace(/, concurrency 8: steps\/s$/, '')} ≥ 0.8 × pgflare drain`, m.value, pf, (a, b) => a >= 0.8 * b, (a, b) => `${a} vs ${b}; ratio ${round(a / b, 2)}×`);
+    }
     const sustained = ms.W2.find((m) => m.contender === 'pgflare' && m.metric.includes('median window'));
     // Flat = no decay (late/early ≥ 0.9) and no dip or slow start (every window ≥ half the median).
     const flatTarget = 'pgflare sustained rate stays flat (late/early windows ≥ 0.9, every window ≥ ½ median)';
@@ -279,7 +294,7 @@ function floorFor(ms: Measurement[], m: Measurement): Measurement | undefined {
   return ms.find((x) => x.contender === 'floor' && !x.metric.includes('median window') && x.value != null);
 }
 function graphileFor(ms: Measurement[], m: Measurement): Measurement | undefined {
-  if (m.metric.includes('JOIN')) return undefined;
+  if (m.metric.includes('JOIN') || m.metric.includes('per row')) return undefined;
   if (m.metric.includes('median window')) return ms.find((x) => x.contender === 'graphile' && x.metric.includes('median window'));
   return ms.find((x) => x.contender === 'graphile' && !x.metric.includes('median window') && x.value != null);
 }
@@ -307,6 +322,8 @@ function report(ms: Record<string, Measurement[]>, targets: Target[], opts: { qu
         notes.push(`windows ${m.detail.firstRate}→${m.detail.lastRate}, late/early ${m.detail.lateOverEarly}`);
       }
       if (Array.isArray(m.detail?.repeats)) notes.push(`repeats ${(m.detail.repeats as number[]).join(', ')}`);
+      const drain = list.find((x) => x.contender === 'pgflare' && x.metric.includes('one-step instances started at once'));
+      if (/JOIN|per row/.test(m.metric) && m.value != null && drain?.value) notes.push(`${round(m.value / drain.value, 2)}× pgflare drain (target ≥ 0.8×)`);
       rows.push([
         m.contender,
         m.metric,

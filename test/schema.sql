@@ -345,7 +345,7 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
--- comment Engine (worker only). Writes one checkpoint (the state machine's changes to nodes, scopes, instance and events) of one instance. It first locks the instance row (after the node row the worker claimed) as df._lock_and_load does (a row already held costs nothing), and with p_expect checks the worker's cached copy is still current (PFS01 if not, nothing written); every node row it writes is locked NOWAIT (55P03: the engine retries), never waited for.
+-- comment Engine (worker only). Writes one checkpoint (the state machine's changes to nodes, scopes, instance and events) of one instance. It first locks the instance row (after the node row the worker claimed) as df._lock_and_load does (a row already held costs nothing), and with p_expect checks the worker's cached copy is still current (PFS01 if not, nothing written); every node row it writes is locked NOWAIT (55P03: the engine retries), never waited for. A JOIN branch's write (p_changes.share) locks the instance row FOR SHARE instead, adds one to the JOIN's count in SQL (a change with join_max; PFS01 when the branch is the last) and may change only its branch's rows.
 CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes jsonb, p_expect jsonb DEFAULT NULL::jsonb)
  RETURNS void
  LANGUAGE plpgsql
@@ -361,15 +361,33 @@ DECLARE
     v_written integer;
     v_scope text;
     v_lock_timeout text;
+    v_share boolean := coalesce((p_changes ->> 'share')::boolean, false);
+    v_join jsonb;
+    v_tid tid;
 BEGIN
     -- ===== The instance row, locked as in df._lock_and_load =====
     -- Always: a write with no p_expect after df._lock_and_load finds the row already ours (no wait, no
     -- write); an activation, a lease's audit entry or a blocked instance's failure lock it here, before
     -- they update it or insert rows whose foreign key checks it.
-    SELECT jsonb_build_object('status', i.status, 'generation', i.generation), i.submitted_by
-      INTO v_instance, v_owner
-      FROM df.instances i WHERE i.id = p_instance_id
-       FOR NO KEY UPDATE SKIP LOCKED;
+    -- A branch's write (p_changes.share) takes the row FOR SHARE: branches of a JOIN write side by side,
+    -- while every other checkpoint of the instance (NO KEY UPDATE) and df.cancel wait for them.
+    IF v_share THEN
+        IF p_expect IS NULL OR p_changes ? 'instance'
+           OR jsonb_array_length(coalesce(p_changes -> 'scope_deletes', '[]'::jsonb)) > 0
+           OR jsonb_array_length(coalesce(p_changes -> 'cancel_scopes', '[]'::jsonb)) > 0 THEN
+            RAISE EXCEPTION 'pgflare: a branch''s write of instance % changes more than its branch', p_instance_id
+                USING ERRCODE = 'PFS01';  -- done again from a fresh read, under the exclusive lock
+        END IF;
+        SELECT jsonb_build_object('status', i.status, 'generation', i.generation), i.submitted_by
+          INTO v_instance, v_owner
+          FROM df.instances i WHERE i.id = p_instance_id
+           FOR SHARE SKIP LOCKED;
+    ELSE
+        SELECT jsonb_build_object('status', i.status, 'generation', i.generation), i.submitted_by
+          INTO v_instance, v_owner
+          FROM df.instances i WHERE i.id = p_instance_id
+           FOR NO KEY UPDATE SKIP LOCKED;
+    END IF;
     IF NOT FOUND AND EXISTS (SELECT 1 FROM df.instances i WHERE i.id = p_instance_id) THEN
         -- Busy. A session waiting for this transaction may be the one holding the row: waiting could close
         -- a cycle whose deadlock check, already armed in that session, would abort it. Otherwise wait, for
@@ -381,10 +399,17 @@ BEGIN
         v_lock_timeout := current_setting('lock_timeout');
         PERFORM set_config('lock_timeout',
             (SELECT greatest(1, s.setting::integer / 2)::text || 'ms' FROM pg_settings s WHERE s.name = 'deadlock_timeout'), true);
-        SELECT jsonb_build_object('status', i.status, 'generation', i.generation), i.submitted_by
-          INTO v_instance, v_owner
-          FROM df.instances i WHERE i.id = p_instance_id
-           FOR NO KEY UPDATE;
+        IF v_share THEN
+            SELECT jsonb_build_object('status', i.status, 'generation', i.generation), i.submitted_by
+              INTO v_instance, v_owner
+              FROM df.instances i WHERE i.id = p_instance_id
+               FOR SHARE;
+        ELSE
+            SELECT jsonb_build_object('status', i.status, 'generation', i.generation), i.submitted_by
+              INTO v_instance, v_owner
+              FROM df.instances i WHERE i.id = p_instance_id
+               FOR NO KEY UPDATE;
+        END IF;
         PERFORM set_config('lock_timeout', v_lock_timeout, true);
     END IF;
 
@@ -397,7 +422,8 @@ BEGIN
                               WHERE n.instance_id = p_instance_id AND n.id = e.k::varchar
                                 AND n.status = e.x ->> 'status'
                                 AND (n.status_details ->> 'execution_id') IS NOT DISTINCT FROM (e.x ->> 'stamp')
-                                AND coalesce(n.state, 'null'::jsonb) = coalesce(e.x -> 'state', 'null'::jsonb)
+                                AND (coalesce((e.x ->> 'any_state')::boolean, false)  -- a JOIN's counter, added to below
+                                     OR coalesce(n.state, 'null'::jsonb) = coalesce(e.x -> 'state', 'null'::jsonb))
                              OFFSET 0))
            OR EXISTS (SELECT 1 FROM jsonb_each(p_expect -> 'scopes') AS e(k, x)
                        WHERE CASE WHEN e.x = 'null'::jsonb
@@ -427,6 +453,7 @@ BEGIN
       INTO v_tids, v_cs
       FROM (SELECT x.c, (SELECT q.ctid FROM df.nodes q WHERE q.instance_id = p_instance_id AND q.id = (x.c ->> 'id')::varchar) AS tid
               FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) AS x(c)
+             WHERE NOT x.c ? 'join_max'
             OFFSET 0) t  -- not pulled up: the subquery would run once per reference to t.tid
      WHERE t.tid IS NOT NULL;
 
@@ -521,6 +548,41 @@ BEGIN
     SELECT p_instance_id, e ->> 'node_id', e ->> 'kind', (e ->> 'attempt')::integer, e ->> 'detail', v_owner
       FROM jsonb_array_elements(p_changes -> 'events') e;
     END IF;
+
+    -- A JOIN's count of finished branches, added to under the row's lock as the last write, so the lock
+    -- is held only until the COMMIT that follows. Refused when the count would reach join_max + 1 (the
+    -- branch is the last one: it must fire the JOIN, which a fresh read under the instance's exclusive
+    -- lock does). The row is taken as the instance row is (SKIP LOCKED, then waiting only while no session
+    -- waits for this transaction, under half of deadlock_timeout): only branches of the JOIN hold it, each
+    -- for its COMMIT.
+    FOR v_join IN SELECT x.c FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) AS x(c) WHERE x.c ? 'join_max' LOOP
+        SELECT q.ctid INTO v_tid FROM df.nodes q
+         WHERE q.instance_id = p_instance_id AND q.id = (v_join ->> 'id')::varchar
+           FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            IF EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
+                RAISE EXCEPTION 'pgflare: a JOIN of instance % is locked, and another session is waiting for this checkpoint', p_instance_id
+                    USING ERRCODE = '55P03';
+            END IF;
+            v_lock_timeout := current_setting('lock_timeout');
+            PERFORM set_config('lock_timeout',
+                (SELECT greatest(1, s.setting::integer / 2)::text || 'ms' FROM pg_settings s WHERE s.name = 'deadlock_timeout'), true);
+            SELECT q.ctid INTO v_tid FROM df.nodes q
+             WHERE q.instance_id = p_instance_id AND q.id = (v_join ->> 'id')::varchar
+               FOR UPDATE;
+            PERFORM set_config('lock_timeout', v_lock_timeout, true);
+        END IF;
+        UPDATE df.nodes n SET
+            state = coalesce(n.state, '{}'::jsonb) || jsonb_build_object('done', coalesce((n.state ->> 'done')::integer, 0) + 1),
+            updated_at = now()
+         WHERE n.ctid = v_tid
+           AND n.status = 'running'
+           AND coalesce((n.state ->> 'done')::integer, 0) + 1 <= (v_join ->> 'join_max')::integer;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'pgflare: the last branch of a JOIN of instance % fires it from a fresh read', p_instance_id
+                USING ERRCODE = 'PFS01';
+        END IF;
+    END LOOP;
 END
 $function$
 

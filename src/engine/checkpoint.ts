@@ -19,6 +19,7 @@ import {
   expectation,
   fromSnapshot,
   mergeChanges,
+  othersRunning,
   overlay,
   partialSnapshot,
   serialize,
@@ -26,6 +27,7 @@ import {
   type Loaded,
 } from './snapshot.ts';
 import { ACTIVE } from './step-policy.ts';
+import { branchChanges, branchExpectation, branchWrite } from './fan-out.ts';
 import { sqlState, STALE_COPY } from './errors.ts';
 import type { Tx, Written } from './tx.ts';
 import type { ReadyNode, RunKind, RunResult } from './types.ts';
@@ -74,17 +76,23 @@ export async function checkpoint(
   for (let round = 0; round < 1000; round++) {
     let pre: Loaded;
     let assumed = false;
+    let branch = false;
     if (extra.fromClaim && round === 0) {
       // An activation: before it, every node is pending and no scope exists, and the claim read the
       // instance. If the state machine asks for a row anyway (MissingData), the next round reads it.
       pre = { instance: { status: row.instance_status, generation: row.generation }, nodes: [], scopes: [] };
       ctx.snapshots.set(row.instance_id, activationSnapshot(pre.instance!));
     } else {
-      const cached = fresh ? null : fromSnapshot(ctx.snapshots.get(row.instance_id), read, row.id);
+      const snap = ctx.snapshots.get(row.instance_id);
+      let cached = fresh ? null : fromSnapshot(snap, read, row.id);
+      // Other leaves running (a JOIN's branches): the copy serves only a write of this branch's own rows.
+      if (!cached && !fresh && !carry && othersRunning(snap, row.id)) {
+        cached = fromSnapshot(snap, read, row.id, true);
+        branch = cached !== null;
+      }
       if (cached) {
         pre = cached;
         assumed = true;
-        ctx.counts.assumed++;
       } else {
         if (extra.noRead) throw new Error(`checkpoint of ${row.instance_id}/${row.id} needed to read rows (unexpected here)`);
         // One round trip: whatever the transaction still owes (savepoint release, session restore), then
@@ -119,15 +127,24 @@ export async function checkpoint(
     }
     const own = cp.changes;
     if (extra.leafChange) own.nodes.set(row.id, { ...extra.leafChange, ...own.nodes.get(row.id) });
+    // A copy with siblings running is good only for a write of this branch's own rows (fan-out.ts).
+    const bw = branch ? branchWrite(graph, row.id, pre.nodes, own) : null;
+    if (branch && !bw) {
+      fresh = true;
+      continue;
+    }
     // The activation this step continues (activate.ts) is written with this checkpoint.
     const ch = carry ? mergeChanges(carry, own) : own;
     tx.carry = undefined;
     // Serialized when commitTx sends it: an activation whose first step continues in this transaction is
     // never sent on its own (activateAndContinue drops it), so it is not serialized either.
-    const changes = () => serialize(ch, extra.events ?? []);
+    const changes = bw ? () => branchChanges(serialize(ch, extra.events ?? []), bw) : () => serialize(ch, extra.events ?? []);
+    if (assumed) ctx.counts.assumed++;
+    if (bw) ctx.counts.branches++;
     // Written together with COMMIT (see commitTx): one round trip for the checkpoint's write.
     if (assumed) {
-      tx.write = { instanceId: row.instance_id, before: tx.keepsOwed ? '' : tx.owes.take(), changes, expect: expectation(pre, read) };
+      const expect = bw ? branchExpectation(expectation(pre, read), bw) : expectation(pre, read);
+      tx.write = { instanceId: row.instance_id, before: tx.keepsOwed ? '' : tx.owes.take(), changes, expect, branch: bw !== null };
       tx.redo = () => {
         tx.carry = carry;
         return checkpoint(ctx, client, tx, row, now, event, { ...extra, fresh: true, fromClaim: false });
@@ -160,7 +177,9 @@ export async function commitTx(ctx: EngineContext, client: DbClient, tx: Tx, row
     const redo = tx.redo;
     if (!redo || sqlState(err) !== STALE_COPY) throw err;
     ctx.counts.stale++;
-    ctx.snapshots.delete(row.instance_id);
+    // A branch write refused: usually only the copy's count of finished branches was behind (the last
+    // branch), and the fresh read of the redo brings the rows it reads up to date; the rest stays good.
+    if (!tx.write?.branch) ctx.snapshots.delete(row.instance_id);
     tx.redo = undefined;
     tx.written = undefined;
     await client.query(`ROLLBACK TO SAVEPOINT ${CHECKPOINT_SAVEPOINT}`);

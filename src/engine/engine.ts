@@ -130,14 +130,53 @@ async function drain(ctx: EngineContext, opts: { concurrency?: number; now?: Dat
   const concurrency = Math.max(1, opts.concurrency ?? 1);
   const max = opts.maxSteps ?? Number.POSITIVE_INFINITY;
   let count = 0;
-  const loop = () =>
-    runSeries(ctx, {
-      now: opts.now,
-      more: () => count < max,
-      onResult: () => {
-        count++;
-      },
-    });
+  // A series ends when its claim finds nothing; while another series still runs it waits, as the Node
+  // worker's idle loops do: woken when a step made rows of its instance ready (a JOIN's activation readies
+  // all its branches at once), else polling (5 ms, doubling to 100 ms) for rows made ready elsewhere (a
+  // step that starts instances). The drain ends when every series has found nothing.
+  let running = concurrency;
+  const waiting: ((again: boolean) => void)[] = [];
+  const wake = (again: boolean) => {
+    for (const w of waiting.splice(0)) w(again);
+  };
+  const loop = async () => {
+    let delay = 5;
+    for (;;) {
+      const before = count;
+      await runSeries(ctx, {
+        now: opts.now,
+        more: () => count < max,
+        onResult: (r) => {
+          count++;
+          if (r.ready.length && waiting.length) {
+            running += waiting.length;
+            wake(true);
+          }
+        },
+      });
+      if (count > before) delay = 5;
+      running--;
+      if (count >= max || running === 0) return wake(false);
+      const again = await new Promise<boolean>((resolve) => {
+        let settled = false;
+        const settle = (v: boolean) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          const i = waiting.indexOf(settle);
+          if (i >= 0) waiting.splice(i, 1);
+          resolve(v);
+        };
+        const timer = setTimeout(() => {
+          running++;
+          settle(true);
+        }, delay);
+        waiting.push(settle);
+      });
+      if (!again) return;
+      delay = Math.min(delay * 2, 100);
+    }
+  };
   await Promise.all(Array.from({ length: concurrency }, loop));
   return count;
 }

@@ -94,16 +94,25 @@ export function activationSnapshot(instance: { status: string; generation: numbe
   return { complete: true, running: new Set(), instance: { ...instance }, nodes: new Map(), scopes: new Map() };
 }
 
+/** Whether a leaf other than `leafId` is running in the copy. */
+export function othersRunning(snap: Snapshot | undefined, leafId: string): boolean {
+  return !!snap && snap.running.size > (snap.running.has(leafId) ? 1 : 0);
+}
+
 /** A copy that knows nothing yet (an instance this engine did not activate): only what is added is known. */
 export function partialSnapshot(): Snapshot {
   return { complete: false, running: new Set<string>(), instance: { status: '', generation: 0 }, nodes: new Map(), scopes: new Map() };
 }
 
-/** The read of `read` answered from the snapshot, or null when it does not know every row. */
-export function fromSnapshot(snap: Snapshot | undefined, read: ReadSet, leafId: string): Loaded | null {
-  // Only a copy made from the activation, and only while no other branch is running: under a JOIN the
-  // siblings' checkpoints change the rows this one reads, and a refused guess costs a round trip.
-  if (!snap?.complete || [...snap.running].some((id) => id !== leafId)) return null;
+/**
+ * The read of `read` answered from the snapshot, or null when it does not know every row. Only a copy
+ * made from the activation, and only while no other leaf is running, unless `siblings`: under a JOIN the
+ * siblings' checkpoints change the rows this one reads, so such a copy serves only a branch's own write
+ * (fan-out.ts), whose check leaves out the JOIN's count.
+ */
+export function fromSnapshot(snap: Snapshot | undefined, read: ReadSet, leafId: string, siblings = false): Loaded | null {
+  if (!snap?.complete) return null;
+  if (!siblings && othersRunning(snap, leafId)) return null;
   const nodes: RawNode[] = [];
   for (const id of read.nodes) {
     const n = snap.nodes.get(id) ?? (snap.complete ? { id, status: 'pending' as const, stamp: null, state: null } : undefined);
@@ -119,8 +128,12 @@ export function fromSnapshot(snap: Snapshot | undefined, read: ReadSet, leafId: 
   return { instance: { ...snap.instance }, nodes, scopes };
 }
 
-/** What df._apply checks before writing a checkpoint computed from `pre` (see 0018). */
-export type Expectation = { instance: Loaded['instance']; nodes: Record<string, RawNode>; scopes: Record<string, RawScope | null> };
+/** What df._apply checks before writing a checkpoint computed from `pre` (see 0018); any_state: not the state (0031). */
+export type Expectation = {
+  instance: Loaded['instance'];
+  nodes: Record<string, RawNode & { any_state?: true }>;
+  scopes: Record<string, RawScope | null>;
+};
 
 export function expectation(pre: Loaded, read: ReadSet): Expectation {
   const nodes: Record<string, RawNode> = {};

@@ -55,6 +55,8 @@ export interface Write {
   before: string;
   changes: () => ReturnType<typeof serialize>;
   expect: Expectation | null;
+  /** A JOIN branch's write (fan-out.ts): shared lock, the JOIN's count added to in SQL. */
+  branch?: boolean;
 }
 
 /**

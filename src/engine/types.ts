@@ -154,7 +154,7 @@ export interface Engine {
    * graphs, queue vacuums run (queue-vacuum.ts), steps run in batches of two or more (batch.ts) and
    * batches undone (their rows ran again one per transaction).
    */
-  stats(): { assumed: number; stale: number; cachedGraphs: number; vacuums: number; batched: number; undone: number };
+  stats(): { assumed: number; stale: number; cachedGraphs: number; vacuums: number; batched: number; undone: number; branches: number };
   /** Resolves when the engine's background work (a queue vacuum under way) has finished. */
   settled(): Promise<void>;
   /** Runs until nothing is due; returns how many nodes ran. */

@@ -17,7 +17,7 @@
 import { nextFireAfter } from './cron.ts';
 import { NodeConfigError, parseNodeConfig, type NodeType } from './schema.ts';
 import { evaluateIfRows, isConditionTrue } from './truthy.ts';
-import { branchesOf, type GraphNode } from './graph.ts';
+import { branchCount, branchesOf, type GraphNode } from './graph.ts';
 import { childScopeId, scopeOfStamp, stampOf } from './scope-ids.ts';
 import type { NodeChange, Outcome, ScopeState } from './changes.ts';
 import { CheckpointState } from './checkpoint-state.ts';
@@ -308,8 +308,8 @@ export class Checkpoint extends CheckpointState {
     const st = this.node(join.id).state ?? {};
     const done = Number(st.done ?? 0) + 1;
     this.setNode(join.id, { state: { ...st, done } });
+    if (done < branchCount(join)) return;
     const branches = branchesOf(join);
-    if (done < branches.length) return;
     const scopes = this.scopes(branches.map((b) => childScopeId(scope, b)));
     // Walk the branches in order (pg_durable's execute_join_node): a failed branch fails the JOIN
     // before its names are merged; a branch's names are merged, then its break (if any) is re-raised.

@@ -85,6 +85,11 @@ export function childrenOf(n: GraphNode): string[] {
   return out.filter((x): x is string => x !== null);
 }
 
+/** How many branches a JOIN or RACE has (without building the list: a JOIN may have thousands). */
+export function branchCount(n: GraphNode): number {
+  return (n.left === null ? 0 : 1) + (n.right === null ? 0 : 1) + n.extras.length;
+}
+
 export function branchesOf(n: GraphNode): string[] {
   return [n.left, n.right, ...n.extras].filter((x): x is string => x !== null);
 }
