@@ -95,7 +95,7 @@ it("another role's schedule is a 404 on every route", async () => {
     const r = await call(method, path, { token: aliceToken, body });
     expect([r.status, r.body.error?.code], `${method} ${path}`).toEqual([404, 'not_found']);
   }
-  expect((await call('GET', '/v1/schedules', { token: aliceToken })).body).toEqual({ schedules: [] });
+  expect((await call('GET', '/v1/schedules', { token: aliceToken })).body).toEqual({ schedules: [], next_cursor: null });
   const [s] = await t.query(`SELECT cron, paused FROM df.schedules WHERE name = 'owners'`);
   expect(s).toEqual({ cron: '* * * * *', paused: false });
 });
