@@ -9,7 +9,7 @@ import type { Changes, Outcome } from '../graph/changes.ts';
 import { scopeOfStamp } from '../graph/scope-ids.ts';
 import { substitute } from '../graph/substitute.ts';
 import type { ClaimedRow } from './queries/claim.ts';
-import { failInstance, withdraw } from './queries/steps.ts';
+import { failInstance, rereadJoined, withdraw } from './queries/steps.ts';
 import { isNonTransactional, runBatchedStep, runSqlStep } from './executors/sql.ts';
 import { foreignOwnerProblem, nonTransactionalForeignError, runSqlStepAsOwner } from './executors/runner.ts';
 import type { StepOutcome } from './executors/outcome.ts';
@@ -37,6 +37,9 @@ export async function runClaimed(
   /** A SQL step's outcome when its statement already ran (a one-step instance's early step, below). */
   ran?: StepOutcome,
 ): Promise<RunResult | { lease: ClaimedRow }> {
+  // Before withdrawing a row for what the claim read of its instance or scope, read them again: the claim
+  // may have locked a newer version of the row than its snapshot shows them for (rereadJoined).
+  if (looksWithdrawn(row)) row = await rereadJoined(client, row);
   if (!ACTIVE.has(row.instance_status)) {
     await withdraw(client, row);
     return commit(ctx, client, tx, row, 'withdrawn', null);
@@ -128,6 +131,9 @@ export async function runClaimed(
       return commit(ctx, client, tx, row, 'withdrawn', null);
   }
 }
+
+/** A row runClaimed would withdraw for its instance's status or its scope's (checked again before it does). */
+const looksWithdrawn = (row: ClaimedRow) => !ACTIVE.has(row.instance_status) || (row.stamp !== null && row.scope_status !== 'running');
 
 /** A leaf's attempt ended with `outcome`: its checkpoint (complete, or a retry), then commit. */
 async function finishLeaf(ctx: EngineContext, client: DbClient, tx: Tx, row: ClaimedRow, now: Date, kind: RunKind, outcome: Outcome): Promise<RunResult> {

@@ -17,6 +17,26 @@ export async function withdraw(client: DbClient, row: ClaimedRow): Promise<void>
 }
 
 /**
+ * The claim's columns from the instance and the row's scope, read again. The claim is one statement
+ * under one snapshot, but the node row it returns is the version it locked: under READ COMMITTED, a row
+ * that another transaction changed and committed between the snapshot and the lock is re-read (its
+ * newest version, rechecked against the claim's WHERE), while the instance and scope are still read as
+ * of the snapshot. A one-step instance whose first attempt failed with no backoff is such a row: the
+ * claim can return its retry with the instance still 'pending' and no scope yet, which would look like
+ * a row to withdraw. A new statement sees what was committed before the lock was granted.
+ */
+export async function rereadJoined(client: DbClient, row: ClaimedRow): Promise<ClaimedRow> {
+  const { rows } = await client.query<Pick<ClaimedRow, 'instance_status' | 'root_node' | 'label' | 'vars' | 'generation' | 'input' | 'named' | 'scope_status'>>(
+    `SELECT i.status AS instance_status, i.root_node, i.label, i.vars, i.generation, i.input::text AS input, s.named, s.status AS scope_status
+       FROM df.instances i
+       LEFT JOIN df.scopes s ON s.instance_id = i.id AND s.scope_id = substring($2::text FROM '^(.*)::[0-9]+$')
+      WHERE i.id = $1`,
+    [row.instance_id, row.stamp],
+  );
+  return rows.length ? { ...row, ...rows[0] } : row;
+}
+
+/**
  * Moves a contended row (its checkpoint met a node row another worker holds) a little later, so it is
  * not re-run in a tight loop while the holder finishes.
  */
