@@ -102,8 +102,9 @@ describe('Prometheus metrics', () => {
 
   it("counts the schedule firings of the worker's schedule pass, by outcome", async () => {
     await t.query(`SELECT df.define_workflow('metrics_tick', 'SELECT 1')`);
-    await t.query(`SELECT df.create_schedule('metrics_every_minute', 'metrics_tick', '* * * * *')`);
-    // Due a moment ago: the worker's first schedule pass (at start) fires it once.
+    // Yearly, due a moment ago: the worker's first schedule pass (at start) fires it once, and its next fire
+    // is months away (every minute, a slow run crossing a minute boundary fired it twice).
+    await t.query(`SELECT df.create_schedule('metrics_every_minute', 'metrics_tick', '0 0 1 1 *')`);
     await t.query(`UPDATE df.schedules SET next_fire_at = now() - interval '1 second' WHERE name = 'metrics_every_minute'`);
     const w = await startNodeWorker({ connectionString: t.url(), concurrency: 1, metricsPort: 0, pruneIntervalMs: 0, scheduleIntervalMs: 60_000 });
     try {
