@@ -47,7 +47,7 @@ describe('dbOverPool', () => {
   it('passes sessions through adapt', async () => {
     const seen: string[] = [];
     const db = dbOverPool(pool(), {
-      adapt: (s) => ({ query: ((text: string, params?: unknown[]) => (seen.push(text), s.query(text, params))) as never }),
+      adapt: (s: pg.PoolClient) => ({ query: ((text: string, params?: unknown[]) => (seen.push(text), s.query(text, params))) as never }),
     });
     try {
       await db.withTransaction((c) => c.query('SELECT 1'));
