@@ -1,8 +1,6 @@
 /** The tables bench/workerd.ts prints: issue 19's targets, workerd ÷ Node, and where a W1 step's time goes. */
 import { cpus } from 'node:os';
-import pg from 'pg';
-import WebSocket from 'ws';
-import { connect, mean, median, percentile, round, table, type Measurement } from './common.ts';
+import { percentile, round, table, type Measurement } from './common.ts';
 import { targetRows } from './workerd-targets.ts';
 import type { NodeProfile } from './workerd-node.ts';
 import type { WorkerdSizes } from './workerd-setup.ts';

@@ -1,25 +1,9 @@
 /** The trace bench/workerd-entry.ts records inside the worker, and its per-invocation means (bench/workerd.ts). */
-import WebSocket from 'ws';
-import { connect, mean, median, round } from './common.ts';
+import { mean, median, round } from './common.ts';
+import type { Invocation as RecordedInvocation, SendRecord } from './workerd-entry.ts';
 
-export interface Invocation {
-  kind: 'queue' | 'fetch' | 'cron';
-  path?: string;
-  start: number;
-  end: number;
-  bodies: unknown[];
-  connects: number[];
-  queries: number;
-  queryMs: number;
-  sends: number[];
-  texts: string[];
-  settled?: number;
-}
-export interface SendRecord {
-  key: string;
-  at: number;
-  ms: number;
-}
+/** An invocation as workerd-entry.ts recorded it; the trace holds finished ones only. */
+export type Invocation = Omit<RecordedInvocation, 'end' | 'sample'> & { end: number };
 export interface Trace {
   invocations: Invocation[];
   sends: SendRecord[];
