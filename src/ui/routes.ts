@@ -191,17 +191,21 @@ export function createUi(opts: UiOptions): Hono<UiEnv> {
     });
   }
 
-  ui.get('/workflows/:name?', async (c) => {
-    const name = c.req.param('name');
-    const paged = catalogPage(c, 'workflows', name && NAME.test(name) ? `/ui/workflows/${name}` : '/ui/workflows');
-    const [list, one] = await Promise.all([
-      api(c, paged.path),
-      name && NAME.test(name) ? api(c, `/v1/workflows/${name}`) : Promise.resolve(null),
-    ]);
-    const out = signedOut(c, list);
-    if (out) return out;
-    return c.html(workflowsPage(list.ok ? list.body.workflows ?? [] : [], paged.pager(list), one?.ok ? one.body : null));
-  });
+  // Workflows and webhooks: one page of the list, and the one named in the path (if any) below it.
+  for (const [list, render] of [
+    ['workflows', workflowsPage],
+    ['hooks', hooksPage],
+  ] as const) {
+    ui.get(`/${list}/:name?`, async (c) => {
+      const raw = c.req.param('name');
+      const name = raw && NAME.test(raw) ? raw : undefined;
+      const paged = catalogPage(c, list, name ? `/ui/${list}/${name}` : `/ui/${list}`);
+      const [rows, one] = await Promise.all([api(c, paged.path), name ? api(c, `/v1/${list}/${name}`) : Promise.resolve(null)]);
+      const out = signedOut(c, rows);
+      if (out) return out;
+      return c.html(render(rows.ok ? rows.body[list] ?? [] : [], paged.pager(rows), one?.ok ? one.body : null));
+    });
+  }
 
   ui.get('/schedules', async (c) => {
     const paged = catalogPage(c, 'schedules', '/ui/schedules');
@@ -218,18 +222,6 @@ export function createUi(opts: UiOptions): Hono<UiEnv> {
       return act(c, '/ui/schedules', `/v1/schedules/${name}/${action}`, undefined, `Schedule "${name}" ${action}d`);
     });
   }
-
-  ui.get('/hooks/:name?', async (c) => {
-    const name = c.req.param('name');
-    const paged = catalogPage(c, 'hooks', name && NAME.test(name) ? `/ui/hooks/${name}` : '/ui/hooks');
-    const [list, one] = await Promise.all([
-      api(c, paged.path),
-      name && NAME.test(name) ? api(c, `/v1/hooks/${name}`) : Promise.resolve(null),
-    ]);
-    const out = signedOut(c, list);
-    if (out) return out;
-    return c.html(hooksPage(list.ok ? list.body.hooks ?? [] : [], paged.pager(list), one?.ok ? one.body : null));
-  });
 
   return ui;
 }
