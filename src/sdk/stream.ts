@@ -20,7 +20,7 @@ export interface StreamOptions {
   after?: number;
   /** Reopen a stream that ended before `end` (default true); false throws `stream_closed` instead. */
   reconnect?: boolean;
-  /** Reopenings in a row that brought nothing new before giving up with `stream_closed` (default 5). */
+  /** Reopenings in a row that brought no message at all before giving up with `stream_closed` (default 5). */
   maxReconnects?: number;
   signal?: AbortSignal;
 }
@@ -78,18 +78,17 @@ export async function* streamInstance(fetcher: Fetcher, id: string, o: StreamOpt
       const text = await res.text();
       throw refused(res.status, parseJson(text), text, 'GET', path);
     }
-    let fresh = false;
+    let heard = false;
     for await (const m of messages(res.body)) {
+      heard = true;
       if (m.event === 'instance') {
         // A reopened stream starts with the instance again: pass it on only when it changed.
         if (m.data === lastInstance) continue;
         lastInstance = m.data;
-        fresh = true;
         yield { type: 'instance', instance: JSON.parse(m.data) };
       } else if (m.event === 'event') {
         const event = JSON.parse(m.data) as T.InstanceEvent;
         last = Number(m.id ?? event.event_id);
-        fresh = true;
         yield { type: 'event', event };
       } else if (m.event === 'end') {
         yield { type: 'end', status: (JSON.parse(m.data) as { status: 'completed' | 'failed' | 'cancelled' }).status };
@@ -98,7 +97,9 @@ export async function* streamInstance(fetcher: Fetcher, id: string, o: StreamOpt
         throw refused(200, parseJson(m.data), m.data, 'GET', path);
       }
     }
-    idle = fresh ? 0 : idle + 1;
+    // A stream the server closed after its time limit still began with the instance; one that ends
+    // with nothing at all, again and again, is a server or proxy that will not stream.
+    idle = heard ? 0 : idle + 1;
     if (o.reconnect === false || idle > (o.maxReconnects ?? 5)) {
       throw new PgflareError(res.status, 'stream_closed', `GET ${path}: the stream ended before the instance finished`, 'GET', path);
     }

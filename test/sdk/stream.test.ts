@@ -91,6 +91,17 @@ describe('instances.stream', () => {
     expect(err.code).toBe('stream_closed');
   });
 
+  it('gives up with stream_closed after maxReconnects openings that brought no message', async () => {
+    const { id } = await finished();
+    let opened = 0;
+    // Every stream this fetch returns is cut before its first message.
+    const mute = createClient({ baseUrl: server.url, token: TOKEN, fetch: async (url, init) => (opened++, cutBeforeAnything(await fetch(url, init))) });
+    const err = await collect(mute.instances.stream(id, { maxReconnects: 2 })).catch((e) => e);
+    expect(err).toBeInstanceOf(PgflareError);
+    expect(err.code).toBe('stream_closed');
+    expect(opened).toBe(3);
+  });
+
   it('follows a live instance to its end', async () => {
     const { instance_id: id } = await pf.instances.start(seq(waitForSignal('go').as('s'), 'SELECT 1 AS done'));
     await engine.drain();
@@ -133,4 +144,10 @@ function cutAfterFirstEvent(res: Response): Response {
     },
   });
   return new Response(body, { status: res.status, headers: res.headers });
+}
+
+/** The response with an empty body, as a proxy that will not stream would give. */
+function cutBeforeAnything(res: Response): Response {
+  void res.body?.cancel();
+  return new Response('', { status: res.status, headers: res.headers });
 }
