@@ -63,7 +63,9 @@ describe('dbOverPool', () => {
       const pid = await db.withClient(async (c) => (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
       await expect(
         db.withClient(async (c) => {
-          await t.superuser.query('SELECT pg_terminate_backend($1)', [pid]);
+          // Waits until the backend has exited (PG 14+), so the lent session loses its socket, not just
+          // its next query: the case of a worker loop holding a session while the server goes away.
+          await t.superuser.query('SELECT pg_terminate_backend($1, 10000)', [pid]);
           return c.query('SELECT 1');
         }),
       ).rejects.toThrow();
