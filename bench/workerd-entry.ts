@@ -25,7 +25,7 @@ import { Client } from '@neondatabase/serverless';
 import worker, { type Env } from '../src/runtime/worker/index.ts';
 import { createNeonDb } from '../src/runtime/worker/neon-db.ts';
 
-interface Invocation {
+export interface Invocation {
   kind: 'queue' | 'fetch' | 'cron';
   path?: string;
   start: number;
@@ -45,7 +45,7 @@ interface Invocation {
   settled?: number;
 }
 
-interface SendRecord {
+export interface SendRecord {
   key: string;
   at: number;
   ms: number;

@@ -4,7 +4,7 @@
  */
 import { createRoute, z } from '@hono/zod-openapi';
 import { HOOK_SCHEMES } from './hook-signature.ts';
-import { authErrors as auth, badBody, body, error, internal, json, locationHeader, ok } from './openapi-kit.ts';
+import { badBody, badPage, body, error, internal, json, locationHeader, notFound, ok, routeErrors } from './openapi-kit.ts';
 import { Cursor, Limit, NextCursor, Ok, PageQuery } from './schemas.ts';
 
 export const HOOK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
@@ -48,7 +48,7 @@ export const HookAccepted = z.object({ instance_id: z.string(), redelivered: z.b
 const Params = z.object({
   name: z.string().regex(HOOK_NAME).openapi({ param: { name: 'name', in: 'path' }, description: 'Webhook name' }),
 });
-const notFound = { 404: error('No such webhook, or it belongs to another role (`not_found`)') };
+const hookNotFound = notFound('webhook');
 
 export const deliverWebhook = createRoute({
   method: 'post',
@@ -85,11 +85,9 @@ export const createHook = createRoute({
   request: { body: body(CreateHookBody) },
   responses: {
     201: { description: 'Created', content: json(HookCreated), headers: locationHeader },
-    ...badBody,
-    ...auth,
     409: error('The name is taken, by this or another role (`conflict`)'),
     422: error('No workflow of that name for this role (`workflow_not_found`)'),
-    ...internal,
+    ...routeErrors(badBody),
   },
 });
 
@@ -101,9 +99,7 @@ export const listHooks = createRoute({
   request: { query: PageQuery },
   responses: {
     200: ok(HookList, 'One page of webhooks by name; pass next_cursor as cursor for the next (null on the last page)'),
-    400: error('Bad limit or cursor (`invalid_query`)'),
-    ...auth,
-    ...internal,
+    ...routeErrors(badPage),
   },
 });
 
@@ -113,7 +109,7 @@ export const getHook = createRoute({
   operationId: 'getHook',
   summary: 'One webhook (no secret) with its 20 latest deliveries',
   request: { params: Params },
-  responses: { 200: ok(HookDetail, 'The webhook'), ...auth, ...notFound, ...internal },
+  responses: { 200: ok(HookDetail, 'The webhook'), ...routeErrors(hookNotFound) },
 });
 
 export const hookDeliveries = createRoute({
@@ -124,10 +120,7 @@ export const hookDeliveries = createRoute({
   request: { params: Params, query: z.strictObject({ limit: Limit, cursor: Cursor }) },
   responses: {
     200: ok(HookDeliveries, 'One page of deliveries, newest first; pass next_cursor as cursor for the next (null on the last page)'),
-    400: error('Bad limit or cursor (`invalid_query`)'),
-    ...auth,
-    ...notFound,
-    ...internal,
+    ...routeErrors(badPage, hookNotFound),
   },
 });
 
@@ -137,7 +130,7 @@ export const deleteHook = createRoute({
   operationId: 'deleteHook',
   summary: 'Remove a webhook and its delivery records (started instances stay)',
   request: { params: Params },
-  responses: { 200: ok(Ok, 'Removed'), ...auth, ...notFound, ...internal },
+  responses: { 200: ok(Ok, 'Removed'), ...routeErrors(hookNotFound) },
 });
 
 export const rotateHook = createRoute({
@@ -146,5 +139,5 @@ export const rotateHook = createRoute({
   operationId: 'rotateHookSecret',
   summary: 'Replace the secret (generated unless given); the old one stops working at once',
   request: { params: Params, body: body(RotateHookBody, false) },
-  responses: { 200: ok(HookSecret, 'The new secret, shown once'), ...badBody, ...auth, ...notFound, ...internal },
+  responses: { 200: ok(HookSecret, 'The new secret, shown once'), ...routeErrors(badBody, hookNotFound) },
 });

@@ -3,7 +3,7 @@
  * implements them with app.openapi; the same objects validate requests and make the OpenAPI document.
  */
 import { createRoute, z } from '@hono/zod-openapi';
-import { authErrors, badBody, body, error, internal, json, locationHeader, ok } from './openapi-kit.ts';
+import { badBody, badPage, badParam, body, error, json, locationHeader, notFound, ok, routeErrors, tooLarge } from './openapi-kit.ts';
 import * as s from './schemas.ts';
 
 export const IdempotencyHeaders = z.object({
@@ -24,8 +24,7 @@ export const startHeaders = {
 export const keyErrors = {
   422: error("The workflow is not valid (`invalid_workflow`; the message is the database's), or the Idempotency-Key was used for a different request (`idempotency_key_reused`)"),
 };
-const notFound = { 404: error('No such instance, or it belongs to another role (`not_found`)') };
-const tooLarge = { 413: error('Body too large (`payload_too_large`)') };
+const instanceNotFound = notFound('instance');
 
 export const startInstance = createRoute({
   method: 'post',
@@ -36,11 +35,8 @@ export const startInstance = createRoute({
   responses: {
     201: { description: 'Started (or the stored answer replayed)', content: json(s.Started), headers: startHeaders },
     400: error('Body is not JSON (`invalid_json`), does not match the schema (`invalid_body`), or a malformed Idempotency-Key (`invalid_idempotency_key`)'),
-    ...authErrors,
-    ...tooLarge,
     415: error('Content-Type is not application/json (`unsupported_media_type`)'),
-    ...keyErrors,
-    ...internal,
+    ...routeErrors(tooLarge, keyErrors),
   },
 });
 
@@ -53,8 +49,7 @@ export const listInstances = createRoute({
   responses: {
     200: ok(s.InstanceList, 'One page; pass next_cursor as cursor for the next (null on the last page)'),
     400: error('Bad query parameter or cursor (`invalid_query`)'),
-    ...authErrors,
-    ...internal,
+    ...routeErrors(),
   },
 });
 
@@ -66,10 +61,7 @@ export const getInstance = createRoute({
   request: { params: s.InstanceParams, query: s.WaitQuery },
   responses: {
     200: ok(s.Instance, 'The instance (still unfinished when the wait ran out)'),
-    400: error('Bad query parameter (`invalid_query`)'),
-    ...authErrors,
-    ...notFound,
-    ...internal,
+    ...routeErrors(badParam, instanceNotFound),
   },
 });
 
@@ -79,7 +71,7 @@ export const explainInstance = createRoute({
   operationId: 'explainInstance',
   summary: 'The instance graph as text with per-node status markers (df.explain)',
   request: { params: s.InstanceParams },
-  responses: { 200: ok(s.Explain, 'Explain text'), ...authErrors, ...notFound, ...internal },
+  responses: { 200: ok(s.Explain, 'Explain text'), ...routeErrors(instanceNotFound) },
 });
 
 export const instanceEvents = createRoute({
@@ -90,10 +82,7 @@ export const instanceEvents = createRoute({
   request: { params: s.InstanceParams, query: s.PageQuery },
   responses: {
     200: ok(s.Events, 'One page of events, oldest first; pass next_cursor as cursor for the next (null on the last page)'),
-    400: error('Bad limit or cursor (`invalid_query`)'),
-    ...authErrors,
-    ...notFound,
-    ...internal,
+    ...routeErrors(badPage, instanceNotFound),
   },
 });
 
@@ -114,10 +103,7 @@ export const streamInstance = createRoute({
   request: { params: s.InstanceParams, query: StreamQuery },
   responses: {
     200: { description: 'The stream', content: { 'text/event-stream': { schema: z.string() } } },
-    400: error('Bad query parameter (`invalid_query`)'),
-    ...authErrors,
-    ...notFound,
-    ...internal,
+    ...routeErrors(badParam, instanceNotFound),
   },
 });
 
@@ -129,11 +115,8 @@ export const cancelInstance = createRoute({
   request: { params: s.InstanceParams, body: body(s.CancelBody, false) },
   responses: {
     200: ok(s.Message, 'Cancelled'),
-    ...badBody,
-    ...authErrors,
-    ...notFound,
     409: error('The instance already completed or failed (`instance_finished`)'),
-    ...internal,
+    ...routeErrors(badBody, instanceNotFound),
   },
 });
 
@@ -146,9 +129,7 @@ export const signalInstance = createRoute({
   responses: {
     200: ok(s.Ok, 'Recorded'),
     400: error('Body is not JSON (`invalid_json`) or bad signal name (`invalid_signal_name`)'),
-    ...authErrors,
-    ...notFound,
     409: error('The instance is finished (`instance_finished`)'),
-    ...internal,
+    ...routeErrors(instanceNotFound),
   },
 });

@@ -21,3 +21,13 @@ export const internal = {
 export const badQuery = { 400: error('Bad query parameter or cursor (`invalid_query`)') } as const;
 export const badBody = { 400: error('Body is not JSON (`invalid_json`) or does not match the schema (`invalid_body`)') } as const;
 export const locationHeader = { Location: { schema: { type: 'string' as const } } };
+export const badPage = { 400: error('Bad limit or cursor (`invalid_query`)') } as const;
+export const badParam = { 400: error('Bad query parameter (`invalid_query`)') } as const;
+export const tooLarge = { 413: error('Body too large (`payload_too_large`)') } as const;
+/** The 404 of a route on one of the role's own things, e.g. notFound('schedule'). */
+export const notFound = (what: string) => ({ 404: error(`No such ${what}, or it belongs to another role (\`not_found\`)`) }) as const;
+
+type Merged<T extends object[]> = T extends [infer H, ...infer R extends object[]] ? H & Merged<R> : unknown;
+/** The error answers of an authenticated route: its own blocks (and single answers) plus authErrors and internal. */
+export const routeErrors = <T extends object[]>(...blocks: T) =>
+  Object.assign({}, authErrors, internal, ...blocks) as typeof authErrors & typeof internal & Merged<T>;

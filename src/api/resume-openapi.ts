@@ -1,9 +1,9 @@
 /** The resume and restart routes' definitions (createRoute), implemented by resume.ts. */
 import { createRoute } from '@hono/zod-openapi';
-import { authErrors, error, internal, json, locationHeader, ok } from './openapi-kit.ts';
+import { error, json, locationHeader, notFound, ok, routeErrors } from './openapi-kit.ts';
 import { InstanceParams, Started } from './schemas.ts';
 
-const notFound = { 404: error('No such instance, or another role’s (`not_found`)') };
+const instanceNotFound = notFound('instance');
 
 export const resumeInstance = createRoute({
   method: 'post',
@@ -13,10 +13,8 @@ export const resumeInstance = createRoute({
   request: { params: InstanceParams },
   responses: {
     200: ok(Started, 'Resumed: the instance is running again'),
-    ...authErrors,
-    ...notFound,
     409: error('The instance is not failed (`not_failed`), or a worker holds it for a moment (`busy`, try again)'),
-    ...internal,
+    ...routeErrors(instanceNotFound),
   },
 });
 
@@ -28,8 +26,6 @@ export const restartInstance = createRoute({
   request: { params: InstanceParams },
   responses: {
     201: { description: 'The new instance', content: json(Started), headers: locationHeader },
-    ...authErrors,
-    ...notFound,
-    ...internal,
+    ...routeErrors(instanceNotFound),
   },
 });

@@ -3,7 +3,7 @@
  * one definition validates requests and makes the OpenAPI document.
  */
 import { createRoute, z } from '@hono/zod-openapi';
-import { authErrors, badBody, body, error, internal, json, locationHeader, ok } from './openapi-kit.ts';
+import { badBody, badPage, body, error, json, locationHeader, notFound, ok, routeErrors } from './openapi-kit.ts';
 import { NextCursor, Ok, PageQuery } from './schemas.ts';
 
 export const ScheduleName = z
@@ -69,7 +69,7 @@ export const ScheduleList = z.object({ schedules: z.array(Schedule), next_cursor
 
 
 const Params = z.object({ name: ScheduleName.openapi({ param: { name: 'name', in: 'path' }, description: 'Schedule name' }) });
-const notFound = { 404: error('No such schedule, or it belongs to another role (`not_found`)') };
+const scheduleNotFound = notFound('schedule');
 const invalid = { 422: error('Bad cron, time zone or policy (`invalid_schedule`)') };
 const one = (description: string) => ok(Schedule, description);
 
@@ -81,11 +81,9 @@ export const createSchedule = createRoute({
   request: { body: body(CreateScheduleBody) },
   responses: {
     201: { description: 'Created', content: json(Schedule), headers: locationHeader },
-    ...badBody,
-    ...authErrors,
     409: error('The role already has a schedule of that name (`conflict`)'),
     422: error('Bad cron, time zone or policy (`invalid_schedule`), or no such workflow (`unknown_workflow`)'),
-    ...internal,
+    ...routeErrors(badBody),
   },
 });
 
@@ -97,9 +95,7 @@ export const listSchedules = createRoute({
   request: { query: PageQuery },
   responses: {
     200: ok(ScheduleList, 'One page of schedules by name; pass next_cursor as cursor for the next (null on the last page)'),
-    400: error('Bad limit or cursor (`invalid_query`)'),
-    ...authErrors,
-    ...internal,
+    ...routeErrors(badPage),
   },
 });
 
@@ -109,7 +105,7 @@ export const getSchedule = createRoute({
   operationId: 'getSchedule',
   summary: 'A schedule and its newest 20 fires',
   request: { params: Params },
-  responses: { 200: ok(ScheduleWithFires, 'The schedule'), ...authErrors, ...notFound, ...internal },
+  responses: { 200: ok(ScheduleWithFires, 'The schedule'), ...routeErrors(scheduleNotFound) },
 });
 
 export const alterSchedule = createRoute({
@@ -118,7 +114,7 @@ export const alterSchedule = createRoute({
   operationId: 'alterSchedule',
   summary: 'Change workflow, cron, time zone, input or policies; a new cron or zone recomputes the next fire',
   request: { params: Params, body: body(AlterScheduleBody) },
-  responses: { 200: one('Changed'), ...badBody, ...invalid, ...authErrors, ...notFound, ...internal },
+  responses: { 200: one('Changed'), ...routeErrors(badBody, invalid, scheduleNotFound) },
 });
 
 export const dropSchedule = createRoute({
@@ -127,7 +123,7 @@ export const dropSchedule = createRoute({
   operationId: 'dropSchedule',
   summary: 'Remove a schedule and its fire history (instances it started are unaffected)',
   request: { params: Params },
-  responses: { 200: ok(Ok, 'Removed'), ...authErrors, ...notFound, ...internal },
+  responses: { 200: ok(Ok, 'Removed'), ...routeErrors(scheduleNotFound) },
 });
 
 export const pauseSchedule = createRoute({
@@ -136,7 +132,7 @@ export const pauseSchedule = createRoute({
   operationId: 'pauseSchedule',
   summary: 'Stop firing until resumed',
   request: { params: Params },
-  responses: { 200: one('Paused'), ...authErrors, ...notFound, ...internal },
+  responses: { 200: one('Paused'), ...routeErrors(scheduleNotFound) },
 });
 
 export const resumeSchedule = createRoute({
@@ -145,5 +141,5 @@ export const resumeSchedule = createRoute({
   operationId: 'resumeSchedule',
   summary: 'Fire again from the next due time after now (fires skipped while paused are not caught up)',
   request: { params: Params },
-  responses: { 200: one('Resumed'), ...authErrors, ...notFound, ...internal },
+  responses: { 200: one('Resumed'), ...routeErrors(scheduleNotFound) },
 });

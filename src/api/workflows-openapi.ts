@@ -1,10 +1,10 @@
 /** The named-workflow routes' definitions (createRoute), implemented by workflows.ts. */
 import { createRoute } from '@hono/zod-openapi';
 import { IdempotencyHeaders, keyErrors, startHeaders } from './instances-openapi.ts';
-import { authErrors, badBody, body, error, internal, json, locationHeader, ok } from './openapi-kit.ts';
+import { badBody, badPage, body, error, json, locationHeader, notFound, ok, routeErrors, tooLarge } from './openapi-kit.ts';
 import * as s from './schemas.ts';
 
-const notFound = { 404: error('No such workflow (or version), or it belongs to another role (`not_found`)') };
+const workflowNotFound = notFound('workflow (or version)');
 
 export const defineWorkflow = createRoute({
   method: 'post',
@@ -14,11 +14,8 @@ export const defineWorkflow = createRoute({
   request: { body: body(s.DefineWorkflowBody) },
   responses: {
     201: { description: 'Defined', content: json(s.WorkflowDefined), headers: locationHeader },
-    ...badBody,
-    ...authErrors,
-    413: error('Body too large (`payload_too_large`)'),
     422: error('The workflow is not valid DSL or not a valid graph (`invalid_workflow`)'),
-    ...internal,
+    ...routeErrors(badBody, tooLarge),
   },
 });
 
@@ -30,9 +27,7 @@ export const listWorkflows = createRoute({
   request: { query: s.PageQuery },
   responses: {
     200: ok(s.WorkflowList, 'One page of workflows by name; pass next_cursor as cursor for the next (null on the last page)'),
-    400: error('Bad limit or cursor (`invalid_query`)'),
-    ...authErrors,
-    ...internal,
+    ...routeErrors(badPage),
   },
 });
 
@@ -42,7 +37,7 @@ export const getWorkflow = createRoute({
   operationId: 'getWorkflow',
   summary: 'The latest version as graph JSON, and every version',
   request: { params: s.WorkflowParams },
-  responses: { 200: ok(s.Workflow, 'The workflow'), ...authErrors, ...notFound, ...internal },
+  responses: { 200: ok(s.Workflow, 'The workflow'), ...routeErrors(workflowNotFound) },
 });
 
 export const dropWorkflow = createRoute({
@@ -51,7 +46,7 @@ export const dropWorkflow = createRoute({
   operationId: 'dropWorkflow',
   summary: 'Remove every version (running instances are unaffected)',
   request: { params: s.WorkflowParams },
-  responses: { 200: ok(s.Removed, 'Versions removed'), ...authErrors, ...notFound, ...internal },
+  responses: { 200: ok(s.Removed, 'Versions removed'), ...routeErrors(workflowNotFound) },
 });
 
 export const startWorkflow = createRoute({
@@ -63,9 +58,6 @@ export const startWorkflow = createRoute({
   responses: {
     201: { description: 'Started (or the stored answer replayed)', content: json(s.WorkflowStarted), headers: startHeaders },
     400: error('Bad body (`invalid_json`, `invalid_body`) or Idempotency-Key (`invalid_idempotency_key`)'),
-    ...authErrors,
-    ...notFound,
-    ...keyErrors,
-    ...internal,
+    ...routeErrors(workflowNotFound, keyErrors),
   },
 });

@@ -32,3 +32,57 @@ export async function inTransaction<T>(client: DbClient, fn: (client: DbClient) 
     throw err;
   }
 }
+
+/** A session lent by a node-postgres-style pool (`pg`, `@neondatabase/serverless`). */
+export interface PooledSession {
+  release(destroy?: boolean | Error): void;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  removeListener(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+export interface SessionPool<S extends PooledSession> {
+  connect(): Promise<S>;
+  end(): Promise<void>;
+}
+
+export interface DbOverPoolOptions<S> {
+  /** Wraps a lent session for the engine (default: used as it is). */
+  adapt?: (session: S) => DbClient;
+  /** Destroy a session `fn` threw out of rather than pool it again (it may sit in an aborted state). */
+  dropOnThrow?: boolean;
+}
+
+/** The database port over a node-postgres-style pool: the adapters differ only in their pool and options. */
+export function dbOverPool<S extends PooledSession, P extends SessionPool<S>>(
+  pool: P,
+  options: DbOverPoolOptions<S> = {},
+): Db & { pool: P } {
+  const adapt = options.adapt ?? ((s: S) => s as unknown as DbClient);
+  const withClient = async <T>(fn: (c: DbClient) => Promise<T>): Promise<T> => {
+    const session = await pool.connect();
+    // The pool listens for a lost connection only while the session is idle in it. A lent one (a worker
+    // loop holds one while it waits for work) would otherwise crash the process with an unhandled
+    // 'error'; its queries fail instead, and it is destroyed rather than pooled again.
+    let lost: Error | undefined;
+    const onError = (err: Error) => {
+      lost = err;
+    };
+    session.on('error', onError);
+    let threw = false;
+    try {
+      return await fn(adapt(session));
+    } catch (err) {
+      threw = true;
+      throw err;
+    } finally {
+      session.removeListener('error', onError);
+      session.release(lost ?? (threw && options.dropOnThrow ? true : undefined));
+    }
+  };
+  return {
+    pool,
+    withClient,
+    withTransaction: (fn) => withClient((c) => inTransaction(c, fn)),
+    end: () => pool.end(),
+  };
+}

@@ -9,7 +9,8 @@
 import { isStep, Step, type Closed, type GraphNode, type StepLike } from './builder.ts';
 import { toSeconds, type Duration } from './duration.ts';
 import type * as T from './api-types.ts';
-import { createTransport, PgflareTimeoutError, seg, type ClientOptions, type Transport } from './transport.ts';
+import { streamInstance, type StreamOptions } from './stream.ts';
+import { createFetcher, createTransport, PgflareTimeoutError, seg, type ClientOptions, type Fetcher, type Transport } from './transport.ts';
 
 /** DSL text, a builder step, or envelope JSON. */
 export type WorkflowInput = string | Step<any, any> | GraphNode;
@@ -51,12 +52,13 @@ export interface InstancePages extends AsyncIterable<T.InstanceSummary> {
 }
 
 export function createClient(opts: ClientOptions) {
-  const call = createTransport(opts);
+  const fetcher = createFetcher(opts);
+  const call = createTransport(opts, fetcher);
   return {
     /** GET /healthz: the API is up, reaches its database, and when a worker was last seen (docs/monitoring.md). */
     health: () =>
       call<{ ok: true; database: 'ok'; worker: { seen: boolean; last_seen_at: string | null; age_s: number | null; max_age_s: number | null } }>('GET', '/healthz'),
-    instances: instances(call),
+    instances: instances(call, fetcher),
     workflows: workflows(call),
     schedules: schedules(call),
     hooks: hooks(call),
@@ -71,7 +73,7 @@ function workflowBody(workflow: WorkflowInput): { workflow: string } | { graph: 
   return { graph: workflow as unknown as Record<string, unknown> };
 }
 
-function instances(call: Transport) {
+function instances(call: Transport, fetcher: Fetcher) {
   const get = (id: string) => call<T.Instance>('GET', `/v1/instances/${seg(id)}`);
 
   const wait = async (id: string, o: WaitOptions = {}): Promise<T.Instance> => {
@@ -137,6 +139,12 @@ function instances(call: Transport) {
     explain: async (id: string) => (await call<{ text: string }>('GET', `/v1/instances/${seg(id)}/explain`)).text,
     /** GET /v1/instances/:id/events: what happened to the instance, oldest first. */
     events: (id: string) => every<T.InstanceEvent>(call, `/v1/instances/${seg(id)}/events`, 'events'),
+    /**
+     * GET /v1/instances/:id/events/stream as it happens: `for await (const x of pf.instances.stream(id))`
+     * yields the instance (first and on each status change), each event, then `end`; reconnects with
+     * Last-Event-ID when the connection ends early. Breaking out of the loop closes the stream.
+     */
+    stream: (id: string, o: StreamOptions = {}) => streamInstance(fetcher, id, o),
   };
 }
 

@@ -28,4 +28,5 @@ export { toSeconds, type Duration } from './duration.ts';
 export type { RefsIn, Unbound } from './names.ts';
 export { createClient, type Checked, type InstancePages, type PgflareClient, type StartOptions, type WaitOptions, type WorkflowInput } from './client.ts';
 export { PgflareError, PgflareTimeoutError, type ClientOptions, type FetchLike } from './transport.ts';
+export type { InstanceStreamItem, StreamOptions } from './stream.ts';
 export type * from './api-types.ts';

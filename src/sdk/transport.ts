@@ -52,11 +52,14 @@ export interface RequestOptions {
 
 export type Transport = <T>(method: string, path: string, opts?: RequestOptions) => Promise<T>;
 
-export function createTransport(opts: ClientOptions): Transport {
+/** The raw Response of one request (headers and token set, query encoded); `call` and `stream` build on it. */
+export type Fetcher = (method: string, path: string, opts?: RequestOptions) => Promise<Response>;
+
+export function createFetcher(opts: ClientOptions): Fetcher {
   const base = opts.baseUrl.replace(/\/+$/, '');
   // Called through a closure: Workers throw "Illegal invocation" for a detached global fetch.
   const doFetch: FetchLike = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
-  return async <T>(method: string, path: string, ro: RequestOptions = {}): Promise<T> => {
+  return (method, path, ro = {}) => {
     const headers: Record<string, string> = { accept: 'application/json', ...opts.headers, ...ro.headers };
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
     let body: string | undefined;
@@ -67,23 +70,32 @@ export function createTransport(opts: ClientOptions): Transport {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(ro.query ?? {})) if (v !== undefined) params.set(k, String(v));
     const qs = params.toString();
-    const url = `${base}${path}${qs ? `?${qs}` : ''}`;
-    const res = await doFetch(url, { method, headers, body, signal: ro.signal });
+    return doFetch(`${base}${path}${qs ? `?${qs}` : ''}`, { method, headers, body, signal: ro.signal });
+  };
+}
+
+/** The error of a refused request, from the API's error body when it is one. */
+export function refused(status: number, json: unknown, text: string, method: string, path: string): PgflareError {
+  const err = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  if (err && typeof err.code === 'string' && typeof err.message === 'string') return new PgflareError(status, err.code, err.message, method, path);
+  // Not the API's own error body (a proxy, a gateway): keep the status and the start of the text.
+  return new PgflareError(status, 'http_error', `${method} ${path}: HTTP ${status} ${text.slice(0, 200)}`.trim(), method, path);
+}
+
+export const parseJson = (text: string): unknown => {
+  try {
+    return text === '' ? undefined : JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
+
+export function createTransport(opts: ClientOptions, fetcher: Fetcher = createFetcher(opts)): Transport {
+  return async <T>(method: string, path: string, ro: RequestOptions = {}): Promise<T> => {
+    const res = await fetcher(method, path, ro);
     const text = await res.text();
-    let json: unknown;
-    try {
-      json = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    if (!res.ok) {
-      const err = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-      if (err && typeof err.code === 'string' && typeof err.message === 'string') {
-        throw new PgflareError(res.status, err.code, err.message, method, path);
-      }
-      // Not the API's own error body (a proxy, a gateway): keep the status and the start of the text.
-      throw new PgflareError(res.status, 'http_error', `${method} ${path}: HTTP ${res.status} ${text.slice(0, 200)}`.trim(), method, path);
-    }
+    const json = parseJson(text);
+    if (!res.ok) throw refused(res.status, json, text, method, path);
     if (json === undefined) throw new PgflareError(res.status, 'invalid_response', `${method} ${path}: the response is not JSON`, method, path);
     return json as T;
   };

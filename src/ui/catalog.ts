@@ -3,18 +3,18 @@
  * pause/resume) and webhooks (recent deliveries). Each renders what the matching /v1 route returns.
  */
 import { html } from 'hono/html';
-import { badge, notice, page, shown, when, type Html } from './layout.ts';
+import { badge, notice, page, pager, shown, when, type Html, type Pager } from './layout.ts';
 
 type Row = Record<string, any>;
 
-export function workflowsPage(list: Row[], detail: Row | null): Html {
+export function workflowsPage(list: Row[], paging: Pager, detail: Row | null): Html {
   return page(
     'Workflows',
     html`<h1>Named workflows</h1>
 <div class="card"><table class="stack"><thead><tr><th>Name</th><th>Latest version</th><th>Description</th><th>Defined</th></tr></thead><tbody>
 ${list.length
       ? list.map((w) => html`<tr><td data-h="Name"><a href="/ui/workflows/${w.name}">${w.name}</a></td><td data-h="Latest">v${w.latest_version}</td><td data-h="Description">${w.description ?? ''}</td><td data-h="Defined">${when(w.created_at)}</td></tr>`)
-      : html`<tr><td colspan="4" class="muted">No named workflows.</td></tr>`}</tbody></table></div>
+      : html`<tr><td colspan="4" class="muted">No named workflows.</td></tr>`}</tbody></table>${pager(paging)}</div>
 ${detail
       ? html`<h2>${detail.name}: versions</h2><div class="card"><table class="stack"><thead><tr><th>Version</th><th>Description</th><th>Defined</th></tr></thead><tbody>
 ${(detail.versions ?? []).map((v: Row) => html`<tr><td data-h="Version">v${v.version}</td><td data-h="Description">${v.description ?? ''}</td><td data-h="Defined">${when(v.created_at)}</td></tr>`)}</tbody></table>
@@ -24,7 +24,7 @@ ${(detail.versions ?? []).map((v: Row) => html`<tr><td data-h="Version">v${v.ver
   );
 }
 
-export function schedulesPage(list: Row[], msg?: string, error?: string): Html {
+export function schedulesPage(list: Row[], paging: Pager, msg?: string, error?: string): Html {
   return page(
     'Schedules',
     html`<h1>Schedules</h1>${notice(msg)}${error ? html`<p class="error" role="alert">${error}</p>` : ''}
@@ -37,19 +37,19 @@ ${list.length
 <td data-h="Next fire">${when(s.next_fire_at ?? s.next_fire)}</td><td data-h="Last fire">${when(s.last_fire_at ?? s.last_fired_at ?? s.last_fire)}${s.last_instance_id ? html` <a href="/ui/instances/${s.last_instance_id}">instance</a>` : ''}</td>
 <td><form method="post" action="/ui/schedules/${s.name}/${paused ? 'resume' : 'pause'}"><button type="submit">${paused ? 'Resume' : 'Pause'}</button></form></td></tr>`;
         })
-      : html`<tr><td colspan="7" class="muted">No schedules.</td></tr>`}</tbody></table></div>`,
+      : html`<tr><td colspan="7" class="muted">No schedules.</td></tr>`}</tbody></table>${pager(paging)}</div>`,
     { signedIn: true },
   );
 }
 
-export function hooksPage(list: Row[], detail: Row | null): Html {
+export function hooksPage(list: Row[], paging: Pager, detail: Row | null): Html {
   return page(
     'Webhooks',
     html`<h1>Webhooks</h1>
 <div class="card"><table class="stack"><thead><tr><th>Name</th><th>Workflow</th><th>Scheme</th><th>Created</th></tr></thead><tbody>
 ${list.length
       ? list.map((h) => html`<tr><td data-h="Name"><a href="/ui/hooks/${h.name}">${h.name}</a></td><td data-h="Workflow">${h.workflow ?? ''}</td><td data-h="Scheme">${h.scheme ?? ''}</td><td data-h="Created">${when(h.created_at)}</td></tr>`)
-      : html`<tr><td colspan="4" class="muted">No webhooks.</td></tr>`}</tbody></table></div>
+      : html`<tr><td colspan="4" class="muted">No webhooks.</td></tr>`}</tbody></table>${pager(paging)}</div>
 ${detail
       ? html`<h2>${detail.name}: recent deliveries</h2><div class="card"><table class="stack"><thead><tr><th>Delivery</th><th>Instance</th><th>Received</th></tr></thead><tbody>
 ${(detail.recent_deliveries ?? []).length

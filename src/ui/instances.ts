@@ -5,7 +5,7 @@
  */
 import { html } from 'hono/html';
 import { graphTree, type UiNode } from './graph.ts';
-import { badge, notice, page, shown, when, type Html } from './layout.ts';
+import { badge, notice, page, pager, qs, shown, when, type Html } from './layout.ts';
 
 export const STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const;
 export const ACTIVE = new Set(['pending', 'running']);
@@ -30,13 +30,6 @@ export interface ListRow {
   completed_at: string | null;
 }
 
-const qs = (params: Record<string, string | undefined>) => {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);
-  const s = q.toString();
-  return s ? `?${s}` : '';
-};
-
 const localInput = (iso: string | undefined) => (iso ? iso.slice(0, 16) : '');
 
 export function listPage(f: ListFilters, rows: ListRow[], nextCursor: string | null, msg?: string, error?: string): Html {
@@ -58,7 +51,7 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
 <td data-h="Status">${badge(r.status)}</td><td data-h="Label">${r.label ?? ''}</td><td data-h="Created">${when(r.created_at)}</td><td data-h="Finished">${when(r.completed_at)}</td></tr>`,
         )
       : html`<tr><td colspan="5" class="muted">No instances match.</td></tr>`}</tbody></table>
-<div class="pager"><a href="/ui${qs({ status: f.status, label: f.label, since: f.since, before: f.before, limit: f.limit })}">First page</a>${next ? html`<a rel="next" href="${next}">Next page →</a>` : ''}</div></div>`,
+${pager({ first: `/ui${qs({ status: f.status, label: f.label, since: f.since, before: f.before, limit: f.limit })}`, next })}</div>`,
     { signedIn: true },
   );
 }

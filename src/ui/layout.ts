@@ -76,3 +76,19 @@ export function shown(value: unknown): string {
 }
 
 export const notice = (text: string | undefined) => (text ? html`<div class="notice" role="status">${text}</div>` : '');
+
+/** Query string of the set values, with its `?` (empty when none is set). */
+export const qs = (params: Record<string, string | undefined>) => {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);
+  const s = q.toString();
+  return s ? `?${s}` : '';
+};
+
+/** The links under a paged list: back to its first page, and on to the next while there is one. */
+export interface Pager {
+  first: string;
+  next: string | null;
+}
+export const pager = (p: Pager) =>
+  html`<div class="pager"><a href="${p.first}">First page</a>${p.next ? html`<a rel="next" href="${p.next}">Next page →</a>` : ''}</div>`;

@@ -5,6 +5,7 @@
 import { Hono, type Context } from 'hono';
 import { hooksPage, loginPage, schedulesPage, workflowsPage } from './catalog.ts';
 import { instanceLive, instancePage, listPage, STATUSES, type ListFilters } from './instances.ts';
+import { qs, type Pager } from './layout.ts';
 import { apiMessage, callApi, dropToken, keepToken, sameOrigin, tokenOf, type ApiAnswer, type ApiFetch } from './session.ts';
 
 export interface UiOptions {
@@ -19,6 +20,27 @@ type UiEnv = { Variables: { token: string } };
 const PAGE_SIZE = 50;
 const ID = /^[A-Za-z0-9._:-]{1,200}$/;
 const NAME = /^[A-Za-z0-9._-]{1,200}$/;
+
+/** The page size a list asks for: `?limit=` when 1–200, else PAGE_SIZE. */
+const pageLimit = (v: string | undefined) => (/^\d{1,3}$/.test(v ?? '') && Number(v) >= 1 && Number(v) <= 200 ? Number(v) : PAGE_SIZE);
+
+/**
+ * One page of a keyset-paged list route (/v1/workflows, /v1/schedules, /v1/hooks): the API path for the
+ * `?cursor=`/`?limit=` of this request, and the pager links of the page at `base` once it has answered.
+ */
+function catalogPage(c: Context<UiEnv>, list: string, base: string) {
+  const q = c.req.query();
+  const limit = pageLimit(q.limit);
+  const cursor = q.cursor && /^[0-9a-f]{2,512}$/.test(q.cursor) ? q.cursor : undefined;
+  const size = limit === PAGE_SIZE ? undefined : String(limit);
+  return {
+    path: `/v1/${list}${qs({ limit: String(limit), cursor })}`,
+    pager: (a: ApiAnswer): Pager => {
+      const next = a.ok ? (a.body.next_cursor as string | null | undefined) : null;
+      return { first: `${base}${qs({ limit: size })}`, next: next ? `${base}${qs({ limit: size, cursor: next })}` : null };
+    },
+  };
+}
 
 /** A datetime-local value (taken as UTC) or ISO time → ISO, or undefined when not a time. */
 function isoTime(v: string | undefined): string | undefined {
@@ -85,7 +107,7 @@ export function createUi(opts: UiOptions): Hono<UiEnv> {
       before: isoTime(q.before),
     };
     const cursor = q.cursor && /^[0-9a-f]{2,512}$/.test(q.cursor) ? q.cursor : f.before ? cursorBefore(f.before) : undefined;
-    const limit = /^\d{1,3}$/.test(q.limit ?? '') && Number(q.limit) >= 1 && Number(q.limit) <= 200 ? Number(q.limit) : PAGE_SIZE;
+    const limit = pageLimit(q.limit);
     const params = new URLSearchParams({ limit: String(limit) });
     if (f.status) params.set('status', f.status);
     if (f.label) params.set('label', f.label);
@@ -169,22 +191,28 @@ export function createUi(opts: UiOptions): Hono<UiEnv> {
     });
   }
 
-  ui.get('/workflows/:name?', async (c) => {
-    const name = c.req.param('name');
-    const [list, one] = await Promise.all([
-      api(c, '/v1/workflows?limit=1000'),
-      name && NAME.test(name) ? api(c, `/v1/workflows/${name}`) : Promise.resolve(null),
-    ]);
-    const out = signedOut(c, list);
-    if (out) return out;
-    return c.html(workflowsPage(list.ok ? list.body.workflows ?? [] : [], one?.ok ? one.body : null));
-  });
+  // Workflows and webhooks: one page of the list, and the one named in the path (if any) below it.
+  for (const [list, render] of [
+    ['workflows', workflowsPage],
+    ['hooks', hooksPage],
+  ] as const) {
+    ui.get(`/${list}/:name?`, async (c) => {
+      const raw = c.req.param('name');
+      const name = raw && NAME.test(raw) ? raw : undefined;
+      const paged = catalogPage(c, list, name ? `/ui/${list}/${name}` : `/ui/${list}`);
+      const [rows, one] = await Promise.all([api(c, paged.path), name ? api(c, `/v1/${list}/${name}`) : Promise.resolve(null)]);
+      const out = signedOut(c, rows);
+      if (out) return out;
+      return c.html(render(rows.ok ? rows.body[list] ?? [] : [], paged.pager(rows), one?.ok ? one.body : null));
+    });
+  }
 
   ui.get('/schedules', async (c) => {
-    const list = await api(c, '/v1/schedules?limit=1000');
+    const paged = catalogPage(c, 'schedules', '/ui/schedules');
+    const list = await api(c, paged.path);
     const out = signedOut(c, list);
     if (out) return out;
-    return c.html(schedulesPage(list.ok ? list.body.schedules ?? [] : [], c.req.query('msg'), list.ok ? c.req.query('err') : apiMessage(list)));
+    return c.html(schedulesPage(list.ok ? list.body.schedules ?? [] : [], paged.pager(list), c.req.query('msg'), list.ok ? c.req.query('err') : apiMessage(list)));
   });
 
   for (const action of ['pause', 'resume'] as const) {
@@ -194,17 +222,6 @@ export function createUi(opts: UiOptions): Hono<UiEnv> {
       return act(c, '/ui/schedules', `/v1/schedules/${name}/${action}`, undefined, `Schedule "${name}" ${action}d`);
     });
   }
-
-  ui.get('/hooks/:name?', async (c) => {
-    const name = c.req.param('name');
-    const [list, one] = await Promise.all([
-      api(c, '/v1/hooks?limit=1000'),
-      name && NAME.test(name) ? api(c, `/v1/hooks/${name}`) : Promise.resolve(null),
-    ]);
-    const out = signedOut(c, list);
-    if (out) return out;
-    return c.html(hooksPage(list.ok ? list.body.hooks ?? [] : [], one?.ok ? one.body : null));
-  });
 
   return ui;
 }

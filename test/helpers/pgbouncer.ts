@@ -8,7 +8,7 @@
  * Skipped (with a message) only when pgbouncer is not installed and CI is unset; `.ci/run` installs it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -38,83 +38,114 @@ async function freePort(): Promise<number> {
   });
 }
 
-export function usePgBouncer(t: TestDb, opts: { poolSize?: number } = {}): PgBouncer {
+export interface StartedPgBouncer {
+  port: number;
+  child: ChildProcess;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** Starts PgBouncer in front of the test server (on `opts.port`, else a free one); resolves once it listens. */
+export async function startPgBouncer(opts: { poolSize?: number; port?: number } = {}): Promise<StartedPgBouncer> {
   const cfg = inject('pg');
-  const h = {} as PgBouncer;
-  let child: ChildProcess | undefined;
-  let dir: string | undefined;
-  beforeAll(async () => {
-    if (!BIN) throw new Error('pgbouncer is not installed (CI is set, so the pooler suites must run): apt-get install -y pgbouncer');
-    dir = mkdtempSync(join(tmpdir(), 'pgflare-pgbouncer-'));
-    const port = await freePort();
-    // Plain-text passwords: PgBouncer answers the client's SCRAM with them and logs in to the server with SCRAM.
-    const users: [string, string][] = [
-      [cfg.owner, cfg.ownerPassword],
-      ['postgres', 'postgres'],
-    ];
-    writeFileSync(join(dir, 'userlist.txt'), users.map(([u, p]) => `"${u}" "${p}"\n`).join(''));
-    writeFileSync(
-      join(dir, 'pgbouncer.ini'),
-      [
-        '[databases]',
-        `* = host=127.0.0.1 port=${cfg.port}`,
-        '[pgbouncer]',
-        'listen_addr = 127.0.0.1',
-        `listen_port = ${port}`,
-        "unix_socket_dir = ''",
-        'auth_type = scram-sha-256',
-        `auth_file = ${join(dir, 'userlist.txt')}`,
-        'pool_mode = transaction',
-        `default_pool_size = ${opts.poolSize ?? 3}`,
-        'max_client_conn = 500',
-        `logfile = ${join(dir, 'pgbouncer.log')}`,
-        `pidfile = ${join(dir, 'pgbouncer.pid')}`,
-        // node-postgres and the Neon driver send these startup parameters; PgBouncer refuses unknown ones.
-        'ignore_startup_parameters = extra_float_digits,options',
-        'server_check_delay = 0',
-        'log_connections = 0',
-        'log_disconnections = 0',
-        '',
-      ].join('\n'),
-    );
-    const asRoot = userInfo().uid === 0;
-    if (asRoot) {
-      const pgUser = spawnSync('id', ['-u', 'postgres']).stdout.toString().trim();
-      const pgGroup = spawnSync('id', ['-g', 'postgres']).stdout.toString().trim();
-      chmodSync(dir, 0o755);
-      for (const f of ['', 'userlist.txt', 'pgbouncer.ini']) chownSync(join(dir, f), Number(pgUser), Number(pgGroup));
-    }
-    child = spawn(BIN, [...(asRoot ? ['-u', 'postgres'] : []), join(dir, 'pgbouncer.ini')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout!.on('data', (d) => (output += d));
-    child.stderr!.on('data', (d) => (output += d));
-    await waitForPort(port, () => output + (existsSync(join(dir!, 'pgbouncer.log')) ? readFileSync(join(dir!, 'pgbouncer.log'), 'utf8') : ''), child);
-    h.port = port;
-  });
-  afterAll(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
+  if (!BIN) throw new Error('pgbouncer is not installed (CI is set, so the pooler suites must run): apt-get install -y pgbouncer');
+  const dir = mkdtempSync(join(tmpdir(), 'pgflare-pgbouncer-'));
+  const port = opts.port ?? (await freePort());
+  // Plain-text passwords: PgBouncer answers the client's SCRAM with them and logs in to the server with SCRAM.
+  const users: [string, string][] = [
+    [cfg.owner, cfg.ownerPassword],
+    ['postgres', 'postgres'],
+  ];
+  writeFileSync(join(dir, 'userlist.txt'), users.map(([u, p]) => `"${u}" "${p}"\n`).join(''));
+  writeFileSync(
+    join(dir, 'pgbouncer.ini'),
+    [
+      '[databases]',
+      `* = host=127.0.0.1 port=${cfg.port}`,
+      '[pgbouncer]',
+      'listen_addr = 127.0.0.1',
+      `listen_port = ${port}`,
+      "unix_socket_dir = ''",
+      'auth_type = scram-sha-256',
+      `auth_file = ${join(dir, 'userlist.txt')}`,
+      'pool_mode = transaction',
+      `default_pool_size = ${opts.poolSize ?? 3}`,
+      'max_client_conn = 500',
+      `logfile = ${join(dir, 'pgbouncer.log')}`,
+      `pidfile = ${join(dir, 'pgbouncer.pid')}`,
+      // node-postgres and the Neon driver send these startup parameters; PgBouncer refuses unknown ones.
+      'ignore_startup_parameters = extra_float_digits,options',
+      'server_check_delay = 0',
+      'log_connections = 0',
+      'log_disconnections = 0',
+      '',
+    ].join('\n'),
+  );
+  const asRoot = userInfo().uid === 0;
+  if (asRoot) {
+    const pgUser = spawnSync('id', ['-u', 'postgres']).stdout.toString().trim();
+    const pgGroup = spawnSync('id', ['-g', 'postgres']).stdout.toString().trim();
+    chmodSync(dir, 0o755);
+    for (const f of ['', 'userlist.txt', 'pgbouncer.ini']) chownSync(join(dir, f), Number(pgUser), Number(pgGroup));
+  }
+  const child = spawn(BIN, [...(asRoot ? ['-u', 'postgres'] : []), join(dir, 'pgbouncer.ini')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGINT');
       await exited;
     }
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitForListening(child, port);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { port, child, dir, stop };
+}
+
+export function usePgBouncer(t: TestDb, opts: { poolSize?: number } = {}): PgBouncer {
+  const cfg = inject('pg');
+  const h = {} as PgBouncer;
+  let started: StartedPgBouncer | undefined;
+  beforeAll(async () => {
+    started = await startPgBouncer(opts);
+    h.port = started.port;
+  });
+  afterAll(async () => {
+    await started?.stop();
   });
   h.url = (user = cfg.owner, password = user === cfg.owner ? cfg.ownerPassword : user === 'postgres' ? 'postgres' : 'pw') =>
     `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${h.port}/${t.name}`;
   return h;
 }
 
-async function waitForPort(port: number, log: () => string, child: ChildProcess): Promise<void> {
-  const { connect } = await import('node:net');
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`pgbouncer exited (${child.exitCode}):\n${log()}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`pgbouncer did not listen on ${port}:\n${log()}`);
+/**
+ * Resolves when PgBouncer logs that it listens on `port` (it logs to stderr as well as to its logfile, once
+ * listen() has succeeded); rejects, with its output, when it exits first or has not listened within `ms`.
+ */
+export function waitForListening(child: ChildProcess, port: number, ms = 15_000): Promise<void> {
+  const line = `listening on 127.0.0.1:${port}`;
+  let output = '';
+  return new Promise<void>((resolve, reject) => {
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      child.stderr!.off('data', onData);
+      child.off('close', onExit);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onData = (d: Buffer) => {
+      output += d;
+      if (output.includes(line)) done();
+    };
+    const onExit = (code: number | null) => done(new Error(`pgbouncer exited (${code}) before listening on ${port}:\n${output}`));
+    const timer = setTimeout(() => done(new Error(`pgbouncer did not log "${line}" within ${ms} ms:\n${output}`)), ms);
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('close', onExit);
+  });
 }

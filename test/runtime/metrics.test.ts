@@ -9,7 +9,6 @@ import { startNodeWorker } from '../../src/runtime/node/worker.ts';
 import type { ApiServer } from '../../src/runtime/node/serve.ts';
 import { useTestDb } from '../helpers/db.ts';
 import { engineFor, later } from '../helpers/engine.ts';
-import { serverUntil } from '../helpers/until.ts';
 
 const t = useTestDb();
 const servers: ApiServer[] = [];
@@ -103,20 +102,17 @@ describe('Prometheus metrics', () => {
 
   it("counts the schedule firings of the worker's schedule pass, by outcome", async () => {
     await t.query(`SELECT df.define_workflow('metrics_tick', 'SELECT 1')`);
-    // Yearly, due a moment ago: the worker's first schedule pass (at start) fires it once, and its next fire
-    // is months away (every minute, a slow run crossing a minute boundary fired it twice).
+    // Yearly (its next fire is months away, so a second pass fires nothing whatever the minute), due a
+    // moment ago; no timer (scheduleIntervalMs 0): the test runs the worker's schedule pass itself.
     await t.query(`SELECT df.create_schedule('metrics_every_minute', 'metrics_tick', '0 0 1 1 *')`);
     await t.query(`UPDATE df.schedules SET next_fire_at = now() - interval '1 second' WHERE name = 'metrics_every_minute'`);
-    const w = await startNodeWorker({ connectionString: t.url(), concurrency: 1, metricsPort: 0, pruneIntervalMs: 0, scheduleIntervalMs: 60_000 });
+    const w = await startNodeWorker({ connectionString: t.url(), concurrency: 1, metricsPort: 0, pruneIntervalMs: 0, scheduleIntervalMs: 0 });
     try {
-      await serverUntil((q) => t.query(q), `(SELECT count(*) FROM df.schedule_fires WHERE outcome = 'started') = 1`);
-      // The pass counts its firings once its transactions have committed: scrape until it has (bounded).
-      let fired: number | undefined;
-      for (let i = 0; i < 500 && fired === undefined; i++) {
-        fired = (await scrape(w.metricsUrl!)).get('pgflare_schedules_fired_total{outcome="started"}');
-        if (fired === undefined) await t.query('SELECT pg_sleep(0.01)');
-      }
-      expect(fired).toBe(1);
+      expect((await scrape(w.metricsUrl!)).get('pgflare_schedules_fired_total{outcome="started"}')).toBeUndefined();
+      const fired = await w.schedulePass();
+      expect(fired.map((f) => [f.schedule, f.outcome])).toEqual([['metrics_every_minute', 'started']]);
+      expect((await scrape(w.metricsUrl!)).get('pgflare_schedules_fired_total{outcome="started"}')).toBe(1);
+      expect(await w.schedulePass()).toEqual([]);
       expect((await t.query(`SELECT count(*)::int AS n FROM df.schedule_fires`))[0].n).toBe(1);
     } finally {
       await w.stop();

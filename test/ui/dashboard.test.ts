@@ -220,6 +220,43 @@ describe.skipIf(!!skip)('dashboard (Node server, Chromium)', () => {
     await page.getByText('No webhooks.').waitFor();
   });
 
+  it('pages workflows, schedules and webhooks by cursor, as it pages instances', async () => {
+    for (const n of ['pg_a', 'pg_b', 'pg_c']) {
+      await t.query(`SELECT df.define_workflow($1, $2)`, [n, `'SELECT 1'`]);
+      await t.query(`SELECT df.create_schedule($1, $2, '0 * * * *')`, [`${n}_hourly`, n]);
+    }
+    for (const n of ['hook_a', 'hook_b', 'hook_c']) await t.query(`SELECT df.create_hook($1, 'pg_a', 'hmac')`, [n]);
+    const wf = (await t.query<{ n: number }>('SELECT count(DISTINCT name)::int AS n FROM df.workflows'))[0]!.n;
+    const sc = (await t.query<{ n: number }>('SELECT count(*)::int AS n FROM df.list_schedules()'))[0]!.n;
+    const hk = (await t.query<{ n: number }>('SELECT count(*)::int AS n FROM df.list_hooks()'))[0]!.n;
+    // Every page but the last is full; following "Next page" to the end shows each row once.
+    for (const [path, rows, total] of [
+      ['/ui/workflows/pg_b', 'a[href^="/ui/workflows/"]', wf],
+      ['/ui/schedules', 'tr[data-schedule]', sc],
+      ['/ui/hooks', 'a[href^="/ui/hooks/"]', hk],
+    ] as const) {
+      await page.goto(`${server.url}${path}?limit=2`);
+      const seen: string[] = [];
+      let pages = 0;
+      for (;;) {
+        pages++;
+        const names = await page.locator(`table >> nth=0 >> ${rows}`).evaluateAll((els) => els.map((e) => e.textContent ?? ''));
+        seen.push(...names);
+        if ((await page.locator('a[rel=next]').count()) === 0) break;
+        expect(names).toHaveLength(2);
+        await page.locator('a[rel=next]').click();
+        await page.waitForURL(/cursor=/);
+      }
+      expect(total).toBeGreaterThan(2);
+      expect(pages).toBe(Math.ceil(total / 2));
+      expect(seen).toHaveLength(total);
+      expect(new Set(seen).size).toBe(total);
+      expect(new URL(await page.locator('.pager a', { hasText: 'First page' }).getAttribute('href') ?? '', server.url).pathname).toBe(path);
+    }
+    await page.goto(`${server.url}/ui/workflows/pg_b?limit=2`);
+    await page.getByText('pg_b: versions').waitFor();
+  });
+
   it('signs out', async () => {
     await page.goto(`${server.url}/ui`);
     await page.getByRole('button', { name: 'Sign out' }).click();

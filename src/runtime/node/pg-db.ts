@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { inTransaction, type Db, type DbClient } from '../../engine/db.ts';
+import { dbOverPool, type Db } from '../../engine/db.ts';
 
 // int8 and numeric come back as strings by default; bigint counts we return are small enough for numbers.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -21,27 +21,5 @@ export function createPgDb(options: PgDbOptions): Db & { pool: pg.Pool } {
   });
   // An idle client losing its connection must not crash the process; the next checkout reconnects.
   pool.on('error', () => undefined);
-  const withClient = async <T>(fn: (c: DbClient) => Promise<T>): Promise<T> => {
-    const client = await pool.connect();
-    // The pool listens for a lost connection only while the client is idle in it. A checked-out client
-    // (a worker loop holds one while it waits for work) would otherwise crash the process with an
-    // unhandled 'error'; its queries fail instead, and it is destroyed rather than pooled again.
-    let lost: Error | undefined;
-    const onError = (err: Error) => {
-      lost = err;
-    };
-    client.on('error', onError);
-    try {
-      return await fn(client as unknown as DbClient);
-    } finally {
-      client.removeListener('error', onError);
-      client.release(lost);
-    }
-  };
-  return {
-    pool,
-    withClient,
-    withTransaction: (fn) => withClient((c) => inTransaction(c, fn)),
-    end: () => pool.end(),
-  };
+  return dbOverPool(pool);
 }

@@ -10,7 +10,7 @@ import { createEngine, type Engine, type EngineOptions, type ReadyNode } from '.
 import { heartbeat, pruneHistoryBatches, requireSchema, retireEpoch } from '../../engine/maintenance.ts';
 import { DEFAULT_QUEUE_VACUUM_STEPS } from '../../engine/queue-vacuum.ts';
 import { DEFAULT_BATCH_SIZE } from '../../engine/batch.ts';
-import { fireDueSchedules } from '../../engine/schedules.ts';
+import { fireDueSchedules, type ScheduleFire } from '../../engine/schedules.ts';
 import { looksPooled } from '../../engine/pooled.ts';
 import { migrations } from '../../migrate/generated/migrations.ts';
 import { silentLogger, type Logger } from '../../log.ts';
@@ -49,6 +49,11 @@ export interface NodeWorker {
   readonly steps: number;
   /** `http://host:port` of the Prometheus endpoint (GET /metrics) when metricsPort was set. */
   metricsUrl?: string;
+  /**
+   * Fires the due cron schedules now (after the pass in flight, if any), as the worker does every
+   * scheduleIntervalMs, and resolves with what fired once it is committed and counted in the metrics.
+   */
+  schedulePass(): Promise<ScheduleFire[]>;
   stop(): Promise<void>;
 }
 
@@ -223,22 +228,31 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
   // Cron schedules (src/engine/schedules.ts): one pass at a time; df.start's NOTIFY wakes the loops.
   const scheduleMs = opts.scheduleIntervalMs ?? 1000;
   let firing: Promise<void> | null = null;
+  const pass = async () => {
+    const fired = await db.withClient((c) => fireDueSchedules(c, { log }));
+    for (const f of fired) {
+      prom?.scheduleFired(f.outcome);
+      log.info('schedule fired', { schedule: f.schedule, outcome: f.outcome, instance_id: f.instanceId, fire_at: f.fireAt.toISOString() });
+    }
+    if (fired.some((f) => f.instanceId)) wakeAll();
+    return fired;
+  };
+  // One pass at a time: a caller's pass waits for the timer's (and the other way round).
+  const schedulePass = async (): Promise<ScheduleFire[]> => {
+    while (firing) await firing;
+    if (stopping) throw new Error('the worker is stopping');
+    const p = pass();
+    firing = p.then(
+      () => undefined,
+      () => undefined,
+    ).finally(() => {
+      firing = null;
+    });
+    return p;
+  };
   const fire = () => {
     if (firing || stopping) return;
-    firing = (async () => {
-      try {
-        const fired = await db.withClient((c) => fireDueSchedules(c, { log }));
-        for (const f of fired) {
-          prom?.scheduleFired(f.outcome);
-          log.info('schedule fired', { schedule: f.schedule, outcome: f.outcome, instance_id: f.instanceId, fire_at: f.fireAt.toISOString() });
-        }
-        if (fired.some((f) => f.instanceId)) wakeAll();
-      } catch (err) {
-        log.warn('schedule pass failed', { error: err });
-      } finally {
-        firing = null;
-      }
-    })();
+    schedulePass().catch((err) => log.warn('schedule pass failed', { error: err }));
   };
   const scheduleTimer = scheduleMs > 0 ? setInterval(fire, scheduleMs) : null;
   if (scheduleMs > 0) fire();
@@ -250,6 +264,7 @@ export async function startNodeWorker(opts: NodeWorkerOptions): Promise<NodeWork
     engine,
     epochId,
     metricsUrl: metricsServer?.url,
+    schedulePass,
     get steps() {
       return steps;
     },

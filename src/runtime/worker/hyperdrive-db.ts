@@ -9,7 +9,7 @@
  * `localConnectionString`: the embedded or test PostgreSQL, or PgBouncer in front of it.
  */
 import pg from 'pg';
-import { inTransaction, type Db, type DbClient } from '../../engine/db.ts';
+import { dbOverPool, type Db } from '../../engine/db.ts';
 
 // Same value mapping as the other adapters: int8 counts come back as numbers.
 pg.types.setTypeParser(20, (v: string) => Number(v));
@@ -32,24 +32,6 @@ export function createHyperdriveDb(options: HyperdriveDbOptions): Db & { pool: {
   // A session dying while idle must not reject anything; the next checkout opens a new one.
   pool.on('error', () => undefined);
 
-  const withClient = async <T>(fn: (c: DbClient) => Promise<T>): Promise<T> => {
-    const client = await pool.connect();
-    let failed: unknown;
-    try {
-      // node-postgres takes `queryMode: 'extended'` itself (an unnamed statement): nothing to adapt.
-      return await fn(client as unknown as DbClient);
-    } catch (err) {
-      failed = err;
-      throw err;
-    } finally {
-      // A session that threw out of the engine may sit in an aborted or unknown state: drop it.
-      client.release(failed === undefined ? undefined : true);
-    }
-  };
-  return {
-    pool,
-    withClient,
-    withTransaction: (fn) => withClient((c) => inTransaction(c, fn)),
-    end: () => pool.end(),
-  };
+  // node-postgres takes `queryMode: 'extended'` itself (an unnamed statement): nothing to adapt.
+  return dbOverPool(pool, { dropOnThrow: true });
 }

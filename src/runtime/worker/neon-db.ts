@@ -7,7 +7,7 @@
  * local PostgreSQL through scripts/ws-proxy.ts (`WS_PROXY=127.0.0.1:<port>`).
  */
 import { neonConfig, Pool, types, type PoolClient } from '@neondatabase/serverless';
-import { inTransaction, type Db, type DbClient } from '../../engine/db.ts';
+import { dbOverPool, type Db, type DbClient } from '../../engine/db.ts';
 
 // Same value mapping as the Node adapter (src/runtime/node/pg-db.ts): int8 counts come back as numbers.
 types.setTypeParser(20, (v: string) => Number(v));
@@ -38,26 +38,7 @@ export function createNeonDb(options: NeonDbOptions): Db & { pool: Pool } {
   // A session dying while idle must not reject anything; the next checkout opens a new one.
   pool.on('error', () => undefined);
 
-  const withClient = async <T>(fn: (c: DbClient) => Promise<T>): Promise<T> => {
-    const client = await pool.connect();
-    let failed: unknown;
-    try {
-      return await fn(adapt(client));
-    } catch (err) {
-      failed = err;
-      throw err;
-    } finally {
-      // A session that threw out of the engine may sit in an aborted or unknown state: drop it.
-      client.release(failed === undefined ? undefined : true);
-    }
-  };
-
-  return {
-    pool,
-    withClient,
-    withTransaction: (fn) => withClient((c) => inTransaction(c, fn)),
-    end: () => pool.end(),
-  };
+  return dbOverPool(pool, { adapt, dropOnThrow: true });
 }
 
 let proxyConfigured: string | undefined;
