@@ -93,6 +93,36 @@ export async function runBatchedStep(client: DbClient, head: string, sql: string
 type RawResult = { fields?: { name: string; dataTypeID: number }[]; rows: (string | null)[][] };
 
 /**
+ * Runs a whole batch's steps in one simple-protocol message (batch.ts builds `text`: each step under a
+ * savepoint of its own). `at` holds each step's result index among the message's `total` results. Null
+ * when a statement raised (the rest of the message did not run and which statement raised is not known)
+ * or a result is over maxResultBytes: the caller undoes the message and runs the steps one round trip
+ * each (runBatchedStep), which settles each step's outcome alone.
+ */
+export async function runBatchedSteps(client: DbClient, text: string, at: number[], total: number, maxResultBytes?: number): Promise<StepOutcome[] | null> {
+  let out: RawResult | RawResult[];
+  try {
+    out = (await client.query({ text, rowMode: 'array', types: RAW_TYPES } as never)) as unknown as RawResult | RawResult[];
+  } catch {
+    return null;
+  }
+  const results = Array.isArray(out) ? out : [out];
+  if (results.length !== total) throw new Error(`a batch's message returned ${results.length} results, not ${total}`);
+  const outcomes: StepOutcome[] = [];
+  for (const i of at) {
+    const built = buildSqlResult(results[i].fields ?? [], results[i].rows ?? []);
+    if (!built.ok) {
+      outcomes.push({ ok: false, error: built.error });
+      continue;
+    }
+    const capped = capStepResult({ ok: true, resultText: built.text }, maxResultBytes);
+    if (!capped.ok) return null;
+    outcomes.push(capped);
+  }
+  return outcomes;
+}
+
+/**
  * A step statement's result as its outcome, capped at maxResultBytes. `undo` (null outside a
  * transaction) rolls the statement back when it raised or its result is over the cap.
  */
