@@ -16,7 +16,7 @@ import type { DbClient } from './db.ts';
 import type { Changes } from '../graph/changes.ts';
 import { scopeOfStamp } from '../graph/scope-ids.ts';
 import { isSingleStatement } from './executors/runner.ts';
-import { RESTORE_SESSION, runBatchedStep, runBatchedSteps, stripLeadingComments } from './executors/sql.ts';
+import { failedOutcome, RESTORE_SESSION, resultOutcome, runBatchedStep, stripLeadingComments } from './executors/sql.ts';
 import type { StepOutcome } from './executors/outcome.ts';
 import { claimedRows, claimSettings, type ClaimedRow } from './queries/claim.ts';
 import { applyManySql, claimNextSql } from './queries/checkpoint.ts';
@@ -162,16 +162,11 @@ export async function runBatch(
     await ctx.hit('after-claim', { instanceId: step.instance_id, nodeId: step.id });
     planned.push({ row, step, tx, text });
   }
-  let outcomes: StepOutcome[] | null;
+  let outcomes: StepOutcome[];
   try {
-    outcomes = await runAll(ctx, client, planned, owes);
-    if (!outcomes) {
-      ctx.counts.resent++;
-      await client.query(`ROLLBACK TO SAVEPOINT ${STEP_SAVEPOINT_NAME}`);
-      outcomes = await runEach(ctx, client, planned, owes);
-    }
+    outcomes = client.queryUntilError ? await runAll(ctx, client.queryUntilError.bind(client), client, planned, owes) : await runEach(ctx, client, planned, owes);
   } catch (err) {
-    // A round trip failed outside a step's savepoint: the transaction's state is unknown.
+    // A statement outside a step raised, or a round trip failed: the transaction's state is unknown.
     return undo(err);
   }
   const overBudget = Date.now() - started > sizer.budgetMs;
@@ -213,21 +208,61 @@ export async function runBatch(
 
 /**
  * Every step in one message: head, step, session restore, for each. The savepoints stay open, nested,
- * until the write releases the outermost (the claim's) with them. Null: run them again one by one.
+ * until the write releases the outermost (the claim's) with them. A step that raises ends the message
+ * there (the results before it came back): the next message rolls back to that step's savepoint,
+ * restores the session and sends the steps after it. A result over the cap is undone the same way,
+ * which undoes the steps after it in its message too: they are sent again.
  */
-async function runAll(ctx: EngineContext, client: DbClient, planned: Planned[], owes: Owed): Promise<StepOutcome[] | null> {
-  let text = '';
-  let total = 0;
-  const at: number[] = [];
-  for (const [i, { step, text: sql }] of planned.entries()) {
-    const head = stepHead(ctx, step, i);
-    at.push(total + head.statements);
-    total += head.statements + 1 + RESTORE_STATEMENTS;
-    // The newline ends a trailing `--` comment of the step's text.
-    text += `${head.sql}${sql}\n; ${RESTORE_SESSION}; `;
+async function runAll(
+  ctx: EngineContext,
+  send: NonNullable<DbClient['queryUntilError']>,
+  client: DbClient,
+  planned: Planned[],
+  owes: Owed,
+): Promise<StepOutcome[]> {
+  const outcomes: StepOutcome[] = [];
+  let prefix = { sql: '', statements: 0 };
+  while (outcomes.length < planned.length) {
+    const from = outcomes.length;
+    let text = prefix.sql;
+    let total = prefix.statements;
+    const at: number[] = [];
+    for (let i = from; i < planned.length; i++) {
+      const head = stepHead(ctx, planned[i].step, i);
+      at.push(total + head.statements);
+      total += head.statements + 1 + RESTORE_STATEMENTS;
+      // The newline ends a trailing `--` comment of the step's text.
+      text += `${head.sql}${planned[i].text}\n; ${RESTORE_SESSION}; `;
+    }
+    const { results, error } = await send(text);
+    let failed: number | null = null;
+    for (const [j, index] of at.entries()) {
+      if (index >= results.length) break;
+      const { outcome, over } = resultOutcome(results[index], ctx.maxResultBytes);
+      outcomes.push(outcome);
+      if (over) {
+        failed = from + j;
+        break;
+      }
+    }
+    if (failed === null && error !== undefined) {
+      // Only a step may raise here; anything else leaves the transaction in a state not known.
+      if (at[outcomes.length - from] !== results.length) throw error;
+      failed = outcomes.length;
+      outcomes.push(failedOutcome(error));
+    }
+    if (failed === null) {
+      if (results.length !== total) throw new Error(`a batch's message returned ${results.length} results, not ${total}`);
+      prefix = { sql: '', statements: 0 };
+      break;
+    }
+    ctx.counts.resent++;
+    outcomes.length = failed + 1;
+    prefix = { sql: `ROLLBACK TO SAVEPOINT ${savepointOf(failed)}; ${RESTORE_SESSION}; `, statements: 1 + RESTORE_STATEMENTS };
   }
-  const outcomes = await runBatchedSteps(client, text, at, total, ctx.maxResultBytes);
-  if (outcomes) owes.releaseSavepoint(STEP_SAVEPOINT_NAME);
+  // The last step failed: its undo goes alone.
+  if (prefix.sql) await client.query(prefix.sql);
+  owes.releaseSavepoint(STEP_SAVEPOINT_NAME);
   return outcomes;
 }
 

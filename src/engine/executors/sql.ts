@@ -1,4 +1,4 @@
-import type { DbClient } from '../db.ts';
+import type { DbClient, RawResult } from '../db.ts';
 import { buildSqlResult } from '../../graph/sql-result.ts';
 import { pgErrorFields, type StepOutcome } from './outcome.ts';
 import { capStepResult } from '../limits.ts';
@@ -90,36 +90,22 @@ export async function runBatchedStep(client: DbClient, head: string, sql: string
   );
 }
 
-type RawResult = { fields?: { name: string; dataTypeID: number }[]; rows: (string | null)[][] };
 
 /**
- * Runs a whole batch's steps in one simple-protocol message (batch.ts builds `text`: each step under a
- * savepoint of its own). `at` holds each step's result index among the message's `total` results. Null
- * when a statement raised (the rest of the message did not run and which statement raised is not known)
- * or a result is over maxResultBytes: the caller undoes the message and runs the steps one round trip
- * each (runBatchedStep), which settles each step's outcome alone.
+ * A step statement's result as its outcome, capped at maxResultBytes (`over`: it was over the cap, and
+ * what the statement did must be undone as for one that raised).
  */
-export async function runBatchedSteps(client: DbClient, text: string, at: number[], total: number, maxResultBytes?: number): Promise<StepOutcome[] | null> {
-  let out: RawResult | RawResult[];
-  try {
-    out = (await client.query({ text, rowMode: 'array', types: RAW_TYPES } as never)) as unknown as RawResult | RawResult[];
-  } catch {
-    return null;
-  }
-  const results = Array.isArray(out) ? out : [out];
-  if (results.length !== total) throw new Error(`a batch's message returned ${results.length} results, not ${total}`);
-  const outcomes: StepOutcome[] = [];
-  for (const i of at) {
-    const built = buildSqlResult(results[i].fields ?? [], results[i].rows ?? []);
-    if (!built.ok) {
-      outcomes.push({ ok: false, error: built.error });
-      continue;
-    }
-    const capped = capStepResult({ ok: true, resultText: built.text }, maxResultBytes);
-    if (!capped.ok) return null;
-    outcomes.push(capped);
-  }
-  return outcomes;
+export function resultOutcome(res: RawResult, maxResultBytes: number | undefined): { outcome: StepOutcome; over: boolean } {
+  const built = buildSqlResult(res.fields ?? [], res.rows ?? []);
+  if (!built.ok) return { outcome: { ok: false, error: built.error }, over: false };
+  const outcome = capStepResult({ ok: true, resultText: built.text }, maxResultBytes);
+  return { outcome, over: !outcome.ok };
+}
+
+/** The outcome of a step statement that raised `err`. */
+export function failedOutcome(err: unknown): StepOutcome {
+  const pg = pgErrorFields(err);
+  return { ok: false, error: `SQL execution failed: error returned from database: ${(err as Error).message}`, ...(pg ? { pg } : {}) };
 }
 
 /**
@@ -128,16 +114,13 @@ export async function runBatchedSteps(client: DbClient, text: string, at: number
  */
 async function stepOutcome(run: () => Promise<RawResult>, maxResultBytes: number | undefined, undo: (() => Promise<unknown>) | null): Promise<StepOutcome> {
   try {
-    const res = await run();
-    const built = buildSqlResult(res.fields ?? [], res.rows ?? []);
-    const outcome: StepOutcome = built.ok ? capStepResult({ ok: true, resultText: built.text }, maxResultBytes) : { ok: false, error: built.error };
+    const { outcome, over } = resultOutcome(await run(), maxResultBytes);
     // Over the result limit: undo what the statement did, as for a statement that raised.
-    if (built.ok && !outcome.ok && undo) await undo();
+    if (over && undo) await undo();
     return outcome;
   } catch (err) {
     if (undo) await undo();
-    const pg = pgErrorFields(err);
-    return { ok: false, error: `SQL execution failed: error returned from database: ${(err as Error).message}`, ...(pg ? { pg } : {}) };
+    return failedOutcome(err);
   }
 }
 
