@@ -3,9 +3,9 @@
  *
  * A one-step instance (its root is a SQL leaf) is activated, run and completed by a single checkpoint that
  * the engine computes from the claimed row alone. Run one per transaction, each pays a claim, a df._apply
- * and a COMMIT; in a batch, one df._claim_many takes up to `size` rows, each step runs under a savepoint
- * of its own with the session restored between steps, and one df._apply_many writes every checkpoint
- * before one COMMIT. Effects still commit exactly once: all together, or (any error outside a step)
+ * and a COMMIT; in a batch, one df._claim_many takes up to `size` rows, all their steps go in one message,
+ * each under a savepoint of its own with the session restored after it, and one df._apply_many writes
+ * every checkpoint before one COMMIT. Effects still commit exactly once: all together, or (any error outside a step)
  * none, after which the rows run again one per transaction.
  *
  * This file holds which rows may join a batch (batchStep; isSimpleStatement: which step text may share a
@@ -103,7 +103,7 @@ interface Planned {
   text: string;
 }
 
-/** How far the first step's head (the claim sent its settings and savepoint) and a later step's head go. */
+/** The savepoint a batch's i-th step runs under (the first row's is the one the claim opened). */
 const savepointOf = (i: number) => (i === 0 ? STEP_SAVEPOINT_NAME : `${STEP_SAVEPOINT_NAME}_${i}`);
 const RESTORE_STATEMENTS = RESTORE_SESSION.split(';').length;
 
