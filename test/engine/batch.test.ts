@@ -15,14 +15,14 @@ const t = useTestDb();
 const NO_BUDGET = { batchBudgetMs: Number.POSITIVE_INFINITY };
 
 /** The SQL texts sent on the engine's sessions, in order. */
-function recording(): { db: Db; sent: string[] } {
+function recording(opts: { untilError?: boolean } = {}): { db: Db; sent: string[] } {
   const sent: string[] = [];
   const wrap = (c: DbClient): DbClient => ({
     query(text: unknown, params?: unknown[]) {
       sent.push(typeof text === 'string' ? text : (text as { text: string }).text);
       return c.query(text as string, params);
     },
-    ...(c.queryUntilError
+    ...(c.queryUntilError && opts.untilError !== false
       ? {
           queryUntilError(text: string) {
             sent.push(text);
@@ -81,6 +81,20 @@ describe('batches of one-step instances', () => {
     expect(await effects()).toEqual(Array.from({ length: 15 }, (_, i) => i));
     expect(engine.stats()).toMatchObject({ batched: 14, resent: 0, undone: 0 });
     expect(carrying(rec.sent, /INSERT INTO effects/g)).toEqual([1, 2, 4, 8]);
+  });
+
+  it('over a driver without queryUntilError, a batch sends its steps one round trip each, none twice', async () => {
+    await freshEffects();
+    await t.query('DROP SEQUENCE IF EXISTS ctr; CREATE SEQUENCE ctr');
+    const step = "INSERT INTO effects (n) VALUES (nextval('ctr'))";
+    const ids = await startEach([step, step, step, step, 'SELECT 1/0', step, step]);
+    const rec = recording({ untilError: false });
+    const engine = engineFor(t, { db: rec.db, batchSize: 8, ...NO_BUDGET });
+    expect(await engine.runSeries()).toBe(7);
+    expect(engine.stats()).toMatchObject({ batched: 6, resent: 0, undone: 0 });
+    expect(carrying(rec.sent, /nextval\('ctr'\)|1\/0/g)).toEqual([1, 1, 1, 1, 1, 1, 1]);
+    expect(await effects()).toEqual([1, 2, 3, 4, 5, 6]);
+    expect((await outcome(t, ids[4])).status).toBe('failed');
   });
 
   it('off unless asked for: the bare engine runs one instance per transaction', async () => {
