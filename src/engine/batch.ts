@@ -63,9 +63,12 @@ export class BatchSizer {
     readonly budgetMs = BATCH_BUDGET_MS,
   ) {}
 
-  /** A single-row claim found a row that could have joined a batch (true) or not. */
+  /**
+   * A claim that found one row: one that could have joined a batch (true) or not. A claim for more that
+   * found one (a short queue, or a claim cut to a series' last step) keeps the size, as batch() does.
+   */
   single(batchable: boolean): void {
-    this.size = batchable && this.max > 1 ? 2 : 1;
+    this.size = batchable && this.max > 1 ? Math.max(2, this.size) : 1;
   }
 
   /**

@@ -25,6 +25,11 @@ export interface EngineContext extends StepDefaults {
   readonly maxResultBytes: number | undefined;
   /** Largest batch runSeries runs in one transaction (1: none). */
   readonly batchMax: number;
+  /**
+   * The batch size the last series ended with (BatchSizer), where the next starts: a drain in chunks
+   * (maxSteps, more()) does not grow from one row again in every chunk. A series that found nothing ended at 1.
+   */
+  batchCarry: number;
   /** Cached static graphs, by instance id. */
   readonly graphs: Map<string, Graph>;
   /** Per-node options (df.retry, df.timeout) of cached graphs: a continued first step is not claimed. */
@@ -65,6 +70,7 @@ export function createContext(options: EngineOptions): EngineContext {
     enableSuperuserInstances: options.enableSuperuserInstances,
     maxResultBytes: options.maxResultBytes,
     batchMax: Math.max(1, Math.floor(options.batchSize ?? 1)),
+    batchCarry: 1,
     graphs: options.caches?.graphs ?? new Map(),
     graphOptions: options.caches?.graphOptions ?? new Map(),
     snapshots: options.caches?.snapshots ?? new Map(),

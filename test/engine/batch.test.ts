@@ -97,6 +97,21 @@ describe('batches of one-step instances', () => {
     expect((await outcome(t, ids[4])).status).toBe('failed');
   });
 
+  it('a series starts at the batch size the last one ended with, unless that one found the queue empty', async () => {
+    await freshEffects();
+    await startEach(Array.from({ length: 15 }, (_, i) => `INSERT INTO effects (n) VALUES (${i})`));
+    const rec = recording();
+    const engine = engineFor(t, { db: rec.db, batchSize: 8, ...NO_BUDGET });
+    // Stopped by maxSteps with work left: one row, two, four, then the one step left of 8.
+    expect(await engine.runSeries({ maxSteps: 8 })).toBe(8);
+    // The next series claims eight at once; it ends finding nothing, so the one after starts at one row.
+    expect(await engine.runSeries()).toBe(7);
+    await startEach(Array.from({ length: 3 }, (_, i) => `INSERT INTO effects (n) VALUES (${15 + i})`));
+    expect(await engine.runSeries()).toBe(3);
+    expect(carrying(rec.sent, /INSERT INTO effects/g)).toEqual([1, 2, 4, 1, 7, 1, 2]);
+    expect(await effects()).toEqual(Array.from({ length: 18 }, (_, i) => i));
+  });
+
   it('off unless asked for: the bare engine runs one instance per transaction', async () => {
     await freshEffects();
     await startEach(Array.from({ length: 6 }, (_, i) => `INSERT INTO effects (n) VALUES (${i})`));
