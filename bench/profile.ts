@@ -220,18 +220,21 @@ async function main() {
       const db = createPgDb({ connectionString: url, max: Number(args.concurrency) + 1 });
       const engine = createEngine({ db, batchSize: Number(args.batch) });
       if (args.statements) await su.query('SELECT pg_stat_statements_reset()');
+      const lsn0 = (await su.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l;
       const t0 = performance.now();
       const [s0, n0] = [serverCpu(dataDir), nodeCpu()];
       const runs = await engine.drain({ concurrency: Number(args.concurrency) });
       const s = (performance.now() - t0) / 1000;
       const [s1, n1] = [serverCpu(dataDir), nodeCpu()];
+      // WAL written during the drain (the throwaway server's other writers, autovacuum, are included).
+      const wal = (await su.query<{ b: string }>('SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text AS b', [lsn0])).rows[0].b;
       const done = (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM df.instances WHERE status = 'completed'`)).rows[0].n;
       console.log(`drain ${d} one-step instances, concurrency ${args.concurrency}: ${runs} runs, ${done} completed, ${(done / s).toFixed(1)} steps/s; CPU per instance: server ${(((s1 - s0) * 1000) / d).toFixed(3)} ms, node ${(((n1 - n0) * 1000) / d).toFixed(3)} ms; ${JSON.stringify(engine.stats())}`);
       // HOT updates (no index entries written) against all updates, per table, since the server started.
       const hot = await su.query<{ t: string; upd: string; hot: string }>(
         `SELECT relname AS t, n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE schemaname = 'df' AND n_tup_upd > 0 ORDER BY relname`,
       );
-      console.log(`    updates (HOT): ${hot.rows.map((r) => `${r.t} ${r.upd} (${r.hot})`).join(', ')}`);
+      console.log(`    updates (HOT): ${hot.rows.map((r) => `${r.t} ${r.upd} (${r.hot})`).join(', ')}; WAL ${(Number(wal) / d).toFixed(0)} bytes/instance`);
       if (args.statements) {
         const { rows } = await su.query<{ ms: number; calls: number; q: string }>(
           `SELECT total_exec_time / $1 AS ms, calls, query AS q FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 20`,

@@ -87,6 +87,18 @@ describe('BatchSizer', () => {
     expect(s.size).toBe(8);
   });
 
+  it('keeps its size when a claim for more found one row that could join', () => {
+    const s = new BatchSizer(16);
+    s.size = 8;
+    s.single(true);
+    expect(s.size).toBe(8);
+  });
+
+  it('takes its budget from the engine (batchBudgetMs), 50 ms by default', () => {
+    expect(new BatchSizer(16).budgetMs).toBe(50);
+    expect(new BatchSizer(16, 5).budgetMs).toBe(5);
+  });
+
   it('never batches with a maximum of one', () => {
     const s = new BatchSizer(1);
     s.single(true);

@@ -3,9 +3,9 @@
  *
  * A one-step instance (its root is a SQL leaf) is activated, run and completed by a single checkpoint that
  * the engine computes from the claimed row alone. Run one per transaction, each pays a claim, a df._apply
- * and a COMMIT; in a batch, one df._claim_many takes up to `size` rows, each step runs under a savepoint
- * of its own with the session restored between steps, and one df._apply_many writes every checkpoint
- * before one COMMIT. Effects still commit exactly once: all together, or (any error outside a step)
+ * and a COMMIT; in a batch, one df._claim_many takes up to `size` rows, all their steps go in one message,
+ * each under a savepoint of its own with the session restored after it, and one df._apply_many writes
+ * every checkpoint before one COMMIT. Effects still commit exactly once: all together, or (any error outside a step)
  * none, after which the rows run again one per transaction.
  *
  * This file holds which rows may join a batch (batchStep; isSimpleStatement: which step text may share a
@@ -16,7 +16,8 @@ import type { DbClient } from './db.ts';
 import type { Changes } from '../graph/changes.ts';
 import { scopeOfStamp } from '../graph/scope-ids.ts';
 import { isSingleStatement } from './executors/runner.ts';
-import { runBatchedStep, stripLeadingComments } from './executors/sql.ts';
+import { failedOutcome, RESTORE_SESSION, resultOutcome, runBatchedStep, stripLeadingComments } from './executors/sql.ts';
+import type { StepOutcome } from './executors/outcome.ts';
 import { claimedRows, claimSettings, type ClaimedRow } from './queries/claim.ts';
 import { applyManySql, claimNextSql } from './queries/checkpoint.ts';
 import { activateAndContinue, oneStepText } from './activate.ts';
@@ -56,11 +57,18 @@ export function isSimpleStatement(sql: string): boolean {
  */
 export class BatchSizer {
   size = 1;
-  constructor(readonly max: number) {}
+  constructor(
+    readonly max: number,
+    /** A batch that ran longer than this (ms) counts as over budget. */
+    readonly budgetMs = BATCH_BUDGET_MS,
+  ) {}
 
-  /** A single-row claim found a row that could have joined a batch (true) or not. */
+  /**
+   * A claim that found one row: one that could have joined a batch (true) or not. A claim for more that
+   * found one (a short queue, or a claim cut to a series' last step) keeps the size, as batch() does.
+   */
   single(batchable: boolean): void {
-    this.size = batchable && this.max > 1 ? 2 : 1;
+    this.size = batchable && this.max > 1 ? Math.max(2, this.size) : 1;
   }
 
   /**
@@ -90,12 +98,34 @@ export function batchStep(ctx: EngineContext, row: ClaimedRow): string | null {
 
 export const batchable = (ctx: EngineContext, row: ClaimedRow): boolean => batchStep(ctx, row) !== null;
 
+/** A row of a batch: its activation (`tx`), the step it continues with, and that step's text. */
+interface Planned {
+  row: ClaimedRow;
+  step: ClaimedRow;
+  tx: Tx;
+  text: string;
+}
+
+/** The savepoint a batch's i-th step runs under (the first row's is the one the claim opened). */
+const savepointOf = (i: number) => (i === 0 ? STEP_SAVEPOINT_NAME : `${STEP_SAVEPOINT_NAME}_${i}`);
+const RESTORE_STATEMENTS = RESTORE_SESSION.split(';').length;
+
+/** A step's settings and savepoint, sent in front of it (the first row's came with the claim). */
+function stepHead(ctx: EngineContext, step: ClaimedRow, i: number): { sql: string; statements: number } {
+  if (i > 0) return { sql: `SELECT ${claimSettings(`'${timeoutFor(ctx, step)}'`)}; SAVEPOINT ${savepointOf(i)}; `, statements: 2 };
+  const own = ownTimeout(ctx, step);
+  return own === null ? { sql: '', statements: 0 } : { sql: `SELECT set_config('statement_timeout', '${own}', true); `, statements: 1 };
+}
+
 /**
- * Runs claimed one-step instances in the open claim transaction: each is activated and its step run
- * under a savepoint of its own, the session restored between steps, in one round trip per step; then
- * one df._apply_many writes every checkpoint with the COMMIT (and, with `ahead`, the next claim). It
- * stops early at a row that cannot join (`rows[0]` can) or when the batch has run longer than
- * BATCH_BUDGET_MS; the rows it did not run are only locked and are free again at the COMMIT. When the
+ * Runs claimed one-step instances in the open claim transaction: each is activated, then all their steps
+ * run in one simple-protocol message, each under a savepoint of its own with the session restored after
+ * it; then one df._apply_many writes every checkpoint with the COMMIT (and, with `ahead`, the next
+ * claim). Three round trips for the batch: claim, steps, write. The savepoints nest (none is released
+ * before the write), so when a step raises or goes over the result cap, which of them did is unknown
+ * but everything since the claim's savepoint can be undone: the steps then run again one round trip
+ * each (runEach), each failure rolled back to its own savepoint. It stops at a row that cannot join
+ * (`rows[0]` can); the rows it did not run are only locked and are free again at the COMMIT. When the
  * write fails (a concurrent df.cancel made a copy stale, a node row is held) the whole transaction is
  * rolled back, nothing of it happened, and its rows run again one per transaction.
  */
@@ -108,27 +138,20 @@ export async function runBatch(
   sizer: BatchSizer,
 ): Promise<{ results: RunResult[]; next?: ClaimedRow[] }> {
   const started = Date.now();
-  const items: { row: ClaimedRow; tx: Tx; ch: Changes; kind: RunKind }[] = [];
-  // What the transaction owes before its next statement: the last step's savepoint release and the
-  // session restore (sent with the next step, or with the write). The batch sends it itself.
+  // What the transaction owes before its next statement (a savepoint release, the session restore).
   const owes = new Owed();
-  let cut = false;
-  let overBudget = false;
+  const planned: Planned[] = [];
   const undo = async (why: unknown) => {
     await client.query('ROLLBACK');
-    for (const it of items) forget(ctx, it.row.instance_id);
     for (const r of rows) forget(ctx, r.instance_id);
+    for (const p of planned) forget(ctx, p.step.instance_id);
     ctx.counts.undone++;
     sizer.batch({ claimed: rows.length, ran: 0, cut: false, overBudget: false, failed: true });
     ctx.log.warn('batch undone; its rows run again one per transaction', { rows: rows.length, error: why });
     return { results: [] };
   };
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i];
-    if (i > 0 && Date.now() - started > BATCH_BUDGET_MS) {
-      overBudget = true;
-      break;
-    }
+  let cut = false;
+  for (const row of rows) {
     const text = batchStep(ctx, row);
     if (text === null) {
       cut = true;
@@ -140,29 +163,21 @@ export async function runBatch(
     const { next: step } = await activateAndContinue(ctx, client, tx, row, now);
     if (!step) return undo(new Error(`instance ${row.instance_id}: no first step to continue with`));
     await ctx.hit('after-claim', { instanceId: step.instance_id, nodeId: step.id });
-    // The first row's settings and savepoint came with the claim; later rows bring their own.
-    const savepoint = i === 0 ? STEP_SAVEPOINT_NAME : `${STEP_SAVEPOINT_NAME}_${i}`;
-    const own = ownTimeout(ctx, step);
-    const head =
-      i === 0
-        ? own === null
-          ? owes.take()
-          : `${owes.take()}SELECT set_config('statement_timeout', '${own}', true); `
-        : `${owes.take()}SELECT ${claimSettings(`'${timeoutFor(ctx, step)}'`)}; SAVEPOINT ${savepoint}; `;
-    const t0 = Date.now();
-    let out;
-    try {
-      out = await runBatchedStep(client, head, text, savepoint, ctx.maxResultBytes);
-    } catch (err) {
-      // The round trip failed before the step's savepoint existed: the transaction's state is unknown.
-      return undo(err);
-    }
-    if (Date.now() - t0 > BATCH_BUDGET_MS) overBudget = true;
+    planned.push({ row, step, tx, text });
+  }
+  let outcomes: StepOutcome[];
+  try {
+    outcomes = client.queryUntilError ? await runAll(ctx, client.queryUntilError.bind(client), client, planned, owes) : await runEach(ctx, client, planned, owes);
+  } catch (err) {
+    // A statement outside a step raised, or a round trip failed: the transaction's state is unknown.
+    return undo(err);
+  }
+  const overBudget = Date.now() - started > sizer.budgetMs;
+  const items: { row: ClaimedRow; tx: Tx; ch: Changes; kind: RunKind }[] = [];
+  for (const [i, { row, step, tx }] of planned.entries()) {
     const attempt = step.attempts + 1;
     const events: unknown[] = [];
-    const outcome = toOutcome(out);
-    owes.releaseSavepoint(savepoint).restoreSession();
-    const ch = await checkpoint(ctx, client, tx, step, now, leafEvent(ctx, step, outcome, now, attempt, events), {
+    const ch = await checkpoint(ctx, client, tx, step, now, leafEvent(ctx, step, toOutcome(outcomes[i]), now, attempt, events), {
       events,
       leafChange: { attempts: attempt },
       requireScope: scopeOfStamp(step.stamp!),
@@ -171,7 +186,6 @@ export async function runBatch(
       return undo(new Error(`instance ${row.instance_id}: its checkpoint cannot join a batch`));
     }
     items.push({ row: step, tx, ch, kind: isRetry(events) ? 'retry' : 'step' });
-    if (overBudget) break;
   }
   for (const it of items) await ctx.hit('before-commit', { instanceId: it.row.instance_id, nodeId: it.row.id });
   const payload = items.map(({ tx }) => ({ id: tx.write!.instanceId, changes: tx.write!.changes(), ...(tx.write!.expect ? { expect: tx.write!.expect } : {}) }));
@@ -193,4 +207,79 @@ export async function runBatch(
   if (!next) return { results };
   const out = res as { rows: ClaimedRow[] }[];
   return { results, next: claimedRows(out[out.length - 2]) };
+}
+
+/**
+ * Every step in one message: head, step, session restore, for each. The savepoints stay open, nested,
+ * until the write releases the outermost (the claim's) with them. A step that raises ends the message
+ * there (the results before it came back): the next message rolls back to that step's savepoint,
+ * restores the session and sends the steps after it. A result over the cap is undone the same way,
+ * which undoes the steps after it in its message too: they are sent again.
+ */
+async function runAll(
+  ctx: EngineContext,
+  send: NonNullable<DbClient['queryUntilError']>,
+  client: DbClient,
+  planned: Planned[],
+  owes: Owed,
+): Promise<StepOutcome[]> {
+  const outcomes: StepOutcome[] = [];
+  let prefix = { sql: '', statements: 0 };
+  while (outcomes.length < planned.length) {
+    const from = outcomes.length;
+    let text = prefix.sql;
+    let total = prefix.statements;
+    const at: number[] = [];
+    for (let i = from; i < planned.length; i++) {
+      const head = stepHead(ctx, planned[i].step, i);
+      at.push(total + head.statements);
+      total += head.statements + 1 + RESTORE_STATEMENTS;
+      // The newline ends a trailing `--` comment of the step's text.
+      text += `${head.sql}${planned[i].text}\n; ${RESTORE_SESSION}; `;
+    }
+    const { results, error } = await send(text);
+    let failed: number | null = null;
+    for (const [j, index] of at.entries()) {
+      if (index >= results.length) break;
+      const { outcome, over } = resultOutcome(results[index], ctx.maxResultBytes);
+      outcomes.push(outcome);
+      if (over) {
+        failed = from + j;
+        break;
+      }
+    }
+    if (failed === null && error !== undefined) {
+      // Only a step may raise here; anything else leaves the transaction in a state not known.
+      if (at[outcomes.length - from] !== results.length) throw error;
+      failed = outcomes.length;
+      outcomes.push(failedOutcome(error));
+    }
+    if (failed === null) {
+      if (results.length !== total) throw new Error(`a batch's message returned ${results.length} results, not ${total}`);
+      prefix = { sql: '', statements: 0 };
+      break;
+    }
+    ctx.counts.resent++;
+    outcomes.length = failed + 1;
+    prefix = { sql: `ROLLBACK TO SAVEPOINT ${savepointOf(failed)}; ${RESTORE_SESSION}; `, statements: 1 + RESTORE_STATEMENTS };
+  }
+  // The last step failed: its undo goes alone.
+  if (prefix.sql) await client.query(prefix.sql);
+  owes.releaseSavepoint(STEP_SAVEPOINT_NAME);
+  return outcomes;
+}
+
+/**
+ * The steps one round trip each (after runAll's message failed and was undone): each sends what the
+ * step before it owes (its savepoint release, the session restore), then its head and itself; a step
+ * that raises is rolled back to its own savepoint.
+ */
+async function runEach(ctx: EngineContext, client: DbClient, planned: Planned[], owes: Owed): Promise<StepOutcome[]> {
+  const outcomes: StepOutcome[] = [];
+  for (const [i, { step, text }] of planned.entries()) {
+    const head = `${owes.take()}${stepHead(ctx, step, i).sql}`;
+    outcomes.push(await runBatchedStep(client, head, text, savepointOf(i), ctx.maxResultBytes));
+    owes.releaseSavepoint(savepointOf(i)).restoreSession();
+  }
+  return outcomes;
 }

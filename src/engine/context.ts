@@ -25,14 +25,22 @@ export interface EngineContext extends StepDefaults {
   readonly maxResultBytes: number | undefined;
   /** Largest batch runSeries runs in one transaction (1: none). */
   readonly batchMax: number;
+  /**
+   * The batch size the last series ended with (BatchSizer), where the next starts: a drain in chunks
+   * (maxSteps, more()) does not grow from one row again in every chunk. A series that found nothing ended at 1.
+   */
+  batchCarry: number;
   /** Cached static graphs, by instance id. */
   readonly graphs: Map<string, Graph>;
   /** Per-node options (df.retry, df.timeout) of cached graphs: a continued first step is not claimed. */
   readonly graphOptions: Map<string, Map<string, ClaimedRow['options']>>;
   /** This engine's copy of instances' rows (snapshot.ts). */
   readonly snapshots: Map<string, Snapshot>;
-  /** Checkpoints computed from a snapshot, those found stale (done again), batched steps, batches undone. */
-  readonly counts: { assumed: number; stale: number; batched: number; undone: number; branches: number };
+  /**
+   * Checkpoints computed from a snapshot, those found stale (done again), batched steps, batches undone,
+   * batches whose one message failed and whose steps ran again one round trip each (batch.ts).
+   */
+  readonly counts: { assumed: number; stale: number; batched: number; undone: number; resent: number; branches: number };
   /** What the lease of an HTTP row read (its policy, the owner's right to df.http), for runLeased. */
   readonly httpAccess: WeakMap<ClaimedRow, Pick<HttpStep, 'policy' | 'canUseHttp'>>;
   /** A claimed row's one-step text (activate.ts oneStepText), asked for by the claim, a batch and the next claim's size. */
@@ -62,10 +70,11 @@ export function createContext(options: EngineOptions): EngineContext {
     enableSuperuserInstances: options.enableSuperuserInstances,
     maxResultBytes: options.maxResultBytes,
     batchMax: Math.max(1, Math.floor(options.batchSize ?? 1)),
+    batchCarry: 1,
     graphs: options.caches?.graphs ?? new Map(),
     graphOptions: options.caches?.graphOptions ?? new Map(),
     snapshots: options.caches?.snapshots ?? new Map(),
-    counts: { assumed: 0, stale: 0, batched: 0, undone: 0, branches: 0 },
+    counts: { assumed: 0, stale: 0, batched: 0, undone: 0, resent: 0, branches: 0 },
     httpAccess: new WeakMap(),
     oneStepTexts: new WeakMap(),
     workerRole: options.workerRole ?? options.caches?.workerRole,

@@ -10,6 +10,19 @@ export interface QueryResult<R> {
 /** One session: statements on it run in order, so BEGIN/COMMIT on it form a transaction. */
 export interface DbClient {
   query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<QueryResult<R>>;
+  /**
+   * Optional (the Node adapter has it): runs a multi-statement text over the simple protocol, values as
+   * the server's text and rows as arrays, and when a statement raises resolves with the results of the
+   * statements completed before it and the error, where `query` would reject and drop them. A batch sends
+   * all its steps in one message with it (batch.ts); without it, one round trip per step.
+   */
+  queryUntilError?(text: string): Promise<{ results: RawResult[]; error?: unknown }>;
+}
+
+/** A statement's result as queryUntilError returns it. */
+export interface RawResult {
+  fields?: { name: string; dataTypeID: number }[];
+  rows: (string | null)[][];
 }
 
 export interface Db {

@@ -63,7 +63,8 @@ async function runOnce(ctx: EngineContext, opts: { now?: Date; target?: { instan
 async function runSeries(ctx: EngineContext, opts: SeriesOptions = {}): Promise<number> {
   const max = opts.maxSteps ?? Number.POSITIVE_INFINITY;
   let n = 0;
-  const sizer = new BatchSizer(ctx.batchMax);
+  const sizer = new BatchSizer(ctx.batchMax, ctx.options.batchBudgetMs);
+  sizer.size = Math.min(ctx.batchCarry, ctx.batchMax);
   const more = () => n < max && (opts.more?.() ?? true);
   const ran = (r: RunResult, t0: number, now: Date) => {
     n++;
@@ -123,6 +124,7 @@ async function runSeries(ctx: EngineContext, opts: SeriesOptions = {}): Promise<
     }
     if (idle) break;
   }
+  ctx.batchCarry = sizer.size;
   return n;
 }
 

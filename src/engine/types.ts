@@ -77,6 +77,8 @@ export interface EngineOptions {
    * maxSteps; drain's may be passed by up to one batch per loop.
    */
   batchSize?: number;
+  /** A batch that ran longer than this many ms makes the next one smaller (batch.ts; default 50). */
+  batchBudgetMs?: number;
   /**
    * The connection to another database of the same server, for instances started with
    * df.start(…, database => name) (executors/other-database.ts); null or absent: none configured, and
@@ -152,9 +154,10 @@ export interface Engine {
   /**
    * Checkpoints computed from the engine's copy of the rows, those found stale and done again, cached
    * graphs, queue vacuums run (queue-vacuum.ts), steps run in batches of two or more (batch.ts) and
-   * batches undone (their rows ran again one per transaction).
+   * batches undone (their rows ran again one per transaction), batches whose one message of steps failed
+   * (a step raised or went over the result cap) and whose steps ran again one round trip each.
    */
-  stats(): { assumed: number; stale: number; cachedGraphs: number; vacuums: number; batched: number; undone: number; branches: number };
+  stats(): { assumed: number; stale: number; cachedGraphs: number; vacuums: number; batched: number; undone: number; resent: number; branches: number };
   /** Resolves when the engine's background work (a queue vacuum under way) has finished. */
   settled(): Promise<void>;
   /** Runs until nothing is due; returns how many nodes ran. */

@@ -7,8 +7,35 @@ import { describe, expect, it } from 'vitest';
 import { useTestDb } from '../helpers/db.ts';
 import { engineFor, outcome, start } from '../helpers/engine.ts';
 import type { CrashPoint, PointHandler } from '../../src/engine/points.ts';
+import type { Db, DbClient } from '../../src/engine/db.ts';
 
 const t = useTestDb();
+
+/** No batch is ever over budget here, so how many steps ran in batches does not depend on the machine's load. */
+const NO_BUDGET = { batchBudgetMs: Number.POSITIVE_INFINITY };
+
+/** The SQL texts sent on the engine's sessions, in order. */
+function recording(opts: { untilError?: boolean } = {}): { db: Db; sent: string[] } {
+  const sent: string[] = [];
+  const wrap = (c: DbClient): DbClient => ({
+    query(text: unknown, params?: unknown[]) {
+      sent.push(typeof text === 'string' ? text : (text as { text: string }).text);
+      return c.query(text as string, params);
+    },
+    ...(c.queryUntilError && opts.untilError !== false
+      ? {
+          queryUntilError(text: string) {
+            sent.push(text);
+            return c.queryUntilError!(text);
+          },
+        }
+      : {}),
+  }) as DbClient;
+  return { db: { ...t.db, withClient: (fn) => t.db.withClient((c) => fn(wrap(c))) }, sent };
+}
+
+/** How many times each sent text carries a step matching `step`, for the texts that carry one. */
+const carrying = (sent: string[], step: RegExp) => sent.map((s) => s.match(step)?.length ?? 0).filter((n) => n > 0);
 
 /** Starts one instance per statement, each in its own transaction: run_at order = this order. */
 async function startEach(steps: string[]): Promise<string[]> {
@@ -27,7 +54,7 @@ describe('batches of one-step instances', () => {
   it('run many instances per transaction, each effect exactly once, each result its own', async () => {
     await freshEffects();
     const ids = await startEach(Array.from({ length: 40 }, (_, i) => `INSERT INTO effects (n) VALUES (${i}) RETURNING n`));
-    const engine = engineFor(t, { batchSize: 16 });
+    const engine = engineFor(t, { batchSize: 16, ...NO_BUDGET });
     expect(await engine.drain({ concurrency: 2 })).toBe(40);
     expect(await effects()).toEqual(Array.from({ length: 40 }, (_, i) => i));
     for (const [i, id] of ids.entries()) {
@@ -44,6 +71,47 @@ describe('batches of one-step instances', () => {
     expect(rows).toEqual({ scopes: 40, nodes: 40 });
   });
 
+  it('a batch sends all its steps in one message: one round trip for the steps of a batch', async () => {
+    await freshEffects();
+    await startEach(Array.from({ length: 15 }, (_, i) => `INSERT INTO effects (n) VALUES (${i})`));
+    const rec = recording();
+    const engine = engineFor(t, { db: rec.db, batchSize: 8, ...NO_BUDGET });
+    // One series: claims of one row, then two, four and eight.
+    expect(await engine.runSeries()).toBe(15);
+    expect(await effects()).toEqual(Array.from({ length: 15 }, (_, i) => i));
+    expect(engine.stats()).toMatchObject({ batched: 14, resent: 0, undone: 0 });
+    expect(carrying(rec.sent, /INSERT INTO effects/g)).toEqual([1, 2, 4, 8]);
+  });
+
+  it('over a driver without queryUntilError, a batch sends its steps one round trip each, none twice', async () => {
+    await freshEffects();
+    await t.query('DROP SEQUENCE IF EXISTS ctr; CREATE SEQUENCE ctr');
+    const step = "INSERT INTO effects (n) VALUES (nextval('ctr'))";
+    const ids = await startEach([step, step, step, step, 'SELECT 1/0', step, step]);
+    const rec = recording({ untilError: false });
+    const engine = engineFor(t, { db: rec.db, batchSize: 8, ...NO_BUDGET });
+    expect(await engine.runSeries()).toBe(7);
+    expect(engine.stats()).toMatchObject({ batched: 6, resent: 0, undone: 0 });
+    expect(carrying(rec.sent, /nextval\('ctr'\)|1\/0/g)).toEqual([1, 1, 1, 1, 1, 1, 1]);
+    expect(await effects()).toEqual([1, 2, 3, 4, 5, 6]);
+    expect((await outcome(t, ids[4])).status).toBe('failed');
+  });
+
+  it('a series starts at the batch size the last one ended with, unless that one found the queue empty', async () => {
+    await freshEffects();
+    await startEach(Array.from({ length: 15 }, (_, i) => `INSERT INTO effects (n) VALUES (${i})`));
+    const rec = recording();
+    const engine = engineFor(t, { db: rec.db, batchSize: 8, ...NO_BUDGET });
+    // Stopped by maxSteps with work left: one row, two, four, then the one step left of 8.
+    expect(await engine.runSeries({ maxSteps: 8 })).toBe(8);
+    // The next series claims eight at once; it ends finding nothing, so the one after starts at one row.
+    expect(await engine.runSeries()).toBe(7);
+    await startEach(Array.from({ length: 3 }, (_, i) => `INSERT INTO effects (n) VALUES (${15 + i})`));
+    expect(await engine.runSeries()).toBe(3);
+    expect(carrying(rec.sent, /INSERT INTO effects/g)).toEqual([1, 2, 4, 1, 7, 1, 2]);
+    expect(await effects()).toEqual(Array.from({ length: 18 }, (_, i) => i));
+  });
+
   it('off unless asked for: the bare engine runs one instance per transaction', async () => {
     await freshEffects();
     await startEach(Array.from({ length: 6 }, (_, i) => `INSERT INTO effects (n) VALUES (${i})`));
@@ -53,23 +121,24 @@ describe('batches of one-step instances', () => {
     expect(await effects()).toHaveLength(6);
   });
 
-  it('a failing step is undone alone: its instance fails, the others in its batch complete', async () => {
+  it('a failing step is undone alone: its instance fails, the others in its batch complete, none runs twice', async () => {
     await freshEffects();
-    const ids = await startEach([
-      'INSERT INTO effects (n) VALUES (1)',
-      'INSERT INTO effects (n) VALUES (2)',
-      'WITH a AS (INSERT INTO effects (n) VALUES (99) RETURNING n) SELECT n / 0 FROM a',
-      'INSERT INTO effects (n) VALUES (3)',
-      'INSERT INTO effects (n) VALUES (4)',
-    ]);
-    const engine = engineFor(t, { batchSize: 8 });
-    expect(await engine.runSeries()).toBe(5);
-    expect(engine.stats().batched).toBeGreaterThanOrEqual(3);
-    expect(await effects()).toEqual([1, 2, 3, 4]);
-    const failed = await outcome(t, ids[2]);
+    await t.query('DROP SEQUENCE IF EXISTS ctr; CREATE SEQUENCE ctr');
+    // nextval is not rolled back: a step that ran twice (once undone) would leave a gap in the numbers.
+    const step = "INSERT INTO effects (n) VALUES (nextval('ctr'))";
+    const ids = await startEach([step, step, step, step, 'WITH a AS (INSERT INTO effects (n) VALUES (99) RETURNING n) SELECT n / 0 FROM a', step, step]);
+    const rec = recording();
+    const engine = engineFor(t, { db: rec.db, batchSize: 8, ...NO_BUDGET });
+    expect(await engine.runSeries()).toBe(7);
+    // Claims of one row, two, then the four left, whose message stops at the failing step (the second):
+    // the next one rolls that step back and sends the two after it.
+    expect(engine.stats()).toMatchObject({ batched: 6, resent: 1, undone: 0 });
+    expect(carrying(rec.sent, /nextval\('ctr'\)|n \/ 0/g)).toEqual([1, 2, 4, 2]);
+    expect(await effects()).toEqual([1, 2, 3, 4, 5, 6]);
+    const failed = await outcome(t, ids[4]);
     expect(failed.status).toBe('failed');
     expect(failed.output).toBe('SQL execution failed: error returned from database: division by zero');
-    for (const i of [0, 1, 3, 4]) expect((await outcome(t, ids[i])).status).toBe('completed');
+    for (const i of [0, 1, 2, 3, 5, 6]) expect((await outcome(t, ids[i])).status).toBe('completed');
   });
 
   it('a step sees nothing the step before it in the batch set: settings, temp tables, time-out, search_path', async () => {
@@ -88,10 +157,10 @@ describe('batches of one-step instances', () => {
       "CASE WHEN current_user <> session_user THEN current_user END)";
     const steps = leaks.flatMap((l) => [l, check]);
     await startEach(steps);
-    const engine = engineFor(t, { batchSize: 16 });
-    // One series: the first claim takes one row, the next two, then four, then the rest.
+    const engine = engineFor(t, { batchSize: 16, ...NO_BUDGET });
+    // One series: the first claim takes one row, the next two, then four, then the one left.
     expect(await engine.runSeries()).toBe(steps.length);
-    expect(engine.stats().batched).toBeGreaterThanOrEqual(6);
+    expect(engine.stats()).toMatchObject({ batched: 6, resent: 0 });
     const seen = await t.query<{ seen: string }>('SELECT seen FROM effects');
     expect(seen).toHaveLength(4);
     for (const s of seen) expect(s.seen).toBe('');
@@ -173,11 +242,13 @@ describe('batches of one-step instances', () => {
       await start(t, `df.retry('SELECT 1/0', 3, 60)`),
       await start(t, `'INSERT INTO effects (n) VALUES (3)'`),
     ];
-    const engine = engineFor(t, { batchSize: 8, maxResultBytes: 1024 });
+    const engine = engineFor(t, { batchSize: 8, maxResultBytes: 1024, ...NO_BUDGET });
     expect(await engine.runSeries()).toBe(6);
     expect(await effects()).toEqual([1, 2, 3]);
     expect(await outcome(t, ids[2])).toMatchObject({ status: 'completed', result: { rows: [{ t: '50ms' }], row_count: 1 } });
-    expect(engine.stats().batched).toBeGreaterThanOrEqual(5);
+    // One row, then two, then the three left: that batch's message stops at the capped step (its result
+    // came back, the step is undone), the next one at the failing step, the last sends the step after it.
+    expect(engine.stats()).toMatchObject({ batched: 5, resent: 2 });
     const capped = await outcome(t, ids[3]);
     expect(capped.status).toBe('failed');
     expect(capped.output).toMatch(/1024/);

@@ -1,4 +1,4 @@
-import type { DbClient } from '../db.ts';
+import type { DbClient, RawResult } from '../db.ts';
 import { buildSqlResult } from '../../graph/sql-result.ts';
 import { pgErrorFields, type StepOutcome } from './outcome.ts';
 import { capStepResult } from '../limits.ts';
@@ -90,7 +90,23 @@ export async function runBatchedStep(client: DbClient, head: string, sql: string
   );
 }
 
-type RawResult = { fields?: { name: string; dataTypeID: number }[]; rows: (string | null)[][] };
+
+/**
+ * A step statement's result as its outcome, capped at maxResultBytes (`over`: it was over the cap, and
+ * what the statement did must be undone as for one that raised).
+ */
+export function resultOutcome(res: RawResult, maxResultBytes: number | undefined): { outcome: StepOutcome; over: boolean } {
+  const built = buildSqlResult(res.fields ?? [], res.rows ?? []);
+  if (!built.ok) return { outcome: { ok: false, error: built.error }, over: false };
+  const outcome = capStepResult({ ok: true, resultText: built.text }, maxResultBytes);
+  return { outcome, over: !outcome.ok };
+}
+
+/** The outcome of a step statement that raised `err`. */
+export function failedOutcome(err: unknown): StepOutcome {
+  const pg = pgErrorFields(err);
+  return { ok: false, error: `SQL execution failed: error returned from database: ${(err as Error).message}`, ...(pg ? { pg } : {}) };
+}
 
 /**
  * A step statement's result as its outcome, capped at maxResultBytes. `undo` (null outside a
@@ -98,16 +114,13 @@ type RawResult = { fields?: { name: string; dataTypeID: number }[]; rows: (strin
  */
 async function stepOutcome(run: () => Promise<RawResult>, maxResultBytes: number | undefined, undo: (() => Promise<unknown>) | null): Promise<StepOutcome> {
   try {
-    const res = await run();
-    const built = buildSqlResult(res.fields ?? [], res.rows ?? []);
-    const outcome: StepOutcome = built.ok ? capStepResult({ ok: true, resultText: built.text }, maxResultBytes) : { ok: false, error: built.error };
+    const { outcome, over } = resultOutcome(await run(), maxResultBytes);
     // Over the result limit: undo what the statement did, as for a statement that raised.
-    if (built.ok && !outcome.ok && undo) await undo();
+    if (over && undo) await undo();
     return outcome;
   } catch (err) {
     if (undo) await undo();
-    const pg = pgErrorFields(err);
-    return { ok: false, error: `SQL execution failed: error returned from database: ${(err as Error).message}`, ...(pg ? { pg } : {}) };
+    return failedOutcome(err);
   }
 }
 

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { dbOverPool, type Db } from '../../engine/db.ts';
+import { dbOverPool, type Db, type DbClient, type RawResult } from '../../engine/db.ts';
 
 // int8 and numeric come back as strings by default; bigint counts we return are small enough for numbers.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -21,5 +21,37 @@ export function createPgDb(options: PgDbOptions): Db & { pool: pg.Pool } {
   });
   // An idle client losing its connection must not crash the process; the next checkout reconnects.
   pool.on('error', () => undefined);
-  return dbOverPool(pool);
+  return dbOverPool(pool, { adapt: withUntilError });
+}
+
+const RAW_TYPES = { getTypeParser: () => (value: string) => value };
+
+/**
+ * A pg Query that keeps each statement's result as its CommandComplete arrives, so the results before a
+ * statement that raised are still there (pg's own promise rejects without them).
+ */
+const QueryBase = pg.Query as unknown as new (config: object) => {
+  handleCommandComplete(msg: unknown, con: unknown): void;
+  on(event: string, fn: (arg?: unknown) => void): unknown;
+  _result: RawResult;
+};
+class UntilError extends QueryBase {
+  readonly done: RawResult[] = [];
+  handleCommandComplete(msg: unknown, con: unknown): void {
+    super.handleCommandComplete(msg, con);
+    this.done.push(this._result);
+  }
+}
+
+/** The client with DbClient.queryUntilError (added once to a pooled client). */
+function withUntilError(client: pg.PoolClient): DbClient {
+  const c = client as unknown as DbClient;
+  c.queryUntilError ??= (text: string) =>
+    new Promise((resolve) => {
+      const q = new UntilError({ text, rowMode: 'array', types: RAW_TYPES });
+      q.on('end', () => resolve({ results: q.done }));
+      q.on('error', (error) => resolve({ results: q.done, error }));
+      client.query(q as never);
+    });
+  return c;
 }
