@@ -31,8 +31,8 @@ export interface EngineContext extends StepDefaults {
   readonly graphOptions: Map<string, Map<string, ClaimedRow['options']>>;
   /** This engine's copy of instances' rows (snapshot.ts). */
   readonly snapshots: Map<string, Snapshot>;
-  /** Checkpoints computed from a snapshot, those found stale (done again), batched steps, batches undone. */
-  readonly counts: { assumed: number; stale: number; batched: number; undone: number; branches: number };
+  /** Checkpoints computed from a snapshot, those found stale (done again), batched steps, batches undone, branch writes, branches run in branch batches. */
+  readonly counts: { assumed: number; stale: number; batched: number; undone: number; branches: number; branchBatched: number; branchRewrites: number };
   /** What the lease of an HTTP row read (its policy, the owner's right to df.http), for runLeased. */
   readonly httpAccess: WeakMap<ClaimedRow, Pick<HttpStep, 'policy' | 'canUseHttp'>>;
   /** A claimed row's one-step text (activate.ts oneStepText), asked for by the claim, a batch and the next claim's size. */
@@ -65,7 +65,7 @@ export function createContext(options: EngineOptions): EngineContext {
     graphs: options.caches?.graphs ?? new Map(),
     graphOptions: options.caches?.graphOptions ?? new Map(),
     snapshots: options.caches?.snapshots ?? new Map(),
-    counts: { assumed: 0, stale: 0, batched: 0, undone: 0, branches: 0 },
+    counts: { assumed: 0, stale: 0, batched: 0, undone: 0, branches: 0, branchBatched: 0, branchRewrites: 0 },
     httpAccess: new WeakMap(),
     oneStepTexts: new WeakMap(),
     workerRole: options.workerRole ?? options.caches?.workerRole,
