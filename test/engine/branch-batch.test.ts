@@ -59,6 +59,16 @@ describe('branch batches', () => {
     expect(await fx()).toEqual(range(20));
   });
 
+  it('an engine whose copy of the instance is partial (another engine activated the JOIN) runs no branch batch and undoes none', async () => {
+    const id = await startJoin(30);
+    await engineFor(t).runOnce();
+    const b = engineFor(t, { batchSize: 16 });
+    await b.drain({ concurrency: 2 });
+    expect((await outcome(t, id)).status).toBe('completed');
+    expect(await fx()).toEqual(range(30));
+    expect(b.stats()).toMatchObject({ branchBatched: 0, undone: 0 });
+  });
+
   /**
    * A handler calling `act` at the `k`th hit of `point` in a row with no commit between: only rows of one
    * batch hit a point back to back (a single row commits in between).
