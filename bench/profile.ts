@@ -111,7 +111,7 @@ function chainExpression(n: number): string {
 }
 
 /** The join path: one JOIN of `--fan-out` branches, then `--pairs` instances of two branches each. */
-async function joins(c: Awaited<ReturnType<typeof connect>>, dataDir: string, url: string) {
+async function joins(c: Awaited<ReturnType<typeof connect>>, su: Awaited<ReturnType<typeof connect>>, dataDir: string, url: string) {
   const leaf = { node_type: 'SQL', query: 'SELECT 1' };
   const fan = Number(args['fan-out']);
   const pairs = Number(args.pairs);
@@ -130,6 +130,7 @@ async function joins(c: Awaited<ReturnType<typeof connect>>, dataDir: string, ur
       await c.query(`VACUUM ANALYZE df.nodes, df.instances`);
       const db = createPgDb({ connectionString: url, max: Number(args.concurrency) + 1 });
       const engine = createEngine({ db, batchSize: Number(args.batch) });
+      if (args.statements) await su.query('SELECT pg_stat_statements_reset()');
       const t0 = performance.now();
       const [s0, n0] = [serverCpu(dataDir), nodeCpu()];
       let runs = 0;
@@ -147,6 +148,13 @@ async function joins(c: Awaited<ReturnType<typeof connect>>, dataDir: string, ur
       console.log(
         `${k.what}, concurrency ${args.concurrency}: ${runs} runs, ${done} completed, ${(k.steps / s).toFixed(1)} steps/s; CPU per step: server ${(((s1 - s0) * 1000) / k.steps).toFixed(3)} ms, node ${(((n1 - n0) * 1000) / k.steps).toFixed(3)} ms; ${JSON.stringify(engine.stats())}`,
       );
+      if (args.statements) {
+        const { rows } = await su.query<{ ms: number; calls: number; q: string }>(
+          `SELECT total_exec_time / $1 AS ms, calls, query AS q FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 20`,
+          [k.steps],
+        );
+        for (const r of rows) console.log(`    server ${r.ms.toFixed(3).padStart(7)} ms/step ${String(r.calls).padStart(6)}×  ${label(r.q)}`);
+      }
       await db.end();
     }
   }
@@ -244,7 +252,7 @@ async function main() {
       }
       await db.end();
     }
-    await joins(c, dataDir, url);
+    await joins(c, su, dataDir, url);
     await c.end();
     await su.end();
   } finally {

@@ -38,9 +38,10 @@ export interface EngineContext extends StepDefaults {
   readonly snapshots: Map<string, Snapshot>;
   /**
    * Checkpoints computed from a snapshot, those found stale (done again), batched steps, batches undone,
-   * batches whose one message failed and whose steps ran again one round trip each (batch.ts).
+   * batches whose one message failed and whose steps ran again one round trip each (batch.ts), branch
+   * writes, branches run in branch batches and their writes resent (branch-batch.ts).
    */
-  readonly counts: { assumed: number; stale: number; batched: number; undone: number; resent: number; branches: number };
+  readonly counts: { assumed: number; stale: number; batched: number; undone: number; resent: number; branches: number; branchBatched: number; branchRewrites: number };
   /** What the lease of an HTTP row read (its policy, the owner's right to df.http), for runLeased. */
   readonly httpAccess: WeakMap<ClaimedRow, Pick<HttpStep, 'policy' | 'canUseHttp'>>;
   /** A claimed row's one-step text (activate.ts oneStepText), asked for by the claim, a batch and the next claim's size. */
@@ -74,7 +75,7 @@ export function createContext(options: EngineOptions): EngineContext {
     graphs: options.caches?.graphs ?? new Map(),
     graphOptions: options.caches?.graphOptions ?? new Map(),
     snapshots: options.caches?.snapshots ?? new Map(),
-    counts: { assumed: 0, stale: 0, batched: 0, undone: 0, resent: 0, branches: 0 },
+    counts: { assumed: 0, stale: 0, batched: 0, undone: 0, resent: 0, branches: 0, branchBatched: 0, branchRewrites: 0 },
     httpAccess: new WeakMap(),
     oneStepTexts: new WeakMap(),
     workerRole: options.workerRole ?? options.caches?.workerRole,

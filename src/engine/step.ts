@@ -7,6 +7,7 @@ import type { DbClient } from './db.ts';
 import { beginAndClaim, beginClaimAndLoad, type ClaimedRow, type PreparedClaim } from './queries/claim.ts';
 import { stepAside } from './queries/steps.ts';
 import { batchable, runBatch, type BatchSizer } from './batch.ts';
+import { branchBatchable, runBranches } from './branch-batch.ts';
 import { cacheGraph, type EngineContext } from './context.ts';
 import { isLockNotAvailable } from './errors.ts';
 import { runClaimed } from './run-claimed.ts';
@@ -50,12 +51,13 @@ export async function stepOn(
       return { claimed: false, results: [] };
     }
     if (sizer && rows.length > 1 && batchable(ctx, rows[0])) return { claimed: true, ...(await runBatch(ctx, client, rows, now, ahead, sizer)) };
+    if (sizer && rows.length > 1 && branchBatchable(ctx, rows[0])) return { claimed: true, ...(await runBranches(ctx, client, rows, now, ahead, sizer)) };
     const row = rows[0];
     claimed = row;
     await ctx.hit('after-claim', { instanceId: row.instance_id, nodeId: row.id });
     // Whether the next claim may take several rows is decided when it is sent (with this COMMIT), off
     // the path between this claim and its step.
-    const next: Ahead | null = sizer && ahead ? (inflight) => (sizer.single(batchable(ctx, row)), ahead(inflight)) : ahead;
+    const next: Ahead | null = sizer && ahead ? (inflight) => (sizer.single(batchable(ctx, row) || branchBatchable(ctx, row)), ahead(inflight)) : ahead;
     const tx: Tx = { owes: new Owed().releaseSavepoint(STEP_SAVEPOINT_NAME), write: null, ahead: next };
     const r = await runClaimed(ctx, client, tx, row, now);
     if ('lease' in r) return { claimed: true, results: [], lease: r.lease };

@@ -155,9 +155,10 @@ export interface Engine {
    * Checkpoints computed from the engine's copy of the rows, those found stale and done again, cached
    * graphs, queue vacuums run (queue-vacuum.ts), steps run in batches of two or more (batch.ts) and
    * batches undone (their rows ran again one per transaction), batches whose one message of steps failed
-   * (a step raised or went over the result cap) and whose steps ran again one round trip each.
+   * (a step raised or went over the result cap) and whose steps ran again one round trip each, a JOIN's
+   * branch writes (fan-out.ts) and branches run in branch batches (branch-batch.ts).
    */
-  stats(): { assumed: number; stale: number; cachedGraphs: number; vacuums: number; batched: number; undone: number; resent: number; branches: number };
+  stats(): { assumed: number; stale: number; cachedGraphs: number; vacuums: number; batched: number; undone: number; resent: number; branches: number; branchBatched: number; branchRewrites: number };
   /** Resolves when the engine's background work (a queue vacuum under way) has finished. */
   settled(): Promise<void>;
   /** Runs until nothing is due; returns how many nodes ran. */
