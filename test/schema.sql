@@ -4329,7 +4329,7 @@ $function$
 CREATE OR REPLACE FUNCTION df.list_instances(status_filter text DEFAULT NULL::text, limit_count integer DEFAULT 100)
  RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text)
  LANGUAGE sql
- STABLE
+ STABLE ROWS 100
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
     SELECT l.instance_id, l.label, l.function_name, l.status, l.execution_count, l.output
@@ -4341,19 +4341,21 @@ $function$
 CREATE OR REPLACE FUNCTION df.list_instances(status_filter text, limit_count integer, label_filter text, after_cursor text DEFAULT NULL::text)
  RETURNS TABLE(instance_id text, label text, function_name text, status text, execution_count bigint, output text, created_at timestamp with time zone, completed_at timestamp with time zone, next_cursor text)
  LANGUAGE plpgsql
- STABLE
+ STABLE ROWS 100
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 DECLARE
     v_limit integer := df._list_limit(list_instances.limit_count);
     v_ts    timestamptz;
     v_id    text;
-    v_live  oid[] := ARRAY(SELECT l.objid FROM pg_locks l
-                   WHERE l.locktype = 'advisory' AND l.classid = 1885824620::oid AND l.objsubid = 2 AND l.granted
-                     AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()));
+    -- Held by a claim of the instance's first step (df.status's 'running' for a pending row). A hashed
+    -- subplan: built the first time a pending row asks, once per call.
+    v_live  text := 'hashtext(i.id)::oid IN (SELECT l.objid FROM pg_locks l
+                      WHERE l.locktype = ''advisory'' AND l.classid = 1885824620::oid AND l.objsubid = 2 AND l.granted
+                        AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))';
     v_where text := '';
     v_cols  text := 'i.id, i.label, %s AS status, i.generation, i.output, i.created_at, i.completed_at';
-    v_order text := ' ORDER BY i.created_at DESC, i.id LIMIT $6';
+    v_order text := ' ORDER BY i.created_at DESC, i.id LIMIT $5';
     v_page  text;
 BEGIN
     IF list_instances.after_cursor IS NOT NULL THEN
@@ -4367,21 +4369,21 @@ BEGIN
     END IF;
 
     IF list_instances.status_filter IS NULL THEN
-        v_page := 'SELECT ' || format(v_cols, 'CASE WHEN i.status = ''pending'' AND hashtext(i.id)::oid = ANY ($5) THEN ''running'' ELSE i.status END')
+        v_page := 'SELECT ' || format(v_cols, 'CASE WHEN i.status = ''pending'' AND ' || v_live || ' THEN ''running'' ELSE i.status END')
                || ' FROM df.instances AS i WHERE i.created_at IS NOT NULL' || v_where || v_order;
     ELSIF list_instances.status_filter = 'running' THEN
         v_page := '(SELECT ' || format(v_cols, '''running''') || ' FROM df.instances AS i WHERE i.status = ''running''' || v_where || v_order
                || ') UNION ALL (SELECT ' || format(v_cols, '''running''')
-               || ' FROM df.instances AS i WHERE i.status = ''pending'' AND hashtext(i.id)::oid = ANY ($5)' || v_where || v_order || ')'
-               || ' ORDER BY created_at DESC, id LIMIT $6';
+               || ' FROM df.instances AS i WHERE i.status = ''pending'' AND ' || v_live || v_where || v_order || ')'
+               || ' ORDER BY created_at DESC, id LIMIT $5';
     ELSIF list_instances.status_filter = 'pending' THEN
         v_page := 'SELECT ' || format(v_cols, '''pending''')
-               || ' FROM df.instances AS i WHERE i.status = ''pending'' AND NOT (hashtext(i.id)::oid = ANY ($5))' || v_where || v_order;
+               || ' FROM df.instances AS i WHERE i.status = ''pending'' AND NOT ' || v_live || v_where || v_order;
     ELSE
         v_page := 'SELECT ' || format(v_cols, 'i.status') || ' FROM df.instances AS i WHERE i.status = $1' || v_where || v_order;
     END IF;
 
-    -- One extra row ($6 = limit + 1) tells whether a further page exists.
+    -- One extra row ($5 = limit + 1) tells whether a further page exists.
     RETURN QUERY EXECUTE
         'WITH page AS (' || v_page || '), numbered AS (
              SELECT p.*, row_number() OVER (ORDER BY p.created_at DESC, p.id) AS rn, count(*) OVER () AS fetched
@@ -4389,13 +4391,13 @@ BEGIN
          )
          SELECT x.id::text, x.label, ''pg_durable::orchestration::execute-function-graph''::text,
                 x.status, x.generation::bigint, x.output, x.created_at, x.completed_at,
-                CASE WHEN x.fetched > $7
-                     THEN max(CASE WHEN x.rn = $7 THEN df._list_cursor(x.created_at, x.id) END) OVER ()
+                CASE WHEN x.fetched > $6
+                     THEN max(CASE WHEN x.rn = $6 THEN df._list_cursor(x.created_at, x.id) END) OVER ()
                 END
          FROM numbered AS x
-         WHERE x.rn <= $7
+         WHERE x.rn <= $6
          ORDER BY x.rn'
-        USING list_instances.status_filter, list_instances.label_filter, v_ts, v_id, v_live, v_limit::bigint + 1, v_limit;
+        USING list_instances.status_filter, list_instances.label_filter, v_ts, v_id, v_limit::bigint + 1, v_limit;
 END;
 $function$
 
