@@ -45,6 +45,7 @@ const { values: args } = parseArgs({
     contenders: { type: 'string', default: 'floor,graphile,pgflare' },
     out: { type: 'string', default: join(import.meta.dirname, 'results', 'latest.json') },
     'data-dir': { type: 'string' },
+    'shared-buffers': { type: 'string' },
     ...historyOptions,
     help: { type: 'boolean', default: false },
   },
@@ -59,6 +60,7 @@ if (args.help) {
   --synchronous-commit on|off  server setting for every contender (default off; fsync stays on)
   --contenders floor,graphile,pgflare   subset of contenders (default all)
   --out FILE                 JSON results (default bench/results/latest.json)
+  --shared-buffers SIZE      the server's shared_buffers (default PostgreSQL's, 128MB), e.g. 2GB for a large --history
   --data-dir DIR             the server's data directory, kept after the run (default: a throwaway one);
                              a later run with the same DIR reuses a --history load of the same size
 ${HISTORY_HELP}
@@ -77,6 +79,7 @@ const SETTINGS: Record<string, string> = {
   synchronous_commit: syncCommit,
   // W3 reads the commit time of the starting transaction from the server.
   track_commit_timestamp: 'on',
+  ...(args['shared-buffers'] ? { shared_buffers: args['shared-buffers'] } : {}),
 };
 
 function log(line: string) {
