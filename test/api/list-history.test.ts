@@ -8,44 +8,17 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
 import { LIST_INSTANCES_SQL } from '../../src/api/instances.ts';
 import { useTestDb } from '../helpers/db.ts';
+import { executedPlan, planNodes, seedAsReplica } from '../helpers/plans.ts';
 import { client } from './helpers.ts';
 
 const t = useTestDb();
 const HISTORY = 20_000;
 const TOKEN = 'static-token-for-the-owner-list-history';
 
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Actual Loops': number;
-  Plans?: PlanNode[];
-}
-
-/** Every node of the plan of the route's statement, executed (EXPLAIN ANALYZE) the second time on a session. */
-async function planNodes(params: unknown[]): Promise<PlanNode[]> {
-  const c = await t.owner.connect();
-  try {
-    await c.query(LIST_INSTANCES_SQL, params);
-    const { rows } = await c.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${LIST_INSTANCES_SQL}`, params);
-    const all: PlanNode[] = [];
-    const walk = (n: PlanNode) => {
-      all.push(n);
-      n.Plans?.forEach(walk);
-    };
-    walk(rows[0]['QUERY PLAN'][0].Plan);
-    return all;
-  } finally {
-    c.release();
-  }
-}
-
 beforeAll(async () => {
   // One finished instance a minute, one in twenty failed (its root node failed, a `failed` event), the
   // others completed with a result at their root. Consistent rows, so the foreign-key triggers can be skipped.
-  const [{ owner }] = await t.query<{ owner: string }>('SELECT current_user AS owner');
-  const c = await t.superuser.connect();
-  try {
-    await c.query('SET session_replication_role = replica');
+  await seedAsReplica(t, async (c, owner) => {
     await c.query(
       `INSERT INTO df.instances (id, root_node, status, submitted_by, created_at, completed_at, output)
        SELECT lpad(to_hex(g), 8, '0'), '00000001', CASE WHEN g % 20 = 0 THEN 'failed' ELSE 'completed' END, $2::regrole,
@@ -67,15 +40,13 @@ beforeAll(async () => {
       [HISTORY, owner],
     );
     await c.query('ANALYZE df.instances, df.nodes, df.events');
-  } finally {
-    c.release();
-  }
+  });
 });
 
 describe('GET /v1/instances over a long history', () => {
   it('looks each row of the page up by key: no scan of the history, df.events read for the failed rows only', async () => {
     for (const status of [null, 'failed']) {
-      const nodes = await planNodes([status, 100, null, null]);
+      const nodes = planNodes(await executedPlan(t, LIST_INSTANCES_SQL, [status, 100, null, null], 'ANALYZE'));
       const scans = nodes.filter((n) => n['Relation Name'] !== undefined);
       expect(scans.filter((n) => n['Node Type'] === 'Seq Scan').map((n) => n['Relation Name'])).toEqual([]);
       // The first page of 100 holds 5 failed instances; the failed list, 100.

@@ -6,28 +6,14 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestDb } from '../../helpers/db.ts';
+import { buffers, seedAsReplica } from '../../helpers/plans.ts';
 
 const t = useTestDb();
 const SAME = 20_000;
 
-async function buffers(sql: string, params: unknown[]): Promise<number> {
-  const c = await t.owner.connect();
-  try {
-    await c.query(sql, params);
-    const { rows } = await c.query<{ 'QUERY PLAN': [{ Plan: Record<string, number> }] }>(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`, params);
-    const plan = rows[0]['QUERY PLAN'][0].Plan;
-    return plan['Shared Hit Blocks'] + plan['Shared Read Blocks'];
-  } finally {
-    c.release();
-  }
-}
-
 beforeAll(async () => {
-  const [{ owner }] = await t.query<{ owner: string }>('SELECT current_user AS owner');
-  const c = await t.superuser.connect();
-  try {
-    await c.query('SET session_replication_role = replica');
-    // SAME finished instances of one instant, and a few older ones after them.
+  // SAME finished instances of one instant, and a few older ones after them.
+  await seedAsReplica(t, async (c, owner) => {
     await c.query(
       `INSERT INTO df.instances (id, root_node, status, submitted_by, created_at, completed_at)
        SELECT lpad(to_hex(g), 8, '0'), '00000001', 'completed', $2::regrole,
@@ -36,9 +22,7 @@ beforeAll(async () => {
       [SAME, owner],
     );
     await c.query('ANALYZE df.instances');
-  } finally {
-    c.release();
-  }
+  });
 });
 
 /** The cursor a page ending at the n-th newest instance returns (a page holds at most 1 000). */
@@ -70,7 +54,7 @@ describe('df.list_instances pages through one instant', () => {
     const read: { status: string | null; buffers: number }[] = [];
     for (const status of [null, 'completed']) {
       const k = await cursorAt(19_800);
-      read.push({ status, buffers: await buffers(`SELECT * FROM df.list_instances($1, 10, NULL, $2)`, [status, k]) });
+      read.push({ status, buffers: await buffers(t, `SELECT * FROM df.list_instances($1, 10, NULL, $2)`, [status, k]) });
     }
     expect(read.filter((r) => r.buffers > 60)).toEqual([]);
   });
