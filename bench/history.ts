@@ -21,7 +21,7 @@ import { DEFAULT_BATCH_SIZE } from '../src/engine/batch.ts';
 import { migrate } from '../src/migrate/runner.ts';
 import { checkpoint, connect, median, nowMs, percentile, round, sizes, sleep, waitFor, type BenchContext, type Measurement } from './common.ts';
 import { chainExpression, engineLogger, stallGuard, type EngineAvailability } from './engine.ts';
-import { loadHistory } from './history-load.ts';
+import { loadHistory, type HistoryLoad } from './history-load.ts';
 import { backendCpu, nodeCpu, postmasterOf, serverCpu } from './cpu.ts';
 
 export interface HistoryOptions {
@@ -52,21 +52,30 @@ const METRIC = {
   w2: (side: Side, n: number) => `W2 drain of ${n}, ${side}: steps/s`,
 };
 
-/** Creates and migrates the history database beside the bench's, as the same owner. */
-async function historyDatabase(ctx: BenchContext, owner: string): Promise<BenchContext> {
+const swapDatabase = (url: string) => {
+  const u = new URL(url);
+  u.pathname = `/${HISTORY_DB}`;
+  return u.toString();
+};
+
+/**
+ * The history database beside the bench's, as the same owner: kept from an earlier run (a kept
+ * --data-dir) when that run loaded the same number of instances over the same days, else created,
+ * migrated and loaded. A kept one is migrated too (new migrations apply on top of the history).
+ */
+async function historyDatabase(ctx: BenchContext, owner: string, rows: number, days: number): Promise<{ hist: BenchContext; load: HistoryLoad }> {
+  const hist = { ...ctx, ownerUrl: swapDatabase(ctx.ownerUrl), superUrl: swapDatabase(ctx.superUrl) };
   const admin = await connect(ctx.superUrl);
+  let kept: HistoryLoad | null = null;
   try {
-    await admin.query(`DROP DATABASE IF EXISTS ${HISTORY_DB}`);
-    await admin.query(`CREATE DATABASE ${HISTORY_DB} OWNER ${owner}`);
+    if ((await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [HISTORY_DB])).rowCount) kept = await keptLoad(hist.superUrl, rows, days);
+    if (!kept) {
+      await admin.query(`DROP DATABASE IF EXISTS ${HISTORY_DB}`);
+      await admin.query(`CREATE DATABASE ${HISTORY_DB} OWNER ${owner}`);
+    }
   } finally {
     await admin.end();
   }
-  const swap = (url: string) => {
-    const u = new URL(url);
-    u.pathname = `/${HISTORY_DB}`;
-    return u.toString();
-  };
-  const hist = { ...ctx, ownerUrl: swap(ctx.ownerUrl), superUrl: swap(ctx.superUrl) };
   const db = createPgDb({ connectionString: hist.ownerUrl, max: 1 });
   try {
     await migrate(db);
@@ -76,7 +85,34 @@ async function historyDatabase(ctx: BenchContext, owner: string): Promise<BenchC
   const c = await connect(hist.ownerUrl);
   await c.query('CREATE TABLE IF NOT EXISTS bench_w2_ids (id text)');
   await c.end();
-  return hist;
+  if (kept) {
+    ctx.log(`history: reusing the ${kept.instances} instances loaded on ${kept.before.toISOString()} (${round(kept.bytes / 2 ** 30, 2)} GiB then; each run's prune removed some of the oldest)`);
+    return { hist, load: kept };
+  }
+  const load = await loadHistory(hist, rows, owner, days);
+  const s = await connect(hist.superUrl);
+  try {
+    await s.query('CREATE TABLE bench_history_load (instances int, days int, load jsonb)');
+    await s.query('INSERT INTO bench_history_load VALUES ($1, $2, $3)', [rows, days, JSON.stringify(load)]);
+  } finally {
+    await s.end();
+  }
+  return { hist, load };
+}
+
+/** The load recorded in a kept history database, if it was of `rows` instances over `days` days. */
+async function keptLoad(url: string, rows: number, days: number): Promise<HistoryLoad | null> {
+  const c = await connect(url);
+  try {
+    const r = await c.query<{ load: HistoryLoad & { before: string } }>(
+      `SELECT load FROM bench_history_load WHERE instances = $1 AND days = $2`,
+      [rows, days],
+    ).catch(() => ({ rows: [] }));
+    const load = r.rows[0]?.load;
+    return load ? { ...load, before: new Date(load.before) } : null;
+  } finally {
+    await c.end();
+  }
 }
 
 /** Deletes the bench's own instances (newer than the history), then vacuums and checkpoints. */
@@ -303,8 +339,7 @@ async function stepsDuringPrune(t: Target, avail: EngineAvailability, o: History
 
 export async function historyBench(ctx: BenchContext, avail: EngineAvailability, owner: string, o: HistoryOptions): Promise<Measurement[]> {
   if (!avail.engine || !avail.worker) throw new Error(`history: the engine and the Node worker are needed (${avail.engineWhy ?? avail.workerWhy})`);
-  const hist = await historyDatabase(ctx, owner);
-  const load = await loadHistory(hist, o.rows, owner, o.days);
+  const { hist, load } = await historyDatabase(ctx, owner, o.rows, o.days);
   const since = load.before;
   const sides: Target[] = [{ db: ctx, side: 'empty', since }, { db: hist, side: 'history', since }];
   const { chain: n1, drainItems: n2 } = sizes(ctx.quick);

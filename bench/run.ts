@@ -44,6 +44,8 @@ const { values: args } = parseArgs({
     'synchronous-commit': { type: 'string', default: 'off' },
     contenders: { type: 'string', default: 'floor,graphile,pgflare' },
     out: { type: 'string', default: join(import.meta.dirname, 'results', 'latest.json') },
+    'data-dir': { type: 'string' },
+    'shared-buffers': { type: 'string' },
     ...historyOptions,
     help: { type: 'boolean', default: false },
   },
@@ -58,6 +60,9 @@ if (args.help) {
   --synchronous-commit on|off  server setting for every contender (default off; fsync stays on)
   --contenders floor,graphile,pgflare   subset of contenders (default all)
   --out FILE                 JSON results (default bench/results/latest.json)
+  --shared-buffers SIZE      the server's shared_buffers (default PostgreSQL's, 128MB), e.g. 2GB for a large --history
+  --data-dir DIR             the server's data directory, kept after the run (default: a throwaway one);
+                             a later run with the same DIR reuses a --history load of the same size
 ${HISTORY_HELP}
 npm run bench -- workerd [--help]   the Workers runtime in local workerd vs Node (bench/workerd.ts)`);
   process.exit(0);
@@ -74,6 +79,7 @@ const SETTINGS: Record<string, string> = {
   synchronous_commit: syncCommit,
   // W3 reads the commit time of the starting transaction from the server.
   track_commit_timestamp: 'on',
+  ...(args['shared-buffers'] ? { shared_buffers: args['shared-buffers'] } : {}),
 };
 
 function log(line: string) {
@@ -87,14 +93,16 @@ async function main() {
     windowSeconds: Number(args.window),
     log,
   };
-  const dataDir = mkdtempSync(join(tmpdir(), 'pgflare-bench-'));
+  // A kept data directory lets a large --history load serve several runs (bench/history.ts).
+  const keep = args['data-dir'] !== undefined;
+  const dataDir = keep ? args['data-dir']! : mkdtempSync(join(tmpdir(), 'pgflare-bench-'));
   let server: EmbeddedServer | undefined;
   const measurements: Record<string, Measurement[]> = { W1: [], W2: [], W3: [], H: [] };
   const started = new Date();
   let pgVersion = '';
   const cleanUp = async () => {
     await server?.stop().catch(() => undefined);
-    rmSync(dataDir, { recursive: true, force: true });
+    if (!keep) rmSync(dataDir, { recursive: true, force: true });
   };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
@@ -106,7 +114,10 @@ async function main() {
     log(`starting PostgreSQL in ${dataDir} (${Object.entries(SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')})`);
     server = await startEmbeddedPostgres({ dataDir, settings: SETTINGS });
     const admin = await connect(server.superuserUrl);
-    await admin.query(`CREATE ROLE ${OWNER} LOGIN PASSWORD '${OWNER_PASSWORD}'`);
+    // A kept data directory has the role already; the bench's own database always starts empty.
+    const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [OWNER]);
+    if (!role.rowCount) await admin.query(`CREATE ROLE ${OWNER} LOGIN PASSWORD '${OWNER_PASSWORD}'`);
+    await admin.query(`DROP DATABASE IF EXISTS ${DATABASE}`);
     await admin.query(`CREATE DATABASE ${DATABASE} OWNER ${OWNER}`);
     pgVersion = (await admin.query<{ v: string }>('SHOW server_version')).rows[0].v;
     await admin.end();

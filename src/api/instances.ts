@@ -20,19 +20,44 @@ type InstanceStatus = (typeof STATUSES)[number];
 export const TERMINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled']);
 
 /**
- * Columns every instance answer shares, over `i` (df.instances) and `f` (its first `failed` event,
- * a LATERAL subquery: FAILED_EVENT). started_at and finished_at are recorded when they happen
- * (migrations/0033_instance_times.sql).
+ * Columns every instance answer shares, over `i` (df.instances), `r` (its root node's result once
+ * completed) and `f` (its first `failed` event), both joined by OUTCOME. started_at and finished_at
+ * are recorded when they happen (migrations/0033_instance_times.sql).
  */
-const COMMON = `'result', CASE WHEN i.status = 'completed' THEN df.result(i.id)::json END,
+const COMMON = `'result', r.result,
                 'failure', CASE WHEN i.status = 'failed' THEN json_build_object('node_id', f.node_id, 'attempt', f.attempt, 'detail', f.detail) END,
                 'created_at', i.created_at,
                 'started_at', i.started_at,
                 'finished_at', i.finished_at,
                 'completed_at', i.completed_at`;
-const FAILED_EVENT = `LEFT JOIN LATERAL (SELECT e.node_id, e.attempt, e.detail FROM df.events e
-                                          WHERE e.instance_id = i.id AND e.kind = 'failed' ORDER BY e.id LIMIT 1) AS f
-                                 ON i.status = 'failed'`;
+// Both lateral subqueries test the instance's status inside, so for every other instance they are a
+// one-time filter that reads nothing (a join condition would be applied after running them; the LIMITs
+// keep them from being flattened into joins). The root
+// result is df.result's join, inline: a function call per row cost as much as the rest of a list page.
+const OUTCOME = `LEFT JOIN LATERAL (SELECT r.result FROM df.nodes AS r
+                                          WHERE i.status = 'completed' AND r.instance_id = i.id AND r.id = i.root_node
+                                            AND r.status = 'completed' LIMIT 1) AS r ON true
+                      LEFT JOIN LATERAL (SELECT e.node_id, e.attempt, e.detail FROM df.events e
+                                          WHERE i.status = 'failed' AND e.instance_id = i.id AND e.kind = 'failed'
+                                          ORDER BY e.id LIMIT 1) AS f ON true`;
+
+/**
+ * A page of GET /v1/instances as one JSON value: df.list_instances($1 status, $2 limit, $3 label,
+ * $4 cursor), each row joined back to its instance by key for the columns the list lacks. The LIMITs
+ * keep the lateral subqueries from being flattened into joins, which the planner may hash over a whole
+ * table when it is small enough: a page's cost stays that of its rows, whatever the history's size.
+ */
+export const LIST_INSTANCES_SQL = `SELECT json_build_object(
+           'instances', coalesce(json_agg(json_build_object(
+               'instance_id', l.instance_id, 'label', l.label, 'status', l.status,
+               'execution_count', l.execution_count, 'output', l.output, ${COMMON}) ORDER BY l.ord), '[]'::json),
+           'next_cursor', max(l.next_cursor)) AS page
+    FROM df.list_instances($1::text, $2::integer, $3::text, $4::text) WITH ORDINALITY
+         AS l(instance_id, label, function_name, status, execution_count, output, created_at,
+              completed_at, next_cursor, ord)
+    CROSS JOIN LATERAL (SELECT i.id, i.status, i.root_node, i.created_at, i.started_at, i.finished_at, i.completed_at
+                          FROM df.instances AS i WHERE i.id = l.instance_id LIMIT 1) AS i
+    ${OUTCOME}`;
 
 export interface InstanceError {
   code: string;
@@ -76,7 +101,7 @@ function shape<T extends { status: string; output: string | null; failure?: Fail
 export async function instanceSummary(client: DbClient, id: string): Promise<Record<string, unknown> | null> {
   const { rows } = await client.query<{ instance: any }>(
     `SELECT json_build_object('instance_id', i.id, 'label', i.label, 'status', i.status, 'output', i.output, ${COMMON}) AS instance
-       FROM df.instances AS i ${FAILED_EVENT} WHERE i.id = $1`,
+       FROM df.instances AS i ${OUTCOME} WHERE i.id = $1`,
     [id],
   );
   return rows[0] ? shape(rows[0].instance) : null;
@@ -115,16 +140,7 @@ export function instanceRoutes(app: ApiApp, kit: RouteKit, opts: { maxWaitSecond
     const page = await asRole(c, async (client) => {
       try {
         const { rows } = await client.query<{ page: { instances: any[]; next_cursor: string | null } }>(
-          `SELECT json_build_object(
-                    'instances', coalesce(json_agg(json_build_object(
-                        'instance_id', l.instance_id, 'label', l.label, 'status', l.status,
-                        'execution_count', l.execution_count, 'output', l.output, ${COMMON}) ORDER BY l.ord), '[]'::json),
-                    'next_cursor', max(l.next_cursor)) AS page
-             FROM df.list_instances($1::text, $2::integer, $3::text, $4::text) WITH ORDINALITY
-                  AS l(instance_id, label, function_name, status, execution_count, output, created_at,
-                       completed_at, next_cursor, ord)
-             JOIN df.instances AS i ON i.id = l.instance_id
-             ${FAILED_EVENT}`,
+          LIST_INSTANCES_SQL,
           [q.status ?? null, q.limit, q.label ?? null, q.cursor ?? null],
         );
         return rows[0]!.page;
@@ -155,7 +171,7 @@ export function instanceRoutes(app: ApiApp, kit: RouteKit, opts: { maxWaitSecond
                                         inferred_status_from_ancestor_id, updated_at, ord))) AS instance
            FROM df.instance_info($1) AS info
            JOIN df.instances AS i ON i.id = info.instance_id
-           ${FAILED_EVENT}`,
+           ${OUTCOME}`,
         [id],
       );
       return shape(rows[0]!.instance);

@@ -7,25 +7,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { pruneHistory } from '../../../src/engine/maintenance.ts';
 import { useTestDb } from '../../helpers/db.ts';
+import { buffers } from '../../helpers/plans.ts';
 
 const t = useTestDb();
 const HISTORY = 20_000;
-
-/**
- * Shared buffers (hit + read) that executing `sql` touched, on one session, the second time: the first
- * call of a session also reads the catalog.
- */
-async function buffers(sql: string, params: unknown[] = []): Promise<number> {
-  const c = await t.owner.connect();
-  try {
-    await c.query(sql, params);
-    const { rows } = await c.query<{ 'QUERY PLAN': [{ Plan: Record<string, number> }] }>(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`, params);
-    const plan = rows[0]['QUERY PLAN'][0].Plan;
-    return plan['Shared Hit Blocks'] + plan['Shared Read Blocks'];
-  } finally {
-    c.release();
-  }
-}
 
 beforeAll(async () => {
   // One finished instance a minute for two weeks back, one in ten labelled nightly (half of them failed),
@@ -71,7 +56,7 @@ describe('df.list_instances over a long history', () => {
     const cursor = (await t.query<{ k: string }>(`SELECT next_cursor AS k FROM df.list_instances('completed', 10, NULL, NULL) OFFSET 9`))[0].k;
     calls.push([`SELECT * FROM df.list_instances('completed', 10, NULL, $1)`, [cursor]]);
     const read: { sql: string; buffers: number }[] = [];
-    for (const [sql, params] of calls) read.push({ sql, buffers: await buffers(sql, params) });
+    for (const [sql, params] of calls) read.push({ sql, buffers: await buffers(t, sql, params) });
     expect(read.filter((r) => r.buffers > 60)).toEqual([]);
   });
 
