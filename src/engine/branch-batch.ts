@@ -26,7 +26,7 @@ import { literal } from './sql-text.ts';
 import { afterCommit, checkpoint, remember } from './checkpoint.ts';
 import type { EngineContext } from './context.ts';
 import { BATCH_UNDO, LOCK_NOT_AVAILABLE, sqlState } from './errors.ts';
-import { isSimpleStatement, BATCH_BUDGET_MS, type BatchSizer } from './batch.ts';
+import { isSimpleStatement, type BatchSizer } from './batch.ts';
 import { othersRunning, type Expectation } from './snapshot.ts';
 import { ACTIVE, isRetry, leafEvent, ownTimeout, substitutionContext, timeoutFor, toOutcome } from './step-policy.ts';
 import { Owed, STEP_SAVEPOINT_NAME, type Ahead, type Tx } from './tx.ts';
@@ -86,7 +86,7 @@ export function mergeBranchWrites(writes: { changes: ReturnType<NonNullable<Tx['
 /**
  * Runs claimed branches of `rows[0]`'s instance in the open claim transaction, each step under its own
  * savepoint, then one merged branch write with the COMMIT (and, with `ahead`, the next claim). Stops at a
- * row that cannot join (another instance, not a branch) or past BATCH_BUDGET_MS; rows not run are only
+ * row that cannot join (another instance, not a branch) or past the sizer's budget; rows not run are only
  * locked and free again at the COMMIT.
  */
 export async function runBranches(
@@ -113,7 +113,7 @@ export async function runBranches(
   };
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i];
-    if (i > 0 && Date.now() - started > BATCH_BUDGET_MS) {
+    if (i > 0 && Date.now() - started > sizer.budgetMs) {
       overBudget = true;
       break;
     }
@@ -141,7 +141,7 @@ export async function runBranches(
       // The round trip failed before the step's savepoint existed: the transaction's state is unknown.
       return undo(err);
     }
-    if (Date.now() - t0 > BATCH_BUDGET_MS) overBudget = true;
+    if (Date.now() - t0 > sizer.budgetMs) overBudget = true;
     const attempt = row.attempts + 1;
     const events: unknown[] = [];
     const outcome = toOutcome(out);

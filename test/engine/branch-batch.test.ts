@@ -38,7 +38,7 @@ async function startJoin(n: number, leaf: (i: number) => unknown = (i) => ({ nod
 describe('branch batches', () => {
   it('a JOIN of 300 branches on 4 series runs in branch batches: every effect once, the JOIN and its successor once', async () => {
     const id = await startJoin(300);
-    const e = engineFor(t, { batchSize: 16 });
+    const e = engineFor(t, { batchSize: 16, batchBudgetMs: Number.POSITIVE_INFINITY });
     await e.drain({ concurrency: 4 });
     const o = await outcome(t, id);
     expect(o.status).toBe('completed');
@@ -135,7 +135,10 @@ describe('branch batches', () => {
   it('a JOIN run in branch batches with a branch that fails, is retried, then fails for good: the JOIN fails once, the other effects once', async () => {
     const [retry] = await t.query<{ g: unknown }>(`SELECT df.retry('WITH a AS (INSERT INTO fx VALUES (1000) RETURNING n) SELECT 1 / (n - 1000) FROM a', 2, 0)::jsonb AS g`);
     const id = await startJoin(30, (i) => (i === 5 ? retry.g : { node_type: 'SQL', query: `INSERT INTO fx VALUES (${i}) RETURNING n` }));
-    const e = engineFor(t, { batchSize: 16 });
+    // One series with no time budget: claims grow 1, 2, 4, … whatever the machine's load, so the failing
+    // branch runs in a branch batch.
+    const e = engineFor(t, { batchSize: 16, batchBudgetMs: Number.POSITIVE_INFINITY });
+    await e.runSeries();
     await e.drain({ concurrency: 2 });
     expect((await outcome(t, id)).status).toBe('failed');
     const events = await t.query<{ kind: string; attempt: number }>(`SELECT kind, attempt FROM df.events WHERE instance_id = $1 AND kind = 'attempt_failed' ORDER BY attempt`, [id]);
