@@ -6,7 +6,7 @@
  *   const { id } = await pf.instances.start(seq(sql('SELECT 1').as('a'), 'SELECT $a'));
  *   const done = await pf.instances.wait(id, { timeout: '2 minutes' });
  */
-import { isStep, Step, type Closed, type GraphNode, type StepLike } from './builder.ts';
+import { isStep, Step, type Closed, type GraphNode } from './builder.ts';
 import { toSeconds, type Duration } from './duration.ts';
 import type * as T from './api-types.ts';
 import { streamInstance, type StreamOptions } from './stream.ts';
