@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestDb } from '../helpers/db.ts';
 import { outcome } from '../helpers/engine.ts';
-import { useWorkerd } from './harness.ts';
+import { eventually, useWorkerd } from './harness.ts';
 
 const t = useTestDb();
 // One message per batch, delivered at once: each step runs in its own queue invocation.
@@ -17,15 +17,8 @@ beforeAll(async () => {
   await t.query(`CREATE TABLE effects (tag text NOT NULL, app text NOT NULL DEFAULT current_setting('application_name'))`);
 });
 
-async function until(id: string, status: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const o = await outcome(t, id);
-    if (o.status === status) return;
-    if (Date.now() > deadline) throw new Error(`instance ${id} is ${o.status}, not ${status}, after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** The instance reaches `status` (the local queue delivers in the background: a bounded poll). */
+const until = (id: string, status: string) => eventually(async () => (await outcome(t, id)).status === status, `instance ${id} ${status}`);
 
 describe('workerd with the local queue delivering', () => {
   it('an instance started from psql completes through one cron tick: a three-way JOIN, a branch per invocation', async () => {
