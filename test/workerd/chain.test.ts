@@ -8,7 +8,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestDb } from '../helpers/db.ts';
 import { outcome } from '../helpers/engine.ts';
-import { pump, useWorkerd, type Sent } from './harness.ts';
+import { pump, sentMatching, useWorkerd, type Sent } from './harness.ts';
 
 const t = useTestDb();
 const TOKEN = 'workerd-chain-token-00000000';
@@ -91,8 +91,7 @@ describe('chain continuation (PGFLARE_CHAIN_STEPS=3)', () => {
     });
     expect(res.status).toBe(201);
     const { instance_id: id } = (await res.json()) as { instance_id: string };
-    let sent: Sent[] = [];
-    for (let i = 0; i < 50 && !sent.length; i++) sent = mine(await w.sent(), id);
+    const sent = await sentMatching(w, (m) => m.body.instanceId === id, `a message for ${id}`);
     expect(sent).toHaveLength(1);
     expect(await counts('a_')).toEqual([]);
     await w.deliver([sent[0].body]);

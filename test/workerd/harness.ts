@@ -99,6 +99,19 @@ export async function eventually(check: () => Promise<boolean>, what: string, ms
   }
 }
 
+/**
+ * Waits (bounded) until the worker has sent at least one message that `match` accepts: for sends made in
+ * ctx.waitUntil after a response. Messages that `match` rejects are dropped, as `sent()` drains them.
+ */
+export async function sentMatching(w: Workerd, match: (m: Sent) => boolean, what: string): Promise<Sent[]> {
+  const got: Sent[] = [];
+  await eventually(async () => {
+    got.push(...(await w.sent()).filter(match));
+    return got.length > 0;
+  }, what);
+  return got;
+}
+
 /** Delivers every recorded message, one message per queue() invocation, until the worker sends none. */
 export async function pump(w: Workerd, max = 50): Promise<number> {
   let invocations = 0;

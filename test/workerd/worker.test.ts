@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestDb } from '../helpers/db.ts';
 import { outcome } from '../helpers/engine.ts';
-import { pump, useWorkerd, type Sent } from './harness.ts';
+import { pump, sentMatching, useWorkerd, type Sent } from './harness.ts';
 
 const t = useTestDb();
 const TOKEN = 'workerd-test-token-0000';
@@ -42,8 +42,7 @@ describe('workerd runtime', () => {
     expect(res.status).toBeLessThan(300);
     const { instance_id: id } = (await res.json()) as { instance_id: string };
     // The first step runs in ctx.waitUntil, after the response; then its successor gets a message.
-    let sent: Sent[] = [];
-    for (let i = 0; i < 50 && !sent.length; i++) sent = mine(await w.sent(), id);
+    const sent = await sentMatching(w, (m) => m.body.instanceId === id, `a message for ${id}`);
     expect(sent).toHaveLength(1);
     await w.deliver([sent[0].body]);
     await pump(w);
@@ -67,8 +66,7 @@ describe('workerd runtime', () => {
       body: '{"ok":true}',
     });
     expect(res.status).toBe(200);
-    let sent: Sent[] = [];
-    for (let i = 0; i < 50 && !sent.length; i++) sent = mine(await w.sent(), id);
+    const sent = await sentMatching(w, (m) => m.body.instanceId === id, `a message for ${id}`);
     expect(sent.length).toBeGreaterThanOrEqual(1);
     for (const m of sent) await w.deliver([m.body]);
     await pump(w);
