@@ -5,7 +5,7 @@
  */
 import { html } from 'hono/html';
 import { graphTree, type UiNode } from './graph.ts';
-import { badge, notice, page, pager, qs, shown, when, type Html } from './layout.ts';
+import { badge, notice, page, pager, qs, shown, when, type Html, type Pager } from './layout.ts';
 
 export const STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const;
 export const ACTIVE = new Set(['pending', 'running']);
@@ -80,7 +80,7 @@ export interface UiEvent {
 }
 
 /** The part of the instance page that changes while it runs. */
-export function instanceLive(inst: UiInstance, events: UiEvent[]): Html {
+export function instanceLive(inst: UiInstance, events: UiEvent[], paging: Pager): Html {
   const err = inst.error;
   const errObj = err && typeof err === 'object' ? (err as Record<string, unknown>) : null;
   return html`<div id="live" data-status="${inst.status}">
@@ -101,12 +101,12 @@ ${inst.output !== undefined && inst.output !== null && inst.output !== '' ? html
     ? events.map(
         (e) => html`<tr><td data-h="#">${e.event_id}</td><td data-h="Time">${when(e.created_at)}</td><td data-h="Node"><code>${e.node_id ?? ''}</code></td><td data-h="Kind">${e.kind}</td><td data-h="Attempt">${e.attempt ?? ''}</td><td data-h="Detail"><pre>${shown(e.detail)}</pre></td></tr>`,
       )
-    : html`<tr><td colspan="6" class="muted">No events yet.</td></tr>`}</tbody></table></div></div>`;
+    : html`<tr><td colspan="6" class="muted">No events yet.</td></tr>`}</tbody></table>${pager(paging)}</div></div>`;
 }
 
 // Polls the fragment once a second while the instance is active; stops once it is finished (or the
 // session ends), so an idle open tab costs nothing.
-const LIVE_SCRIPT = `(function(){var live=document.getElementById('live');var url=location.pathname+'/live';
+const LIVE_SCRIPT = `(function(){var live=document.getElementById('live');var url=location.pathname+'/live'+location.search;
 function active(){var s=document.getElementById('live').dataset.status;return s==='pending'||s==='running';}
 function tick(){if(!active())return;fetch(url,{credentials:'same-origin',headers:{Accept:'text/html'}}).then(function(r){
 if(r.status===401){location.href='/ui/login';return null;}return r.ok?r.text():null;}).then(function(t){
@@ -114,7 +114,7 @@ if(t){var cur=document.getElementById('live');var d=document.createElement('div'
 if(n){cur.replaceWith(n);}if(!active()){document.querySelectorAll('.while-active').forEach(function(f){f.remove();});}}}).catch(function(){}).then(function(){setTimeout(tick,1000);});}
 if(live)setTimeout(tick,1000);})();`;
 
-export function instancePage(inst: UiInstance, events: UiEvent[], opts: { resume: boolean; msg?: string; error?: string }): Html {
+export function instancePage(inst: UiInstance, events: UiEvent[], paging: Pager, opts: { resume: boolean; msg?: string; error?: string }): Html {
   const id = inst.instance_id;
   const actions = ACTIVE.has(inst.status)
     ? html`<form method="post" action="/ui/instances/${id}/cancel" class="inline while-active"><label>Reason<input name="reason" placeholder="Cancelled by user" maxlength="1000"></label><button class="danger" type="submit">Cancel</button></form>
@@ -128,7 +128,7 @@ export function instancePage(inst: UiInstance, events: UiEvent[], opts: { resume
     html`<p><a href="/ui">← Instances</a></p><h1>Instance <code>${id}</code></h1>${notice(opts.msg)}
 ${opts.error ? html`<p class="error" role="alert">${opts.error}</p>` : ''}
 ${actions || resume ? html`<div class="card" id="actions">${actions}${resume}</div>` : ''}
-${instanceLive(inst, events)}`,
+${instanceLive(inst, events, paging)}`,
     { signedIn: true, script: LIVE_SCRIPT },
   );
 }

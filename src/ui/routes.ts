@@ -25,10 +25,11 @@ const NAME = /^[A-Za-z0-9._-]{1,200}$/;
 const pageLimit = (v: string | undefined) => (/^\d{1,3}$/.test(v ?? '') && Number(v) >= 1 && Number(v) <= 200 ? Number(v) : PAGE_SIZE);
 
 /**
- * One page of a keyset-paged list route (/v1/workflows, /v1/schedules, /v1/hooks): the API path for the
- * `?cursor=`/`?limit=` of this request, and the pager links of the page at `base` once it has answered.
+ * One page of a keyset-paged list route (/v1/workflows, /v1/schedules, /v1/hooks, an instance's events):
+ * the API path for the `?cursor=`/`?limit=` of this request, and the pager links of the page at `base`
+ * once it has answered.
  */
-function catalogPage(c: Context<UiEnv>, list: string, base: string) {
+function pagedList(c: Context<UiEnv>, list: string, base: string) {
   const q = c.req.query();
   const limit = pageLimit(q.limit);
   const cursor = q.cursor && /^[0-9a-f]{2,512}$/.test(q.cursor) ? q.cursor : undefined;
@@ -128,27 +129,30 @@ export function createUi(opts: UiOptions): Hono<UiEnv> {
     return c.html(listPage({ ...f, limit: limit === PAGE_SIZE ? undefined : String(limit) }, rows as never, next, q.msg));
   });
 
+  // The events timeline is paged like the lists (oldest first, PAGE_SIZE a page); the live fragment
+  // re-fetches the page the reader is on.
   const loadInstance = async (c: Context<UiEnv>, id: string) => {
-    const [inst, ev] = await Promise.all([api(c, `/v1/instances/${id}`), api(c, `/v1/instances/${id}/events?limit=1000`)]);
-    return { inst, ev };
+    const events = pagedList(c, `instances/${id}/events`, `/ui/instances/${id}`);
+    const [inst, ev] = await Promise.all([api(c, `/v1/instances/${id}`), api(c, events.path)]);
+    return { inst, ev, paging: events.pager(ev) };
   };
 
   ui.get('/instances/:id', async (c) => {
     const id = c.req.param('id');
     if (!ID.test(id)) return c.notFound();
-    const { inst, ev } = await loadInstance(c, id);
+    const { inst, ev, paging } = await loadInstance(c, id);
     const out = signedOut(c, inst);
     if (out) return out;
     if (!inst.ok) return c.html(listPage({}, [], null, undefined, `Instance ${id}: ${apiMessage(inst)}`), inst.status === 404 ? 404 : 502);
-    return c.html(instancePage(inst.body, ev.ok ? ev.body.events ?? [] : [], { resume: !!opts.resume, msg: c.req.query('msg'), error: c.req.query('err') }));
+    return c.html(instancePage(inst.body, ev.ok ? ev.body.events ?? [] : [], paging, { resume: !!opts.resume, msg: c.req.query('msg'), error: c.req.query('err') }));
   });
 
   ui.get('/instances/:id/live', async (c) => {
     const id = c.req.param('id');
     if (!ID.test(id)) return c.notFound();
-    const { inst, ev } = await loadInstance(c, id);
+    const { inst, ev, paging } = await loadInstance(c, id);
     if (!inst.ok) return c.text(apiMessage(inst), inst.status === 401 ? 401 : inst.status === 404 ? 404 : 502);
-    return c.html(instanceLive(inst.body, ev.ok ? ev.body.events ?? [] : []));
+    return c.html(instanceLive(inst.body, ev.ok ? ev.body.events ?? [] : [], paging));
   });
 
   /** Runs one state-changing API call for a form and redirects back with its outcome. */
@@ -199,7 +203,7 @@ export function createUi(opts: UiOptions): Hono<UiEnv> {
     ui.get(`/${list}/:name?`, async (c) => {
       const raw = c.req.param('name');
       const name = raw && NAME.test(raw) ? raw : undefined;
-      const paged = catalogPage(c, list, name ? `/ui/${list}/${name}` : `/ui/${list}`);
+      const paged = pagedList(c, list, name ? `/ui/${list}/${name}` : `/ui/${list}`);
       const [rows, one] = await Promise.all([api(c, paged.path), name ? api(c, `/v1/${list}/${name}`) : Promise.resolve(null)]);
       const out = signedOut(c, rows);
       if (out) return out;
@@ -208,7 +212,7 @@ export function createUi(opts: UiOptions): Hono<UiEnv> {
   }
 
   ui.get('/schedules', async (c) => {
-    const paged = catalogPage(c, 'schedules', '/ui/schedules');
+    const paged = pagedList(c, 'schedules', '/ui/schedules');
     const list = await api(c, paged.path);
     const out = signedOut(c, list);
     if (out) return out;

@@ -8,7 +8,7 @@ import { instancePage } from './instances.ts';
 import { createUi } from './routes.ts';
 
 const failed = { instance_id: 'abcd1234', status: 'failed', label: '<script>alert(1)</script>', nodes: [] };
-const render = async (resume: boolean) => String(await instancePage(failed, [], { resume }));
+const render = async (resume: boolean) => String(await instancePage(failed, [], { first: '/ui/instances/x', next: null }, { resume }));
 
 describe('instance page', () => {
   it('escapes what it shows', async () => {

@@ -10,7 +10,7 @@ import type { Page } from 'playwright-core';
 import { silentLogger } from '../../src/log.ts';
 import { startApiServer, type ApiServer } from '../../src/runtime/node/serve.ts';
 import { asRole, useTestDb } from '../helpers/db.ts';
-import { engineFor, start } from '../helpers/engine.ts';
+import { engineFor, later, start } from '../helpers/engine.ts';
 import { launch, signIn, skipMessage, type Browser } from './browser.ts';
 
 const skip = skipMessage();
@@ -255,6 +255,35 @@ describe.skipIf(!!skip)('dashboard (Node server, Chromium)', () => {
     }
     await page.goto(`${server.url}/ui/workflows/pg_b?limit=2`);
     await page.getByText('pg_b: versions').waitFor();
+  });
+
+  it('pages an instance\'s events oldest first, and the live part keeps the page it is on', async () => {
+    // Five failed attempts and the failure: more events than one page of 2.
+    const id = await start(t, `df.retry('SELECT 1 / 0 AS x', 5, 0)`);
+    await drain();
+    await engineFor(t).drain({ now: later(1) });
+    const ids = (await t.query<{ id: string }>(`SELECT id::text FROM df.events WHERE instance_id = $1 ORDER BY id`, [id])).map((r) => r.id);
+    expect(ids.length).toBeGreaterThan(4);
+    await page.goto(`${server.url}/ui/instances/${id}?limit=2`);
+    await status(page, 'failed');
+    const seen: string[] = [];
+    let pages = 0;
+    for (;;) {
+      pages++;
+      const shown = await page.locator('#live table tbody tr td[data-h="#"]').evaluateAll((els) => els.map((e) => e.textContent ?? ''));
+      seen.push(...shown);
+      if ((await page.locator('#live a[rel=next]').count()) === 0) break;
+      expect(shown).toHaveLength(2);
+      await page.locator('#live a[rel=next]').click();
+      await page.waitForURL(/cursor=/);
+    }
+    expect(seen).toEqual(ids);
+    expect(pages).toBe(Math.ceil(ids.length / 2));
+    // The live fragment answers for the page in the address, not the first one.
+    const url = new URL(page.url());
+    const live = await page.request.get(`${server.url}${url.pathname}/live${url.search}`);
+    expect(await live.text()).toContain(`>${ids[ids.length - 1]}</td>`);
+    expect(await live.text()).not.toContain(`>${ids[0]}</td>`);
   });
 
   it('signs out', async () => {
