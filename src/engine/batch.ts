@@ -29,7 +29,7 @@ import { Owed, STEP_SAVEPOINT_NAME, type Ahead, type Tx } from './tx.ts';
 import type { RunKind, RunResult } from './types.ts';
 
 /** Default largest batch of the Node worker (PGFLARE_BATCH_SIZE; 1 = one instance per transaction). */
-export const DEFAULT_BATCH_SIZE = 16;
+export const DEFAULT_BATCH_SIZE = 32;
 
 /** A batch stops taking steps once it has run this long, so a slow step holds few others (ms). */
 export const BATCH_BUDGET_MS = 50;

@@ -73,7 +73,7 @@ export interface EngineOptions {
   queueVacuumSteps?: number;
   /**
    * Largest batch of one-step instances runSeries runs in one transaction (batch.ts); 1 or absent: one
-   * per transaction (the Node worker's default is 16, PGFLARE_BATCH_SIZE). runSeries keeps to its own
+   * per transaction (the Node worker's default is 32, PGFLARE_BATCH_SIZE). runSeries keeps to its own
    * maxSteps; drain's may be passed by up to one batch per loop.
    */
   batchSize?: number;
