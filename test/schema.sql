@@ -345,7 +345,7 @@ END;
 $function$
 
 -- acl {<owner>=X/<owner>}
--- comment Engine (worker only). Writes one checkpoint (the state machine's changes to nodes, scopes, instance and events) of one instance. It first locks the instance row (after the node row the worker claimed) as df._lock_and_load does (a row already held costs nothing), and with p_expect checks the worker's cached copy is still current (PFS01 if not, nothing written); every node row it writes is locked NOWAIT (55P03: the engine retries), never waited for. A JOIN branch's write (p_changes.share) locks the instance row FOR SHARE instead, adds one to the JOIN's count in SQL (a change with join_max; PFS01 when the branch is the last) and may change only its branch's rows.
+-- comment Engine (worker only). Writes one checkpoint (the state machine's changes to nodes, scopes, instance and events) of one instance. It first locks the instance row (after the node row the worker claimed) as df._lock_and_load does (a row already held costs nothing), and with p_expect checks the worker's cached copy is still current (PFS01 if not, nothing written); every node row it writes is locked NOWAIT (55P03: the engine retries), never waited for. A JOIN branch's write (p_changes.share) locks the instance row FOR SHARE instead, adds to the JOIN's count in SQL, once per JOIN, the number of its changes with join_max (PFS01 when the write holds the last branch) and may change only its branch's rows.
 CREATE OR REPLACE FUNCTION df._apply(p_instance_id character varying, p_changes jsonb, p_expect jsonb DEFAULT NULL::jsonb)
  RETURNS void
  LANGUAGE plpgsql
@@ -555,10 +555,16 @@ BEGIN
     -- lock does). The row is taken as the instance row is (SKIP LOCKED, then waiting only while no session
     -- waits for this transaction, under half of deadlock_timeout): only branches of the JOIN hold it, each
     -- for its COMMIT.
-    FOR v_join IN SELECT x.c FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) AS x(c) WHERE x.c ? 'join_max' LOOP
+    -- One addition per JOIN however many of its branches the write finishes (a branch batch merges up to
+    -- 16): one new row version, not one per branch (each further version of a row this transaction
+    -- created also re-ran the row's foreign key checks).
+    FOR v_join IN SELECT jsonb_build_object('id', x.c ->> 'id', 'add', count(*), 'join_max', min((x.c ->> 'join_max')::integer))
+                    FROM jsonb_array_elements(coalesce(p_changes -> 'nodes', '[]'::jsonb)) AS x(c)
+                   WHERE x.c ? 'join_max'
+                   GROUP BY x.c ->> 'id' LOOP
         SELECT q.ctid INTO v_tid FROM df.nodes q
          WHERE q.instance_id = p_instance_id AND q.id = (v_join ->> 'id')::varchar
-           FOR UPDATE SKIP LOCKED;
+           FOR NO KEY UPDATE SKIP LOCKED;
         IF NOT FOUND THEN
             IF EXISTS (SELECT 1 FROM pg_locks l WHERE NOT l.granted AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
                 RAISE EXCEPTION 'pgflare: a JOIN of instance % is locked, and another session is waiting for this checkpoint', p_instance_id
@@ -569,15 +575,15 @@ BEGIN
                 (SELECT greatest(1, s.setting::integer / 2)::text || 'ms' FROM pg_settings s WHERE s.name = 'deadlock_timeout'), true);
             SELECT q.ctid INTO v_tid FROM df.nodes q
              WHERE q.instance_id = p_instance_id AND q.id = (v_join ->> 'id')::varchar
-               FOR UPDATE;
+               FOR NO KEY UPDATE;
             PERFORM set_config('lock_timeout', v_lock_timeout, true);
         END IF;
         UPDATE df.nodes n SET
-            state = coalesce(n.state, '{}'::jsonb) || jsonb_build_object('done', coalesce((n.state ->> 'done')::integer, 0) + 1),
+            state = coalesce(n.state, '{}'::jsonb) || jsonb_build_object('done', coalesce((n.state ->> 'done')::integer, 0) + (v_join ->> 'add')::integer),
             updated_at = now()
          WHERE n.ctid = v_tid
            AND n.status = 'running'
-           AND coalesce((n.state ->> 'done')::integer, 0) + 1 <= (v_join ->> 'join_max')::integer;
+           AND coalesce((n.state ->> 'done')::integer, 0) + (v_join ->> 'add')::integer <= (v_join ->> 'join_max')::integer;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'pgflare: the last branch of a JOIN of instance % fires it from a fresh read', p_instance_id
                 USING ERRCODE = 'PFS01';

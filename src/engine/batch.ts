@@ -99,11 +99,15 @@ export function batchStep(ctx: EngineContext, row: ClaimedRow): string | null {
 export const batchable = (ctx: EngineContext, row: ClaimedRow): boolean => batchStep(ctx, row) !== null;
 
 /** A row of a batch: its activation (`tx`), the step it continues with, and that step's text. */
-interface Planned {
-  row: ClaimedRow;
+/** A claimed step and its substituted text, as runAll/runEach send it (branch-batch.ts too). */
+export interface StepToRun {
   step: ClaimedRow;
-  tx: Tx;
   text: string;
+}
+
+interface Planned extends StepToRun {
+  row: ClaimedRow;
+  tx: Tx;
 }
 
 /** The savepoint a batch's i-th step runs under (the first row's is the one the claim opened). */
@@ -216,11 +220,11 @@ export async function runBatch(
  * restores the session and sends the steps after it. A result over the cap is undone the same way,
  * which undoes the steps after it in its message too: they are sent again.
  */
-async function runAll(
+export async function runAll(
   ctx: EngineContext,
   send: NonNullable<DbClient['queryUntilError']>,
   client: DbClient,
-  planned: Planned[],
+  planned: readonly StepToRun[],
   owes: Owed,
 ): Promise<StepOutcome[]> {
   const outcomes: StepOutcome[] = [];
@@ -274,7 +278,7 @@ async function runAll(
  * step before it owes (its savepoint release, the session restore), then its head and itself; a step
  * that raises is rolled back to its own savepoint.
  */
-async function runEach(ctx: EngineContext, client: DbClient, planned: Planned[], owes: Owed): Promise<StepOutcome[]> {
+export async function runEach(ctx: EngineContext, client: DbClient, planned: readonly StepToRun[], owes: Owed): Promise<StepOutcome[]> {
   const outcomes: StepOutcome[] = [];
   for (const [i, { step, text }] of planned.entries()) {
     const head = `${owes.take()}${stepHead(ctx, step, i).sql}`;

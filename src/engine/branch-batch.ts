@@ -3,10 +3,11 @@
  *
  * One per transaction, each branch paid a claim, a df._apply and a COMMIT, where a drained one-step
  * instance pays a sixteenth of them (batch.ts). Here, as in a batch of one-step instances, one claim takes
- * several rows, each step runs under a savepoint of its own with the session restored between steps,
- * and the branches' checkpoints (each a branch write, fan-out.ts) are merged into one df._apply under
- * the instance's shared lock, sent with the COMMIT. The JOIN's count is added to once per branch in SQL
- * (one join_max change each), so the batch holds the JOIN's row only from that write to its COMMIT.
+ * several rows, their steps run in one message (batch.ts runAll), each under a savepoint of its own with
+ * the session restored between steps, and the branches' checkpoints (each a branch write, fan-out.ts)
+ * are merged into one df._apply under the instance's shared lock, sent with the COMMIT. The JOIN's count
+ * is added to in SQL, once for the batch (0038), so the batch holds the JOIN's row only from that write
+ * to its COMMIT.
  *
  * Effects commit exactly once: all with the write, or none. Any error outside a step, a checkpoint that
  * is not a branch write, or a refused write (PFS01 when the batch holds the JOIN's last branch: that
@@ -18,18 +19,19 @@ import type { Changes } from '../graph/changes.ts';
 import { ancestorsOf } from '../graph/graph.ts';
 import { scopeOfStamp } from '../graph/scope-ids.ts';
 import { substitute } from '../graph/substitute.ts';
-import { isNonTransactional, runBatchedStep } from './executors/sql.ts';
+import { isNonTransactional } from './executors/sql.ts';
 import { otherDatabase } from './executors/other-database.ts';
-import { claimedRows, claimSettings, type ClaimedRow } from './queries/claim.ts';
+import { claimedRows, type ClaimedRow } from './queries/claim.ts';
 import { CHECKPOINT_SAVEPOINT, claimNextSql } from './queries/checkpoint.ts';
 import { literal } from './sql-text.ts';
 import { afterCommit, checkpoint, remember } from './checkpoint.ts';
 import type { EngineContext } from './context.ts';
 import { BATCH_UNDO, LOCK_NOT_AVAILABLE, sqlState } from './errors.ts';
-import { isSimpleStatement, type BatchSizer } from './batch.ts';
+import { isSimpleStatement, runAll, runEach, type BatchSizer, type StepToRun } from './batch.ts';
+import type { StepOutcome } from './executors/outcome.ts';
 import { othersRunning, type Expectation } from './snapshot.ts';
-import { ACTIVE, isRetry, leafEvent, ownTimeout, substitutionContext, timeoutFor, toOutcome } from './step-policy.ts';
-import { Owed, STEP_SAVEPOINT_NAME, type Ahead, type Tx } from './tx.ts';
+import { ACTIVE, isRetry, leafEvent, substitutionContext, toOutcome } from './step-policy.ts';
+import { Owed, type Ahead, type Tx } from './tx.ts';
 import type { RunKind, RunResult } from './types.ts';
 
 /** How often a batch's write is sent when the JOIN's row is contended (55P03) before the batch is undone. */
@@ -84,10 +86,10 @@ export function mergeBranchWrites(writes: { changes: ReturnType<NonNullable<Tx['
 }
 
 /**
- * Runs claimed branches of `rows[0]`'s instance in the open claim transaction, each step under its own
- * savepoint, then one merged branch write with the COMMIT (and, with `ahead`, the next claim). Stops at a
- * row that cannot join (another instance, not a branch) or past the sizer's budget; rows not run are only
- * locked and free again at the COMMIT.
+ * Runs claimed branches of `rows[0]`'s instance in the open claim transaction, their steps in one message
+ * each under its own savepoint, then one merged branch write with the COMMIT (and, with `ahead`, the next
+ * claim). Stops at a row that cannot join (another instance, not a branch); rows not run are only locked
+ * and free again at the COMMIT. A batch that ran past the sizer's budget halves the next one.
  */
 export async function runBranches(
   ctx: EngineContext,
@@ -102,7 +104,6 @@ export async function runBranches(
   const items: { row: ClaimedRow; tx: Tx; ch: Changes; kind: RunKind }[] = [];
   const owes = new Owed();
   let cut = false;
-  let overBudget = false;
   const undo = async (why: unknown) => {
     // The copy stays: it describes committed rows, and the single-row path brings it up to date.
     await client.query('ROLLBACK');
@@ -111,41 +112,30 @@ export async function runBranches(
     ctx.log.debug('branch batch undone; its rows run again one per transaction', { rows: rows.length, error: why });
     return { results: [] };
   };
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i];
-    if (i > 0 && Date.now() - started > sizer.budgetMs) {
-      overBudget = true;
-      break;
-    }
+  // The rows that join, decided before anything runs: their steps go in one message (batch.ts runAll).
+  const planned: StepToRun[] = [];
+  for (const row of rows) {
     const text = row.instance_id === instanceId ? branchStep(ctx, row) : null;
     if (text === null) {
       cut = true;
       break;
     }
     await ctx.hit('after-claim', { instanceId: row.instance_id, nodeId: row.id });
+    planned.push({ step: row, text });
+  }
+  let outcomes: StepOutcome[];
+  try {
+    outcomes = client.queryUntilError ? await runAll(ctx, client.queryUntilError.bind(client), client, planned, owes) : await runEach(ctx, client, planned, owes);
+  } catch (err) {
+    // A statement outside a step raised, or a round trip failed: the transaction's state is unknown.
+    return undo(err);
+  }
+  const overBudget = Date.now() - started > sizer.budgetMs;
+  for (const [i, { step: row }] of planned.entries()) {
     const tx: Tx = { owes, keepsOwed: true, write: null };
-    // The first row's settings and savepoint came with the claim; later rows bring their own.
-    const savepoint = i === 0 ? STEP_SAVEPOINT_NAME : `${STEP_SAVEPOINT_NAME}_${i}`;
-    const own = ownTimeout(ctx, row);
-    const head =
-      i === 0
-        ? own === null
-          ? owes.take()
-          : `${owes.take()}SELECT set_config('statement_timeout', '${own}', true); `
-        : `${owes.take()}SELECT ${claimSettings(`'${timeoutFor(ctx, row)}'`)}; SAVEPOINT ${savepoint}; `;
-    const t0 = Date.now();
-    let out;
-    try {
-      out = await runBatchedStep(client, head, text, savepoint, ctx.maxResultBytes);
-    } catch (err) {
-      // The round trip failed before the step's savepoint existed: the transaction's state is unknown.
-      return undo(err);
-    }
-    if (Date.now() - t0 > sizer.budgetMs) overBudget = true;
     const attempt = row.attempts + 1;
     const events: unknown[] = [];
-    const outcome = toOutcome(out);
-    owes.releaseSavepoint(savepoint).restoreSession();
+    const outcome = toOutcome(outcomes[i]);
     const ch = await checkpoint(ctx, client, tx, row, now, leafEvent(ctx, row, outcome, now, attempt, events), {
       events,
       leafChange: { attempts: attempt },
@@ -153,7 +143,6 @@ export async function runBranches(
     });
     if (!ch || !tx.write?.branch || !tx.write.expect) return undo(new Error(`instance ${instanceId}: a checkpoint that is no branch write`));
     items.push({ row, tx, ch, kind: outcome.kind === 'fail' && isRetry(events) ? 'retry' : 'step' });
-    if (overBudget) break;
   }
   for (const it of items) await ctx.hit('before-commit', { instanceId: it.row.instance_id, nodeId: it.row.id });
   const merged = mergeBranchWrites(items.map(({ tx }) => ({ changes: tx.write!.changes(), expect: tx.write!.expect! })));

@@ -81,9 +81,9 @@ export async function checkpoint(
       // An activation: before it, every node is pending and no scope exists, and the claim read the
       // instance. If the state machine asks for a row anyway (MissingData), the next round reads it.
       pre = { instance: { status: row.instance_status, generation: row.generation }, nodes: [], scopes: [] };
-      ctx.snapshots.set(row.instance_id, activationSnapshot(pre.instance!));
+      tx.activated = { instanceId: row.instance_id, snap: activationSnapshot(pre.instance!) };
     } else {
-      const snap = ctx.snapshots.get(row.instance_id);
+      const snap = ownCopy(tx, row.instance_id) ?? ctx.snapshots.get(row.instance_id);
       let cached = fresh ? null : fromSnapshot(snap, read, row.id);
       // Other leaves running (a JOIN's branches): the copy serves only a write of this branch's own rows.
       if (!cached && !fresh && !carry && othersRunning(snap, row.id)) {
@@ -110,6 +110,7 @@ export async function checkpoint(
       if (!assumed) return null;
       // Only the copy says the instance or the scope is gone: make sure from the rows themselves.
       ctx.snapshots.delete(row.instance_id);
+      tx.activated = undefined;
       continue;
     }
     const cp = checkpointOver(graph, now, s, s.instance.generation, new Date(row.run_at));
@@ -153,7 +154,7 @@ export async function checkpoint(
       tx.write = { instanceId: row.instance_id, before: '', changes, expect: null };
       tx.redo = undefined;
     }
-    tx.written = { instanceId: row.instance_id, pre, read, ch };
+    tx.written = { instanceId: row.instance_id, copy: ownCopy(tx, row.instance_id), pre, read, ch };
     if (ch.instance?.status === 'completed' || ch.instance?.status === 'failed') forget(ctx, row.instance_id);
     return ch;
   }
@@ -179,7 +180,10 @@ export async function commitTx(ctx: EngineContext, client: DbClient, tx: Tx, row
     ctx.counts.stale++;
     // A branch write refused: usually only the copy's count of finished branches was behind (the last
     // branch), and the fresh read of the redo brings the rows it reads up to date; the rest stays good.
-    if (!tx.write?.branch) ctx.snapshots.delete(row.instance_id);
+    if (!tx.write?.branch) {
+      ctx.snapshots.delete(row.instance_id);
+      tx.activated = undefined;
+    }
     tx.redo = undefined;
     tx.written = undefined;
     await client.query(`ROLLBACK TO SAVEPOINT ${CHECKPOINT_SAVEPOINT}`);
@@ -206,13 +210,16 @@ export function remember(ctx: EngineContext, w: Written): void {
     ctx.snapshots.delete(w.instanceId);
     return;
   }
-  const snap = ctx.snapshots.get(w.instanceId) ?? partialSnapshot();
+  const snap = w.copy ?? ctx.snapshots.get(w.instanceId) ?? partialSnapshot();
   if (!advanceSnapshot(snap, w.pre, w.read, w.ch, (id) => LEAF_ROOT.has(graph.nodes.get(id)?.type ?? ''))) {
     ctx.snapshots.delete(w.instanceId);
     return;
   }
   ctx.snapshots.set(w.instanceId, snap);
 }
+
+/** The copy this transaction's own activation of `instanceId` made (not yet committed), if any. */
+const ownCopy = (tx: Tx, instanceId: string) => (tx.activated?.instanceId === instanceId ? tx.activated.snap : undefined);
 
 function readyOf(instanceId: string, ch: Changes | null): ReadyNode[] {
   return (ch?.ready ?? []).map((r) => ({ instanceId, nodeId: r.id, runAt: new Date(r.runAt) }));

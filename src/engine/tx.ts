@@ -8,7 +8,7 @@
 import type { Changes } from '../graph/changes.ts';
 import type { ClaimedRow } from './queries/claim.ts';
 import { RESTORE_SESSION } from './executors/sql.ts';
-import type { Expectation, Loaded, ReadSet, serialize } from './snapshot.ts';
+import type { Expectation, Loaded, ReadSet, serialize, Snapshot } from './snapshot.ts';
 
 /** The savepoint a claim opens for its SQL step (queries/claim.ts STEP_SAVEPOINT). */
 export const STEP_SAVEPOINT_NAME = 'pgflare_step';
@@ -85,10 +85,18 @@ export interface Tx {
   written?: Written;
   /** An activation not yet written: the next checkpoint of this transaction reads through it and writes it. */
   carry?: Changes;
+  /**
+   * The copy an activation in this transaction made. Kept here, not in the engine's shared map, until the
+   * COMMIT: another series claiming a branch the moment the activation commits would otherwise compute
+   * from a copy that shows nothing running, be refused (PFS01) and drop the copy for the whole JOIN.
+   */
+  activated?: { instanceId: string; snap: Snapshot };
 }
 
 export interface Written {
   instanceId: string;
+  /** The copy to advance: the transaction's own activation copy, else the engine's. */
+  copy?: Snapshot;
   pre: Loaded;
   read: ReadSet;
   ch: Changes;

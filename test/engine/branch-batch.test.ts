@@ -7,6 +7,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { useTestDb } from '../helpers/db.ts';
 import { engineFor, outcome, start } from '../helpers/engine.ts';
 import type { PointHandler } from '../../src/engine/points.ts';
+import type { Db, DbClient } from '../../src/engine/db.ts';
 
 const t = useTestDb();
 
@@ -149,5 +150,27 @@ describe('branch batches', () => {
     expect(new Set(got).size).toBe(got.length);
     expect(await afterJoin()).toBe(0);
     expect(e.stats().branchBatched).toBeGreaterThan(0);
+  });
+
+  it('the steps of a branch batch go to the server in one message (one round trip for the batch, not one per branch)', async () => {
+    const id = await startJoin(40);
+    const texts: string[] = [];
+    const wrap = (c: DbClient): DbClient => ({
+      query: ((text: unknown, params?: unknown[]) => {
+        texts.push(typeof text === 'string' ? text : String((text as { text?: string }).text));
+        return c.query(text as never, params);
+      }) as DbClient['query'],
+      ...(c.queryUntilError ? { queryUntilError: (text: string) => (texts.push(text), c.queryUntilError!(text)) } : {}),
+    });
+    const db: Db = { withClient: (fn) => t.db.withClient((c) => fn(wrap(c))), withTransaction: (fn) => t.db.withTransaction((c) => fn(wrap(c))), end: async () => undefined };
+    const e = engineFor(t, { db, batchSize: 16, batchBudgetMs: Number.POSITIVE_INFINITY });
+    await e.runSeries();
+    await e.drain({ concurrency: 2 });
+    expect((await outcome(t, id)).status).toBe('completed');
+    expect(await fx()).toEqual(range(40));
+    expect(e.stats().branchBatched).toBeGreaterThan(0);
+    // The most branch steps one message carried: with a round trip per step it would be 1.
+    const most = Math.max(...texts.map((q) => q.match(/INSERT INTO fx VALUES/g)?.length ?? 0));
+    expect(most).toBeGreaterThanOrEqual(4);
   });
 });

@@ -99,6 +99,30 @@ describe('branch writes', () => {
     expect(await fx()).toEqual([]);
   });
 
+  it('a write finishing several branches of one JOIN adds to its count in one update (0038); past join_max it is refused, the count kept', async () => {
+    const id = await start(t, `'SELECT 0' ~> df.join3(${ins(1)}, ${ins(2)}, ${ins(3)})`);
+    await engineFor(t).runOnce();
+    const [{ join, generation }] = await t.query<{ join: string; generation: number }>(
+      `SELECT n.id AS join, i.generation FROM df.nodes n JOIN df.instances i ON i.id = n.instance_id WHERE n.instance_id = $1 AND n.node_type = 'JOIN'`,
+      [id],
+    );
+    const expect_ = JSON.stringify({ instance: { status: 'running', generation }, nodes: {}, scopes: {} });
+    const changes = (k: number) => JSON.stringify({ share: true, nodes: Array.from({ length: k }, () => ({ id: join, join_max: 2 })) });
+    // As a branch batch of two sends it: two join_max changes for one JOIN.
+    // Counted in the session's stats not yet flushed (PostgreSQL 15+ keeps earlier transactions' there too).
+    const updates = await t.db.withTransaction(async (c) => {
+      const upd = async () =>
+        (await c.query<{ n: number }>(`SELECT n_tup_upd::int AS n FROM pg_stat_xact_user_tables WHERE schemaname = 'df' AND relname = 'nodes'`)).rows[0].n;
+      const before = await upd();
+      await c.query('SELECT df._apply($1, $2::jsonb, $3::jsonb)', [id, changes(2), expect_]);
+      return (await upd()) - before;
+    });
+    expect(updates).toBe(1);
+    expect(await joinState(id)).toEqual({ done: 2 });
+    await expect(t.query('SELECT df._apply($1, $2::jsonb, $3::jsonb)', [id, changes(1), expect_])).rejects.toMatchObject({ code: 'PFS01' });
+    expect(await joinState(id)).toEqual({ done: 2 });
+  });
+
   it('df._apply refuses a branch write that changes the instance (PFS01), writing nothing', async () => {
     const id = await start(t, `'SELECT 0' ~> (${ins(1)} & ${ins(2)})`);
     await engineFor(t).runOnce();
