@@ -98,13 +98,13 @@ export function batchStep(ctx: EngineContext, row: ClaimedRow): string | null {
 
 export const batchable = (ctx: EngineContext, row: ClaimedRow): boolean => batchStep(ctx, row) !== null;
 
-/** A row of a batch: its activation (`tx`), the step it continues with, and that step's text. */
 /** A claimed step and its substituted text, as runAll/runEach send it (branch-batch.ts too). */
 export interface StepToRun {
   step: ClaimedRow;
   text: string;
 }
 
+/** A row of a batch: its activation (`tx`), the step it continues with, and that step's text. */
 interface Planned extends StepToRun {
   row: ClaimedRow;
   tx: Tx;
